@@ -1,0 +1,280 @@
+// Package config holds the topology file: what exists (entries, routes,
+// services, data stores, nodes) and what each hop is expected to answer.
+// Load validates it and reports every problem as file:line: reason.
+package config
+
+import (
+	"time"
+)
+
+// Vantage names known to hopprobe. A topology may add its own.
+const (
+	VantageExternal = "external"
+	VantageInternal = "internal"
+	VantageCluster  = "cluster"
+)
+
+// Config is one parsed topology file.
+type Config struct {
+	// Vantage is the vantage point used when the CLI or serve is given none.
+	Vantage  string             `yaml:"vantage"`
+	Defaults Defaults           `yaml:"defaults"`
+	Vantages map[string]Vantage `yaml:"vantages"`
+	Entries  []Entry            `yaml:"entries"`
+	Routes   []Route            `yaml:"routes"`
+	Services []Service          `yaml:"services"`
+	Stores   []Store            `yaml:"stores"`
+	Nodes    []Node             `yaml:"nodes"`
+
+	// File is the path the config was read from; used in error messages.
+	File string `yaml:"-"`
+}
+
+// Defaults apply to every path that does not set its own value.
+type Defaults struct {
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+	// Concurrency caps how many probes run at the same moment.
+	Concurrency int `yaml:"concurrency"`
+	// MaxBodyBytes caps how much of an HTTP body or WebSocket message is read.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// Vantage is a place the prober runs from.
+type Vantage struct {
+	Description string `yaml:"description"`
+	// Resolver is the DNS server (host:port) the dns hop asks; empty means
+	// the system resolver from /etc/resolv.conf.
+	Resolver string `yaml:"resolver"`
+}
+
+// Entry is one way into the platform: an ordered chain of load balancers
+// and gateways (CloudFront → ALB → APISIX).
+type Entry struct {
+	Name        string     `yaml:"name"`
+	Description string     `yaml:"description"`
+	Hops        []EntryHop `yaml:"hops"`
+}
+
+// EntryHop is one layer of an entry chain.
+type EntryHop struct {
+	Name string `yaml:"name"`
+	// Address is host:port; "{host}" is replaced by the route's probe host.
+	Address string `yaml:"address"`
+	// Addresses overrides Address for a vantage.
+	Addresses map[string]string `yaml:"addresses"`
+	// From lists the vantages that can reach this hop; empty means all.
+	From   []string `yaml:"from"`
+	Scheme string   `yaml:"scheme"` // http or https
+	TLS    *TLS     `yaml:"tls"`
+}
+
+// Route is one APISIX route: hosts + path pattern → namespace/service:port.
+type Route struct {
+	Hosts    []string   `yaml:"hosts"`
+	Path     string     `yaml:"path"`
+	Service  string     `yaml:"service"`
+	Protocol string     `yaml:"protocol"` // http or websocket
+	Entries  []string   `yaml:"entries"`
+	Probe    RouteProbe `yaml:"probe"`
+	Note     string     `yaml:"note"`
+}
+
+// RouteProbe says how to exercise a route.
+type RouteProbe struct {
+	// Host is the concrete host to use when the route host is a wildcard.
+	Host string `yaml:"host"`
+	// Path is the request path; default is the route pattern without '*'.
+	Path     string        `yaml:"path"`
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+	Expect   Expect        `yaml:"expect"`
+}
+
+// Expect is what a healthy HTTP or WebSocket hop answers.
+type Expect struct {
+	// Status lists acceptable HTTP status codes; empty means any 2xx or 3xx.
+	Status       []int  `yaml:"status"`
+	BodyContains string `yaml:"body_contains"`
+	// JSON maps a dotted field path in the JSON body to its expected value.
+	JSON map[string]string `yaml:"json"`
+	// Send is a WebSocket text message sent after the handshake.
+	Send string `yaml:"send"`
+	// Reply must be contained in the first message received after Send.
+	Reply string `yaml:"reply"`
+}
+
+// Service is one Kubernetes Service (or a workload without one: type None).
+type Service struct {
+	Name      string `yaml:"name"`
+	Namespace string `yaml:"namespace"`
+	Type      string `yaml:"type"` // ClusterIP, NodePort, LoadBalancer, None
+	Role      string `yaml:"role"`
+	ClusterIP string `yaml:"cluster_ip"`
+	// External is the LoadBalancer hostname.
+	External string `yaml:"external"`
+	// Host overrides the in-cluster DNS name NAME.NAMESPACE.svc.cluster.local.
+	Host  string `yaml:"host"`
+	Ports []Port `yaml:"ports"`
+	// PodPorts are container ports not exposed by the Service (sidecars).
+	PodPorts []int `yaml:"pod_ports"`
+	// DependsOn names the data stores the service uses.
+	DependsOn []string `yaml:"depends_on"`
+	// Calls names other services (namespace/name) this one calls.
+	Calls []string `yaml:"calls"`
+	// Selects names the service (namespace/name) a LoadBalancer fronts.
+	Selects    string `yaml:"selects"`
+	HealthPath string `yaml:"health_path"`
+	// NodePortUnreachableFrom lists vantages from which the node ports
+	// must NOT answer; a connection from there is a security finding.
+	NodePortUnreachableFrom []string `yaml:"nodeport_unreachable_from"`
+	Note                    string   `yaml:"note"`
+}
+
+// Port is one Service port.
+type Port struct {
+	Name     string `yaml:"name"`
+	Port     int    `yaml:"port"`
+	NodePort int    `yaml:"node_port"`
+	Protocol string `yaml:"protocol"` // http, websocket or tcp
+	// Address overrides host:port for this port (used by the demo).
+	Address string `yaml:"address"`
+}
+
+// Store is one data store: postgres, redis, kafka or etcd.
+type Store struct {
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"`
+	// Address is host:port; Addresses lists several (cluster, sentinel, brokers).
+	Address   string        `yaml:"address"`
+	Addresses []string      `yaml:"addresses"`
+	From      []string      `yaml:"from"`
+	Username  string        `yaml:"username"`
+	Password  *SecretRef    `yaml:"password"`
+	Database  string        `yaml:"database"`
+	TLS       *TLS          `yaml:"tls"`
+	Interval  time.Duration `yaml:"interval"`
+	Timeout   time.Duration `yaml:"timeout"`
+	Postgres  *PostgresOpts `yaml:"postgres"`
+	Redis     *RedisOpts    `yaml:"redis"`
+	Kafka     *KafkaOpts    `yaml:"kafka"`
+	Etcd      *EtcdOpts     `yaml:"etcd"`
+	Note      string        `yaml:"note"`
+}
+
+// PostgresOpts tunes the PostgreSQL probe.
+type PostgresOpts struct {
+	// SSLMode is disable, require, verify-ca or verify-full.
+	SSLMode string `yaml:"sslmode"`
+	// Query is a read-only query; Expect is the text of its first column.
+	Query  string `yaml:"query"`
+	Expect string `yaml:"expect"`
+	// Role is primary or replica, checked with pg_is_in_recovery().
+	Role string `yaml:"role"`
+}
+
+// RedisOpts tunes the Redis probe.
+type RedisOpts struct {
+	Mode       string `yaml:"mode"` // single, cluster, sentinel
+	MasterName string `yaml:"master_name"`
+	Role       string `yaml:"role"` // master or replica
+	DB         int    `yaml:"db"`
+}
+
+// KafkaOpts tunes the Kafka probe.
+type KafkaOpts struct {
+	Topics []string `yaml:"topics"`
+	// CanaryTopic enables a produce/consume round trip on this topic only.
+	CanaryTopic string `yaml:"canary_topic"`
+	SASL        *SASL  `yaml:"sasl"`
+}
+
+// SASL holds Kafka SASL settings.
+type SASL struct {
+	Mechanism string     `yaml:"mechanism"` // plain, scram-sha-256, scram-sha-512
+	Username  string     `yaml:"username"`
+	Password  *SecretRef `yaml:"password"`
+}
+
+// EtcdOpts tunes the Etcd probe.
+type EtcdOpts struct {
+	// Key is read linearizably; default "health".
+	Key string `yaml:"key"`
+}
+
+// TLS holds client TLS settings. Files are paths on the prober's disk.
+type TLS struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Node is a Kubernetes node whose NodePorts are probed.
+type Node struct {
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"`
+}
+
+// ServiceKey identifies a service as namespace/name.
+func (s *Service) Key() string { return s.Namespace + "/" + s.Name }
+
+// FindService returns the service namespace/name, or nil.
+func (c *Config) FindService(key string) *Service {
+	for i := range c.Services {
+		if c.Services[i].Key() == key {
+			return &c.Services[i]
+		}
+	}
+	return nil
+}
+
+// FindStore returns the store with this name, or nil.
+func (c *Config) FindStore(name string) *Store {
+	for i := range c.Stores {
+		if c.Stores[i].Name == name {
+			return &c.Stores[i]
+		}
+	}
+	return nil
+}
+
+// FindEntry returns the entry with this name, or nil.
+func (c *Config) FindEntry(name string) *Entry {
+	for i := range c.Entries {
+		if c.Entries[i].Name == name {
+			return &c.Entries[i]
+		}
+	}
+	return nil
+}
+
+// VantageNames returns the vantages in a stable order.
+func (c *Config) VantageNames() []string {
+	names := make([]string, 0, len(c.Vantages))
+	for _, n := range []string{VantageExternal, VantageInternal, VantageCluster} {
+		if _, ok := c.Vantages[n]; ok {
+			names = append(names, n)
+		}
+	}
+	for n := range c.Vantages {
+		if n != VantageExternal && n != VantageInternal && n != VantageCluster {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// Reaches says whether a hop with this from-list is reachable from vantage.
+func Reaches(from []string, vantage string) bool {
+	if len(from) == 0 {
+		return true
+	}
+	for _, f := range from {
+		if f == vantage {
+			return true
+		}
+	}
+	return false
+}

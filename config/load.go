@@ -1,0 +1,622 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Built-in defaults, chosen so that a path is probed twice a minute and a
+// dead hop cannot hold a probe slot for long.
+const (
+	DefaultInterval     = 30 * time.Second
+	DefaultTimeout      = 5 * time.Second
+	DefaultConcurrency  = 32
+	DefaultMaxBodyBytes = 1 << 20
+)
+
+// Error is one problem in a topology file, located by line.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Errors is every problem found in one file, in file order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads and validates a topology file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read topology file: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates topology YAML; name is used in error messages.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Errors{yamlError(name, err)}
+	}
+	if len(root.Content) == 0 {
+		return nil, Errors{{File: name, Line: 1, Msg: "the file is empty; expected a topology with entries, routes, services and stores"}}
+	}
+	cfg := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			es := make(Errors, 0, len(te.Errors))
+			for _, m := range te.Errors {
+				es = append(es, typeError(name, m))
+			}
+			return nil, es
+		}
+		return nil, Errors{yamlError(name, err)}
+	}
+	cfg.File = name
+	v := &validator{cfg: cfg, file: name, root: root.Content[0]}
+	v.validate()
+	if len(v.errs) > 0 {
+		return nil, v.errs
+	}
+	cfg.applyDefaults()
+	return cfg, nil
+}
+
+var (
+	lineRe      = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	unknownRe   = regexp.MustCompile(`^field (\S+) not found in type config\.(\w+)$`)
+	unmarshalRe = regexp.MustCompile(`^cannot unmarshal !!(\w+) ` + "`" + `?([^` + "`" + `]*)` + "`" + `? into (\S+)$`)
+)
+
+func yamlError(file string, err error) *Error {
+	msg := err.Error()
+	if m := lineRe.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: n, Msg: "not valid YAML: " + m[2]}
+	}
+	return &Error{File: file, Msg: "not valid YAML: " + msg}
+}
+
+func typeError(file, m string) *Error {
+	lm := lineRe.FindStringSubmatch(m)
+	if lm == nil {
+		return &Error{File: file, Msg: m}
+	}
+	n, _ := strconv.Atoi(lm[1])
+	msg := lm[2]
+	if u := unknownRe.FindStringSubmatch(msg); u != nil {
+		msg = fmt.Sprintf("unknown key %q in %s", u[1], humanType(u[2]))
+	} else if u := unmarshalRe.FindStringSubmatch(msg); u != nil {
+		msg = fmt.Sprintf("wrong type: got %s %q, want %s", u[1], u[2], humanGoType(u[3]))
+	}
+	return &Error{File: file, Line: n, Msg: msg}
+}
+
+func humanType(t string) string {
+	switch t {
+	case "Config":
+		return "the top level"
+	case "EntryHop":
+		return "an entry hop"
+	case "RouteProbe":
+		return "a route's probe block"
+	default:
+		return "a " + strings.ToLower(t)
+	}
+}
+
+func humanGoType(t string) string {
+	switch {
+	case t == "time.Duration":
+		return "a duration such as 30s"
+	case t == "int" || t == "int64":
+		return "a number"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map"), strings.HasPrefix(t, "config."):
+		return "a mapping"
+	default:
+		return t
+	}
+}
+
+func (c *Config) applyDefaults() {
+	if c.Defaults.Interval == 0 {
+		c.Defaults.Interval = DefaultInterval
+	}
+	if c.Defaults.Timeout == 0 {
+		c.Defaults.Timeout = DefaultTimeout
+	}
+	if c.Defaults.Concurrency == 0 {
+		c.Defaults.Concurrency = DefaultConcurrency
+	}
+	if c.Defaults.MaxBodyBytes == 0 {
+		c.Defaults.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Vantage == "" {
+		c.Vantage = VantageCluster
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.Protocol == "" {
+			r.Protocol = "http"
+		}
+		if len(r.Entries) == 0 && len(c.Entries) > 0 {
+			r.Entries = []string{c.Entries[0].Name}
+		}
+	}
+	for i := range c.Services {
+		s := &c.Services[i]
+		for j := range s.Ports {
+			if s.Ports[j].Protocol == "" {
+				s.Ports[j].Protocol = "tcp"
+			}
+		}
+	}
+}
+
+// validator collects every problem with the line it sits on.
+type validator struct {
+	cfg  *Config
+	file string
+	root *yaml.Node
+	errs Errors
+}
+
+// errorf records a problem at the YAML node addressed by path: mapping
+// keys as strings, sequence positions as ints. When the exact node is
+// missing (a required key left out) the nearest parent's line is used.
+func (v *validator) errorf(path []any, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) line(path []any) int {
+	n := v.root
+	line := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						next = n.Content[i+1]
+						line = n.Content[i].Line
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		if n.Kind == yaml.SequenceNode || n.Kind == yaml.MappingNode {
+			// keep the key's line, which is where an operator looks
+			continue
+		}
+		line = n.Line
+	}
+	return line
+}
+
+func p(parts ...any) []any { return parts }
+
+var (
+	nameRe     = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
+	hostRe     = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+	serviceRef = regexp.MustCompile(`^([a-z0-9-]+)/([a-z0-9.-]+):(\d+)$`)
+)
+
+var (
+	serviceTypes   = []string{"ClusterIP", "NodePort", "LoadBalancer", "None"}
+	portProtocols  = []string{"http", "websocket", "tcp"}
+	routeProtocols = []string{"http", "websocket"}
+	storeKinds     = []string{"postgres", "redis", "kafka", "etcd"}
+)
+
+func oneOf(s string, set []string) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) validate() {
+	c := v.cfg
+	if len(c.Vantages) == 0 {
+		c.Vantages = map[string]Vantage{VantageExternal: {}, VantageInternal: {}, VantageCluster: {}}
+	}
+	if c.Vantage != "" {
+		if _, ok := c.Vantages[c.Vantage]; !ok {
+			v.errorf(p("vantage"), "vantage %q is not defined under vantages (have %s)", c.Vantage, strings.Join(c.VantageNames(), ", "))
+		}
+	}
+	for name, vt := range c.Vantages {
+		if vt.Resolver != "" {
+			v.checkHostPort(p("vantages", name, "resolver"), vt.Resolver, "resolver")
+		}
+	}
+	v.checkDurations(p("defaults"), c.Defaults.Interval, c.Defaults.Timeout)
+	if c.Defaults.Concurrency < 0 {
+		v.errorf(p("defaults", "concurrency"), "concurrency must be positive, got %d", c.Defaults.Concurrency)
+	}
+	if c.Defaults.MaxBodyBytes < 0 {
+		v.errorf(p("defaults", "max_body_bytes"), "max_body_bytes must be positive, got %d", c.Defaults.MaxBodyBytes)
+	}
+	v.validateEntries()
+	v.validateStores()
+	v.validateServices()
+	v.validateRoutes()
+	v.validateNodes()
+}
+
+func (v *validator) checkDurations(at []any, interval, timeout time.Duration) {
+	if interval < 0 {
+		v.errorf(append(at, "interval"), "interval must be positive, got %s", interval)
+	}
+	if timeout < 0 {
+		v.errorf(append(at, "timeout"), "timeout must be positive, got %s", timeout)
+	}
+	if interval > 0 && timeout > interval {
+		v.errorf(append(at, "timeout"), "timeout %s is longer than interval %s; probes would overlap", timeout, interval)
+	}
+}
+
+func (v *validator) checkVantages(at []any, from []string) {
+	for i, f := range from {
+		if _, ok := v.cfg.Vantages[f]; !ok {
+			v.errorf(append(at, i), "vantage %q is not defined under vantages (have %s)", f, strings.Join(v.cfg.VantageNames(), ", "))
+		}
+	}
+}
+
+func (v *validator) checkHostPort(at []any, addr, what string) {
+	addr = strings.ReplaceAll(addr, "{host}", "host")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		v.errorf(at, "%s %q must be host:port", what, addr)
+		return
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		v.errorf(at, "%s %q: port %q is out of range 1-65535", what, addr, port)
+	}
+}
+
+func (v *validator) checkTLS(at []any, t *TLS) {
+	if t == nil {
+		return
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.errorf(at, "tls needs both cert_file and key_file for a client certificate, or neither")
+	}
+}
+
+func (v *validator) validateEntries() {
+	seen := map[string]bool{}
+	for i, e := range v.cfg.Entries {
+		at := p("entries", i)
+		if !nameRe.MatchString(e.Name) {
+			v.errorf(append(at, "name"), "entry name %q must be lower-case letters, digits, '.' or '-'", e.Name)
+		}
+		if seen[e.Name] {
+			v.errorf(append(at, "name"), "duplicate entry name %q", e.Name)
+		}
+		seen[e.Name] = true
+		if len(e.Hops) == 0 {
+			v.errorf(at, "entry %q has no hops", e.Name)
+		}
+		hopSeen := map[string]bool{}
+		for j, h := range e.Hops {
+			hat := append(p(), "entries", i, "hops", j)
+			if !nameRe.MatchString(h.Name) {
+				v.errorf(append(hat, "name"), "hop name %q must be lower-case letters, digits, '.' or '-'", h.Name)
+			}
+			if hopSeen[h.Name] {
+				v.errorf(append(hat, "name"), "duplicate hop name %q in entry %q", h.Name, e.Name)
+			}
+			hopSeen[h.Name] = true
+			if h.Address != "" {
+				v.checkHostPort(append(hat, "address"), h.Address, "address")
+			}
+			for vn, a := range h.Addresses {
+				if _, ok := v.cfg.Vantages[vn]; !ok {
+					v.errorf(append(hat, "addresses", vn), "vantage %q is not defined under vantages", vn)
+				}
+				v.checkHostPort(append(hat, "addresses", vn), a, "address")
+			}
+			v.checkVantages(append(hat, "from"), h.From)
+			if h.Scheme != "" && h.Scheme != "http" && h.Scheme != "https" {
+				v.errorf(append(hat, "scheme"), "scheme %q must be http or https", h.Scheme)
+			}
+			v.checkTLS(append(hat, "tls"), h.TLS)
+		}
+	}
+}
+
+func (v *validator) validateStores() {
+	seen := map[string]bool{}
+	for i := range v.cfg.Stores {
+		s := &v.cfg.Stores[i]
+		at := p("stores", i)
+		if !nameRe.MatchString(s.Name) {
+			v.errorf(append(at, "name"), "store name %q must be lower-case letters, digits, '.' or '-'", s.Name)
+		}
+		if seen[s.Name] {
+			v.errorf(append(at, "name"), "duplicate store name %q", s.Name)
+		}
+		seen[s.Name] = true
+		if !oneOf(s.Kind, storeKinds) {
+			v.errorf(append(at, "kind"), "store %q has kind %q; want one of %s", s.Name, s.Kind, strings.Join(storeKinds, ", "))
+		}
+		if s.Address == "" && len(s.Addresses) == 0 {
+			v.errorf(at, "store %q needs an address (host:port)", s.Name)
+		}
+		if s.Address != "" {
+			v.checkHostPort(append(at, "address"), s.Address, "address")
+		}
+		for j, a := range s.Addresses {
+			v.checkHostPort(append(at, "addresses", j), a, "address")
+		}
+		v.checkVantages(append(at, "from"), s.From)
+		v.checkSecret(append(at, "password"), s.Password)
+		v.checkTLS(append(at, "tls"), s.TLS)
+		v.checkDurations(at, s.Interval, s.Timeout)
+		v.validateStoreOpts(at, s)
+	}
+}
+
+func (v *validator) validateStoreOpts(at []any, s *Store) {
+	blocks := map[string]bool{"postgres": s.Postgres != nil, "redis": s.Redis != nil, "kafka": s.Kafka != nil, "etcd": s.Etcd != nil}
+	for k, set := range blocks {
+		if set && k != s.Kind {
+			v.errorf(append(at, k), "store %q is of kind %s but has a %s block", s.Name, s.Kind, k)
+		}
+	}
+	if o := s.Postgres; o != nil {
+		if o.SSLMode != "" && !oneOf(o.SSLMode, []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}) {
+			v.errorf(append(at, "postgres", "sslmode"), "sslmode %q is not one of disable, require, verify-ca, verify-full", o.SSLMode)
+		}
+		if o.Role != "" && o.Role != "primary" && o.Role != "replica" {
+			v.errorf(append(at, "postgres", "role"), "role %q must be primary or replica", o.Role)
+		}
+	}
+	if o := s.Redis; o != nil {
+		if o.Mode != "" && !oneOf(o.Mode, []string{"single", "cluster", "sentinel"}) {
+			v.errorf(append(at, "redis", "mode"), "mode %q must be single, cluster or sentinel", o.Mode)
+		}
+		if o.Mode == "sentinel" && o.MasterName == "" {
+			v.errorf(append(at, "redis"), "sentinel mode needs master_name")
+		}
+		if o.Role != "" && o.Role != "master" && o.Role != "replica" {
+			v.errorf(append(at, "redis", "role"), "role %q must be master or replica", o.Role)
+		}
+	}
+	if o := s.Kafka; o != nil {
+		for j, t := range o.Topics {
+			if t == o.CanaryTopic && t != "" {
+				v.errorf(append(at, "kafka", "topics", j), "canary_topic %q is also listed as a business topic; the canary must have a topic of its own", t)
+			}
+		}
+		if o.SASL != nil {
+			if !oneOf(o.SASL.Mechanism, []string{"plain", "scram-sha-256", "scram-sha-512"}) {
+				v.errorf(append(at, "kafka", "sasl", "mechanism"), "sasl mechanism %q must be plain, scram-sha-256 or scram-sha-512", o.SASL.Mechanism)
+			}
+			v.checkSecret(append(at, "kafka", "sasl", "password"), o.SASL.Password)
+		}
+	}
+}
+
+func (v *validator) checkSecret(at []any, s *SecretRef) {
+	if s == nil {
+		return
+	}
+	if s.Inline {
+		v.errorf(at, "secrets may not be written inline; use {env: VAR_NAME} or {file: /path/to/secret}")
+		return
+	}
+	if (s.Env == "") == (s.File == "") {
+		v.errorf(at, "a secret reference needs exactly one of env or file")
+	}
+}
+
+func (v *validator) validateServices() {
+	seen := map[string]bool{}
+	for i := range v.cfg.Services {
+		s := &v.cfg.Services[i]
+		at := p("services", i)
+		if !nameRe.MatchString(s.Name) {
+			v.errorf(append(at, "name"), "service name %q must be lower-case letters, digits, '.' or '-'", s.Name)
+		}
+		if !nameRe.MatchString(s.Namespace) {
+			v.errorf(append(at, "namespace"), "service %q needs a namespace", s.Name)
+		}
+		if seen[s.Key()] {
+			v.errorf(append(at, "name"), "duplicate service %s", s.Key())
+		}
+		seen[s.Key()] = true
+		if !oneOf(s.Type, serviceTypes) {
+			v.errorf(append(at, "type"), "service %s has type %q; want one of %s", s.Key(), s.Type, strings.Join(serviceTypes, ", "))
+		}
+		if s.Type == "None" && len(s.Ports) > 0 {
+			v.errorf(append(at, "ports"), "service %s has type None (no Service object) but lists ports", s.Key())
+		}
+		portSeen := map[int]bool{}
+		for j, pt := range s.Ports {
+			pat := append(p(), "services", i, "ports", j)
+			if pt.Port < 1 || pt.Port > 65535 {
+				v.errorf(append(pat, "port"), "port %d of %s is out of range 1-65535", pt.Port, s.Key())
+			}
+			if portSeen[pt.Port] {
+				v.errorf(append(pat, "port"), "port %d of %s is listed twice", pt.Port, s.Key())
+			}
+			portSeen[pt.Port] = true
+			if pt.NodePort != 0 {
+				if s.Type != "NodePort" && s.Type != "LoadBalancer" {
+					v.errorf(append(pat, "node_port"), "service %s is %s; only NodePort and LoadBalancer services have node ports", s.Key(), s.Type)
+				}
+				if pt.NodePort < 30000 || pt.NodePort > 32767 {
+					v.errorf(append(pat, "node_port"), "node port %d of %s is outside the Kubernetes range 30000-32767", pt.NodePort, s.Key())
+				}
+			}
+			if pt.Protocol != "" && !oneOf(pt.Protocol, portProtocols) {
+				v.errorf(append(pat, "protocol"), "protocol %q of %s must be one of %s", pt.Protocol, s.Key(), strings.Join(portProtocols, ", "))
+			}
+			if pt.Address != "" {
+				v.checkHostPort(append(pat, "address"), pt.Address, "address")
+			}
+		}
+		for j, d := range s.DependsOn {
+			if v.cfg.FindStore(d) == nil {
+				v.errorf(append(at, "depends_on", j), "service %s depends on store %q, which is not defined under stores", s.Key(), d)
+			}
+		}
+		for j, c := range s.Calls {
+			if v.cfg.FindService(c) == nil {
+				v.errorf(append(at, "calls", j), "service %s calls %q, which is not defined under services (write namespace/name)", s.Key(), c)
+			}
+		}
+		if s.Selects != "" && v.cfg.FindService(s.Selects) == nil {
+			v.errorf(append(at, "selects"), "service %s selects %q, which is not defined under services", s.Key(), s.Selects)
+		}
+		v.checkVantages(append(at, "nodeport_unreachable_from"), s.NodePortUnreachableFrom)
+	}
+}
+
+// ParseServiceRef splits "namespace/name:port".
+func ParseServiceRef(ref string) (key string, port int, ok bool) {
+	m := serviceRef.FindStringSubmatch(ref)
+	if m == nil {
+		return "", 0, false
+	}
+	port, _ = strconv.Atoi(m[3])
+	return m[1] + "/" + m[2], port, true
+}
+
+func (v *validator) validateRoutes() {
+	type routeKey struct{ host, path, entry string }
+	seen := map[routeKey]int{}
+	for i := range v.cfg.Routes {
+		r := &v.cfg.Routes[i]
+		at := p("routes", i)
+		if len(r.Hosts) == 0 {
+			v.errorf(at, "route needs at least one host")
+		}
+		for j, h := range r.Hosts {
+			if !hostRe.MatchString(h) {
+				v.errorf(append(at, "hosts", j), "host %q is not a host name (a leading '*.' is allowed)", h)
+			}
+		}
+		if !strings.HasPrefix(r.Path, "/") || strings.Contains(strings.TrimSuffix(r.Path, "*"), "*") {
+			v.errorf(append(at, "path"), "path %q must start with '/' and may only end in '*'", r.Path)
+		}
+		key, port, ok := ParseServiceRef(r.Service)
+		switch {
+		case !ok:
+			v.errorf(append(at, "service"), "service %q must be namespace/name:port", r.Service)
+		case v.cfg.FindService(key) == nil:
+			v.errorf(append(at, "service"), "route %s%s goes to %s, which is not defined under services", first(r.Hosts), r.Path, key)
+		default:
+			s := v.cfg.FindService(key)
+			found := false
+			for _, pt := range s.Ports {
+				found = found || pt.Port == port
+			}
+			if !found {
+				v.errorf(append(at, "service"), "route %s%s goes to port %d, which service %s does not expose", first(r.Hosts), r.Path, port, key)
+			}
+		}
+		if r.Protocol != "" && !oneOf(r.Protocol, routeProtocols) {
+			v.errorf(append(at, "protocol"), "protocol %q must be http or websocket", r.Protocol)
+		}
+		entries := r.Entries
+		for j, e := range r.Entries {
+			if v.cfg.FindEntry(e) == nil {
+				v.errorf(append(at, "entries", j), "entry %q is not defined under entries", e)
+			}
+		}
+		if len(entries) == 0 && len(v.cfg.Entries) > 0 {
+			entries = []string{v.cfg.Entries[0].Name}
+		}
+		for _, h := range r.Hosts {
+			for _, e := range entries {
+				k := routeKey{h, r.Path, e}
+				if prev, dup := seen[k]; dup {
+					v.errorf(append(at, "path"), "route %s%s via %s is already defined at line %d", h, r.Path, e, v.line(p("routes", prev)))
+				}
+				seen[k] = i
+			}
+		}
+		if r.Probe.Path != "" && !strings.HasPrefix(r.Probe.Path, "/") {
+			v.errorf(append(at, "probe", "path"), "probe path %q must start with '/'", r.Probe.Path)
+		}
+		if r.Probe.Host != "" && (!hostRe.MatchString(r.Probe.Host) || strings.HasPrefix(r.Probe.Host, "*")) {
+			v.errorf(append(at, "probe", "host"), "probe host %q must be a concrete host name", r.Probe.Host)
+		}
+		v.checkDurations(append(at, "probe"), r.Probe.Interval, r.Probe.Timeout)
+		for j, st := range r.Probe.Expect.Status {
+			if st < 100 || st > 599 {
+				v.errorf(append(at, "probe", "expect", "status", j), "status %d is not an HTTP status code", st)
+			}
+		}
+		if r.Protocol != "websocket" && (r.Probe.Expect.Send != "" || r.Probe.Expect.Reply != "") {
+			v.errorf(append(at, "probe", "expect"), "send/reply only apply to websocket routes")
+		}
+	}
+}
+
+func (v *validator) validateNodes() {
+	seen := map[string]bool{}
+	for i, n := range v.cfg.Nodes {
+		if n.Name == "" || seen[n.Name] {
+			v.errorf(p("nodes", i, "name"), "node needs a unique name, got %q", n.Name)
+		}
+		seen[n.Name] = true
+		if net.ParseIP(n.Address) == nil && !hostRe.MatchString(n.Address) {
+			v.errorf(p("nodes", i, "address"), "node address %q must be an IP or host name (no port)", n.Address)
+		}
+	}
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}

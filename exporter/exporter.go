@@ -1,0 +1,204 @@
+// Package exporter publishes walk results: Prometheus metrics on
+// /metrics, liveness on /healthz and /readyz, and every path's last walk
+// as JSON on /api/v1/paths.
+package exporter
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/targets"
+)
+
+// Label sets. Every value comes from the topology file, so cardinality is
+// bounded by it; no address, error text or per-request value is a label.
+var (
+	hopLabels  = []string{"path", "hop", "kind", "vantage", "namespace", "service"}
+	pathLabels = []string{"path", "vantage", "namespace", "service"}
+)
+
+// Exporter holds the metrics and the last status of every path.
+type Exporter struct {
+	reg *prometheus.Registry
+
+	hopSuccess   *prometheus.GaugeVec
+	hopSkipped   *prometheus.GaugeVec
+	hopFirstFail *prometheus.GaugeVec
+	hopDuration  *prometheus.HistogramVec
+	hopPhase     *prometheus.GaugeVec
+	hopProbes    *prometheus.CounterVec
+	certExpiry   *prometheus.GaugeVec
+	pathSuccess  *prometheus.GaugeVec
+	pathFirst    *prometheus.GaugeVec
+	pathDuration *prometheus.GaugeVec
+	walkLag      *prometheus.HistogramVec
+
+	mu     sync.RWMutex
+	order  []string
+	status map[string]PathStatus
+	walked map[string]bool
+}
+
+// New registers the metrics for paths.
+func New(paths []*targets.Path) *Exporter {
+	e := &Exporter{
+		reg: prometheus.NewRegistry(),
+		hopSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_hop_success",
+			Help: "1 if the hop answered as expected in the last walk of its path, 0 if not."}, hopLabels),
+		hopSkipped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_hop_skipped",
+			Help: "1 if the hop cannot be reached from this vantage and was not probed."}, hopLabels),
+		hopFirstFail: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_hop_first_failing",
+			Help: "1 if this hop is the first failing hop of its path (the one to page about), else 0."}, hopLabels),
+		hopDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hopprobe_hop_duration_seconds",
+			Help:    "Duration of each hop probe.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, hopLabels),
+		hopPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_hop_phase_duration_seconds",
+			Help: "Duration of each phase (dns, connect, tls, first_byte, transfer, …) of the last probe of a hop."},
+			append(append([]string{}, hopLabels...), "phase")),
+		hopProbes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hopprobe_hop_probes_total",
+			Help: "Hop results by outcome: success, failure or skipped."},
+			append(append([]string{}, hopLabels...), "result")),
+		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_tls_cert_expiry_timestamp_seconds",
+			Help: "Earliest NotAfter of the certificate chain the hop presented, as a Unix timestamp."}, hopLabels),
+		pathSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_path_success",
+			Help: "1 if no probed hop of the path failed in its last walk."}, pathLabels),
+		pathFirst: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_path_first_failing_hop_position",
+			Help: "Position (0-based) of the first failing hop of the path, -1 when healthy."}, pathLabels),
+		pathDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_path_duration_seconds",
+			Help: "Wall time of the last walk of the path."}, pathLabels),
+		walkLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hopprobe_walk_lag_seconds",
+			Help:    "How late a walk started against its schedule.",
+			Buckets: []float64{.001, .005, .01, .02, .05, .1, .5, 1, 5}}, []string{"vantage"}),
+		status: map[string]PathStatus{},
+		walked: map[string]bool{},
+	}
+	e.reg.MustRegister(e.hopSuccess, e.hopSkipped, e.hopFirstFail, e.hopDuration, e.hopPhase, e.hopProbes,
+		e.certExpiry, e.pathSuccess, e.pathFirst, e.pathDuration, e.walkLag,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, p := range paths {
+		e.order = append(e.order, p.ID)
+		e.status[p.ID] = Pending(p)
+	}
+	return e
+}
+
+// Registry exposes the registry (tests gather from it).
+func (e *Exporter) Registry() *prometheus.Registry { return e.reg }
+
+// Observe records one walk.
+func (e *Exporter) Observe(r scheduler.PathResult) {
+	p := r.Path
+	for i, hr := range r.Hops {
+		h := &p.Hops[i]
+		lv := prometheus.Labels{"path": p.ID, "hop": h.Name, "kind": string(h.Kind), "vantage": p.Vantage,
+			"namespace": p.Namespace, "service": p.Service}
+		first := 0.0
+		if i == r.FirstFailing {
+			first = 1
+		}
+		e.hopFirstFail.With(lv).Set(first)
+		if hr.Skipped {
+			e.hopSkipped.With(lv).Set(1)
+			e.hopProbes.With(with(lv, "result", "skipped")).Inc()
+			continue
+		}
+		e.hopSkipped.With(lv).Set(0)
+		ok, result := 0.0, "failure"
+		if hr.Success {
+			ok, result = 1, "success"
+		}
+		e.hopSuccess.With(lv).Set(ok)
+		e.hopProbes.With(with(lv, "result", result)).Inc()
+		e.hopDuration.With(lv).Observe(hr.Duration.Seconds())
+		for _, ph := range hr.Phases {
+			e.hopPhase.With(with(lv, "phase", ph.Name)).Set(ph.Duration.Seconds())
+		}
+		if !hr.CertExpiry.IsZero() {
+			e.certExpiry.With(lv).Set(float64(hr.CertExpiry.Unix()))
+		}
+	}
+	pl := prometheus.Labels{"path": p.ID, "vantage": p.Vantage, "namespace": p.Namespace, "service": p.Service}
+	ok := 0.0
+	if r.Success {
+		ok = 1
+	}
+	e.pathSuccess.With(pl).Set(ok)
+	e.pathFirst.With(pl).Set(float64(r.FirstFailing))
+	e.pathDuration.With(pl).Set(r.Duration.Seconds())
+	e.walkLag.WithLabelValues(p.Vantage).Observe(max(r.Lag.Seconds(), 0))
+
+	st := StatusOf(r)
+	e.mu.Lock()
+	if _, known := e.status[p.ID]; !known {
+		e.order = append(e.order, p.ID)
+	}
+	e.status[p.ID] = st
+	e.walked[p.ID] = true
+	e.mu.Unlock()
+}
+
+func with(l prometheus.Labels, k, v string) prometheus.Labels {
+	out := make(prometheus.Labels, len(l)+1)
+	for a, b := range l {
+		out[a] = b
+	}
+	out[k] = v
+	return out
+}
+
+// Statuses returns every path's last status in topology order.
+func (e *Exporter) Statuses() []PathStatus {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]PathStatus, 0, len(e.order))
+	for _, id := range e.order {
+		out = append(out, e.status[id])
+	}
+	return out
+}
+
+// Ready reports whether every path has been walked at least once.
+func (e *Exporter) Ready() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.walked) >= len(e.order)
+}
+
+// Handler serves /metrics, /healthz, /readyz and /api/v1/paths.
+func (e *Exporter) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{Registry: e.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !e.Ready() {
+			http.Error(w, "not every path has been walked yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /api/v1/paths", func(w http.ResponseWriter, r *http.Request) {
+		st := e.Statuses()
+		if id := r.URL.Query().Get("path"); id != "" {
+			filtered := st[:0:0]
+			for _, s := range st {
+				if s.ID == id {
+					filtered = append(filtered, s)
+				}
+			}
+			st = filtered
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(map[string]any{"paths": st})
+	})
+	return mux
+}

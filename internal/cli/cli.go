@@ -1,0 +1,227 @@
+// Package cli is the `probe` command: one-shot walks, list, validate and
+// serve. cmd/probe is a thin main around Main.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/targets"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitBroken  = 1
+	ExitBadArgs = 2
+)
+
+// DefaultConfig is used when neither --config nor HOPPROBE_CONFIG is set.
+const DefaultConfig = "config/allinx.yaml"
+
+const usage = `usage:
+  probe --path HOST/PATH [--config FILE] [--vantage external|internal|cluster] [--output table|json]
+  probe list     [--config FILE] [--vantage V]
+  probe validate [--config FILE]
+  probe serve    [--config FILE] [--vantage V] [--listen ADDR]
+
+--path walks one documented path once, prints every hop and exits 0 when
+it is healthy, 1 when a hop failed, 2 on bad config or an unknown path.
+`
+
+// Main runs the command line args (without the program name) and returns
+// the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	def := os.Getenv("HOPPROBE_CONFIG")
+	if def == "" {
+		def = DefaultConfig
+	}
+	cfgPath := fs.String("config", def, "topology file")
+	vantage := fs.String("vantage", "", "vantage point (default: the topology's vantage)")
+	path := fs.String("path", "", "walk this path once: HOST/PATH or a path ID from `probe list`")
+	output := fs.String("output", "table", "table or json")
+	listen := fs.String("listen", ":9115", "serve: address for /metrics, /healthz and /api/v1/paths")
+	if err := fs.Parse(args); err != nil {
+		return ExitBadArgs
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected argument %q\n%s", fs.Arg(0), usage)
+		return ExitBadArgs
+	}
+	if *output != "table" && *output != "json" {
+		fmt.Fprintf(stderr, "--output must be table or json, got %q\n", *output)
+		return ExitBadArgs
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "invalid topology:\n%v\n", err)
+		return ExitBadArgs
+	}
+	v := *vantage
+	if v == "" {
+		v = cfg.Vantage
+	}
+	switch {
+	case cmd == "" && *path != "":
+		return walkOnce(ctx, cfg, v, *path, *output, stdout, stderr)
+	case cmd == "list":
+		return list(cfg, v, stdout, stderr)
+	case cmd == "validate":
+		paths, err := targets.Expand(cfg, v)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return ExitBadArgs
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d routes, %d services, %d stores, %d paths)\n", cfg.File, len(cfg.Routes), len(cfg.Services), len(cfg.Stores), len(paths))
+		return ExitOK
+	case cmd == "serve":
+		return serve(ctx, cfg, v, *listen, stderr)
+	default:
+		fmt.Fprint(stderr, usage)
+		return ExitBadArgs
+	}
+}
+
+func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output string, stdout, stderr io.Writer) int {
+	paths, err := targets.Resolve(cfg, vantage, query)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
+	}
+	w := scheduler.NewWalker(cfg.Defaults.Concurrency)
+	var statuses []exporter.PathStatus
+	code := ExitOK
+	for _, p := range paths {
+		r := w.Walk(ctx, p)
+		statuses = append(statuses, exporter.StatusOf(r))
+		if !r.Success {
+			code = ExitBroken
+		}
+	}
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(map[string]any{"paths": statuses})
+		return code
+	}
+	for i, st := range statuses {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		PrintTable(stdout, st)
+	}
+	return code
+}
+
+// PrintTable writes one path's walk as a table and its verdict.
+func PrintTable(out io.Writer, st exporter.PathStatus) {
+	fmt.Fprintf(out, "path %s (vantage %s, %s/%s)\n", st.ID, st.Vantage, st.Namespace, st.Service)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOP\tKIND\tTARGET\tLATENCY\tVERDICT\tERROR")
+	for _, h := range st.Hops {
+		lat := "-"
+		if h.Verdict == exporter.VerdictOK || h.Verdict == exporter.VerdictFailed {
+			lat = fmt.Sprintf("%.1fms", h.LatencyMS)
+		}
+		verdict := h.Verdict
+		if h.FirstFail {
+			verdict += " (first)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Kind, h.Target, lat, verdict, oneLine(h.Error))
+	}
+	_ = tw.Flush()
+	switch st.Verdict {
+	case exporter.VerdictOK:
+		fmt.Fprintf(out, "verdict: OK in %.1fms\n", st.DurationMS)
+	default:
+		reason := ""
+		for _, h := range st.Hops {
+			if h.FirstFail {
+				reason = oneLine(h.Error)
+			}
+		}
+		fmt.Fprintf(out, "verdict: BROKEN, first failing hop: %s: %s\n", st.FirstFailingHop, reason)
+	}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func list(cfg *config.Config, vantage string, stdout, stderr io.Writer) int {
+	paths, err := targets.Expand(cfg, vantage)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
+	}
+	for _, p := range paths {
+		fmt.Fprintf(stdout, "%s\t[%s] %s/%s every %s\n", p.ID, p.Kind, p.Namespace, p.Service, p.Interval)
+		for _, h := range p.Hops {
+			note := ""
+			if h.Skip != "" {
+				note = "  (skipped: " + h.Skip + ")"
+			}
+			fmt.Fprintf(stdout, "  %-22s %-10s %s%s\n", h.Name, h.Kind, h.Describe(), note)
+		}
+	}
+	return ExitOK
+}
+
+func serve(ctx context.Context, cfg *config.Config, vantage, listen string, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	paths, err := targets.Expand(cfg, vantage)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	exp := exporter.New(paths)
+	sched := &scheduler.Scheduler{Walker: scheduler.NewWalker(cfg.Defaults.Concurrency), Paths: paths, OnResult: func(r scheduler.PathResult) {
+		exp.Observe(r)
+		if !r.Success {
+			h := r.Hops[r.FirstFailing]
+			log.Warn("path broken", "path", r.Path.ID, "first_failing_hop", r.Path.Hops[r.FirstFailing].Name, "error", h.Error)
+		}
+	}}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "cannot listen on %s: %v\n", listen, err)
+		return ExitBadArgs
+	}
+	srv := &http.Server{Handler: exp.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "error", err)
+		}
+	}()
+	log.Info("serving", "config", cfg.File, "vantage", vantage, "paths", len(paths),
+		"metrics", "http://"+ln.Addr().String()+"/metrics", "status", "http://"+ln.Addr().String()+"/api/v1/paths")
+	sched.Run(ctx)
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	log.Info("stopped")
+	return ExitOK
+}

@@ -1,0 +1,182 @@
+package probes
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// httpProber sends one GET to Address on behalf of Host and checks the
+// status, body and JSON fields. Phases follow blackbox_exporter: dns,
+// connect, tls, first_byte (server processing), transfer.
+type httpProber struct{}
+
+func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+	tc, err := tlsConfig(t.TLS, t.Host)
+	if err != nil {
+		return err
+	}
+	var (
+		tlsStart, wroteAt, firstByte time.Time
+		conn                         bool
+	)
+	tr := &http.Transport{
+		// Every probe opens its own connection: a pooled one would hide
+		// connect and TLS time, and a dead peer behind a live socket.
+		DisableKeepAlives: true,
+		TLSClientConfig:   tc,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			c, err := dial(ctx, t.Address, rep)
+			conn = err == nil
+			return c, err
+		},
+		ForceAttemptHTTP2: false,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{
+		Transport: tr,
+		// A redirect is an answer from this hop; following it would probe
+		// a different one.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	trace := &httptrace.ClientTrace{
+		TLSHandshakeStart: func() { tlsStart = time.Now() },
+		TLSHandshakeDone: func(cs tls.ConnectionState, _ error) {
+			rep.since("tls", tlsStart)
+			recordCert(cs, rep)
+		},
+		WroteRequest:         func(httptrace.WroteRequestInfo) { wroteAt = time.Now() },
+		GotFirstResponseByte: func() { firstByte = time.Now() },
+	}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, requestURL(t), nil)
+	if err != nil {
+		return fmt.Errorf("cannot build request: %w", err)
+	}
+	req.Header.Set("User-Agent", "hopprobe")
+	resp, err := client.Do(req)
+	if err != nil {
+		if conn {
+			err = connected(err)
+		}
+		return fmt.Errorf("GET %s via %s failed: %w", req.URL, t.Address, err)
+	}
+	defer resp.Body.Close()
+	if !wroteAt.IsZero() && !firstByte.IsZero() {
+		rep.AddPhase("first_byte", firstByte.Sub(wroteAt))
+	}
+	rep.Detail("status", strconv.Itoa(resp.StatusCode))
+	if s := answeredBy(resp.Header); s != "" {
+		rep.Detail("answered_by", s)
+	}
+	start := time.Now()
+	body, err := readLimited(resp.Body, t.MaxBodyBytes)
+	rep.since("transfer", start)
+	if err != nil {
+		return connected(fmt.Errorf("reading the body from %s: %w", t.Address, err))
+	}
+	return connected(checkHTTP(t, resp, body))
+}
+
+func requestURL(t *Target) string {
+	scheme := t.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	path := t.Path
+	if path == "" {
+		path = "/"
+	}
+	return scheme + "://" + t.Host + path
+}
+
+// answeredBy names the layer that produced a response, from the headers
+// proxies add; it turns "HTTP 502" into "HTTP 502 from alb-public".
+func answeredBy(h http.Header) string {
+	parts := []string{}
+	if s := h.Get("Server"); s != "" {
+		parts = append(parts, "server "+s)
+	}
+	if v := h.Values("Via"); len(v) > 0 {
+		parts = append(parts, "via "+strings.Join(v, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+var errTooLarge = errors.New("exceeds the size limit")
+
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("body %w of %d bytes", errTooLarge, limit)
+	}
+	return b, nil
+}
+
+func checkHTTP(t *Target, resp *http.Response, body []byte) error {
+	e := t.Expect
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 400
+	if len(e.Status) > 0 {
+		ok = false
+		for _, s := range e.Status {
+			ok = ok || s == resp.StatusCode
+		}
+	}
+	if !ok {
+		want := "2xx or 3xx"
+		if len(e.Status) > 0 {
+			want = fmt.Sprint(e.Status)
+		}
+		msg := fmt.Sprintf("HTTP %d from %s, want %s", resp.StatusCode, t.Address, want)
+		if by := answeredBy(resp.Header); by != "" {
+			msg += " (" + by + ")"
+		}
+		return errors.New(msg)
+	}
+	if e.BodyContains != "" && !strings.Contains(string(body), e.BodyContains) {
+		return fmt.Errorf("body from %s does not contain %q", t.Address, e.BodyContains)
+	}
+	if len(e.JSON) > 0 {
+		return checkJSON(body, e.JSON)
+	}
+	return nil
+}
+
+// checkJSON compares dotted field paths ("data.status") with their
+// expected text.
+func checkJSON(body []byte, want map[string]string) error {
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fmt.Errorf("body is not JSON: %w", err)
+	}
+	for path, exp := range want {
+		v := doc
+		for _, k := range strings.Split(path, ".") {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return fmt.Errorf("JSON field %s is missing", path)
+			}
+			if v, ok = m[k]; !ok {
+				return fmt.Errorf("JSON field %s is missing", path)
+			}
+		}
+		if got := fmt.Sprint(v); got != exp {
+			return fmt.Errorf("JSON field %s is %q, want %q", path, got, exp)
+		}
+	}
+	return nil
+}

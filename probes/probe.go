@@ -1,0 +1,179 @@
+// Package probes holds one prober per protocol behind the Prober
+// interface. Every prober is registered in registry.go; Run is the single
+// entry point that bounds a probe by its timeout, turns "must not answer"
+// hops around and scrubs secrets out of errors.
+package probes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/allinx/hopprobe/config"
+)
+
+// Kind names a protocol; it is the "kind" label of every hop metric.
+type Kind string
+
+// Target is everything a prober needs to know about one hop.
+type Target struct {
+	// Address is host:port to connect to. It may differ from Host when a
+	// request is sent to a load balancer on behalf of a virtual host.
+	Address string
+	// Host is the name to resolve (dns), the TLS server name and the HTTP
+	// Host header.
+	Host string
+	// Scheme is http or https for HTTP and WebSocket hops.
+	Scheme string
+	// Path is the request path for HTTP and WebSocket hops.
+	Path string
+	// Resolver is the DNS server host:port for dns hops; empty = system.
+	Resolver string
+	TLS      *config.TLS
+	Expect   config.Expect
+	// MaxBodyBytes caps an HTTP body or a WebSocket message.
+	MaxBodyBytes int64
+	// Store is set for data-store hops.
+	Store *config.Store
+	// ExpectUnreachable inverts the verdict: the hop is healthy only when
+	// nothing answers (a NodePort that must stay internal).
+	ExpectUnreachable bool
+}
+
+// Key identifies what a probe really does, so that paths sharing a hop
+// share one probe per interval.
+func (t *Target) Key(kind Kind) string {
+	store := ""
+	if t.Store != nil {
+		store = t.Store.Name
+	}
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%v|%v", kind, t.Address, t.Host, t.Scheme, t.Path, t.Resolver, store, t.ExpectUnreachable, t.Expect)
+}
+
+// Prober speaks one protocol. Probe returns nil when the hop answered as
+// expected and fills rep with phase timings and details either way. It
+// must return promptly once ctx is done.
+type Prober interface {
+	Probe(ctx context.Context, t *Target, rep *Report) error
+}
+
+// Phase is one timed step of a probe (connect, tls, first_byte, …).
+type Phase struct {
+	Name     string        `json:"name"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Report is what a prober observed besides success.
+type Report struct {
+	Phases []Phase
+	// CertExpiry is the earliest NotAfter of the peer's chain, if any.
+	CertExpiry time.Time
+	// Details are small facts for humans (status code, role, address).
+	// They go to the JSON status and CLI, never into metric labels.
+	Details map[string]string
+}
+
+// AddPhase records a timed step.
+func (r *Report) AddPhase(name string, d time.Duration) {
+	r.Phases = append(r.Phases, Phase{Name: name, Duration: d})
+}
+
+// Detail records a fact for humans.
+func (r *Report) Detail(k, v string) {
+	if r.Details == nil {
+		r.Details = map[string]string{}
+	}
+	r.Details[k] = v
+}
+
+// since times a phase that started at start.
+func (r *Report) since(name string, start time.Time) {
+	r.AddPhase(name, time.Since(start))
+}
+
+// Result is the outcome of one probe.
+type Result struct {
+	Success  bool
+	Start    time.Time
+	Duration time.Duration
+	// Error is operator-readable and already scrubbed of secrets.
+	Error string
+	Report
+}
+
+// Run probes one hop, bounded by timeout.
+func Run(ctx context.Context, kind Kind, t *Target, timeout time.Duration) Result {
+	res := Result{Start: time.Now()}
+	p, ok := registry[kind]
+	if !ok {
+		res.Error = fmt.Sprintf("no prober for kind %q", kind)
+		return res
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := p.Probe(ctx, t, &res.Report)
+	res.Duration = time.Since(res.Start)
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		err = fmt.Errorf("no answer within %s: %w", timeout, err)
+	}
+	if t.ExpectUnreachable {
+		err = invertReachability(t, err)
+	}
+	res.Success = err == nil
+	if err != nil {
+		res.Error = Redact(err.Error(), t)
+	}
+	return res
+}
+
+// invertReachability turns a "must not answer" hop's outcome around: a
+// refused or unanswered connection is the healthy state.
+func invertReachability(t *Target, err error) error {
+	if err == nil {
+		return fmt.Errorf("SECURITY: %s answered but must not be reachable from this vantage", t.Address)
+	}
+	if Unreachable(err) {
+		return nil
+	}
+	return fmt.Errorf("SECURITY: %s accepted a connection but must not be reachable from this vantage (%v)", t.Address, err)
+}
+
+// Unreachable reports whether err means nothing answered at all, as
+// opposed to a peer that answered wrongly.
+func Unreachable(err error) bool {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH), errors.As(err, &dnsErr):
+		return true
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return true
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		// Only a dial can time out in a pure connect probe; probers that
+		// get further wrap their errors in ErrConnected.
+		return !errors.Is(err, ErrConnected)
+	}
+	return false
+}
+
+// ErrConnected marks errors that happened after a connection was made.
+var ErrConnected = errors.New("connected")
+
+// connected wraps err so that Unreachable knows a peer did answer.
+func connected(err error) error {
+	if err == nil {
+		return nil
+	}
+	return connectedError{err}
+}
+
+type connectedError struct{ err error }
+
+func (e connectedError) Error() string        { return e.err.Error() }
+func (e connectedError) Unwrap() error        { return e.err }
+func (e connectedError) Is(target error) bool { return target == ErrConnected }

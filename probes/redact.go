@@ -1,0 +1,45 @@
+package probes
+
+import (
+	"regexp"
+	"strings"
+)
+
+var (
+	// scheme://user:secret@host — the password part of any URL or DSN.
+	urlPassword = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@`)
+	// key=value secrets in libpq-style DSNs and driver messages.
+	kvPassword = regexp.MustCompile(`(?i)\b(password|passwd|pwd|token|secret)=('[^']*'|\S+)`)
+)
+
+// Redact removes secrets from an operator-visible message: the resolved
+// values of the target's secret references, passwords inside URLs and
+// DSNs, and password= pairs. Drivers sometimes echo their DSN in errors;
+// this is the one place that stops it reaching logs, metrics or the CLI.
+func Redact(msg string, t *Target) string {
+	if t != nil {
+		for _, s := range targetSecrets(t) {
+			if len(s) >= 1 {
+				msg = strings.ReplaceAll(msg, s, "[REDACTED]")
+			}
+		}
+	}
+	msg = urlPassword.ReplaceAllString(msg, "${1}[REDACTED]@")
+	return kvPassword.ReplaceAllString(msg, "${1}=[REDACTED]")
+}
+
+func targetSecrets(t *Target) []string {
+	if t.Store == nil {
+		return nil
+	}
+	var out []string
+	if v, err := t.Store.Password.Resolve(); err == nil && v != "" {
+		out = append(out, v)
+	}
+	if k := t.Store.Kafka; k != nil && k.SASL != nil {
+		if v, err := k.SASL.Password.Resolve(); err == nil && v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,25 @@
+package probes
+
+// The protocol kinds hopprobe speaks.
+const (
+	KindDNS       Kind = "dns"
+	KindTCP       Kind = "tcp"
+	KindTLS       Kind = "tls"
+	KindHTTP      Kind = "http"
+	KindWebSocket Kind = "websocket"
+)
+
+// registry is the one table of probers: add a protocol here.
+var registry = map[Kind]Prober{
+	KindDNS:       dnsProber{},
+	KindTCP:       tcpProber{},
+	KindTLS:       tlsProber{},
+	KindHTTP:      httpProber{},
+	KindWebSocket: wsProber{},
+}
+
+// Known reports whether kind has a prober.
+func Known(kind Kind) bool {
+	_, ok := registry[kind]
+	return ok
+}

@@ -1,0 +1,168 @@
+package targets
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/allinx/hopprobe/config"
+)
+
+// UnknownPathError is returned when a query matches no documented path.
+type UnknownPathError struct {
+	Query   string
+	Nearest []string
+}
+
+func (e *UnknownPathError) Error() string {
+	msg := fmt.Sprintf("no documented path matches %q", e.Query)
+	if len(e.Nearest) > 0 {
+		msg += "; nearest known paths: " + strings.Join(e.Nearest, ", ")
+	}
+	return msg
+}
+
+// Resolve finds the paths an operator means by query: a path ID as
+// printed by `probe list` ("api.allinpro.com/futures/ws*",
+// "svc/landry/landry-ces-matchengine"), or a host and request path
+// ("api.allinpro.com/futures/ws", optionally with a scheme) matched the
+// way APISIX matches. A route reached through several entries yields one
+// path per entry.
+func Resolve(cfg *config.Config, vantage, query string) ([]*Path, error) {
+	all, err := Expand(cfg, vantage)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range all {
+		if p.ID == query {
+			return []*Path{p}, nil
+		}
+	}
+	q := query
+	for _, s := range []string{"https://", "http://", "wss://", "ws://"} {
+		q = strings.TrimPrefix(q, s)
+	}
+	host, reqPath, _ := strings.Cut(q, "/")
+	reqPath = "/" + reqPath
+	if i := strings.IndexAny(reqPath, "?#"); i >= 0 {
+		reqPath = reqPath[:i]
+	}
+	host = strings.ToLower(host)
+	r, matchedHost := MatchRoute(cfg, host, reqPath)
+	if r == nil {
+		return nil, &UnknownPathError{Query: query, Nearest: Nearest(IDs(all), query, 5)}
+	}
+	if strings.HasPrefix(matchedHost, "*.") {
+		// The operator named a concrete host under the wildcard: probe it.
+		r = withProbeHost(r, host)
+	}
+	var out []*Path
+	for _, e := range r.Entries {
+		out = append(out, RoutePath(cfg, vantage, r, matchedHost, e, reqPath))
+	}
+	return out, nil
+}
+
+func withProbeHost(r *config.Route, host string) *config.Route {
+	c := *r
+	c.Probe.Host = host
+	return &c
+}
+
+// MatchRoute picks the route APISIX would pick for host and path: routes
+// for the exact host before wildcard hosts, then an exact path before
+// prefixes, then the longest prefix. It returns the matching host
+// pattern too.
+func MatchRoute(cfg *config.Config, host, path string) (*config.Route, string) {
+	type cand struct {
+		r        *config.Route
+		host     string
+		wildcard bool
+		exact    bool
+		prefix   int
+	}
+	var best *cand
+	better := func(a, b *cand) bool {
+		if a.wildcard != b.wildcard {
+			return !a.wildcard
+		}
+		if a.exact != b.exact {
+			return a.exact
+		}
+		return a.prefix > b.prefix
+	}
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		for _, h := range r.Hosts {
+			wild := strings.HasPrefix(h, "*.")
+			if !HostMatches(h, host) {
+				continue
+			}
+			c := &cand{r: r, host: h, wildcard: wild}
+			if pre, ok := strings.CutSuffix(r.Path, "*"); ok {
+				if !strings.HasPrefix(path, pre) {
+					continue
+				}
+				c.prefix = len(pre)
+			} else if r.Path == path {
+				c.exact = true
+			} else {
+				continue
+			}
+			if best == nil || better(c, best) {
+				best = c
+			}
+		}
+	}
+	if best == nil {
+		return nil, ""
+	}
+	return best.r, best.host
+}
+
+// HostMatches reports whether host pattern (possibly "*.suffix") covers host.
+func HostMatches(pattern, host string) bool {
+	pattern = strings.ToLower(pattern)
+	if suffix, ok := strings.CutPrefix(pattern, "*"); ok {
+		return strings.HasSuffix(host, suffix) && len(host) > len(suffix)
+	}
+	return pattern == host
+}
+
+// Nearest returns up to n candidates closest to q by edit distance.
+func Nearest(candidates []string, q string, n int) []string {
+	type scored struct {
+		s string
+		d int
+	}
+	sc := make([]scored, len(candidates))
+	for i, c := range candidates {
+		sc[i] = scored{c, editDistance(strings.ToLower(c), strings.ToLower(q))}
+	}
+	sort.SliceStable(sc, func(i, j int) bool { return sc[i].d < sc[j].d })
+	var out []string
+	for i := 0; i < len(sc) && i < n; i++ {
+		out = append(out, sc[i].s)
+	}
+	return out
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

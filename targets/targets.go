@@ -1,0 +1,346 @@
+// Package targets turns the topology into paths: ordered chains of hops,
+// from DNS through the edge, APISIX and the Service down to each data
+// store the service depends on, as seen from one vantage.
+package targets
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/probes"
+)
+
+// Path kinds.
+const (
+	PathRoute    = "route"
+	PathService  = "service"
+	PathNodePort = "nodeport"
+)
+
+// Hop is one probed step of a path.
+type Hop struct {
+	Name    string
+	Kind    probes.Kind
+	Target  probes.Target
+	Timeout time.Duration
+	// Skip, when set, says why this hop is not probed from this vantage.
+	Skip string
+	// DependsOn lists the positions of hops whose failure explains this
+	// hop's failure: a request through the edge fails when the ALB behind
+	// it fails, a service's health check fails when its Redis does.
+	DependsOn []int
+}
+
+// Describe says in one line what the hop does, for the CLI and status.
+func (h *Hop) Describe() string {
+	t := &h.Target
+	switch h.Kind {
+	case probes.KindDNS:
+		r := t.Resolver
+		if r == "" {
+			r = "system resolver"
+		}
+		return fmt.Sprintf("resolve %s (%s)", t.Host, r)
+	case probes.KindHTTP, probes.KindWebSocket:
+		if t.Address == "" {
+			return fmt.Sprintf("%s://%s%s", t.Scheme, t.Host, t.Path)
+		}
+		return fmt.Sprintf("%s://%s%s via %s", t.Scheme, t.Host, t.Path, t.Address)
+	case probes.KindTLS:
+		return fmt.Sprintf("TLS %s (SNI %s)", t.Address, t.Host)
+	default:
+		return t.Address
+	}
+}
+
+// Path is a documented way through the platform and its hop chain.
+type Path struct {
+	ID        string
+	Kind      string
+	Vantage   string
+	Namespace string
+	Service   string
+	Interval  time.Duration
+	Timeout   time.Duration
+	Hops      []Hop
+}
+
+// Expand builds every documented path as seen from vantage: one per
+// route host and entry, one per Service that no route reaches, and one
+// per NodePort Service.
+func Expand(cfg *config.Config, vantage string) ([]*Path, error) {
+	if _, ok := cfg.Vantages[vantage]; !ok {
+		return nil, fmt.Errorf("vantage %q is not defined in %s (have %s)", vantage, cfg.File, strings.Join(cfg.VantageNames(), ", "))
+	}
+	var paths []*Path
+	routed := map[string]bool{}
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		key, _, _ := config.ParseServiceRef(r.Service)
+		routed[key] = true
+		for _, h := range r.Hosts {
+			for _, e := range r.Entries {
+				paths = append(paths, RoutePath(cfg, vantage, r, h, e, ""))
+			}
+		}
+	}
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		if !routed[s.Key()] && (len(s.Ports) > 0 || len(s.DependsOn) > 0) && s.Type != "LoadBalancer" {
+			paths = append(paths, servicePath(cfg, vantage, s))
+		}
+		if s.Type == "NodePort" {
+			paths = append(paths, nodePortPath(cfg, vantage, s))
+		}
+	}
+	return paths, nil
+}
+
+// RouteID names the path of route r for host through entry.
+func RouteID(r *config.Route, host, entry string) string {
+	id := host + r.Path
+	if len(r.Entries) > 0 && entry != r.Entries[0] {
+		id += "@" + entry
+	}
+	return id
+}
+
+// RoutePath builds the hop chain of route r for host through entry. A
+// non-empty reqPath replaces the route's probe path (the CLI passes the
+// path the operator typed).
+func RoutePath(cfg *config.Config, vantage string, r *config.Route, host, entry, reqPath string) *Path {
+	key, port, _ := config.ParseServiceRef(r.Service)
+	svc := cfg.FindService(key)
+	p := newPath(cfg, RouteID(r, host, entry), PathRoute, vantage, svc)
+	if r.Probe.Interval > 0 {
+		p.Interval = r.Probe.Interval
+	}
+	if r.Probe.Timeout > 0 {
+		p.Timeout = r.Probe.Timeout
+	}
+	probeHost := host
+	if strings.HasPrefix(host, "*.") {
+		probeHost = r.Probe.Host
+	}
+	if reqPath == "" {
+		reqPath = r.Probe.Path
+	}
+	if reqPath == "" {
+		reqPath = strings.TrimSuffix(r.Path, "*")
+	}
+	kind := probes.Kind(r.Protocol)
+	noHost := fmt.Sprintf("route host %s is a wildcard; set probe.host to a concrete name to probe it", host)
+
+	dnsHop := Hop{Name: "dns", Kind: probes.KindDNS, Target: probes.Target{Host: probeHost, Resolver: cfg.Vantages[vantage].Resolver}}
+	if probeHost == "" {
+		dnsHop.Skip = noHost
+	}
+	p.add(dnsHop)
+
+	e := cfg.FindEntry(entry)
+	prevRequest := -1
+	link := func(i int) {
+		if prevRequest >= 0 {
+			p.Hops[prevRequest].DependsOn = append(p.Hops[prevRequest].DependsOn, i)
+		}
+		prevRequest = i
+	}
+	for _, eh := range e.Hops {
+		addr := eh.Addresses[vantage]
+		if addr == "" {
+			addr = eh.Address
+		}
+		scheme := eh.Scheme
+		if scheme == "" {
+			scheme = "http"
+		}
+		skip := ""
+		switch {
+		case !config.Reaches(eh.From, vantage) && eh.Addresses[vantage] == "":
+			skip = fmt.Sprintf("%s is not reachable from the %s vantage", eh.Name, vantage)
+		case addr == "":
+			skip = fmt.Sprintf("no address for %s from the %s vantage; set it under entries[%s]", eh.Name, vantage, e.Name)
+		case strings.Contains(addr, "{host}") && probeHost == "":
+			skip = noHost
+		}
+		addr = strings.ReplaceAll(addr, "{host}", probeHost)
+		if scheme == "https" {
+			p.add(Hop{Name: eh.Name + "-tls", Kind: probes.KindTLS, Skip: skip,
+				Target: probes.Target{Address: addr, Host: probeHost, TLS: eh.TLS}})
+		}
+		i := p.add(Hop{Name: eh.Name, Kind: kind, Skip: skip, Target: probes.Target{
+			Address: addr, Host: probeHost, Scheme: scheme, Path: reqPath, TLS: eh.TLS,
+			Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
+		}})
+		if skip == "" {
+			link(i)
+		}
+	}
+	svcHost := probeHost
+	if svcHost == "" {
+		svcHost = serviceHost(svc)
+	}
+	i := p.add(Hop{Name: "service", Kind: kind, Skip: serviceSkip(vantage, svc), Target: probes.Target{
+		Address: serviceAddr(svc, port), Host: svcHost, Scheme: "http", Path: reqPath,
+		Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
+	}})
+	if p.Hops[i].Skip == "" {
+		link(i)
+	}
+	p.addStores(cfg, vantage, svc, i)
+	return p
+}
+
+func newPath(cfg *config.Config, id, kind, vantage string, svc *config.Service) *Path {
+	return &Path{
+		ID: id, Kind: kind, Vantage: vantage,
+		Namespace: svc.Namespace, Service: svc.Name,
+		Interval: cfg.Defaults.Interval, Timeout: cfg.Defaults.Timeout,
+	}
+}
+
+// add appends a hop with the path's timeout and returns its position.
+func (p *Path) add(h Hop) int {
+	if h.Timeout == 0 {
+		h.Timeout = p.Timeout
+	}
+	p.Hops = append(p.Hops, h)
+	return len(p.Hops) - 1
+}
+
+// addStores appends one hop per data store svc depends on; the hop at
+// owner (the service's own check) depends on each of them.
+func (p *Path) addStores(cfg *config.Config, vantage string, svc *config.Service, owner int) {
+	for _, name := range svc.DependsOn {
+		st := cfg.FindStore(name)
+		h := Hop{Name: st.Name, Kind: probes.Kind(st.Kind), Timeout: st.Timeout,
+			Target: probes.Target{Address: st.Address, Host: hostOf(st.Address), Store: st, TLS: st.TLS}}
+		if !config.Reaches(st.From, vantage) {
+			h.Skip = fmt.Sprintf("store %s is not reachable from the %s vantage", st.Name, vantage)
+		}
+		i := p.add(h)
+		if owner >= 0 && h.Skip == "" && p.Hops[owner].Skip == "" {
+			p.Hops[owner].DependsOn = append(p.Hops[owner].DependsOn, i)
+		}
+	}
+}
+
+// ServiceID names the path of a Service that no route reaches.
+func ServiceID(s *config.Service) string { return "svc/" + s.Key() }
+
+// NodePortID names the NodePort path of a Service.
+func NodePortID(s *config.Service) string { return "nodeport/" + s.Key() }
+
+func servicePath(cfg *config.Config, vantage string, s *config.Service) *Path {
+	p := newPath(cfg, ServiceID(s), PathService, vantage, s)
+	skip := serviceSkip(vantage, s)
+	var owners []int
+	for _, pt := range s.Ports {
+		kind := probes.Kind(pt.Protocol)
+		h := Hop{Name: "port-" + strconv.Itoa(pt.Port), Kind: kind, Skip: skip, Target: probes.Target{
+			Address: serviceAddr(s, pt.Port), Host: serviceHost(s), Scheme: "http", Path: healthPath(s),
+			MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
+		}}
+		if kind == "" {
+			h.Kind = probes.KindTCP
+		}
+		i := p.add(h)
+		if h.Kind != probes.KindTCP {
+			owners = append(owners, i)
+		}
+	}
+	first := len(p.Hops)
+	p.addStores(cfg, vantage, s, -1)
+	for _, o := range owners {
+		for i := first; i < len(p.Hops); i++ {
+			if p.Hops[o].Skip == "" && p.Hops[i].Skip == "" {
+				p.Hops[o].DependsOn = append(p.Hops[o].DependsOn, i)
+			}
+		}
+	}
+	return p
+}
+
+// nodePortPath has one hop per node and node port, so that one bad node
+// shows as one bad hop.
+func nodePortPath(cfg *config.Config, vantage string, s *config.Service) *Path {
+	p := newPath(cfg, NodePortID(s), PathNodePort, vantage, s)
+	mustNot := false
+	for _, v := range s.NodePortUnreachableFrom {
+		mustNot = mustNot || v == vantage
+	}
+	if len(cfg.Nodes) == 0 {
+		p.add(Hop{Name: "nodes", Kind: probes.KindTCP, Skip: "no node addresses in the topology (nodes:); NodePorts cannot be probed"})
+		return p
+	}
+	for _, pt := range s.Ports {
+		if pt.NodePort == 0 {
+			continue
+		}
+		for _, n := range cfg.Nodes {
+			kind := probes.KindTCP
+			if pt.Protocol == "http" && !mustNot {
+				kind = probes.KindHTTP
+			}
+			p.add(Hop{Name: fmt.Sprintf("%s:%d", n.Name, pt.NodePort), Kind: kind, Target: probes.Target{
+				Address: net.JoinHostPort(n.Address, strconv.Itoa(pt.NodePort)), Host: n.Address,
+				Scheme: "http", Path: healthPath(s), MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
+				ExpectUnreachable: mustNot,
+			}})
+		}
+	}
+	return p
+}
+
+func serviceSkip(vantage string, s *config.Service) string {
+	if vantage != config.VantageCluster {
+		return fmt.Sprintf("Service %s is only reachable from inside the cluster", s.Key())
+	}
+	return ""
+}
+
+func serviceHost(s *config.Service) string {
+	if s.Host != "" {
+		return s.Host
+	}
+	return s.Name + "." + s.Namespace + ".svc.cluster.local"
+}
+
+func serviceAddr(s *config.Service, port int) string {
+	for _, pt := range s.Ports {
+		if pt.Port == port && pt.Address != "" {
+			return pt.Address
+		}
+	}
+	return net.JoinHostPort(serviceHost(s), strconv.Itoa(port))
+}
+
+func healthPath(s *config.Service) string {
+	if s.HealthPath != "" {
+		return s.HealthPath
+	}
+	return "/"
+}
+
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
+
+// IDs returns the sorted IDs of paths.
+func IDs(paths []*Path) []string {
+	ids := make([]string, len(paths))
+	for i, p := range paths {
+		ids[i] = p.ID
+	}
+	sort.Strings(ids)
+	return ids
+}
