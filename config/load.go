@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -87,6 +88,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, v.errs
 	}
 	cfg.applyDefaults()
+	cfg.resolvePaths(filepath.Dir(name))
 	return cfg, nil
 }
 
@@ -619,4 +621,39 @@ func first(s []string) string {
 		return ""
 	}
 	return s[0]
+}
+
+// resolvePaths makes relative file paths relative to the topology file,
+// as Prometheus does, so the prober can run from any directory.
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	fixTLS := func(t *TLS) {
+		if t != nil {
+			abs(&t.CAFile)
+			abs(&t.CertFile)
+			abs(&t.KeyFile)
+		}
+	}
+	fixSecret := func(s *SecretRef) {
+		if s != nil {
+			abs(&s.File)
+		}
+	}
+	for i := range c.Entries {
+		for j := range c.Entries[i].Hops {
+			fixTLS(c.Entries[i].Hops[j].TLS)
+		}
+	}
+	for i := range c.Stores {
+		s := &c.Stores[i]
+		fixTLS(s.TLS)
+		fixSecret(s.Password)
+		if s.Kafka != nil && s.Kafka.SASL != nil {
+			fixSecret(s.Kafka.SASL.Password)
+		}
+	}
 }

@@ -186,7 +186,7 @@ func RoutePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 		svcHost = serviceHost(svc)
 	}
 	i := p.add(Hop{Name: "service", Kind: kind, Skip: serviceSkip(vantage, svc), Target: probes.Target{
-		Address: serviceAddr(svc, port), Host: svcHost, Scheme: "http", Path: reqPath,
+		Address: ServiceAddr(svc, port), Host: svcHost, Scheme: "http", Path: reqPath,
 		Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 	}})
 	if p.Hops[i].Skip == "" {
@@ -243,7 +243,7 @@ func servicePath(cfg *config.Config, vantage string, s *config.Service) *Path {
 	for _, pt := range s.Ports {
 		kind := probes.Kind(pt.Protocol)
 		h := Hop{Name: "port-" + strconv.Itoa(pt.Port), Kind: kind, Skip: skip, Target: probes.Target{
-			Address: serviceAddr(s, pt.Port), Host: serviceHost(s), Scheme: "http", Path: healthPath(s),
+			Address: ServiceAddr(s, pt.Port), Host: serviceHost(s), Scheme: "http", Path: healthPath(s),
 			MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 		}}
 		if kind == "" {
@@ -311,7 +311,8 @@ func serviceHost(s *config.Service) string {
 	return s.Name + "." + s.Namespace + ".svc.cluster.local"
 }
 
-func serviceAddr(s *config.Service, port int) string {
+// ServiceAddr is host:port of a Service port from inside the cluster.
+func ServiceAddr(s *config.Service, port int) string {
 	for _, pt := range s.Ports {
 		if pt.Port == port && pt.Address != "" {
 			return pt.Address

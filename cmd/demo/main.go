@@ -1,0 +1,41 @@
+// Command demo starts the demo topology's stand-ins on loopback and runs
+// `probe serve` against it in the same process: `make demo`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/cli"
+	"github.com/allinx/hopprobe/internal/demo"
+)
+
+func main() {
+	cfgPath := flag.String("config", "config/demo.yaml", "demo topology")
+	listen := flag.String("listen", "127.0.0.1:9115", "address for /metrics and /api/v1/paths")
+	flag.Parse()
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "invalid demo topology:\n%v\n", err)
+		os.Exit(cli.ExitBadArgs)
+	}
+	d, err := demo.Start(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer d.Close()
+	fmt.Printf("demo stand-ins up: %v\n", d.Names())
+	fmt.Printf("metrics: http://%s/metrics\nstatus:  http://%s/api/v1/paths\n", *listen, *listen)
+	fmt.Printf("one-shot walk: go run ./cmd/probe --config %s --path api.allinpro.com/futures/ws\n", *cfgPath)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := cli.Main(ctx, []string{"serve", "--config", *cfgPath, "--listen", *listen}, os.Stdout, os.Stderr)
+	d.Close()
+	os.Exit(code)
+}

@@ -1,0 +1,387 @@
+// Package demo runs the demo topology on loopback: stand-ins for DNS,
+// CloudFront, the ALBs, APISIX and the services, built from the same
+// topology file the prober reads. Proxies route by Host and path and add
+// their own Via and Server headers, so a probe can tell which layer
+// answered.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/miekg/dns"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/targets"
+)
+
+// Demo is a running set of stand-ins.
+type Demo struct {
+	mu       sync.Mutex
+	stoppers map[string]func() error
+	order    []string
+}
+
+// Start brings up every stand-in the topology names on loopback. Only
+// loopback addresses are served; anything else is an error, so a
+// production topology can never be impersonated by mistake.
+func Start(cfg *config.Config) (*Demo, error) {
+	d := &Demo{stoppers: map[string]func() error{}}
+	if err := d.start(cfg); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Demo) add(name string, stop func() error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stoppers[name] = stop
+	d.order = append(d.order, name)
+}
+
+// Names lists the stand-ins that can be stopped.
+func (d *Demo) Names() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.order...)
+}
+
+// Stop shuts one stand-in down, so that its port refuses connections.
+func (d *Demo) Stop(name string) error {
+	d.mu.Lock()
+	stop, ok := d.stoppers[name]
+	delete(d.stoppers, name)
+	d.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no running stand-in %q", name)
+	}
+	return stop()
+}
+
+// Close stops every stand-in.
+func (d *Demo) Close() {
+	for _, n := range d.Names() {
+		_ = d.Stop(n)
+	}
+}
+
+func loopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("demo stand-ins only listen on loopback, not %s", addr)
+	}
+	return nil
+}
+
+func (d *Demo) start(cfg *config.Config) error {
+	if err := d.startDNS(cfg); err != nil {
+		return err
+	}
+	hosts := routeHosts(cfg)
+	cert, err := newCert(hosts)
+	if err != nil {
+		return err
+	}
+	// One stand-in per distinct address; a proxy forwards to the next
+	// hop of its entry, the last hop of an entry routes like APISIX.
+	type role struct {
+		name, scheme, next string
+		tls                *config.TLS
+		entries            map[string]bool
+	}
+	roles := map[string]*role{}
+	var addrs []string
+	for _, e := range cfg.Entries {
+		for i, h := range e.Hops {
+			addr := h.Addresses[config.VantageCluster]
+			if addr == "" {
+				addr = h.Address
+			}
+			if addr == "" || strings.Contains(addr, "{host}") {
+				continue
+			}
+			r, ok := roles[addr]
+			if !ok {
+				r = &role{name: h.Name, scheme: h.Scheme, tls: h.TLS, entries: map[string]bool{}}
+				roles[addr] = r
+				addrs = append(addrs, addr)
+			}
+			if i+1 < len(e.Hops) {
+				next := e.Hops[i+1].Addresses[config.VantageCluster]
+				if next == "" {
+					next = e.Hops[i+1].Address
+				}
+				if r.next != "" && r.next != next {
+					return fmt.Errorf("demo: %s forwards to both %s and %s", addr, r.next, next)
+				}
+				r.next = next
+			} else {
+				r.entries[e.Name] = true
+			}
+		}
+	}
+	for _, addr := range addrs {
+		r := roles[addr]
+		if r.scheme == "https" {
+			if r.tls == nil || r.tls.CAFile == "" {
+				return fmt.Errorf("demo: https hop %s needs tls.ca_file so the prober can trust the demo CA", r.name)
+			}
+			if err := cert.writeCA(r.tls.CAFile); err != nil {
+				return err
+			}
+		}
+		var h http.Handler
+		if r.next != "" {
+			h = proxy(r.name, func(*http.Request) (string, bool) { return r.next, true })
+		} else {
+			h = proxy(r.name, router(cfg, r.entries))
+		}
+		if err := d.serveHTTP(r.name, addr, h, r.scheme == "https", cert); err != nil {
+			return err
+		}
+	}
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		for _, p := range s.Ports {
+			if p.Address == "" {
+				continue
+			}
+			name := s.Name
+			if len(s.Ports) > 1 {
+				name = fmt.Sprintf("%s:%d", s.Name, p.Port)
+			}
+			var err error
+			if p.Protocol == "tcp" {
+				err = d.serveTCP(name, p.Address)
+			} else {
+				err = d.serveHTTP(name, p.Address, service(s.Name), false, cert)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func routeHosts(cfg *config.Config) []string {
+	set := map[string]bool{}
+	for _, r := range cfg.Routes {
+		for _, h := range r.Hosts {
+			set[h] = true
+		}
+		if r.Probe.Host != "" {
+			set[r.Probe.Host] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for h := range set {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (d *Demo) serveHTTP(name, addr string, h http.Handler, useTLS bool, c *certs) error {
+	if err := loopback(addr); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("demo: %s cannot listen on %s: %w", name, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)}
+	if useTLS {
+		srv.TLSConfig = c.serverConfig()
+		go func() { _ = srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { _ = srv.Serve(ln) }()
+	}
+	d.add(name, srv.Close)
+	return nil
+}
+
+// serveTCP accepts connections and closes them: a stand-in for the
+// non-HTTP CES/Narwhal ports.
+func (d *Demo) serveTCP(name, addr string) error {
+	if err := loopback(addr); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("demo: %s cannot listen on %s: %w", name, addr, err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	d.add(name, ln.Close)
+	return nil
+}
+
+func (d *Demo) startDNS(cfg *config.Config) error {
+	answers := map[string]bool{}
+	for _, h := range routeHosts(cfg) {
+		answers[dns.Fqdn(strings.ToLower(h))] = true
+	}
+	seen := map[string]bool{}
+	for _, vn := range cfg.VantageNames() {
+		addr := cfg.Vantages[vn].Resolver
+		if addr == "" || seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		if err := loopback(addr); err != nil {
+			return err
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("demo: dns cannot listen on %s: %w", addr, err)
+		}
+		srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetReply(q)
+			name := strings.ToLower(q.Question[0].Name)
+			known := answers[name]
+			for h := range answers {
+				if strings.HasPrefix(h, "*.") && strings.HasSuffix(name, h[1:]) {
+					known = true
+				}
+			}
+			switch {
+			case !known:
+				m.Rcode = dns.RcodeNameError
+			case q.Question[0].Qtype == dns.TypeA:
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30}, A: net.IPv4(127, 0, 0, 1)})
+			}
+			_ = w.WriteMsg(m)
+		})}
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go func() { _ = srv.ActivateAndServe() }()
+		<-started
+		name := "dns"
+		if len(seen) > 1 {
+			name = "dns-" + addr
+		}
+		d.add(name, srv.Shutdown)
+	}
+	return nil
+}
+
+// proxy forwards to the address next picks, adding this layer's Via, and
+// answers 502/404 itself (with its own Server header) when it cannot.
+func proxy(name string, next func(*http.Request) (string, bool)) http.Handler {
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			addr, _ := next(pr.In)
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = addr
+			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Add("Via", "1.1 "+name)
+		},
+		ModifyResponse: func(r *http.Response) error {
+			r.Header.Add("Via", "1.1 "+name)
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			w.Header().Set("Server", name)
+			w.Header().Set("Via", "1.1 "+name)
+			http.Error(w, fmt.Sprintf("%s: upstream unavailable: %v", name, err), http.StatusBadGateway)
+		},
+		Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext, ResponseHeaderTimeout: 5 * time.Second},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := next(r); !ok {
+			w.Header().Set("Server", name)
+			http.Error(w, `{"error_msg":"404 Route Not Found"}`, http.StatusNotFound)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})
+}
+
+// router picks the upstream Service the way APISIX would, among the
+// routes that enter through one of entries.
+func router(cfg *config.Config, entries map[string]bool) func(*http.Request) (string, bool) {
+	return func(r *http.Request) (string, bool) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		rt, _ := targets.MatchRoute(cfg, strings.ToLower(host), r.URL.Path)
+		if rt == nil {
+			return "", false
+		}
+		ok := false
+		for _, e := range rt.Entries {
+			ok = ok || entries[e]
+		}
+		key, port, _ := config.ParseServiceRef(rt.Service)
+		svc := cfg.FindService(key)
+		if !ok || svc == nil {
+			return "", false
+		}
+		return targets.ServiceAddr(svc, port), true
+	}
+}
+
+var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+
+// service answers HTTP with a small JSON document and WebSocket
+// messages containing "ping" with a pong.
+func service(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", name)
+		if websocket.IsWebSocketUpgrade(r) {
+			c, err := upgrader.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			for {
+				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				mt, msg, err := c.ReadMessage()
+				if err != nil {
+					return
+				}
+				reply := msg
+				if strings.Contains(string(msg), "ping") {
+					reply = []byte(`{"op":"pong","service":"` + name + `"}`)
+				}
+				if err := c.WriteMessage(mt, reply); err != nil {
+					return
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"status":"ok","service":%q,"path":%q}`+"\n", name, r.URL.Path)
+	})
+}
+
+// Wait blocks until ctx ends, then stops everything.
+func (d *Demo) Wait(ctx context.Context) {
+	<-ctx.Done()
+	d.Close()
+}
