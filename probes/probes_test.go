@@ -1,0 +1,326 @@
+package probes_test
+
+import (
+	"context"
+	"encoding/pem"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/miekg/dns"
+	"go.uber.org/goleak"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/probes"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func run(t *testing.T, kind probes.Kind, tg probes.Target, timeout time.Duration) probes.Result {
+	t.Helper()
+	return probes.Run(context.Background(), kind, &tg, timeout)
+}
+
+func wantOK(t *testing.T, r probes.Result) {
+	t.Helper()
+	if !r.Success {
+		t.Fatalf("probe failed: %s", r.Error)
+	}
+}
+
+func wantFail(t *testing.T, r probes.Result, substr string) {
+	t.Helper()
+	if r.Success {
+		t.Fatalf("probe succeeded, want failure containing %q", substr)
+	}
+	if !strings.Contains(r.Error, substr) {
+		t.Fatalf("error %q does not contain %q", r.Error, substr)
+	}
+}
+
+func phase(r probes.Result, name string) bool {
+	for _, p := range r.Phases {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// caFile writes the test server's certificate as a CA file.
+func caFile(t *testing.T, srv *httptest.Server) *config.TLS {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &config.TLS{CAFile: path}
+}
+
+func addr(srv *httptest.Server) string {
+	return strings.TrimPrefix(strings.TrimPrefix(srv.URL, "https://"), "http://")
+}
+
+func TestHTTPThroughAVirtualHostWithPhases(t *testing.T) {
+	var gotHost string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotHost = r.Host
+		w.Write([]byte(`{"status":"ok","data":{"role":"primary"}}`))
+	}))
+	defer srv.Close()
+	// httptest certificates are valid for example.com.
+	r := run(t, probes.KindHTTP, probes.Target{Address: addr(srv), Host: "example.com", Scheme: "https", Path: "/health",
+		TLS: caFile(t, srv), Expect: config.Expect{Status: []int{200}, JSON: map[string]string{"status": "ok", "data.role": "primary"}}}, 2*time.Second)
+	wantOK(t, r)
+	if gotHost != "example.com" {
+		t.Errorf("Host header = %q", gotHost)
+	}
+	for _, p := range []string{"connect", "tls", "first_byte", "transfer"} {
+		if !phase(r, p) {
+			t.Errorf("missing phase %s in %+v", p, r.Phases)
+		}
+	}
+	if r.CertExpiry.IsZero() {
+		t.Error("certificate expiry not recorded")
+	}
+}
+
+func TestHTTPExpectationsFailWithReasons(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/502":
+			w.Header().Set("Server", "alb-public")
+			w.WriteHeader(http.StatusBadGateway)
+		case "/big":
+			w.Write([]byte(strings.Repeat("x", 4096)))
+		default:
+			w.Write([]byte(`{"status":"degraded"}`))
+		}
+	}))
+	defer srv.Close()
+	base := probes.Target{Address: addr(srv), Host: "api.example.test", Scheme: "http", MaxBodyBytes: 1024}
+	tg := base
+	tg.Path = "/502"
+	wantFail(t, run(t, probes.KindHTTP, tg, time.Second), "HTTP 502 from "+addr(srv)+", want 2xx or 3xx (server alb-public)")
+	tg = base
+	tg.Expect.JSON = map[string]string{"status": "ok"}
+	wantFail(t, run(t, probes.KindHTTP, tg, time.Second), `JSON field status is "degraded", want "ok"`)
+	tg = base
+	tg.Expect.BodyContains = "healthy"
+	wantFail(t, run(t, probes.KindHTTP, tg, time.Second), `does not contain "healthy"`)
+	tg = base
+	tg.Path = "/big"
+	wantFail(t, run(t, probes.KindHTTP, tg, time.Second), "exceeds the size limit")
+}
+
+func TestHTTPHangingPeerFailsAtTheTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	start := time.Now()
+	r := run(t, probes.KindHTTP, probes.Target{Address: addr(srv), Host: "a.test", Scheme: "http"}, 300*time.Millisecond)
+	wantFail(t, r, "no answer within 300ms")
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("probe took %s, its timeout is 300ms", el)
+	}
+}
+
+func TestTLSHandshakeRecordsExpiryAndChecksTheName(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	ca := caFile(t, srv)
+	r := run(t, probes.KindTLS, probes.Target{Address: addr(srv), Host: "example.com", TLS: ca}, time.Second)
+	wantOK(t, r)
+	if !phase(r, "tls") || r.CertExpiry.IsZero() {
+		t.Fatalf("phases %+v expiry %v", r.Phases, r.CertExpiry)
+	}
+	wantFail(t, run(t, probes.KindTLS, probes.Target{Address: addr(srv), Host: "api.allinpro.com", TLS: ca}, time.Second), "TLS handshake")
+	// Without the CA the self-signed certificate must not be trusted.
+	wantFail(t, run(t, probes.KindTLS, probes.Target{Address: addr(srv), Host: "example.com"}, time.Second), "certificate")
+}
+
+func TestTCPConnectsAndReportsRefusal(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := ln.Addr().String()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	wantOK(t, run(t, probes.KindTCP, probes.Target{Address: open}, time.Second))
+	ln.Close()
+	wantFail(t, run(t, probes.KindTCP, probes.Target{Address: open}, time.Second), "connection refused")
+}
+
+func TestExpectUnreachableInvertsTheVerdict(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := ln.Addr().String()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	wantFail(t, run(t, probes.KindTCP, probes.Target{Address: open, ExpectUnreachable: true}, time.Second), "SECURITY")
+	ln.Close()
+	wantOK(t, run(t, probes.KindTCP, probes.Target{Address: open, ExpectUnreachable: true}, time.Second))
+}
+
+var upgrader = websocket.Upgrader{}
+
+func wsServer(t *testing.T, reply string, hang bool) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, _, err := c.ReadMessage(); err != nil {
+			return
+		}
+		c.WriteMessage(websocket.TextMessage, []byte(`{"op":"tick"}`))
+		if hang {
+			c.ReadMessage() // until the client goes away
+			return
+		}
+		c.WriteMessage(websocket.TextMessage, []byte(reply))
+		c.ReadMessage()
+	}))
+}
+
+func TestWebSocketSendsAndWaitsForTheReply(t *testing.T) {
+	srv := wsServer(t, `{"op":"pong"}`, false)
+	defer srv.Close()
+	r := run(t, probes.KindWebSocket, probes.Target{Address: addr(srv), Host: "api.example.test", Scheme: "http", Path: "/futures/ws",
+		Expect: config.Expect{Send: `{"op":"ping"}`, Reply: "pong"}}, time.Second)
+	wantOK(t, r)
+	if !phase(r, "handshake") || !phase(r, "reply") {
+		t.Fatalf("phases %+v", r.Phases)
+	}
+}
+
+func TestWebSocketWithoutTheReplyFailsAtTheTimeout(t *testing.T) {
+	srv := wsServer(t, "", true)
+	defer srv.Close()
+	start := time.Now()
+	r := run(t, probes.KindWebSocket, probes.Target{Address: addr(srv), Host: "a.test", Scheme: "http",
+		Expect: config.Expect{Send: "ping", Reply: "pong"}}, 300*time.Millisecond)
+	wantFail(t, r, `no reply containing "pong"`)
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("took %s", el)
+	}
+}
+
+func TestWebSocketRefusedUpgradeNamesTheStatus(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "apisix")
+		http.Error(w, "no route", http.StatusNotFound)
+	}))
+	defer srv.Close()
+	wantFail(t, run(t, probes.KindWebSocket, probes.Target{Address: addr(srv), Host: "a.test", Scheme: "http"}, time.Second), "HTTP 404 (server apisix)")
+}
+
+// dnsServer answers from a fixed zone on loopback.
+func dnsServer(t *testing.T, h dns.HandlerFunc) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: h}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+func TestDNSAnswersAndFailures(t *testing.T) {
+	server := dnsServer(t, func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		name := q.Question[0].Name
+		hdr := func(typ uint16) dns.RR_Header {
+			return dns.RR_Header{Name: name, Rrtype: typ, Class: dns.ClassINET, Ttl: 5}
+		}
+		switch name {
+		case "api.example.test.":
+			if q.Question[0].Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{Hdr: hdr(dns.TypeA), A: net.IPv4(127, 0, 0, 9)})
+			}
+		case "broken.example.test.":
+			m.Rcode = dns.RcodeServerFailure
+		case "loop.example.test.":
+			m.Answer = append(m.Answer,
+				&dns.CNAME{Hdr: hdr(dns.TypeCNAME), Target: "loop2.example.test."},
+				&dns.CNAME{Hdr: dns.RR_Header{Name: "loop2.example.test.", Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 5}, Target: "loop.example.test."})
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	r := run(t, probes.KindDNS, probes.Target{Host: "api.example.test", Resolver: server}, time.Second)
+	wantOK(t, r)
+	if r.Details["addresses"] != "127.0.0.9" {
+		t.Errorf("addresses = %q", r.Details["addresses"])
+	}
+	wantFail(t, run(t, probes.KindDNS, probes.Target{Host: "nope.example.test", Resolver: server}, time.Second), "answered NXDOMAIN for nope.example.test")
+	wantFail(t, run(t, probes.KindDNS, probes.Target{Host: "broken.example.test", Resolver: server}, time.Second), "answered SERVFAIL")
+	wantFail(t, run(t, probes.KindDNS, probes.Target{Host: "loop.example.test", Resolver: server}, time.Second), "CNAME loop")
+}
+
+func TestDNSSilentResolverFailsAtTheTimeout(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	start := time.Now()
+	wantFail(t, run(t, probes.KindDNS, probes.Target{Host: "api.example.test", Resolver: pc.LocalAddr().String()}, 300*time.Millisecond), "did not answer")
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("took %s", el)
+	}
+}
+
+func TestRedactRemovesSecretsFromMessages(t *testing.T) {
+	t.Setenv("HOPPROBE_TEST_PW", "Sup3r-Secret")
+	tg := &probes.Target{Store: &config.Store{Name: "db", Password: &config.SecretRef{Env: "HOPPROBE_TEST_PW"}}}
+	msg := "failed to connect to postgres://hopprobe:Sup3r-Secret@db:5432/x (password=Sup3r-Secret) auth Sup3r-Secret"
+	got := probes.Redact(msg, tg)
+	if strings.Contains(got, "Sup3r-Secret") {
+		t.Fatalf("secret left in %q", got)
+	}
+	if !strings.Contains(got, "postgres://hopprobe:[REDACTED]@db:5432") {
+		t.Fatalf("DSN not redacted readably: %q", got)
+	}
+	if got := probes.Redact("redis://:other-pass@host:6379", nil); strings.Contains(got, "other-pass") {
+		t.Fatalf("URL password kept: %q", got)
+	}
+}
