@@ -1,0 +1,40 @@
+# hopprobe: `make demo` runs the prober on the embedded demo topology,
+# `make test` runs every check CI runs.
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEMO_LISTEN ?= 127.0.0.1:9115
+
+.PHONY: all build test unit lint fmt-check vet demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/probe ./cmd/probe
+	$(GO) build -o bin/demo ./cmd/demo
+
+## test: formatting, vet, staticcheck, then every test with the race detector
+test: fmt-check vet lint unit
+
+unit:
+	$(GO) test -race -count=1 -timeout 8m ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint:
+	$(GO) run $(STATICCHECK) ./...
+
+## demo: loopback stand-ins for DNS, CloudFront, ALBs, APISIX and services + probe serve
+demo:
+	$(GO) run ./cmd/demo --config config/demo.yaml --listen $(DEMO_LISTEN)
+
+## bench: probe cost on loopback (time, allocations and probes/s per protocol)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./probes/ ./scheduler/
+
+clean:
+	rm -rf bin config/.demo

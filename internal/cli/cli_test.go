@@ -1,0 +1,193 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/internal/cli"
+	"github.com/allinx/hopprobe/internal/demo"
+)
+
+// startDemo runs config/demo.yaml on free loopback ports and returns the
+// relocated topology file.
+func startDemo(t *testing.T) (string, *demo.Demo) {
+	t.Helper()
+	src, err := os.ReadFile("../../config/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	moved, err := demo.Relocate(src, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "demo.yaml")
+	if err := os.WriteFile(path, moved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := demo.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return path, d
+}
+
+func probe(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := cli.Main(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestPathWalkOnTheDemoIsHealthy(t *testing.T) {
+	cfg, _ := startDemo(t)
+	code, out, errs := probe(t, "--config", cfg, "--path", "api.allinpro.com/futures/ws")
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for _, hop := range []string{"dns", "cloudfront-tls", "cloudfront", "alb-public", "apisix", "service"} {
+		if !strings.Contains(out, "\n"+hop+" ") {
+			t.Errorf("no line for hop %s in\n%s", hop, out)
+		}
+	}
+	if strings.Count(out, " ok ") != 6 || !strings.Contains(out, "verdict: OK") {
+		t.Fatalf("want six ok hops and an OK verdict:\n%s", out)
+	}
+}
+
+func TestStoppedStandInIsTheFirstFailingHop(t *testing.T) {
+	cfg, d := startDemo(t)
+	if err := d.Stop("alb-public"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := probe(t, "--config", cfg, "--path", "api.allinpro.com/futures/ws")
+	if code != cli.ExitBroken {
+		t.Fatalf("exit %d, want %d\n%s", code, cli.ExitBroken, out)
+	}
+	if !strings.Contains(out, "first failing hop: alb-public") {
+		t.Fatalf("the stopped ALB is not named first:\n%s", out)
+	}
+	// JSON output says the same.
+	code, js, _ := probe(t, "--config", cfg, "--path", "api.allinpro.com/futures/ws", "--output", "json")
+	var doc struct{ Paths []exporter.PathStatus }
+	if err := json.Unmarshal([]byte(js), &doc); err != nil || code != cli.ExitBroken {
+		t.Fatalf("exit %d, json %v\n%s", code, err, js)
+	}
+	if got := doc.Paths[0].FirstFailingHop; got != "alb-public" {
+		t.Fatalf("json first_failing_hop = %q", got)
+	}
+}
+
+func TestServeExportsTheFirstFailingHop(t *testing.T) {
+	cfgPath, d := startDemo(t)
+	if err := d.Stop("apisix"); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := os.ReadFile(cfgPath)
+	fast := strings.Replace(string(src), "interval: 5s", "interval: 200ms", 1)
+	fast = strings.Replace(fast, "timeout: 2s", "timeout: 150ms", 1)
+	if err := os.WriteFile(cfgPath, []byte(fast), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- cli.Main(ctx, []string{"serve", "--config", cfgPath, "--listen", listen}, io.Discard, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("serve did not stop")
+		}
+	}()
+	want := `hopprobe_hop_first_failing{hop="apisix",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",service="morph-futuresws-app",vantage="cluster"} 1`
+	var body string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		body = get(t, "http://"+listen+"/metrics")
+		if strings.Contains(body, want) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(body, want) {
+		t.Fatalf("metrics never showed %s", want)
+	}
+	for _, m := range []string{
+		`hopprobe_path_success{namespace="morph",path="api.allinpro.com/futures/ws*",service="morph-futuresws-app",vantage="cluster"} 0`,
+		`hopprobe_hop_success{hop="service",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",service="morph-futuresws-app",vantage="cluster"} 1`,
+		`hopprobe_hop_first_failing{hop="cloudfront",kind="websocket"`,
+		`hopprobe_tls_cert_expiry_timestamp_seconds{hop="cloudfront-tls"`,
+		`hopprobe_hop_phase_duration_seconds{hop="cloudfront",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",phase="handshake"`,
+		`hopprobe_hop_probes_total{hop="apisix",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",result="failure"`,
+		`hopprobe_hop_duration_seconds_bucket{hop="dns"`,
+	} {
+		if !strings.Contains(body, m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+	var doc struct{ Paths []exporter.PathStatus }
+	if err := json.Unmarshal([]byte(get(t, "http://"+listen+"/api/v1/paths?path=api.allinpro.com/futures/ws*")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Paths) != 1 || doc.Paths[0].FirstFailingHop != "apisix" {
+		t.Fatalf("status endpoint: %+v", doc.Paths)
+	}
+	if get(t, "http://"+listen+"/healthz") != "ok\n" {
+		t.Error("healthz")
+	}
+}
+
+func TestBadConfigAndUnknownPathExitTwo(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("routes:\n  - hosts: [a.test]\n    path: /*\n    service: ns/missing:80\n"), 0o644)
+	code, _, errs := probe(t, "validate", "--config", bad)
+	if code != cli.ExitBadArgs || !strings.Contains(errs, "bad.yaml:4: route a.test/* goes to ns/missing") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	code, _, errs = probe(t, "--config", "../../config/allinx.yaml", "--path", "api.allinpro.co/futures/ws")
+	if code != cli.ExitBadArgs || !strings.Contains(errs, "nearest known paths") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	code, _, errs = probe(t, "--config", "../../config/allinx.yaml", "--path", "nowhere.example/x")
+	if code != cli.ExitBadArgs || !strings.Contains(errs, `no documented path matches "nowhere.example/x"`) {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
+func TestListShowsEveryRoute(t *testing.T) {
+	code, out, _ := probe(t, "list", "--config", "../../config/allinx.yaml")
+	if code != cli.ExitOK {
+		t.Fatal(code)
+	}
+	cfg, err := config.Load("../../config/allinx.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range cfg.Routes {
+		for _, h := range r.Hosts {
+			if !strings.Contains(out, h+r.Path+"\t") {
+				t.Errorf("list lacks %s%s", h, r.Path)
+			}
+		}
+	}
+}

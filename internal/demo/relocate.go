@@ -1,0 +1,44 @@
+package demo
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+var loopbackAddr = regexp.MustCompile(`127\.0\.0\.1:(\d{2,5})`)
+
+// Relocate rewrites a demo topology so that several copies can run side
+// by side (tests, a demo next to `make test`): every distinct loopback
+// address gets a free port, and the CA file lands in dir.
+func Relocate(src []byte, dir string) ([]byte, error) {
+	moved := map[string]string{}
+	var err error
+	out := loopbackAddr.ReplaceAllStringFunc(string(src), func(a string) string {
+		if m, ok := moved[a]; ok {
+			return m
+		}
+		ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+		if lerr != nil {
+			err = lerr
+			return a
+		}
+		defer ln.Close()
+		// The same port must be free for UDP too (the DNS stand-in).
+		pc, perr := net.ListenPacket("udp", ln.Addr().String())
+		if perr != nil {
+			err = fmt.Errorf("port %s is taken for udp: %w", ln.Addr(), perr)
+			return a
+		}
+		pc.Close()
+		moved[a] = ln.Addr().String()
+		return moved[a]
+	})
+	if err != nil {
+		return nil, err
+	}
+	out = strings.ReplaceAll(out, "ca_file: .demo/ca.pem", "ca_file: "+filepath.Join(dir, "ca.pem"))
+	return []byte(out), nil
+}
