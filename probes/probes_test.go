@@ -324,3 +324,5 @@ func TestRedactRemovesSecretsFromMessages(t *testing.T) {
 		t.Fatalf("URL password kept: %q", got)
 	}
 }
+
+func ci() bool { return os.Getenv("CI") != "" }

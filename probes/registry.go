@@ -7,6 +7,11 @@ const (
 	KindTLS       Kind = "tls"
 	KindHTTP      Kind = "http"
 	KindWebSocket Kind = "websocket"
+	KindNodePort  Kind = "nodeport"
+	KindPostgres  Kind = "postgres"
+	KindRedis     Kind = "redis"
+	KindKafka     Kind = "kafka"
+	KindEtcd      Kind = "etcd"
 )
 
 // registry is the one table of probers: add a protocol here.
@@ -16,6 +21,11 @@ var registry = map[Kind]Prober{
 	KindTLS:       tlsProber{},
 	KindHTTP:      httpProber{},
 	KindWebSocket: wsProber{},
+	KindNodePort:  nodeportProber{},
+	KindPostgres:  postgresProber{},
+	KindRedis:     redisProber{},
+	KindKafka:     kafkaProber{},
+	KindEtcd:      etcdProber{},
 }
 
 // Known reports whether kind has a prober.

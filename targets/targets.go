@@ -275,7 +275,7 @@ func nodePortPath(cfg *config.Config, vantage string, s *config.Service) *Path {
 		mustNot = mustNot || v == vantage
 	}
 	if len(cfg.Nodes) == 0 {
-		p.add(Hop{Name: "nodes", Kind: probes.KindTCP, Skip: "no node addresses in the topology (nodes:); NodePorts cannot be probed"})
+		p.add(Hop{Name: "nodes", Kind: probes.KindNodePort, Skip: "no node addresses in the topology (nodes:); NodePorts cannot be probed"})
 		return p
 	}
 	for _, pt := range s.Ports {
@@ -283,13 +283,13 @@ func nodePortPath(cfg *config.Config, vantage string, s *config.Service) *Path {
 			continue
 		}
 		for _, n := range cfg.Nodes {
-			kind := probes.KindTCP
+			scheme := ""
 			if pt.Protocol == "http" && !mustNot {
-				kind = probes.KindHTTP
+				scheme = "http"
 			}
-			p.add(Hop{Name: fmt.Sprintf("%s:%d", n.Name, pt.NodePort), Kind: kind, Target: probes.Target{
+			p.add(Hop{Name: fmt.Sprintf("%s:%d", n.Name, pt.NodePort), Kind: probes.KindNodePort, Target: probes.Target{
 				Address: net.JoinHostPort(n.Address, strconv.Itoa(pt.NodePort)), Host: n.Address,
-				Scheme: "http", Path: healthPath(s), MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
+				Scheme: scheme, Path: healthPath(s), MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 				ExpectUnreachable: mustNot,
 			}})
 		}

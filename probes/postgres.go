@@ -1,0 +1,98 @@
+package probes
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// postgresProber connects with the configured sslmode, authenticates and
+// runs a read-only query inside a read-only transaction; it never writes.
+type postgresProber struct{}
+
+func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+	st := t.Store
+	host, port, err := net.SplitHostPort(st.Address)
+	if err != nil {
+		return fmt.Errorf("address %q is not host:port: %w", st.Address, err)
+	}
+	pw, err := storePassword(st)
+	if err != nil {
+		return err
+	}
+	sslmode, query, expect, role := "prefer", "SELECT 1", "1", ""
+	if o := st.Postgres; o != nil {
+		if o.SSLMode != "" {
+			sslmode = o.SSLMode
+		}
+		if o.Query != "" {
+			query, expect = o.Query, o.Expect
+		}
+		role = o.Role
+	}
+	db := st.Database
+	if db == "" {
+		db = "postgres"
+	}
+	// The password never enters the connection string, so it cannot
+	// appear in a parse error.
+	cc, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%s dbname=%s sslmode=%s connect_timeout=%d",
+		quote(host), port, quote(db), sslmode, max(1, int(remaining(ctx).Seconds()))))
+	if err != nil {
+		return fmt.Errorf("postgres settings for %s: %w", st.Name, err)
+	}
+	cc.User, cc.Password = st.Username, pw
+	if tc, err := storeTLS(t); err != nil {
+		return err
+	} else if tc != nil && cc.TLSConfig != nil {
+		tc.ServerName = host
+		cc.TLSConfig = tc
+	}
+	start := time.Now()
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	rep.since("connect", start)
+	if err != nil {
+		return fmt.Errorf("cannot open a session on %s (connect, TLS, authenticate): %w", st.Name, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	start = time.Now()
+	var got string
+	var inRecovery bool
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var v any
+		if err := tx.QueryRow(ctx, query).Scan(&v); err != nil {
+			return err
+		}
+		got = fmt.Sprint(v)
+		return tx.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
+	})
+	rep.since("query", start)
+	if err != nil {
+		return connected(fmt.Errorf("read-only query on %s failed: %w", st.Name, err))
+	}
+	actual := "primary"
+	if inRecovery {
+		actual = "replica"
+	}
+	rep.Detail("role", actual)
+	if expect != "" && got != expect {
+		return connected(fmt.Errorf("query on %s returned %q, want %q", st.Name, got, expect))
+	}
+	if role != "" && role != actual {
+		return connected(fmt.Errorf("%s is a %s, want %s", st.Name, actual, role))
+	}
+	return nil
+}
+
+// quote writes a libpq keyword value.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
+}

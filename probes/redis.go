@@ -1,0 +1,97 @@
+package probes
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisProber connects (single node, cluster or sentinel), authenticates,
+// sends PING and optionally checks the replication role.
+type redisProber struct{}
+
+func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+	st := t.Store
+	pw, err := storePassword(st)
+	if err != nil {
+		return err
+	}
+	tc, err := storeTLS(t)
+	if err != nil {
+		return err
+	}
+	opts := &redis.UniversalOptions{
+		Addrs: storeAddrs(st), Username: st.Username, Password: pw, TLSConfig: tc,
+		DialTimeout: remaining(ctx), ReadTimeout: remaining(ctx), WriteTimeout: remaining(ctx),
+		// One connection, no retries: a probe reports what it saw.
+		PoolSize: 1, MaxRetries: -1, DisableIdentity: true, Protocol: 2,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			start := time.Now()
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			rep.since("connect", start)
+			return c, err
+		},
+	}
+	var c redis.UniversalClient
+	o := st.Redis
+	switch {
+	case o != nil && o.Mode == "sentinel":
+		opts.MasterName = o.MasterName
+		c = redis.NewFailoverClient(opts.Failover())
+	case o != nil && o.Mode == "cluster":
+		c = redis.NewClusterClient(opts.Cluster())
+	default:
+		if o != nil {
+			opts.DB = o.DB
+		}
+		c = redis.NewClient(opts.Simple())
+	}
+	defer c.Close()
+	start := time.Now()
+	err = c.Ping(ctx).Err()
+	rep.since("ping", start)
+	if err != nil {
+		return redisError(st.Name, err)
+	}
+	if o == nil || o.Role == "" || o.Mode == "cluster" {
+		return nil
+	}
+	info, err := c.Info(ctx, "replication").Result()
+	if err != nil {
+		return connected(fmt.Errorf("INFO replication on %s failed: %w", st.Name, err))
+	}
+	role := infoField(info, "role")
+	if role == "slave" {
+		role = "replica"
+	}
+	rep.Detail("role", role)
+	if role != o.Role {
+		return connected(fmt.Errorf("%s is a %s, want %s", st.Name, role, o.Role))
+	}
+	return nil
+}
+
+func redisError(name string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "invalid password"), strings.Contains(msg, "NOAUTH"):
+		return connected(fmt.Errorf("%s refused the credentials: %w", name, err))
+	case strings.Contains(msg, "dial"):
+		return fmt.Errorf("cannot connect to %s: %w", name, err)
+	}
+	return connected(fmt.Errorf("PING to %s failed: %w", name, err))
+}
+
+func infoField(info, key string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+":"); ok {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,162 @@
+package probes_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/peers"
+	"github.com/allinx/hopprobe/probes"
+)
+
+const storePW = "Pr0be-Secret-Value"
+
+func need(t testing.TB, startPeer func() (*peers.Server, error)) *peers.Server {
+	t.Helper()
+	s, err := startPeer()
+	if errors.Is(err, peers.ErrMissing) {
+		if ci() {
+			t.Fatalf("CI must have this server: %v", err)
+		}
+		t.Skipf("SKIPPED LOUDLY: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func storeTarget(t testing.TB, st config.Store) probes.Target {
+	t.Setenv("HOPPROBE_TEST_STORE_PW", storePW)
+	if st.Password == nil {
+		st.Password = &config.SecretRef{Env: "HOPPROBE_TEST_STORE_PW"}
+	}
+	return probes.Target{Address: st.Address, Store: &st}
+}
+
+func noSecret(t *testing.T, r probes.Result) {
+	t.Helper()
+	if strings.Contains(r.Error, storePW) || strings.Contains(r.Error, "wrong-"+storePW) {
+		t.Fatalf("error leaks a password: %s", r.Error)
+	}
+}
+
+func TestRedisAgainstRealServer(t *testing.T) {
+	master := need(t, func() (*peers.Server, error) { return peers.Redis(storePW, "") })
+	replica := need(t, func() (*peers.Server, error) { return peers.Redis(storePW, master.Addr) })
+	st := config.Store{Name: "futuresnewredis", Kind: "redis", Address: master.Addr, Redis: &config.RedisOpts{Role: "master"}}
+	r := run(t, probes.KindRedis, storeTarget(t, st), 2*time.Second)
+	wantOK(t, r)
+	if !phase(r, "connect") || !phase(r, "ping") || r.Details["role"] != "master" {
+		t.Fatalf("phases %+v details %v", r.Phases, r.Details)
+	}
+	rs := st
+	rs.Address = replica.Addr
+	wantFail(t, run(t, probes.KindRedis, storeTarget(t, rs), 2*time.Second), "futuresnewredis is a replica, want master")
+	rs.Redis = &config.RedisOpts{Role: "replica"}
+	wantOK(t, run(t, probes.KindRedis, storeTarget(t, rs), 2*time.Second))
+
+	t.Setenv("HOPPROBE_TEST_WRONG_PW", "wrong-"+storePW)
+	bad := st
+	bad.Password = &config.SecretRef{Env: "HOPPROBE_TEST_WRONG_PW"}
+	tg := probes.Target{Address: bad.Address, Store: &bad}
+	r = run(t, probes.KindRedis, tg, 2*time.Second)
+	wantFail(t, r, "refused the credentials")
+	noSecret(t, r)
+
+	hang := need(t, peers.Hang)
+	st.Address = hang.Addr
+	start := time.Now()
+	wantFail(t, run(t, probes.KindRedis, storeTarget(t, st), 300*time.Millisecond), "no answer within 300ms")
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("hanging redis held the probe for %s", el)
+	}
+	master.Stop()
+	st.Address = master.Addr
+	wantFail(t, run(t, probes.KindRedis, storeTarget(t, st), time.Second), "cannot connect")
+}
+
+func TestPostgresAgainstRealServer(t *testing.T) {
+	pg := need(t, func() (*peers.Server, error) { return peers.Postgres("hopprobe", storePW) })
+	st := config.Store{Name: "futuresnewdb", Kind: "postgres", Address: pg.Addr, Username: "hopprobe", Database: "postgres",
+		Postgres: &config.PostgresOpts{SSLMode: "disable", Role: "primary"}}
+	r := run(t, probes.KindPostgres, storeTarget(t, st), 5*time.Second)
+	wantOK(t, r)
+	if !phase(r, "connect") || !phase(r, "query") || r.Details["role"] != "primary" {
+		t.Fatalf("phases %+v details %v", r.Phases, r.Details)
+	}
+	q := st
+	q.Postgres = &config.PostgresOpts{SSLMode: "disable", Query: "SELECT current_setting('transaction_read_only')", Expect: "on"}
+	wantOK(t, run(t, probes.KindPostgres, storeTarget(t, q), 5*time.Second))
+	q.Postgres = &config.PostgresOpts{SSLMode: "disable", Role: "replica"}
+	wantFail(t, run(t, probes.KindPostgres, storeTarget(t, q), 5*time.Second), "futuresnewdb is a primary, want replica")
+	// The read-only transaction refuses writes even if a query tries one.
+	q.Postgres = &config.PostgresOpts{SSLMode: "disable", Query: "CREATE TABLE hopprobe_must_not_exist (id int)"}
+	wantFail(t, run(t, probes.KindPostgres, storeTarget(t, q), 5*time.Second), "read-only")
+
+	t.Setenv("HOPPROBE_TEST_WRONG_PW", "wrong-"+storePW)
+	bad := st
+	bad.Password = &config.SecretRef{Env: "HOPPROBE_TEST_WRONG_PW"}
+	r = run(t, probes.KindPostgres, probes.Target{Address: bad.Address, Store: &bad}, 5*time.Second)
+	wantFail(t, r, "password authentication failed")
+	noSecret(t, r)
+
+	hang := need(t, peers.Hang)
+	st.Address = hang.Addr
+	start := time.Now()
+	wantFail(t, run(t, probes.KindPostgres, storeTarget(t, st), 500*time.Millisecond), "no answer within 500ms")
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Fatalf("hanging postgres held the probe for %s", el)
+	}
+	pg.Stop()
+	st.Address = pg.Addr
+	wantFail(t, run(t, probes.KindPostgres, storeTarget(t, st), 2*time.Second), "cannot open a session")
+}
+
+func TestEtcdAgainstRealServer(t *testing.T) {
+	e := need(t, peers.Etcd)
+	st := config.Store{Name: "etcdnew", Kind: "etcd", Address: e.Addr, Password: &config.SecretRef{Env: "HOPPROBE_TEST_EMPTY"}}
+	t.Setenv("HOPPROBE_TEST_EMPTY", "")
+	r := run(t, probes.KindEtcd, probes.Target{Address: e.Addr, Store: &st}, 3*time.Second)
+	wantOK(t, r)
+	if !phase(r, "status") || !phase(r, "read") || r.Details["raft_index"] == "" {
+		t.Fatalf("phases %+v details %v", r.Phases, r.Details)
+	}
+	hang := need(t, peers.Hang)
+	st.Address = hang.Addr
+	start := time.Now()
+	wantFail(t, run(t, probes.KindEtcd, probes.Target{Address: hang.Addr, Store: &st}, 500*time.Millisecond), "no answer within 500ms")
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Fatalf("hanging etcd held the probe for %s", el)
+	}
+	e.Stop()
+	st.Address = e.Addr
+	wantFail(t, run(t, probes.KindEtcd, probes.Target{Address: e.Addr, Store: &st}, time.Second), "etcdnew")
+}
+
+func TestKafkaAgainstKfake(t *testing.T) {
+	k := need(t, func() (*peers.Server, error) { return peers.Kafka("orders", "hopprobe-canary") })
+	st := config.Store{Name: "kafkanew", Kind: "kafka", Address: k.Addr,
+		Kafka: &config.KafkaOpts{Topics: []string{"orders"}, CanaryTopic: "hopprobe-canary"}}
+	r := run(t, probes.KindKafka, probes.Target{Address: k.Addr, Store: &st}, 5*time.Second)
+	wantOK(t, r)
+	if !phase(r, "metadata") || !phase(r, "canary") {
+		t.Fatalf("phases %+v", r.Phases)
+	}
+	missing := st
+	missing.Kafka = &config.KafkaOpts{Topics: []string{"orders", "no-such-topic"}}
+	wantFail(t, run(t, probes.KindKafka, probes.Target{Address: k.Addr, Store: &missing}, 3*time.Second), "no-such-topic")
+	hang := need(t, peers.Hang)
+	st.Address = hang.Addr
+	start := time.Now()
+	wantFail(t, run(t, probes.KindKafka, probes.Target{Address: hang.Addr, Store: &st}, 500*time.Millisecond), "no answer within 500ms")
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Fatalf("hanging kafka held the probe for %s", el)
+	}
+	k.Stop()
+	st.Address = k.Addr
+	wantFail(t, run(t, probes.KindKafka, probes.Target{Address: k.Addr, Store: &st}, time.Second), "no bootstrap broker of kafkanew answered")
+}
