@@ -117,7 +117,8 @@ func Run(ctx context.Context, kind Kind, t *Target, timeout time.Duration) Resul
 	defer cancel()
 	err := p.Probe(ctx, t, &res.Report)
 	res.Duration = time.Since(res.Start)
-	if err != nil && ctx.Err() == context.DeadlineExceeded {
+	// Socket deadlines set from ctx can fire a hair before ctx itself.
+	if err != nil && (ctx.Err() == context.DeadlineExceeded || res.Duration >= timeout) {
 		err = fmt.Errorf("no answer within %s: %w", timeout, err)
 	}
 	if t.ExpectUnreachable {

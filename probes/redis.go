@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,11 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	if err != nil {
 		return err
 	}
+	// go-redis dials from its own goroutines, which may outlive this
+	// probe: the connect time is handed over under a lock, never written
+	// into rep from there.
+	var mu sync.Mutex
+	var connectTime time.Duration
 	opts := &redis.UniversalOptions{
 		Addrs: storeAddrs(st), Username: st.Username, Password: pw, TLSConfig: tc,
 		DialTimeout: remaining(ctx), ReadTimeout: remaining(ctx), WriteTimeout: remaining(ctx),
@@ -33,7 +39,11 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 			start := time.Now()
 			var d net.Dialer
 			c, err := d.DialContext(ctx, network, addr)
-			rep.since("connect", start)
+			mu.Lock()
+			if connectTime == 0 {
+				connectTime = time.Since(start)
+			}
+			mu.Unlock()
 			return c, err
 		},
 	}
@@ -54,6 +64,11 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	defer c.Close()
 	start := time.Now()
 	err = c.Ping(ctx).Err()
+	mu.Lock()
+	if connectTime > 0 {
+		rep.AddPhase("connect", connectTime)
+	}
+	mu.Unlock()
 	rep.since("ping", start)
 	if err != nil {
 		return redisError(st.Name, err)

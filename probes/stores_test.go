@@ -45,8 +45,8 @@ func noSecret(t *testing.T, r probes.Result) {
 }
 
 func TestRedisAgainstRealServer(t *testing.T) {
-	master := need(t, func() (*peers.Server, error) { return peers.Redis(storePW, "") })
-	replica := need(t, func() (*peers.Server, error) { return peers.Redis(storePW, master.Addr) })
+	master := need(t, func() (*peers.Server, error) { return peers.Redis("", storePW, "") })
+	replica := need(t, func() (*peers.Server, error) { return peers.Redis("", storePW, master.Addr) })
 	st := config.Store{Name: "futuresnewredis", Kind: "redis", Address: master.Addr, Redis: &config.RedisOpts{Role: "master"}}
 	r := run(t, probes.KindRedis, storeTarget(t, st), 2*time.Second)
 	wantOK(t, r)
@@ -80,7 +80,7 @@ func TestRedisAgainstRealServer(t *testing.T) {
 }
 
 func TestPostgresAgainstRealServer(t *testing.T) {
-	pg := need(t, func() (*peers.Server, error) { return peers.Postgres("hopprobe", storePW) })
+	pg := need(t, func() (*peers.Server, error) { return peers.Postgres("", "hopprobe", storePW) })
 	st := config.Store{Name: "futuresnewdb", Kind: "postgres", Address: pg.Addr, Username: "hopprobe", Database: "postgres",
 		Postgres: &config.PostgresOpts{SSLMode: "disable", Role: "primary"}}
 	r := run(t, probes.KindPostgres, storeTarget(t, st), 5*time.Second)
@@ -117,7 +117,7 @@ func TestPostgresAgainstRealServer(t *testing.T) {
 }
 
 func TestEtcdAgainstRealServer(t *testing.T) {
-	e := need(t, peers.Etcd)
+	e := need(t, func() (*peers.Server, error) { return peers.Etcd("") })
 	st := config.Store{Name: "etcdnew", Kind: "etcd", Address: e.Addr, Password: &config.SecretRef{Env: "HOPPROBE_TEST_EMPTY"}}
 	t.Setenv("HOPPROBE_TEST_EMPTY", "")
 	r := run(t, probes.KindEtcd, probes.Target{Address: e.Addr, Store: &st}, 3*time.Second)
@@ -138,7 +138,7 @@ func TestEtcdAgainstRealServer(t *testing.T) {
 }
 
 func TestKafkaAgainstKfake(t *testing.T) {
-	k := need(t, func() (*peers.Server, error) { return peers.Kafka("orders", "hopprobe-canary") })
+	k := need(t, func() (*peers.Server, error) { return peers.Kafka("", "orders", "hopprobe-canary") })
 	st := config.Store{Name: "kafkanew", Kind: "kafka", Address: k.Addr,
 		Kafka: &config.KafkaOpts{Topics: []string{"orders"}, CanaryTopic: "hopprobe-canary"}}
 	r := run(t, probes.KindKafka, probes.Target{Address: k.Addr, Store: &st}, 5*time.Second)

@@ -61,13 +61,13 @@ func TestPathWalkOnTheDemoIsHealthy(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	for _, hop := range []string{"dns", "cloudfront-tls", "cloudfront", "alb-public", "apisix", "service"} {
+	for _, hop := range []string{"dns", "cloudfront-tls", "cloudfront", "alb-public", "apisix", "service", "futuresnewredis"} {
 		if !strings.Contains(out, "\n"+hop+" ") {
 			t.Errorf("no line for hop %s in\n%s", hop, out)
 		}
 	}
-	if strings.Count(out, " ok ") != 6 || !strings.Contains(out, "verdict: OK") {
-		t.Fatalf("want six ok hops and an OK verdict:\n%s", out)
+	if strings.Count(out, " ok ") != 7 || !strings.Contains(out, "verdict: OK") {
+		t.Fatalf("want seven ok hops and an OK verdict:\n%s", out)
 	}
 }
 
@@ -187,6 +187,48 @@ func TestListShowsEveryRoute(t *testing.T) {
 		for _, h := range r.Hosts {
 			if !strings.Contains(out, h+r.Path+"\t") {
 				t.Errorf("list lacks %s%s", h, r.Path)
+			}
+		}
+	}
+}
+
+// A dead Redis under a healthy service is the first failing hop, and no
+// store password appears in the CLI output, the JSON or /metrics.
+func TestDeadStoreIsNamedAndSecretsNeverShow(t *testing.T) {
+	cfgPath, d := startDemo(t)
+	secrets := map[string]string{}
+	for _, s := range []string{"spotdb", "spotredis", "futuresnewredis"} {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(cfgPath), ".demo", s+"-password"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[s] = string(b)
+	}
+	if err := d.Stop("spotredis"); err != nil {
+		t.Skipf("SKIPPED LOUDLY: spotredis stand-in not running (redis-server missing?): %v", err)
+	}
+	code, out, errs := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/")
+	if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: spotredis") {
+		t.Fatalf("exit %d, want spotredis named first:\n%s%s", code, out, errs)
+	}
+	serviceOK := false
+	for _, line := range strings.Split(out, "\n") {
+		serviceOK = serviceOK || (strings.HasPrefix(line, "service ") && strings.Contains(line, " ok "))
+	}
+	if !serviceOK {
+		t.Fatalf("the service above the dead Redis must still answer:\n%s", out)
+	}
+	_, js, _ := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/", "--output", "json")
+	// Break authentication too: the driver's error must not carry the password.
+	os.WriteFile(filepath.Join(filepath.Dir(cfgPath), ".demo", "spotdb-password"), []byte("wrong-"+secrets["spotdb"]), 0o600)
+	_, authOut, _ := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/")
+	if !strings.Contains(authOut, "password authentication failed") && !strings.Contains(authOut, "spotdb") {
+		t.Fatalf("wrong password not reported:\n%s", authOut)
+	}
+	for name, pw := range secrets {
+		for where, text := range map[string]string{"table": out, "json": js, "auth failure": authOut, "stderr": errs} {
+			if strings.Contains(text, pw) {
+				t.Errorf("%s password appears in %s output", name, where)
 			}
 		}
 	}

@@ -92,6 +92,7 @@ func (d *Demo) start(cfg *config.Config) error {
 	if err := d.startDNS(cfg); err != nil {
 		return err
 	}
+
 	hosts := routeHosts(cfg)
 	cert, err := newCert(hosts)
 	if err != nil {
@@ -176,7 +177,9 @@ func (d *Demo) start(cfg *config.Config) error {
 			}
 		}
 	}
-	return nil
+	// Last, so that the ports the stores pick for themselves (etcd's peer
+	// port) cannot collide with the topology's own addresses.
+	return d.startStores(cfg)
 }
 
 func routeHosts(cfg *config.Config) []string {

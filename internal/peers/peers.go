@@ -6,6 +6,7 @@
 package peers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -103,14 +105,22 @@ func lookPath(names ...string) (string, error) {
 	return "", fmt.Errorf("%s: %w", names[0], ErrMissing)
 }
 
-// Redis starts redis-server with requirepass; replicaOf makes it a replica.
-func Redis(password, replicaOf string) (*Server, error) {
+// orFree returns addr, or a free loopback address when addr is empty.
+func orFree(addr string) (string, error) {
+	if addr != "" {
+		return addr, nil
+	}
+	return FreePort()
+}
+
+// Redis starts redis-server on addr ("" = a free port) with requirepass;
+// replicaOf makes it a replica.
+func Redis(addr, password, replicaOf string) (*Server, error) {
 	bin, err := lookPath("redis-server")
 	if err != nil {
 		return nil, err
 	}
-	addr, err := FreePort()
-	if err != nil {
+	if addr, err = orFree(addr); err != nil {
 		return nil, err
 	}
 	args := []string{"--port", port(addr), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", password}
@@ -121,8 +131,8 @@ func Redis(password, replicaOf string) (*Server, error) {
 	return start(exec.Command(bin, args...), addr, func() {})
 }
 
-// Etcd starts a single-member etcd.
-func Etcd() (*Server, error) {
+// Etcd starts a single-member etcd serving clients on addr ("" = free).
+func Etcd(client string) (*Server, error) {
 	bin, err := lookPath("etcd")
 	if err != nil {
 		return nil, err
@@ -131,7 +141,9 @@ func Etcd() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, _ := FreePort()
+	if client, err = orFree(client); err != nil {
+		return nil, err
+	}
 	peer, _ := FreePort()
 	cmd := exec.Command(bin, "--name", "probe", "--data-dir", dir,
 		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
@@ -143,7 +155,7 @@ func Etcd() (*Server, error) {
 // Postgres initialises a cluster with user/password (scram) in a temp dir
 // and starts it. As root it runs as the postgres user, since PostgreSQL
 // refuses to run as root.
-func Postgres(username, password string) (*Server, error) {
+func Postgres(addr, username, password string) (*Server, error) {
 	initdb, err := lookPath("initdb", "/usr/lib/postgresql/15/bin/initdb")
 	if err != nil {
 		return nil, err
@@ -189,18 +201,53 @@ func Postgres(username, password string) (*Server, error) {
 		cleanup()
 		return nil, fmt.Errorf("initdb failed: %v\n%s", err, out)
 	}
-	addr, err := FreePort()
-	if err != nil {
+	if addr, err = orFree(addr); err != nil {
 		cleanup()
 		return nil, err
 	}
 	cmd := wrap(postgres, "-D", data, "-p", port(addr), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off")
-	return start(cmd, addr, cleanup)
+	srv, err := start(cmd, addr, cleanup)
+	if err != nil {
+		return nil, err
+	}
+	// The port opens before recovery ends ("the database system is
+	// starting up"): wait for a real session.
+	cc, err := pgx.ParseConfig("host=127.0.0.1 port=" + port(addr) + " dbname=postgres sslmode=disable")
+	if err != nil {
+		srv.Stop()
+		return nil, err
+	}
+	cc.User, cc.Password = username, password
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := pgx.ConnectConfig(ctx, cc)
+		if err == nil {
+			_ = conn.Close(ctx)
+			cancel()
+			return srv, nil
+		}
+		cancel()
+		if time.Now().After(deadline) {
+			srv.Stop()
+			return nil, fmt.Errorf("postgres on %s never accepted a session: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
-// Kafka starts an in-process Kafka-protocol cluster with topics seeded.
-func Kafka(topics ...string) (*Server, error) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
+// Kafka starts an in-process Kafka-protocol broker on addr ("" = free)
+// with topics seeded.
+func Kafka(addr string, topics ...string) (*Server, error) {
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(1, topics...)}
+	if addr != "" {
+		p, err := strconv.Atoi(port(addr))
+		if err != nil {
+			return nil, fmt.Errorf("kafka address %q: %w", addr, err)
+		}
+		opts = append(opts, kfake.Ports(p))
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, err
 	}
