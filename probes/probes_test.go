@@ -153,40 +153,16 @@ func TestTLSHandshakeRecordsExpiryAndChecksTheName(t *testing.T) {
 }
 
 func TestTCPConnectsAndReportsRefusal(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := acceptAndClose(t)
 	open := ln.Addr().String()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	wantOK(t, run(t, probes.KindTCP, probes.Target{Address: open}, time.Second))
 	ln.Close()
 	wantFail(t, run(t, probes.KindTCP, probes.Target{Address: open}, time.Second), "connection refused")
 }
 
 func TestExpectUnreachableInvertsTheVerdict(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := acceptAndClose(t)
 	open := ln.Addr().String()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	wantFail(t, run(t, probes.KindTCP, probes.Target{Address: open, ExpectUnreachable: true}, time.Second), "SECURITY")
 	ln.Close()
 	wantOK(t, run(t, probes.KindTCP, probes.Target{Address: open, ExpectUnreachable: true}, time.Second))
@@ -326,3 +302,22 @@ func TestRedactRemovesSecretsFromMessages(t *testing.T) {
 }
 
 func ci() bool { return os.Getenv("CI") != "" }
+
+// acceptAndClose listens on loopback and closes every connection at once.
+func acceptAndClose(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln
+}
