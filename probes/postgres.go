@@ -20,7 +20,7 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("address %q is not host:port: %w", st.Address, err)
 	}
-	pw, err := storePassword(st)
+	pw, tc, err := storeCreds(t)
 	if err != nil {
 		return err
 	}
@@ -46,9 +46,7 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return fmt.Errorf("postgres settings for %s: %w", st.Name, err)
 	}
 	cc.User, cc.Password = st.Username, pw
-	if tc, err := storeTLS(t); err != nil {
-		return err
-	} else if tc != nil && cc.TLSConfig != nil {
+	if tc != nil && cc.TLSConfig != nil {
 		tc.ServerName = host
 		cc.TLSConfig = tc
 	}

@@ -19,9 +19,7 @@ var (
 func Redact(msg string, t *Target) string {
 	if t != nil {
 		for _, s := range targetSecrets(t) {
-			if len(s) >= 1 {
-				msg = strings.ReplaceAll(msg, s, "[REDACTED]")
-			}
+			msg = strings.ReplaceAll(msg, s, "[REDACTED]")
 		}
 	}
 	msg = urlPassword.ReplaceAllString(msg, "${1}[REDACTED]@")

@@ -17,11 +17,7 @@ type redisProber struct{}
 
 func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	st := t.Store
-	pw, err := storePassword(st)
-	if err != nil {
-		return err
-	}
-	tc, err := storeTLS(t)
+	pw, tc, err := storeCreds(t)
 	if err != nil {
 		return err
 	}

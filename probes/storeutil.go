@@ -18,6 +18,17 @@ func storeAddrs(s *config.Store) []string {
 	return []string{s.Address}
 }
 
+// storeCreds resolves what a store client needs to log in: the password
+// and the TLS config (nil for clear text).
+func storeCreds(t *Target) (string, *tls.Config, error) {
+	pw, err := storePassword(t.Store)
+	if err != nil {
+		return "", nil, err
+	}
+	tc, err := storeTLS(t)
+	return pw, tc, err
+}
+
 // storeTLS returns nil when the store is reached in clear text.
 func storeTLS(t *Target) (*tls.Config, error) {
 	if t.Store.TLS == nil {

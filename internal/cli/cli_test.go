@@ -26,7 +26,7 @@ func startDemo(t *testing.T) (string, *demo.Demo) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	moved, err := demo.Relocate(src, dir)
+	moved, err := demo.Relocate(src)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@
 package demo
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -381,10 +380,4 @@ func service(name string) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"status":"ok","service":%q,"path":%q}`+"\n", name, r.URL.Path)
 	})
-}
-
-// Wait blocks until ctx ends, then stops everything.
-func (d *Demo) Wait(ctx context.Context) {
-	<-ctx.Done()
-	d.Close()
 }

@@ -3,17 +3,16 @@ package demo
 import (
 	"fmt"
 	"net"
-	"path/filepath"
 	"regexp"
-	"strings"
 )
 
 var loopbackAddr = regexp.MustCompile(`127\.0\.0\.1:(\d{2,5})`)
 
 // Relocate rewrites a demo topology so that several copies can run side
 // by side (tests, a demo next to `make test`): every distinct loopback
-// address gets a free port, and the CA file lands in dir.
-func Relocate(src []byte, dir string) ([]byte, error) {
+// address gets a free port. Files the demo writes (.demo/…) follow the
+// rewritten topology, since relative paths resolve against its directory.
+func Relocate(src []byte) ([]byte, error) {
 	moved := map[string]string{}
 	var err error
 	out := loopbackAddr.ReplaceAllStringFunc(string(src), func(a string) string {
@@ -39,6 +38,5 @@ func Relocate(src []byte, dir string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out = strings.ReplaceAll(out, "ca_file: .demo/ca.pem", "ca_file: "+filepath.Join(dir, "ca.pem"))
 	return []byte(out), nil
 }
