@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -25,18 +26,22 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	var (
-		tlsStart, wroteAt, firstByte time.Time
-		conn                         bool
-	)
+	// net/http dials and runs trace callbacks on its own goroutines, and a
+	// dial can outlive a request that timed out, so everything they
+	// observe goes through a sink that is sealed when Do returns.
+	sink := &traceSink{}
 	tr := &http.Transport{
 		// Every probe opens its own connection: a pooled one would hide
 		// connect and TLS time, and a dead peer behind a live socket.
 		DisableKeepAlives: true,
 		TLSClientConfig:   tc,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			c, err := dial(ctx, t.Address, rep)
-			conn = err == nil
+			var dr Report
+			c, err := dial(ctx, t.Address, &dr)
+			sink.do(func(s *traceSink) {
+				s.rep.Phases = append(s.rep.Phases, dr.Phases...)
+				s.conn = err == nil
+			})
 			return c, err
 		},
 		ForceAttemptHTTP2: false,
@@ -49,13 +54,15 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	trace := &httptrace.ClientTrace{
-		TLSHandshakeStart: func() { tlsStart = time.Now() },
+		TLSHandshakeStart: func() { sink.do(func(s *traceSink) { s.tlsStart = time.Now() }) },
 		TLSHandshakeDone: func(cs tls.ConnectionState, _ error) {
-			rep.since("tls", tlsStart)
-			recordCert(cs, rep)
+			sink.do(func(s *traceSink) {
+				s.rep.since("tls", s.tlsStart)
+				recordCert(cs, &s.rep)
+			})
 		},
-		WroteRequest:         func(httptrace.WroteRequestInfo) { wroteAt = time.Now() },
-		GotFirstResponseByte: func() { firstByte = time.Now() },
+		WroteRequest:         func(httptrace.WroteRequestInfo) { sink.do(func(s *traceSink) { s.wroteAt = time.Now() }) },
+		GotFirstResponseByte: func() { sink.do(func(s *traceSink) { s.firstByte = time.Now() }) },
 	}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, requestURL(t), nil)
 	if err != nil {
@@ -63,15 +70,16 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	}
 	req.Header.Set("User-Agent", "hopprobe")
 	resp, err := client.Do(req)
+	seen := sink.seal(rep)
 	if err != nil {
-		if conn {
+		if seen.conn {
 			err = connected(err)
 		}
 		return fmt.Errorf("GET %s via %s failed: %w", req.URL, t.Address, err)
 	}
 	defer resp.Body.Close()
-	if !wroteAt.IsZero() && !firstByte.IsZero() {
-		rep.AddPhase("first_byte", firstByte.Sub(wroteAt))
+	if !seen.wroteAt.IsZero() && !seen.firstByte.IsZero() {
+		rep.AddPhase("first_byte", seen.firstByte.Sub(seen.wroteAt))
 	}
 	rep.Detail("status", strconv.Itoa(resp.StatusCode))
 	if s := answeredBy(resp.Header); s != "" {
@@ -84,6 +92,45 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return connected(fmt.Errorf("reading the body from %s: %w", t.Address, err))
 	}
 	return connected(checkHTTP(t, resp, body))
+}
+
+// traceSink is what the transport's goroutines observed during one probe.
+type traceSink struct {
+	mu     sync.Mutex
+	sealed bool
+	rep    Report
+	traceSeen
+}
+
+type traceSeen struct {
+	conn                         bool
+	tlsStart, wroteAt, firstByte time.Time
+}
+
+// do applies f unless the probe has already returned; a late callback
+// from an abandoned dial is dropped.
+func (s *traceSink) do(f func(*traceSink)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.sealed {
+		f(s)
+	}
+}
+
+// seal stops further updates, moves the phases and facts seen so far
+// into rep and returns the rest.
+func (s *traceSink) seal(rep *Report) traceSeen {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sealed = true
+	rep.Phases = append(rep.Phases, s.rep.Phases...)
+	if !s.rep.CertExpiry.IsZero() {
+		rep.CertExpiry = s.rep.CertExpiry
+	}
+	for k, v := range s.rep.Details {
+		rep.Detail(k, v)
+	}
+	return s.traceSeen
 }
 
 func requestURL(t *Target) string {

@@ -3,6 +3,8 @@ package probes_test
 import (
 	"context"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -320,4 +322,46 @@ func acceptAndClose(t *testing.T) net.Listener {
 		}
 	}()
 	return ln
+}
+
+// net/http may finish a dial and TLS handshake on its own goroutine after
+// the request timed out; what it reports then must not reach a result
+// that the caller already holds.
+func TestHTTPLateHandshakeLeavesTheResultAlone(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		time.Sleep(250 * time.Millisecond) // the handshake answer arrives late
+		up, err := net.Dial("tcp", addr(srv))
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		end := time.Now().Add(time.Second)
+		_ = c.SetDeadline(end)
+		_ = up.SetDeadline(end)
+		go func() { _, _ = io.Copy(up, c) }()
+		_, _ = io.Copy(c, up)
+	}()
+	tg := probes.Target{Address: ln.Addr().String(), Host: "example.com", Scheme: "https", TLS: caFile(t, srv)}
+	r := run(t, probes.KindHTTP, tg, 100*time.Millisecond)
+	wantFail(t, r, "no answer within 100ms")
+	before := fmt.Sprint(r.Details, r.CertExpiry)
+	<-done
+	time.Sleep(50 * time.Millisecond)
+	if after := fmt.Sprint(r.Details, r.CertExpiry); after != before {
+		t.Fatalf("the result changed after the probe returned: %s, then %s", before, after)
+	}
 }

@@ -140,7 +140,7 @@ func TestSchedulerWalksEveryPathRepeatedlyAndStops(t *testing.T) {
 		walks[r.Path.ID]++
 		mu.Unlock()
 	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
 	defer cancel()
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
@@ -153,7 +153,7 @@ func TestSchedulerWalksEveryPathRepeatedlyAndStops(t *testing.T) {
 	defer mu.Unlock()
 	for _, p := range paths {
 		if walks[p.ID] < 3 {
-			t.Errorf("path %s walked %d times in 300ms at a 40ms interval", p.ID, walks[p.ID])
+			t.Errorf("path %s walked %d times in 800ms at a 40ms interval", p.ID, walks[p.ID])
 		}
 	}
 }
