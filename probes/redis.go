@@ -2,7 +2,9 @@ package probes
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -10,6 +12,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
+
+// go-redis logs its own dial failures to stderr; the probe already
+// reports them as the hop's error, so they only go to debug logs.
+func init() { redis.SetLogger(redisLog{}) }
+
+type redisLog struct{}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
 
 // redisProber connects (single node, cluster or sentinel), authenticates,
 // sends PING and optionally checks the replication role.
@@ -29,12 +41,27 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	opts := &redis.UniversalOptions{
 		Addrs: storeAddrs(st), Username: st.Username, Password: pw, TLSConfig: tc,
 		DialTimeout: remaining(ctx), ReadTimeout: remaining(ctx), WriteTimeout: remaining(ctx),
-		// One connection, no retries: a probe reports what it saw.
-		PoolSize: 1, MaxRetries: -1, DisableIdentity: true, Protocol: 2,
+		// One dial, no retries: a probe reports what it saw. A pool of
+		// two is deliberate: go-redis starts a background re-dialer that
+		// outlives Close by a second once failed dials reach PoolSize, and
+		// a probe never fails more than one dial per pool.
+		PoolSize: 2, DialerRetries: 1, MaxRetries: -1, DisableIdentity: true, Protocol: 2,
+		// A custom Dialer replaces go-redis's TLS dial, so TLS is set up
+		// here (and the handshake counted as part of connecting).
 		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			start := time.Now()
-			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
+			var c net.Conn
+			var err error
+			if tc != nil {
+				d := tls.Dialer{Config: tc.Clone()}
+				if d.Config.ServerName == "" {
+					d.Config.ServerName, _, _ = net.SplitHostPort(addr)
+				}
+				c, err = d.DialContext(ctx, network, addr)
+			} else {
+				var d net.Dialer
+				c, err = d.DialContext(ctx, network, addr)
+			}
 			mu.Lock()
 			if connectTime == 0 {
 				connectTime = time.Since(start)
