@@ -2,6 +2,7 @@ package probes
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -20,7 +21,7 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("address %q is not host:port: %w", st.Address, err)
 	}
-	pw, tc, err := storeCreds(t)
+	pw, err := storePassword(st)
 	if err != nil {
 		return err
 	}
@@ -39,16 +40,28 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		db = "postgres"
 	}
 	// The password never enters the connection string, so it cannot
-	// appear in a parse error.
-	cc, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%s dbname=%s sslmode=%s connect_timeout=%d",
-		quote(host), port, quote(db), sslmode, max(1, int(remaining(ctx).Seconds()))))
+	// appear in a parse error. Certificates go through pgx's own
+	// sslrootcert/sslcert/sslkey so that each sslmode keeps its meaning.
+	dsn := fmt.Sprintf("host=%s port=%s dbname=%s sslmode=%s connect_timeout=%d",
+		quote(host), port, quote(db), sslmode, max(1, int(remaining(ctx).Seconds())))
+	if c := st.TLS; c != nil {
+		for k, v := range map[string]string{"sslrootcert": c.CAFile, "sslcert": c.CertFile, "sslkey": c.KeyFile} {
+			if v != "" {
+				dsn += " " + k + "=" + quote(v)
+			}
+		}
+	}
+	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return fmt.Errorf("postgres settings for %s: %w", st.Name, err)
 	}
 	cc.User, cc.Password = st.Username, pw
-	if tc != nil && cc.TLSConfig != nil {
-		tc.ServerName = host
-		cc.TLSConfig = tc
+	if c := st.TLS; c != nil && c.ServerName != "" {
+		for _, tc := range append([]*tls.Config{cc.TLSConfig}, fallbackTLS(cc)...) {
+			if tc != nil {
+				tc.ServerName = c.ServerName
+			}
+		}
 	}
 	start := time.Now()
 	conn, err := pgx.ConnectConfig(ctx, cc)
@@ -93,4 +106,12 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 // quote writes a libpq keyword value.
 func quote(s string) string {
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
+}
+
+func fallbackTLS(cc *pgx.ConnConfig) []*tls.Config {
+	var out []*tls.Config
+	for _, f := range cc.Fallbacks {
+		out = append(out, f.TLSConfig)
+	}
+	return out
 }

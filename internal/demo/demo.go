@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +22,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -93,9 +96,15 @@ func (d *Demo) start(cfg *config.Config) error {
 	}
 
 	hosts := routeHosts(cfg)
-	cert, err := newCert(hosts)
+	dir, err := os.MkdirTemp("", "hopprobe-demo-pki-")
 	if err != nil {
 		return err
+	}
+	// The server key stays in memory; only the CA is copied out.
+	defer os.RemoveAll(dir)
+	cert, err := peers.NewPKI(dir, hosts, "hopprobe")
+	if err != nil {
+		return fmt.Errorf("demo: cannot make the edge certificate: %w", err)
 	}
 	// One stand-in per distinct address; a proxy forwards to the next
 	// hop of its entry, the last hop of an entry routes like APISIX.
@@ -141,7 +150,7 @@ func (d *Demo) start(cfg *config.Config) error {
 			if r.tls == nil || r.tls.CAFile == "" {
 				return fmt.Errorf("demo: https hop %s needs tls.ca_file so the prober can trust the demo CA", r.name)
 			}
-			if err := cert.writeCA(r.tls.CAFile); err != nil {
+			if err := copyFile(cert.CA, r.tls.CAFile); err != nil {
 				return err
 			}
 		}
@@ -199,7 +208,7 @@ func routeHosts(cfg *config.Config) []string {
 	return out
 }
 
-func (d *Demo) serveHTTP(name, addr string, h http.Handler, useTLS bool, c *certs) error {
+func (d *Demo) serveHTTP(name, addr string, h http.Handler, useTLS bool, c *peers.PKI) error {
 	if err := loopback(addr); err != nil {
 		return err
 	}
@@ -210,7 +219,7 @@ func (d *Demo) serveHTTP(name, addr string, h http.Handler, useTLS bool, c *cert
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)}
 	if useTLS {
-		srv.TLSConfig = c.serverConfig()
+		srv.TLSConfig, _ = c.ServerTLS(false)
 		go func() { _ = srv.ServeTLS(ln, "", "") }()
 	} else {
 		go func() { _ = srv.Serve(ln) }()
@@ -380,4 +389,16 @@ func service(name string) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"status":"ok","service":%q,"path":%q}`+"\n", name, r.URL.Path)
 	})
+}
+
+// copyFile puts the demo CA where the topology's tls.ca_file expects it.
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("demo: cannot create %s: %w", filepath.Dir(dst), err)
+	}
+	return os.WriteFile(dst, b, 0o644)
 }

@@ -15,10 +15,12 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -116,6 +118,82 @@ func orFree(addr string) (string, error) {
 // Redis starts redis-server on addr ("" = a free port) with requirepass;
 // replicaOf makes it a replica.
 func Redis(addr, password, replicaOf string) (*Server, error) {
+	args := []string{"--requirepass", password}
+	if replicaOf != "" {
+		h, p, _ := net.SplitHostPort(replicaOf)
+		args = append(args, "--replicaof", h, p, "--masterauth", password)
+	}
+	return redisServer(addr, false, args...)
+}
+
+// RedisTLS starts redis-server that speaks only TLS with the PKI's server
+// certificate and demands a client certificate signed by its CA.
+func RedisTLS(password string, pki *PKI) (*Server, error) {
+	return redisServer("", true, "--requirepass", password,
+		"--tls-cert-file", pki.ServerCert, "--tls-key-file", pki.ServerKey,
+		"--tls-ca-cert-file", pki.CA, "--tls-auth-clients", "yes")
+}
+
+// RedisSentinel starts a sentinel that monitors master under masterName.
+func RedisSentinel(master, masterName, password string) (*Server, error) {
+	dir, err := os.MkdirTemp("", "hopprobe-sentinel-")
+	if err != nil {
+		return nil, err
+	}
+	h, p, _ := net.SplitHostPort(master)
+	conf := filepath.Join(dir, "sentinel.conf")
+	// Sentinel rewrites its file, so it must be its own and writable.
+	body := fmt.Sprintf("sentinel monitor %s %s %s 1\nsentinel auth-pass %s %s\n", masterName, h, p, masterName, password)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s, err := redisServer("", false, conf, "--sentinel")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	stop := s.stop
+	s.stop = func() { stop(); os.RemoveAll(dir) }
+	return s, nil
+}
+
+// RedisCluster starts a one-node Redis Cluster that owns every hash slot.
+func RedisCluster(password string) (*Server, error) {
+	dir, err := os.MkdirTemp("", "hopprobe-rcluster-")
+	if err != nil {
+		return nil, err
+	}
+	s, err := redisServer("", false, "--requirepass", password, "--masterauth", password,
+		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--dir", dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	stop := s.stop
+	s.stop = func() { stop(); os.RemoveAll(dir) }
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: password, DisableIdentity: true})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("assigning hash slots: %w", err)
+	}
+	for {
+		info, err := c.ClusterInfo(ctx).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return s, nil
+		}
+		if ctx.Err() != nil {
+			s.Stop()
+			return nil, fmt.Errorf("redis cluster on %s never reached cluster_state:ok: %v", s.Addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func redisServer(addr string, useTLS bool, args ...string) (*Server, error) {
 	bin, err := lookPath("redis-server")
 	if err != nil {
 		return nil, err
@@ -123,16 +201,27 @@ func Redis(addr, password, replicaOf string) (*Server, error) {
 	if addr, err = orFree(addr); err != nil {
 		return nil, err
 	}
-	args := []string{"--port", port(addr), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", password}
-	if replicaOf != "" {
-		h, p, _ := net.SplitHostPort(replicaOf)
-		args = append(args, "--replicaof", h, p, "--masterauth", password)
+	listen := []string{"--port", port(addr)}
+	if useTLS {
+		listen = []string{"--port", "0", "--tls-port", port(addr)}
 	}
-	return start(exec.Command(bin, args...), addr, func() {})
+	// A sentinel config file must come first on the command line.
+	var conf []string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "--") {
+		conf, args = args[:1], args[1:]
+	}
+	all := append(append(append(conf, listen...), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"), args...)
+	return start(exec.Command(bin, all...), addr, func() {})
 }
 
 // Etcd starts a single-member etcd serving clients on addr ("" = free).
-func Etcd(client string) (*Server, error) {
+func Etcd(client string) (*Server, error) { return etcdServer(client, nil) }
+
+// EtcdTLS starts etcd serving clients over TLS only, demanding a client
+// certificate signed by the PKI's CA.
+func EtcdTLS(pki *PKI) (*Server, error) { return etcdServer("", pki) }
+
+func etcdServer(client string, pki *PKI) (*Server, error) {
 	bin, err := lookPath("etcd")
 	if err != nil {
 		return nil, err
@@ -145,10 +234,17 @@ func Etcd(client string) (*Server, error) {
 		return nil, err
 	}
 	peer, _ := FreePort()
-	cmd := exec.Command(bin, "--name", "probe", "--data-dir", dir,
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "probe=http://"+peer, "--log-level", "error")
+	scheme := "http://"
+	var extra []string
+	if pki != nil {
+		scheme = "https://"
+		extra = []string{"--cert-file", pki.ServerCert, "--key-file", pki.ServerKey,
+			"--client-cert-auth", "--trusted-ca-file", pki.CA}
+	}
+	cmd := exec.Command(bin, append([]string{"--name", "probe", "--data-dir", dir,
+		"--listen-client-urls", scheme + client, "--advertise-client-urls", scheme + client,
+		"--listen-peer-urls", "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer,
+		"--initial-cluster", "probe=http://" + peer, "--log-level", "error"}, extra...)...)
 	return start(cmd, client, func() { os.RemoveAll(dir) })
 }
 
@@ -156,6 +252,17 @@ func Etcd(client string) (*Server, error) {
 // and starts it. As root it runs as the postgres user, since PostgreSQL
 // refuses to run as root.
 func Postgres(addr, username, password string) (*Server, error) {
+	return postgresServer(addr, username, password, nil)
+}
+
+// PostgresTLS is Postgres that accepts only TLS sessions which present
+// both the password and a client certificate whose common name is the
+// user (pg_hba "hostssl ... clientcert=verify-full").
+func PostgresTLS(username, password string, pki *PKI) (*Server, error) {
+	return postgresServer("", username, password, pki)
+}
+
+func postgresServer(addr, username, password string, pki *PKI) (*Server, error) {
 	initdb, err := lookPath("initdb", "/usr/lib/postgresql/15/bin/initdb")
 	if err != nil {
 		return nil, err
@@ -175,7 +282,27 @@ func Postgres(addr, username, password string) (*Server, error) {
 		cleanup()
 		return nil, err
 	}
+	owned := []string{dir, pwfile}
+	var sslArgs []string
+	if pki != nil {
+		// The server insists on owning a private key nobody else can read.
+		for _, f := range [][2]string{{pki.ServerCert, "server.pem"}, {pki.ServerKey, "server-key.pem"}, {pki.CA, "ca.pem"}} {
+			b, err := os.ReadFile(f[0])
+			dst := filepath.Join(dir, f[1])
+			if err == nil {
+				err = os.WriteFile(dst, b, 0o600)
+			}
+			if err != nil {
+				cleanup()
+				return nil, err
+			}
+			owned = append(owned, dst)
+		}
+		sslArgs = []string{"-c", "ssl=on", "-c", "ssl_cert_file=" + filepath.Join(dir, "server.pem"),
+			"-c", "ssl_key_file=" + filepath.Join(dir, "server-key.pem"), "-c", "ssl_ca_file=" + filepath.Join(dir, "ca.pem")}
+	}
 	wrap := func(bin string, args ...string) *exec.Cmd { return exec.Command(bin, args...) }
+	chown := func(string) error { return nil }
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -184,8 +311,9 @@ func Postgres(addr, username, password string) (*Server, error) {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		for _, p := range []string{dir, pwfile} {
-			if err := os.Chown(p, uid, gid); err != nil {
+		chown = func(p string) error { return os.Chown(p, uid, gid) }
+		for _, p := range owned {
+			if err := chown(p); err != nil {
 				cleanup()
 				return nil, err
 			}
@@ -201,18 +329,32 @@ func Postgres(addr, username, password string) (*Server, error) {
 		cleanup()
 		return nil, fmt.Errorf("initdb failed: %v\n%s", err, out)
 	}
+	dsn := "host=127.0.0.1 dbname=postgres sslmode=disable"
+	if pki != nil {
+		hba := filepath.Join(data, "pg_hba.conf")
+		rules := "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n"
+		err := os.WriteFile(hba, []byte(rules), 0o600)
+		if err == nil {
+			err = chown(hba)
+		}
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("writing pg_hba.conf: %w", err)
+		}
+		dsn = fmt.Sprintf("host=127.0.0.1 dbname=postgres sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s", pki.CA, pki.ClientCert, pki.ClientKey)
+	}
 	if addr, err = orFree(addr); err != nil {
 		cleanup()
 		return nil, err
 	}
-	cmd := wrap(postgres, "-D", data, "-p", port(addr), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off")
+	cmd := wrap(postgres, append([]string{"-D", data, "-p", port(addr), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"}, sslArgs...)...)
 	srv, err := start(cmd, addr, cleanup)
 	if err != nil {
 		return nil, err
 	}
 	// The port opens before recovery ends ("the database system is
 	// starting up"): wait for a real session.
-	cc, err := pgx.ParseConfig("host=127.0.0.1 port=" + port(addr) + " dbname=postgres sslmode=disable")
+	cc, err := pgx.ParseConfig(dsn + " port=" + port(addr))
 	if err != nil {
 		srv.Stop()
 		return nil, err
