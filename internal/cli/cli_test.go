@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,28 +104,7 @@ func TestServeExportsTheFirstFailingHop(t *testing.T) {
 	if err := d.Stop("apisix"); err != nil {
 		t.Fatal(err)
 	}
-	src, _ := os.ReadFile(cfgPath)
-	// Short enough to see several walks, long enough for a loaded 2-core
-	// CI machine under -race to answer every live hop in time.
-	fast := strings.Replace(string(src), "interval: 5s", "interval: 1s", 1)
-	fast = strings.Replace(fast, "timeout: 2s", "timeout: 1s", 1)
-	if err := os.WriteFile(cfgPath, []byte(fast), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	listen := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	go func() {
-		done <- cli.Main(ctx, []string{"serve", "--config", cfgPath, "--listen", listen}, io.Discard, io.Discard)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}()
+	listen := serveFast(t, cfgPath, io.Discard)
 	want := []string{
 		`hopprobe_hop_first_failing{hop="apisix",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",service="morph-futuresws-app",vantage="cluster"} 1`,
 		`hopprobe_path_success{namespace="morph",path="api.allinpro.com/futures/ws*",service="morph-futuresws-app",vantage="cluster"} 0`,
@@ -157,6 +141,53 @@ func TestServeExportsTheFirstFailingHop(t *testing.T) {
 	if get(t, "http://"+listen+"/healthz") != "ok\n" {
 		t.Error("healthz")
 	}
+}
+
+// serveFast runs `probe serve` on the topology at cfgPath with a short
+// interval until the test ends, logging to logs, and returns its address.
+func serveFast(t *testing.T, cfgPath string, logs io.Writer) string {
+	t.Helper()
+	src, _ := os.ReadFile(cfgPath)
+	// Short enough to see several walks, long enough for a loaded 2-core
+	// CI machine under -race to answer every live hop in time.
+	fast := strings.Replace(string(src), "interval: 5s", "interval: 1s", 1)
+	fast = strings.Replace(fast, "timeout: 2s", "timeout: 1s", 1)
+	if err := os.WriteFile(cfgPath, []byte(fast), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- cli.Main(ctx, []string{"serve", "--config", cfgPath, "--listen", listen}, io.Discard, logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	return listen
+}
+
+// lockedBuffer collects a server's log lines while the test reads them.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestBadConfigAndUnknownPathExitTwo(t *testing.T) {
@@ -213,11 +244,7 @@ func TestDeadStoreIsNamedAndSecretsNeverShow(t *testing.T) {
 	if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: spotredis") {
 		t.Fatalf("exit %d, want spotredis named first:\n%s%s", code, out, errs)
 	}
-	serviceOK := false
-	for _, line := range strings.Split(out, "\n") {
-		serviceOK = serviceOK || (strings.HasPrefix(line, "service ") && strings.Contains(line, " ok "))
-	}
-	if !serviceOK {
+	if !hopLine(out, "service", " ok ") {
 		t.Fatalf("the service above the dead Redis must still answer:\n%s", out)
 	}
 	_, js, _ := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/", "--output", "json")
@@ -227,11 +254,87 @@ func TestDeadStoreIsNamedAndSecretsNeverShow(t *testing.T) {
 	if !strings.Contains(authOut, "password authentication failed") && !strings.Contains(authOut, "spotdb") {
 		t.Fatalf("wrong password not reported:\n%s", authOut)
 	}
+	// The same through `probe serve`: its log, /metrics and the status API.
+	logs := &lockedBuffer{}
+	listen := serveFast(t, cfgPath, logs)
+	var status string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		status = get(t, "http://"+listen+"/api/v1/paths?path=api.allinpro.com/*")
+		if strings.Contains(status, "password authentication failed") {
+			break
+		}
+	}
+	if !strings.Contains(status, "password authentication failed") {
+		t.Fatalf("serve never reported the broken spotdb login:\n%s", status)
+	}
+	metrics := get(t, "http://"+listen+"/metrics")
 	for name, pw := range secrets {
-		for where, text := range map[string]string{"table": out, "json": js, "auth failure": authOut, "stderr": errs} {
+		for where, text := range map[string]string{"table": out, "json": js, "auth failure": authOut, "stderr": errs,
+			"serve log": logs.String(), "/metrics": metrics, "/api/v1/paths": status} {
 			if strings.Contains(text, pw) {
 				t.Errorf("%s password appears in %s output", name, where)
 			}
 		}
 	}
+}
+
+// A NodePort path has one hop per node: a node whose port is closed is its
+// own failed hop, and from a vantage where the NodePort must stay
+// internal, a node that answers is a SECURITY finding.
+func TestNodePortPathHasOneHopPerNode(t *testing.T) {
+	cfgPath, _ := startDemo(t)
+	var ln net.Listener
+	var nodePort int
+	for p := 30000 + rand.IntN(2000); ln == nil && p < 32768; p++ {
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			ln, nodePort = l, p
+		}
+	}
+	if ln == nil {
+		t.Fatal("no free port in the NodePort range on 127.0.0.1")
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }),
+		ReadHeaderTimeout: time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	src, _ := os.ReadFile(cfgPath)
+	// node-b (127.0.0.2) has nothing on the port: one bad node.
+	svc := fmt.Sprintf(`services:
+  - name: landry-brokerserver-web
+    namespace: landry
+    type: NodePort
+    ports: [{port: 8080, node_port: %d, protocol: http, address: %s}]
+    nodeport_unreachable_from: [external]
+`, nodePort, ln.Addr())
+	withNodes := strings.Replace(string(src), "services:\n", svc, 1) +
+		"\nnodes:\n  - {name: node-a, address: 127.0.0.1}\n  - {name: node-b, address: 127.0.0.2}\n"
+	if err := os.WriteFile(cfgPath, []byte(withNodes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := "nodeport/landry/landry-brokerserver-web"
+	code, out, errs := probe(t, "--config", cfgPath, "--path", path)
+	hopA, hopB := fmt.Sprintf("node-a:%d", nodePort), fmt.Sprintf("node-b:%d", nodePort)
+	if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: "+hopB) {
+		t.Fatalf("exit %d, want %s named first:\n%s%s", code, hopB, out, errs)
+	}
+	if !hopLine(out, hopA, " ok ") {
+		t.Fatalf("the healthy node must be ok:\n%s", out)
+	}
+	// From outside, node-a answering is the finding; node-b's refusal is fine.
+	code, out, errs = probe(t, "--config", cfgPath, "--vantage", "external", "--path", path)
+	if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: "+hopA) || !strings.Contains(out, "SECURITY") {
+		t.Fatalf("exit %d, want a SECURITY finding on %s:\n%s%s", code, hopA, out, errs)
+	}
+	if !hopLine(out, hopB, " ok ") {
+		t.Fatalf("a refused NodePort is the healthy state from outside:\n%s", out)
+	}
+}
+
+func hopLine(out, hop, want string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, hop+" ") && strings.Contains(line, want) {
+			return true
+		}
+	}
+	return false
 }
