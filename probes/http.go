@@ -142,7 +142,12 @@ func requestURL(t *Target) string {
 	if path == "" {
 		path = "/"
 	}
-	return scheme + "://" + t.Host + path
+	host := t.Host
+	if host == "" {
+		// No virtual host to ask for: ask the address itself.
+		host = t.Address
+	}
+	return scheme + "://" + host + path
 }
 
 // answeredBy names the layer that produced a response, from the headers

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/probes"
 )
 
@@ -364,4 +365,30 @@ func TestHTTPLateHandshakeLeavesTheResultAlone(t *testing.T) {
 	if after := fmt.Sprint(r.Details, r.CertExpiry); after != before {
 		t.Fatalf("the result changed after the probe returned: %s, then %s", before, after)
 	}
+}
+
+// The NodePort probe against each state a node can be in: answering
+// HTTP, refusing, and accepting without ever answering; with and without
+// the rule that the port must stay unreachable from this vantage.
+func TestNodePortAgainstLiveClosedAndHangingNodes(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer srv.Close()
+	live := probes.Target{Address: addr(srv), Host: "127.0.0.1", Scheme: "http", Path: "/"}
+	r := run(t, probes.KindNodePort, live, time.Second)
+	wantOK(t, r)
+	if r.Details["status"] != "200" {
+		t.Fatalf("an HTTP NodePort must be checked over HTTP: %v", r.Details)
+	}
+	closed := acceptAndClose(t)
+	gone := closed.Addr().String()
+	closed.Close()
+	wantFail(t, run(t, probes.KindNodePort, probes.Target{Address: gone, Scheme: "http"}, time.Second), "connection refused")
+	hang := need(t, peers.Hang)
+	wantHangBounded(t, probes.KindNodePort, probes.Target{Address: hang.Addr, Host: "127.0.0.1", Scheme: "http"}, 300*time.Millisecond)
+
+	// Must stay internal: refused is healthy, anything that accepts is a
+	// finding, even a node that then never answers.
+	wantOK(t, run(t, probes.KindNodePort, probes.Target{Address: gone, ExpectUnreachable: true}, time.Second))
+	wantFail(t, run(t, probes.KindNodePort, probes.Target{Address: addr(srv), ExpectUnreachable: true}, time.Second), "SECURITY")
+	wantFail(t, run(t, probes.KindNodePort, probes.Target{Address: hang.Addr, ExpectUnreachable: true}, 300*time.Millisecond), "SECURITY")
 }

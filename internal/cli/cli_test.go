@@ -114,6 +114,10 @@ func TestServeExportsTheFirstFailingHop(t *testing.T) {
 		`hopprobe_hop_phase_duration_seconds{hop="cloudfront",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",phase="handshake"`,
 		`hopprobe_hop_probes_total{hop="apisix",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",result="failure"`,
 		`hopprobe_hop_duration_seconds_bucket{hop="dns"`,
+		`hopprobe_hop_probes_total{hop="spotdb",kind="postgres"`,
+		`hopprobe_hop_probes_total{hop="spotredis",kind="redis"`,
+		`hopprobe_hop_probes_total{hop="kafkanew",kind="kafka"`,
+		`hopprobe_hop_probes_total{hop="etcdnew",kind="etcd"`,
 	}
 	var missing []string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {

@@ -1,0 +1,122 @@
+package exporter_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/targets"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// nodePortPath is a NodePort path over three nodes; the exporter is fed
+// one walk in which node-b failed and node-c was skipped.
+func nodePortWalk() (*targets.Path, scheduler.PathResult) {
+	p := &targets.Path{ID: "nodeport/landry/landry-trans-web", Vantage: "cluster", Namespace: "landry", Service: "landry-trans-web",
+		Hops: []targets.Hop{
+			{Name: "node-a:31603", Kind: probes.KindNodePort},
+			{Name: "node-b:31603", Kind: probes.KindNodePort},
+			{Name: "node-c:31603", Kind: probes.KindNodePort, Skip: "no address from this vantage"},
+		}}
+	now := time.Now()
+	r := scheduler.PathResult{Path: p, Start: now, Duration: 30 * time.Millisecond, FirstFailing: 1, Hops: []scheduler.HopResult{
+		{Result: probes.Result{Success: true, Start: now, Duration: 2 * time.Millisecond,
+			Report: probes.Report{Phases: []probes.Phase{{Name: "connect", Duration: time.Millisecond}}, CertExpiry: now.Add(48 * time.Hour)}}},
+		{Result: probes.Result{Start: now, Duration: 25 * time.Millisecond, Error: "cannot connect to 10.0.0.2:31603: connection refused"}},
+		{Skipped: true, Result: probes.Result{Error: "no address from this vantage"}},
+	}}
+	return p, r
+}
+
+func TestObserveExportsEveryHopWithItsKind(t *testing.T) {
+	p, r := nodePortWalk()
+	e := exporter.New([]*targets.Path{p})
+	if e.Ready() {
+		t.Fatal("ready before any walk")
+	}
+	e.Observe(r)
+	e.Observe(r)
+	want := `
+# HELP hopprobe_hop_first_failing 1 if this hop is the first failing hop of its path (the one to page about), else 0.
+# TYPE hopprobe_hop_first_failing gauge
+hopprobe_hop_first_failing{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
+hopprobe_hop_first_failing{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
+hopprobe_hop_first_failing{hop="node-c:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
+# HELP hopprobe_hop_success 1 if the hop answered as expected in the last walk of its path, 0 if not.
+# TYPE hopprobe_hop_success gauge
+hopprobe_hop_success{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
+hopprobe_hop_success{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
+# HELP hopprobe_hop_skipped 1 if the hop cannot be reached from this vantage and was not probed.
+# TYPE hopprobe_hop_skipped gauge
+hopprobe_hop_skipped{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
+hopprobe_hop_skipped{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
+hopprobe_hop_skipped{hop="node-c:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
+# HELP hopprobe_hop_probes_total Hop results by outcome: success, failure or skipped.
+# TYPE hopprobe_hop_probes_total counter
+hopprobe_hop_probes_total{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="success",service="landry-trans-web",vantage="cluster"} 2
+hopprobe_hop_probes_total{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="failure",service="landry-trans-web",vantage="cluster"} 2
+hopprobe_hop_probes_total{hop="node-c:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="skipped",service="landry-trans-web",vantage="cluster"} 2
+# HELP hopprobe_path_first_failing_hop_position Position (0-based) of the first failing hop of the path, -1 when healthy.
+# TYPE hopprobe_path_first_failing_hop_position gauge
+hopprobe_path_first_failing_hop_position{namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
+# HELP hopprobe_path_success 1 if no probed hop of the path failed in its last walk.
+# TYPE hopprobe_path_success gauge
+hopprobe_path_success{namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
+`
+	names := []string{"hopprobe_hop_first_failing", "hopprobe_hop_success", "hopprobe_hop_skipped", "hopprobe_hop_probes_total",
+		"hopprobe_path_first_failing_hop_position", "hopprobe_path_success"}
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(e.Registry(), "hopprobe_tls_cert_expiry_timestamp_seconds"); n != 1 {
+		t.Fatalf("%d certificate expiry series, want 1 (only node-a presented one)", n)
+	}
+	if !e.Ready() {
+		t.Fatal("not ready after every path was walked")
+	}
+}
+
+func TestHandlerServesStatusAndReadiness(t *testing.T) {
+	p, r := nodePortWalk()
+	e := exporter.New([]*targets.Path{p})
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz before the first walk: %d", code)
+	}
+	e.Observe(r)
+	if code, _ := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz after the first walk: %d", code)
+	}
+	_, body := get("/api/v1/paths?path=" + p.ID)
+	var doc struct{ Paths []exporter.PathStatus }
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Paths) != 1 || doc.Paths[0].FirstFailingHop != "node-b:31603" || doc.Paths[0].Hops[2].Verdict != exporter.VerdictSkipped {
+		t.Fatalf("status: %s", body)
+	}
+	if _, body := get("/api/v1/paths?path=nope"); !strings.Contains(body, `"paths": []`) {
+		t.Fatalf("unknown path filter: %s", body)
+	}
+}
