@@ -38,6 +38,9 @@ type Exporter struct {
 	pathFirst    *prometheus.GaugeVec
 	pathDuration *prometheus.GaugeVec
 	walkLag      *prometheus.HistogramVec
+	hopNode      *prometheus.GaugeVec
+	edge         *prometheus.GaugeVec
+	exposed      *prometheus.GaugeVec
 
 	mu     sync.RWMutex
 	order  []string
@@ -75,15 +78,30 @@ func New(paths []*targets.Path) *Exporter {
 		walkLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hopprobe_walk_lag_seconds",
 			Help:    "How late a walk started against its schedule.",
 			Buckets: []float64{.001, .005, .01, .02, .05, .1, .5, 1, 5}}, []string{"vantage"}),
+		hopNode: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_hop_node_info",
+			Help: "Always 1: the component (entry hop, namespace/service or data store) a hop probes, for joins."},
+			[]string{"path", "hop", "vantage", "node"}),
+		edge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_topology_edge_info",
+			Help: "Always 1: a documented link between two components that some path walks."},
+			[]string{"source", "target", "vantage"}),
+		exposed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_hop_exposed",
+			Help: "1 if a hop that must be unreachable from this vantage (a NodePort kept internal) answered: a security finding."},
+			hopLabels),
 		status: map[string]PathStatus{},
 		walked: map[string]bool{},
 	}
 	e.reg.MustRegister(e.hopSuccess, e.hopSkipped, e.hopFirstFail, e.hopDuration, e.hopPhase, e.hopProbes,
-		e.certExpiry, e.pathSuccess, e.pathFirst, e.pathDuration, e.walkLag,
+		e.certExpiry, e.pathSuccess, e.pathFirst, e.pathDuration, e.walkLag, e.hopNode, e.edge, e.exposed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, p := range paths {
 		e.order = append(e.order, p.ID)
 		e.status[p.ID] = Pending(p)
+		for _, h := range p.Hops {
+			e.hopNode.WithLabelValues(p.ID, h.Name, p.Vantage, h.Node).Set(1)
+		}
+		for _, ed := range p.Edges() {
+			e.edge.WithLabelValues(ed[0], ed[1], p.Vantage).Set(1)
+		}
 	}
 	return e
 }
@@ -114,6 +132,9 @@ func (e *Exporter) Observe(r scheduler.PathResult) {
 			ok, result = 1, "success"
 		}
 		e.hopSuccess.With(lv).Set(ok)
+		if h.Target.ExpectUnreachable {
+			e.exposed.With(lv).Set(1 - ok)
+		}
 		e.hopProbes.With(with(lv, "result", result)).Inc()
 		e.hopDuration.With(lv).Observe(hr.Duration.Seconds())
 		for _, ph := range hr.Phases {

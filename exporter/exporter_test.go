@@ -25,8 +25,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func nodePortWalk() (*targets.Path, scheduler.PathResult) {
 	p := &targets.Path{ID: "nodeport/landry/landry-trans-web", Vantage: "cluster", Namespace: "landry", Service: "landry-trans-web",
 		Hops: []targets.Hop{
-			{Name: "node-a:31603", Kind: probes.KindNodePort},
-			{Name: "node-b:31603", Kind: probes.KindNodePort},
+			{Name: "node-a:31603", Node: "landry/landry-trans-web", Kind: probes.KindNodePort},
+			{Name: "node-b:31603", Kind: probes.KindNodePort, Target: probes.Target{ExpectUnreachable: true}},
 			{Name: "node-c:31603", Kind: probes.KindNodePort, Skip: "no address from this vantage"},
 		}}
 	now := time.Now()
@@ -84,6 +84,17 @@ hopprobe_path_success{namespace="landry",path="nodeport/landry/landry-trans-web"
 	}
 	if !e.Ready() {
 		t.Fatal("not ready after every path was walked")
+	}
+	exposed := `
+# HELP hopprobe_hop_exposed 1 if a hop that must be unreachable from this vantage (a NodePort kept internal) answered: a security finding.
+# TYPE hopprobe_hop_exposed gauge
+hopprobe_hop_exposed{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
+`
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(exposed), "hopprobe_hop_exposed"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(e.Registry(), "hopprobe_hop_node_info"); n != 3 {
+		t.Fatalf("%d hop node series, want one per hop (3)", n)
 	}
 }
 

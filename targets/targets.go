@@ -24,7 +24,11 @@ const (
 
 // Hop is one probed step of a path.
 type Hop struct {
-	Name    string
+	Name string
+	// Node is what the hop probes, named the same in every path: an entry
+	// hop's name, "namespace/service", or a data store's name. The
+	// topology map and per-component alerts group hops by it.
+	Node    string
 	Kind    probes.Kind
 	Target  probes.Target
 	Timeout time.Duration
@@ -136,7 +140,7 @@ func RoutePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	kind := probes.Kind(r.Protocol)
 	noHost := fmt.Sprintf("route host %s is a wildcard; set probe.host to a concrete name to probe it", host)
 
-	dnsHop := Hop{Name: "dns", Kind: probes.KindDNS, Target: probes.Target{Host: probeHost, Resolver: cfg.Vantages[vantage].Resolver}}
+	dnsHop := Hop{Name: "dns", Node: "dns", Kind: probes.KindDNS, Target: probes.Target{Host: probeHost, Resolver: cfg.Vantages[vantage].Resolver}}
 	if probeHost == "" {
 		dnsHop.Skip = noHost
 	}
@@ -170,10 +174,10 @@ func RoutePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 		}
 		addr = strings.ReplaceAll(addr, "{host}", probeHost)
 		if scheme == "https" {
-			p.add(Hop{Name: eh.Name + "-tls", Kind: probes.KindTLS, Skip: skip,
+			p.add(Hop{Name: eh.Name + "-tls", Node: eh.Name, Kind: probes.KindTLS, Skip: skip,
 				Target: probes.Target{Address: addr, Host: probeHost, TLS: eh.TLS}})
 		}
-		i := p.add(Hop{Name: eh.Name, Kind: kind, Skip: skip, Target: probes.Target{
+		i := p.add(Hop{Name: eh.Name, Node: eh.Name, Kind: kind, Skip: skip, Target: probes.Target{
 			Address: addr, Host: probeHost, Scheme: scheme, Path: reqPath, TLS: eh.TLS,
 			Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 		}})
@@ -185,7 +189,7 @@ func RoutePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	if svcHost == "" {
 		svcHost = serviceHost(svc)
 	}
-	i := p.add(Hop{Name: "service", Kind: kind, Skip: serviceSkip(vantage, svc), Target: probes.Target{
+	i := p.add(Hop{Name: "service", Node: svc.Key(), Kind: kind, Skip: serviceSkip(vantage, svc), Target: probes.Target{
 		Address: ServiceAddr(svc, port), Host: svcHost, Scheme: "http", Path: reqPath,
 		Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 	}})
@@ -218,7 +222,7 @@ func (p *Path) add(h Hop) int {
 func (p *Path) addStores(cfg *config.Config, vantage string, svc *config.Service, owner int) {
 	for _, name := range svc.DependsOn {
 		st := cfg.FindStore(name)
-		h := Hop{Name: st.Name, Kind: probes.Kind(st.Kind), Timeout: st.Timeout,
+		h := Hop{Name: st.Name, Node: st.Name, Kind: probes.Kind(st.Kind), Timeout: st.Timeout,
 			Target: probes.Target{Address: st.Address, Host: hostOf(st.Address), Store: st, TLS: st.TLS}}
 		if !config.Reaches(st.From, vantage) {
 			h.Skip = fmt.Sprintf("store %s is not reachable from the %s vantage", st.Name, vantage)
@@ -242,7 +246,7 @@ func servicePath(cfg *config.Config, vantage string, s *config.Service) *Path {
 	var owners []int
 	for _, pt := range s.Ports {
 		kind := probes.Kind(pt.Protocol)
-		h := Hop{Name: "port-" + strconv.Itoa(pt.Port), Kind: kind, Skip: skip, Target: probes.Target{
+		h := Hop{Name: "port-" + strconv.Itoa(pt.Port), Node: s.Key(), Kind: kind, Skip: skip, Target: probes.Target{
 			Address: ServiceAddr(s, pt.Port), Host: serviceHost(s), Scheme: "http", Path: healthPath(s),
 			MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 		}}
@@ -275,7 +279,7 @@ func nodePortPath(cfg *config.Config, vantage string, s *config.Service) *Path {
 		mustNot = mustNot || v == vantage
 	}
 	if len(cfg.Nodes) == 0 {
-		p.add(Hop{Name: "nodes", Kind: probes.KindNodePort, Skip: "no node addresses in the topology (nodes:); NodePorts cannot be probed"})
+		p.add(Hop{Name: "nodes", Node: s.Key(), Kind: probes.KindNodePort, Skip: "no node addresses in the topology (nodes:); NodePorts cannot be probed"})
 		return p
 	}
 	for _, pt := range s.Ports {
@@ -287,7 +291,7 @@ func nodePortPath(cfg *config.Config, vantage string, s *config.Service) *Path {
 			if pt.Protocol == "http" && !mustNot {
 				scheme = "http"
 			}
-			p.add(Hop{Name: fmt.Sprintf("%s:%d", n.Name, pt.NodePort), Kind: probes.KindNodePort, Target: probes.Target{
+			p.add(Hop{Name: fmt.Sprintf("%s:%d", n.Name, pt.NodePort), Node: s.Key(), Kind: probes.KindNodePort, Target: probes.Target{
 				Address: net.JoinHostPort(n.Address, strconv.Itoa(pt.NodePort)), Host: n.Address,
 				Scheme: scheme, Path: healthPath(s), MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 				ExpectUnreachable: mustNot,
@@ -344,4 +348,29 @@ func IDs(paths []*Path) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// Edges are the links of the documented flow that this path walks, as
+// pairs of hop nodes: each hop of the request chain to the next (a TLS
+// hop and its request share a node), and the service to each store.
+func (p *Path) Edges() [][2]string {
+	var out [][2]string
+	seen := map[[2]string]bool{}
+	addEdge := func(a, b string) {
+		e := [2]string{a, b}
+		if a != "" && b != "" && a != b && !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	prev, owner := "", ""
+	for _, h := range p.Hops {
+		if h.Target.Store != nil {
+			addEdge(owner, h.Node)
+			continue
+		}
+		addEdge(prev, h.Node)
+		prev, owner = h.Node, h.Node
+	}
+	return out
 }

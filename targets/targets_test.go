@@ -83,6 +83,15 @@ func TestResolveFuturesWSHopChain(t *testing.T) {
 	if d := p.Hops[5].DependsOn; len(d) != 1 || d[0] != 6 {
 		t.Errorf("service depends on %v, want [6]", d)
 	}
+	// The map draws the documented flow, the TLS hop folded into its edge.
+	var edges []string
+	for _, e := range p.Edges() {
+		edges = append(edges, e[0]+">"+e[1])
+	}
+	wantEdges := "dns>cloudfront cloudfront>alb-public alb-public>apisix apisix>morph/morph-futuresws-app morph/morph-futuresws-app>futuresnewredis"
+	if got := strings.Join(edges, " "); got != wantEdges {
+		t.Errorf("edges\n got %s\nwant %s", got, wantEdges)
+	}
 }
 
 func TestExternalVantageSkipsInClusterHops(t *testing.T) {
