@@ -4,7 +4,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEMO_LISTEN ?= 127.0.0.1:9115
 
-.PHONY: all build test unit lint fmt-check vet demo bench clean
+.PHONY: all build test unit lint fmt-check vet demo bench clean image deploy-sync
 
 all: build
 
@@ -27,6 +27,15 @@ vet:
 
 lint:
 	$(GO) run $(STATICCHECK) ./...
+
+## image: the container image (needs a Docker engine; CI has none and lints the Dockerfile instead)
+IMAGE ?= ghcr.io/allinx/hopprobe:latest
+image:
+	docker build -t $(IMAGE) .
+
+## deploy-sync: copy config/allinx.yaml into the kustomize base and regenerate the PrometheusRule
+deploy-sync:
+	$(GO) test -count=1 -run 'TestTopologyCopyMatchesConfig|TestPrometheusRuleMatchesRulesFile' ./deploy -update
 
 ## demo: loopback stand-ins for DNS, CloudFront, ALBs, APISIX and services + probe serve
 demo:
