@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -120,8 +121,9 @@ func TestServeExportsTheFirstFailingHop(t *testing.T) {
 		`hopprobe_hop_probes_total{hop="etcdnew",kind="etcd"`,
 	}
 	var missing []string
+	var body string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		body := get(t, "http://"+listen+"/metrics")
+		body = get(t, "http://"+listen+"/metrics")
 		missing = missing[:0]
 		for _, m := range want {
 			if !strings.Contains(body, m) {
@@ -135,6 +137,7 @@ func TestServeExportsTheFirstFailingHop(t *testing.T) {
 	for _, m := range missing {
 		t.Errorf("metrics never showed %s", m)
 	}
+	promtoolCheckMetrics(t, body)
 	var doc struct{ Paths []exporter.PathStatus }
 	if err := json.Unmarshal([]byte(get(t, "http://"+listen+"/api/v1/paths?path=api.allinpro.com/futures/ws*")), &doc); err != nil {
 		t.Fatal(err)
@@ -341,4 +344,23 @@ func hopLine(out, hop, want string) bool {
 		}
 	}
 	return false
+}
+
+// promtoolCheckMetrics runs Prometheus's own linter on a real scrape:
+// names, units, help texts, counter suffixes.
+func promtoolCheckMetrics(t *testing.T, body string) {
+	t.Helper()
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI must have promtool (Debian package prometheus; .ci/run installs it)")
+		}
+		t.Log("SKIPPED LOUDLY: promtool not installed; /metrics was not linted")
+		return
+	}
+	cmd := exec.Command(bin, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics on a live scrape: %v\n%s", err, out)
+	}
 }
