@@ -5,6 +5,7 @@ package exporter
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 
@@ -79,8 +80,8 @@ func New(paths []*targets.Path) *Exporter {
 			Help:    "How late a walk started against its schedule.",
 			Buckets: []float64{.001, .005, .01, .02, .05, .1, .5, 1, 5}}, []string{"vantage"}),
 		hopNode: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_hop_node_info",
-			Help: "Always 1: the component (entry hop, namespace/service or data store) a hop probes, for joins."},
-			[]string{"path", "hop", "vantage", "node"}),
+			Help: "Always 1: the component (entry hop, namespace/service or data store) a hop probes and the hop's position (00, 01, …) in its path, for joins."},
+			[]string{"path", "hop", "vantage", "node", "position"}),
 		edge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_topology_edge_info",
 			Help: "Always 1: a documented link between two components that some path walks."},
 			[]string{"source", "target", "vantage"}),
@@ -96,8 +97,8 @@ func New(paths []*targets.Path) *Exporter {
 	for _, p := range paths {
 		e.order = append(e.order, p.ID)
 		e.status[p.ID] = Pending(p)
-		for _, h := range p.Hops {
-			e.hopNode.WithLabelValues(p.ID, h.Name, p.Vantage, h.Node).Set(1)
+		for i, h := range p.Hops {
+			e.hopNode.WithLabelValues(p.ID, h.Name, p.Vantage, h.Node, fmt.Sprintf("%02d", i)).Set(1)
 		}
 		for _, ed := range p.Edges() {
 			e.edge.WithLabelValues(ed[0], ed[1], p.Vantage).Set(1)

@@ -67,6 +67,8 @@ func StatusOf(r scheduler.PathResult) PathStatus {
 	ps.Verdict = VerdictOK
 	if !r.Success {
 		ps.Verdict = VerdictFailed
+	}
+	if r.FirstFailing >= 0 && r.FirstFailing < len(r.Path.Hops) {
 		ps.FirstFailingHop = r.Path.Hops[r.FirstFailing].Name
 	}
 	start := r.Start

@@ -1,0 +1,207 @@
+package deploy_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	monv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/targets"
+)
+
+// exposedMetrics is every metric name a scrape of the exporter can hold,
+// read from a real registry after one walk of each production path
+// (results made up: only the names matter here).
+func exposedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	cfg, err := config.Load("../config/allinx.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := targets.Expand(cfg, config.VantageCluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := exporter.New(paths)
+	for _, p := range paths {
+		r := scheduler.PathResult{Path: p, Hops: make([]scheduler.HopResult, len(p.Hops)), Success: true, FirstFailing: -1, Start: time.Now()}
+		for i := range r.Hops {
+			r.Hops[i].Success, r.Hops[i].CertExpiry = true, time.Now().Add(time.Hour)
+			r.Hops[i].Phases = []probes.Phase{{Name: "connect", Duration: time.Millisecond}}
+		}
+		if p.Kind == targets.PathNodePort {
+			p.Hops[0].Target.ExpectUnreachable = true
+		}
+		e.Observe(r)
+	}
+	mfs, err := e.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		n := mf.GetName()
+		names[n] = true
+		if mf.GetType().String() == "HISTOGRAM" {
+			names[n+"_bucket"], names[n+"_sum"], names[n+"_count"] = true, true, true
+		}
+	}
+	// Scraped by Prometheus itself, not by the exporter.
+	names["up"] = true
+	return names
+}
+
+// promql is the parser Prometheus itself uses, with its default options.
+var promql = parser.NewParser(parser.Options{})
+
+// grafanaVars stand in for Grafana's template variables so that the
+// expressions parse as Prometheus will see them.
+var grafanaVars = strings.NewReplacer(
+	"$__rate_interval", "1m", "$__interval", "1m", "$__range", "6h",
+	"${datasource}", "prom", "$vantage", "cluster", "$namespace", "landry", "$path", "api.allinpro.com/*",
+)
+
+func TestDashboardsUseOnlyRealMetricsAndValidPromQL(t *testing.T) {
+	known := exposedMetrics(t)
+	files, _ := filepath.Glob("grafana/dashboards/*.json")
+	if len(files) < 3 {
+		t.Fatalf("want the three dashboards (hop health, topology map, path drill-down), found %v", files)
+	}
+	uids := map[string]string{}
+	leftover := regexp.MustCompile(`\$\w+`)
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			UID        string `json:"uid"`
+			Templating struct {
+				List []struct {
+					Name, Type string
+					Query      any
+				}
+			}
+			Panels []struct {
+				Title, Type string
+				Datasource  struct{ UID string }
+				Targets     []struct {
+					Expr       string
+					Datasource struct{ UID string }
+				}
+			}
+		}
+		if err := json.Unmarshal(raw, &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if other, dup := uids[d.UID]; dup || d.UID == "" {
+			t.Errorf("%s: uid %q empty or shared with %s", f, d.UID, other)
+		}
+		uids[d.UID] = f
+		if !slices.ContainsFunc(d.Templating.List, func(v struct {
+			Name, Type string
+			Query      any
+		}) bool {
+			return v.Name == "datasource" && v.Type == "datasource"
+		}) {
+			t.Errorf("%s: no datasource variable", f)
+		}
+		var exprs []string
+		for _, v := range d.Templating.List {
+			if q, ok := v.Query.(map[string]any); ok {
+				exprs = append(exprs, labelValuesSelector(q["query"].(string)))
+			}
+		}
+		for _, p := range d.Panels {
+			if p.Datasource.UID != "${datasource}" {
+				t.Errorf("%s: panel %q uses data source %q, not the ${datasource} variable", f, p.Title, p.Datasource.UID)
+			}
+			if len(p.Targets) == 0 {
+				t.Errorf("%s: panel %q has no query", f, p.Title)
+			}
+			for _, tg := range p.Targets {
+				if tg.Datasource.UID != "${datasource}" {
+					t.Errorf("%s: a query of %q uses data source %q", f, p.Title, tg.Datasource.UID)
+				}
+				exprs = append(exprs, tg.Expr)
+			}
+		}
+		for _, raw := range exprs {
+			expr := grafanaVars.Replace(raw)
+			if v := leftover.FindString(expr); v != "" {
+				t.Errorf("%s: %s uses an undefined variable %s", f, raw, v)
+			}
+			node, err := promql.ParseExpr(expr)
+			if err != nil {
+				t.Errorf("%s: %q does not parse: %v", f, raw, err)
+				continue
+			}
+			for _, vs := range parser.ExtractSelectors(node) {
+				for _, m := range vs {
+					if m.Name == "__name__" && !known[m.Value] {
+						t.Errorf("%s: %q queries %s, which the exporter does not expose", f, raw, m.Value)
+					}
+				}
+			}
+		}
+	}
+}
+
+// labelValuesSelector turns Grafana's label_values(selector, label) into
+// the selector it queries.
+func labelValuesSelector(q string) string {
+	q = strings.TrimSpace(q)
+	if inner, ok := strings.CutPrefix(q, "label_values("); ok {
+		inner = strings.TrimSuffix(inner, ")")
+		if i := strings.LastIndex(inner, ","); i >= 0 {
+			return strings.TrimSpace(inner[:i])
+		}
+	}
+	return q
+}
+
+// The alerting rules are held to the same standard.
+func TestRulesUseOnlyRealMetrics(t *testing.T) {
+	known := exposedMetrics(t)
+	var spec monv1.PrometheusRuleSpec
+	decodeFile(t, "prometheus/rules.yaml", &spec)
+	for _, g := range spec.Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				known[r.Record] = true
+			}
+		}
+	}
+	n := 0
+	for _, g := range spec.Groups {
+		for _, r := range g.Rules {
+			node, err := promql.ParseExpr(r.Expr.String())
+			if err != nil {
+				t.Errorf("%s%s: %v", r.Alert, r.Record, err)
+				continue
+			}
+			for _, vs := range parser.ExtractSelectors(node) {
+				for _, m := range vs {
+					if m.Name == "__name__" && !known[m.Value] {
+						t.Errorf("rule %s%s queries %s, which the exporter does not expose", r.Alert, r.Record, m.Value)
+					}
+				}
+			}
+			n++
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d rules found in prometheus/rules.yaml", n)
+	}
+}
