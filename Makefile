@@ -4,7 +4,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEMO_LISTEN ?= 127.0.0.1:9115
 
-.PHONY: all build test unit lint fmt-check vet demo bench clean image deploy-sync
+.PHONY: all build test unit lint fmt-check vet demo bench clean image deploy-sync fuzz
 
 all: build
 
@@ -40,6 +40,12 @@ deploy-sync:
 ## demo: loopback stand-ins for DNS, CloudFront, ALBs, APISIX and services + probe serve
 demo:
 	$(GO) run ./cmd/demo --config config/demo.yaml --listen $(DEMO_LISTEN)
+
+## fuzz: run each fuzz target for FUZZTIME (seeds in */testdata/fuzz run in every `make test`)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config
+	$(GO) test -run '^$$' -fuzz FuzzMatchRoute -fuzztime $(FUZZTIME) ./targets
 
 ## bench: probe cost on loopback (time, allocations and probes/s per protocol)
 bench:
