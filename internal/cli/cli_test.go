@@ -364,3 +364,32 @@ func promtoolCheckMetrics(t *testing.T, body string) {
 		t.Errorf("promtool check metrics on a live scrape: %v\n%s", err, out)
 	}
 }
+
+// Fault localisation: for each hop of the futures WebSocket path, stopping
+// only the stand-in behind that hop makes it the reported first failing
+// hop. The edge's request hop (cloudfront) cannot fail alone: stopping
+// the edge fails its TLS hop first, which is the right answer.
+func TestEveryHopPositionIsLocalised(t *testing.T) {
+	for _, tc := range []struct{ stop, want string }{
+		{"dns", "dns"},
+		{"cloudfront", "cloudfront-tls"},
+		{"alb-public", "alb-public"},
+		{"apisix", "apisix"},
+		{"morph-futuresws-app", "service"},
+		{"futuresnewredis", "futuresnewredis"},
+	} {
+		t.Run(tc.stop, func(t *testing.T) {
+			cfgPath, d := startDemo(t)
+			src, _ := os.ReadFile(cfgPath)
+			// A stopped UDP resolver is only noticed at the timeout.
+			os.WriteFile(cfgPath, []byte(strings.Replace(string(src), "timeout: 2s", "timeout: 1s", 1)), 0o644)
+			if err := d.Stop(tc.stop); err != nil {
+				t.Fatalf("%v (stand-ins: %v)", err, d.Names())
+			}
+			code, out, errs := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/futures/ws")
+			if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: "+tc.want+":") {
+				t.Fatalf("stopped %s: exit %d, want first failing hop %s\n%s%s", tc.stop, code, tc.want, out, errs)
+			}
+		})
+	}
+}
