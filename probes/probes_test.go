@@ -23,7 +23,16 @@ import (
 	"github.com/allinx/hopprobe/probes"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// Toxiproxy's own pipe goroutines (the fault injector in faults_test.go)
+// can outlive a stopped proxy by design of its link teardown; they are
+// the test bench's, not the prober's, and are the only ones tolerated.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).write"),
+	)
+}
 
 func run(t *testing.T, kind probes.Kind, tg probes.Target, timeout time.Duration) probes.Result {
 	t.Helper()

@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -175,5 +176,75 @@ func TestOffsetsSpreadPathsOverTheInterval(t *testing.T) {
 	first, again := scheduler.Offset("x", time.Second), scheduler.Offset("x", time.Second)
 	if first != again {
 		t.Error("offset is not stable")
+	}
+}
+
+// A blackholed path fails at its timeout on every walk while the healthy
+// paths beside it keep their rhythm: no walk of theirs starts late by
+// more than a few milliseconds, and none is lost.
+func TestBlackholedPathDoesNotDelayTheOthers(t *testing.T) {
+	srv, _ := counting(t, 200)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accept, then never answer
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	const interval = 100 * time.Millisecond
+	dead := httpHop("apisix", ln.Addr().String())
+	dead.Timeout = 250 * time.Millisecond // longer than the interval: walks overrun
+	paths := []*targets.Path{{ID: "dead", Interval: interval, Hops: []targets.Hop{dead}}}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		h := httpHop("svc", addr(srv))
+		h.Target.Path = "/" + id
+		paths = append(paths, &targets.Path{ID: id, Interval: interval, Hops: []targets.Hop{h}})
+	}
+	var rmu sync.Mutex
+	lags := map[string][]time.Duration{}
+	failures := 0
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(8), Paths: paths, OnResult: func(r scheduler.PathResult) {
+		rmu.Lock()
+		defer rmu.Unlock()
+		lags[r.Path.ID] = append(lags[r.Path.ID], r.Lag)
+		if r.Path.ID == "dead" && !r.Success && strings.Contains(r.Hops[0].Error, "no answer within 250ms") {
+			failures++
+		}
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	s.Run(ctx)
+	rmu.Lock()
+	defer rmu.Unlock()
+	if failures < 3 {
+		t.Errorf("the blackholed path failed at its timeout %d times in 1.5s, want at least 3", failures)
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if n := len(lags[id]); n < 12 {
+			t.Errorf("path %s walked %d times in 1.5s at 100ms; walks were lost", id, n)
+		}
+		for _, l := range lags[id] {
+			if l > 20*time.Millisecond {
+				t.Errorf("path %s started a walk %s late beside a blackholed path", id, l)
+			}
+		}
 	}
 }

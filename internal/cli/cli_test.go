@@ -386,7 +386,12 @@ func TestEveryHopPositionIsLocalised(t *testing.T) {
 			if err := d.Stop(tc.stop); err != nil {
 				t.Fatalf("%v (stand-ins: %v)", err, d.Names())
 			}
+			start := time.Now()
 			code, out, errs := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/futures/ws")
+			// Even a silent resolver (a blackhole) ends the walk at the timeout.
+			if el := time.Since(start); el > 2*time.Second {
+				t.Errorf("the CLI took %s with a 1s timeout; want at most timeout + 1s", el)
+			}
 			if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: "+tc.want+":") {
 				t.Fatalf("stopped %s: exit %d, want first failing hop %s\n%s%s", tc.stop, code, tc.want, out, errs)
 			}

@@ -1,0 +1,346 @@
+package probes_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/collectors"
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/peers"
+	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/targets"
+)
+
+// Faults are injected by an embedded Toxiproxy between the prober and a
+// real peer on loopback.
+
+func faultProxy(t *testing.T, upstream string) *toxiproxy.Proxy {
+	t.Helper()
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	srv.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
+	p := toxiproxy.NewProxy(srv, strings.ReplaceAll(t.Name(), "/", "_"), "127.0.0.1:0", upstream)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Lift the toxics first so that toxiproxy's own pipes drain; Stop
+	// alone leaves them blocked, and goleak would rightly complain.
+	t.Cleanup(func() {
+		p.Toxics.ResetToxics(context.Background())
+		p.Stop()
+	})
+	return p
+}
+
+// addToxic applies a toxic to what the peer sends back; the blackhole
+// also swallows what the prober sends.
+func addToxic(t *testing.T, p *toxiproxy.Proxy, typ string, attrs string) {
+	t.Helper()
+	streams := []string{"downstream"}
+	if typ == "timeout" {
+		streams = append(streams, "upstream")
+	}
+	for _, stream := range streams {
+		js := fmt.Sprintf(`{"name":"%s-%s","type":%q,"stream":%q,"toxicity":1,"attributes":%s}`, typ, stream, typ, stream, attrs)
+		if _, err := p.Toxics.AddToxicJson(strings.NewReader(js)); err != nil {
+			t.Fatalf("toxic %s: %v", typ, err)
+		}
+	}
+}
+
+func phaseOf(r probes.Result, name string) time.Duration {
+	for _, p := range r.Phases {
+		if p.Name == name {
+			return p.Duration
+		}
+	}
+	return -1
+}
+
+// minPhase probes n times and keeps the fastest reading of a phase, which
+// filters scheduling noise out of the comparison.
+func minPhase(t *testing.T, n int, kind probes.Kind, tg probes.Target, phase string) time.Duration {
+	t.Helper()
+	best := time.Duration(-1)
+	for range n {
+		r := run(t, kind, tg, 5*time.Second)
+		wantOK(t, r)
+		if d := phaseOf(r, phase); best < 0 || d < best {
+			best = d
+		}
+	}
+	return best
+}
+
+func within(t *testing.T, what string, got, want time.Duration) {
+	t.Helper()
+	tol := 2 * time.Millisecond
+	if want > 100*time.Millisecond {
+		tol = want / 20
+	}
+	if got < want-tol || got > want+tol {
+		t.Errorf("%s: injected %s, measured %s (tolerance ±%s)", what, want, got, tol)
+	}
+}
+
+// An injected delay shows up in the phase that waits for the delayed
+// peer, to within ±2 ms (±5% above 100 ms).
+func TestInjectedLatencyIsReportedOnThePhase(t *testing.T) {
+	httpSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer httpSrv.Close()
+	ws := wsServer(t, "pong", false)
+	defer ws.Close()
+	for _, d := range []time.Duration{40 * time.Millisecond, 150 * time.Millisecond} {
+		for _, c := range []struct {
+			kind     probes.Kind
+			upstream string
+			phase    string
+			tg       probes.Target
+		}{
+			{probes.KindHTTP, addr(httpSrv), "first_byte", probes.Target{Host: "a.test", Scheme: "http", Path: "/"}},
+			{probes.KindWebSocket, addr(ws), "handshake", probes.Target{Host: "a.test", Path: "/"}},
+		} {
+			p := faultProxy(t, c.upstream)
+			c.tg.Address = p.Listen
+			base := minPhase(t, 5, c.kind, c.tg, c.phase)
+			addToxic(t, p, "latency", fmt.Sprintf(`{"latency":%d,"jitter":0}`, d.Milliseconds()))
+			slow := minPhase(t, 3, c.kind, c.tg, c.phase)
+			within(t, fmt.Sprintf("%s %s phase", c.kind, c.phase), slow-base, d)
+		}
+	}
+}
+
+// In a path, the delay lands on the delayed hop and not on the others.
+func TestInjectedLatencyStaysOnItsHop(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer srv.Close()
+	p := faultProxy(t, addr(srv))
+	hop := func(name, address string) targets.Hop {
+		return targets.Hop{Name: name, Kind: probes.KindHTTP, Timeout: 5 * time.Second,
+			Target: probes.Target{Address: address, Host: name + ".test", Scheme: "http", Path: "/"}}
+	}
+	path := &targets.Path{ID: "p", Interval: time.Minute, Hops: []targets.Hop{
+		hop("edge", addr(srv)), hop("apisix", p.Listen), hop("service", addr(srv)),
+	}}
+	fastest := func(n int) []time.Duration {
+		best := make([]time.Duration, 3)
+		for range n {
+			// A fresh walker each time (no shared-hop cache), one probe at a
+			// time so that hops do not slow each other.
+			r := scheduler.NewWalker(1).Walk(t.Context(), path)
+			for i, h := range r.Hops {
+				if !h.Success {
+					t.Fatalf("hop %s failed: %s", path.Hops[i].Name, h.Error)
+				}
+				if best[i] == 0 || h.Duration < best[i] {
+					best[i] = h.Duration
+				}
+			}
+		}
+		return best
+	}
+	base := fastest(5)
+	const d = 60 * time.Millisecond
+	addToxic(t, p, "latency", fmt.Sprintf(`{"latency":%d}`, d.Milliseconds()))
+	slow := fastest(3)
+	within(t, "apisix hop", slow[1]-base[1], d)
+	for _, i := range []int{0, 2} {
+		if extra := slow[i] - base[i]; extra > 2*time.Millisecond {
+			t.Errorf("hop %s gained %s though only apisix was delayed", path.Hops[i].Name, extra)
+		}
+	}
+}
+
+// A peer that accepts and then swallows everything fails every protocol
+// at its timeout, never later.
+func TestBlackholeFailsAtTheTimeoutForEveryProtocol(t *testing.T) {
+	httpSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer httpSrv.Close()
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	ws := wsServer(t, "pong", false)
+	defer ws.Close()
+	redis := need(t, func() (*peers.Server, error) { return peers.Redis("", storePW, "") })
+	kafka := need(t, func() (*peers.Server, error) { return peers.Kafka("", "orders") })
+	etcd := need(t, func() (*peers.Server, error) { return peers.Etcd("") })
+	pg := need(t, func() (*peers.Server, error) { return peers.Postgres("", "hopprobe", storePW) })
+	t.Setenv("HOPPROBE_TEST_EMPTY", "")
+	cases := []struct {
+		name     string
+		kind     probes.Kind
+		upstream string
+		tg       func(addr string) probes.Target
+	}{
+		{"http", probes.KindHTTP, addr(httpSrv), func(a string) probes.Target {
+			return probes.Target{Address: a, Host: "a.test", Scheme: "http"}
+		}},
+		{"tls", probes.KindTLS, addr(tlsSrv), func(a string) probes.Target {
+			return probes.Target{Address: a, Host: "example.com", TLS: caFile(t, tlsSrv)}
+		}},
+		{"websocket", probes.KindWebSocket, addr(ws), func(a string) probes.Target {
+			return probes.Target{Address: a, Host: "a.test", Expect: config.Expect{Send: "ping", Reply: "pong"}}
+		}},
+		{"redis", probes.KindRedis, redis.Addr, func(a string) probes.Target {
+			return storeTarget(t, config.Store{Name: "spotredis", Kind: "redis", Address: a})
+		}},
+		{"postgres", probes.KindPostgres, pg.Addr, func(a string) probes.Target {
+			return storeTarget(t, config.Store{Name: "spotdb", Kind: "postgres", Address: a, Username: "hopprobe",
+				Postgres: &config.PostgresOpts{SSLMode: "disable"}})
+		}},
+		{"kafka", probes.KindKafka, kafka.Addr, func(a string) probes.Target {
+			st := config.Store{Name: "kafkanew", Kind: "kafka", Address: a, Kafka: &config.KafkaOpts{Topics: []string{"orders"}}}
+			return probes.Target{Address: a, Store: &st}
+		}},
+		{"etcd", probes.KindEtcd, etcd.Addr, func(a string) probes.Target {
+			st := config.Store{Name: "etcdnew", Kind: "etcd", Address: a, Password: &config.SecretRef{Env: "HOPPROBE_TEST_EMPTY"}}
+			return probes.Target{Address: a, Store: &st}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := faultProxy(t, c.upstream)
+			// Healthy through the proxy first, so the failure is the fault's.
+			wantOK(t, run(t, c.kind, c.tg(p.Listen), 5*time.Second))
+			addToxic(t, p, "timeout", `{"timeout":0}`)
+			wantHangBounded(t, c.kind, c.tg(p.Listen), 400*time.Millisecond)
+		})
+	}
+}
+
+// Connections cut mid-response, trickled responses and garbage instead of
+// the protocol each fail with a reason, within the timeout.
+func TestBrokenConversationsFailWithReasons(t *testing.T) {
+	big := strings.Repeat("x", 64<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, big) }))
+	defer srv.Close()
+	tg := func(a string) probes.Target { return probes.Target{Address: a, Host: "a.test", Scheme: "http", Path: "/"} }
+
+	cut := faultProxy(t, addr(srv))
+	addToxic(t, cut, "limit_data", `{"bytes":1000}`)
+	wantFail(t, run(t, probes.KindHTTP, tg(cut.Listen), 2*time.Second), "unexpected EOF")
+
+	reset := faultProxy(t, addr(srv))
+	addToxic(t, reset, "reset_peer", `{"timeout":0}`)
+	wantFail(t, run(t, probes.KindHTTP, tg(reset.Listen), 2*time.Second), "connection reset by peer")
+
+	// Slowloris: one byte every 20 ms never finishes in 500 ms.
+	trickle := faultProxy(t, addr(srv))
+	addToxic(t, trickle, "slicer", `{"average_size":1,"size_variation":0,"delay":20000}`)
+	wantHangBounded(t, probes.KindHTTP, tg(trickle.Listen), 500*time.Millisecond)
+
+	// Garbage: a peer that answers every protocol with random bytes.
+	garbage := garbagePeer(t)
+	for _, c := range []struct {
+		kind probes.Kind
+		tg   probes.Target
+		want string
+	}{
+		{probes.KindHTTP, tg(garbage), "malformed HTTP"},
+		{probes.KindWebSocket, probes.Target{Address: garbage, Host: "a.test"}, "malformed HTTP"},
+		{probes.KindTLS, probes.Target{Address: garbage, Host: "a.test"}, "TLS handshake"},
+		{probes.KindRedis, storeTarget(t, config.Store{Name: "spotredis", Kind: "redis", Address: garbage}), "spotredis"},
+		{probes.KindPostgres, storeTarget(t, config.Store{Name: "spotdb", Kind: "postgres", Address: garbage, Username: "u",
+			Postgres: &config.PostgresOpts{SSLMode: "disable"}}), "spotdb"},
+	} {
+		r := run(t, c.kind, c.tg, time.Second)
+		wantFail(t, r, c.want)
+		if strings.Contains(r.Error, "no answer within") {
+			t.Errorf("%s: garbage must be reported as garbage, not as a timeout: %s", c.kind, r.Error)
+		}
+	}
+}
+
+// garbagePeer answers every connection with bytes of no protocol, then
+// hangs up.
+func garbagePeer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				junk := make([]byte, 4096)
+				rand.Read(junk)
+				junk[0] = 0x7f // never a valid TLS record type or HTTP/RESP start
+				c.SetDeadline(time.Now().Add(time.Second))
+				// Answer the client's first words, as a wrong server would.
+				if _, err := c.Read(make([]byte, 512)); err != nil {
+					return
+				}
+				c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+				c.Write(junk)
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A WebSocket frame above the configured limit is refused, not buffered.
+func TestOversizedWebSocketFrameIsRefused(t *testing.T) {
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.ReadMessage()
+		c.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("p", 64<<10)+"pong"))
+		c.ReadMessage()
+	}))
+	defer srv.Close()
+	tg := probes.Target{Address: addr(srv), Host: "a.test", MaxBodyBytes: 1024, Expect: config.Expect{Send: "ping", Reply: "pong"}}
+	wantFail(t, run(t, probes.KindWebSocket, tg, 2*time.Second), "read limit exceeded")
+	tg.MaxBodyBytes = 1 << 20
+	wantOK(t, run(t, probes.KindWebSocket, tg, 2*time.Second))
+}
+
+// An expired certificate is a failed TLS hop that says so.
+func TestExpiredCertificateIsNamed(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "expired"},
+		DNSNames: []string{"example.com"}, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	srv.StartTLS()
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	wantFail(t, run(t, probes.KindTLS, probes.Target{Address: addr(srv), Host: "example.com", TLS: &config.TLS{CAFile: ca}}, time.Second), "expired")
+}
