@@ -235,7 +235,9 @@ func TestBrokenConversationsFailWithReasons(t *testing.T) {
 	big := strings.Repeat("x", 64<<10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, big) }))
 	defer srv.Close()
-	tg := func(a string) probes.Target { return probes.Target{Address: a, Host: "a.test", Scheme: "http", Path: "/"} }
+	tg := func(a string) probes.Target {
+		return probes.Target{Address: a, Host: "a.test", Scheme: "http", Path: "/"}
+	}
 
 	cut := faultProxy(t, addr(srv))
 	addToxic(t, cut, "limit_data", `{"bytes":1000}`)
