@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -396,26 +398,43 @@ func Kafka(addr string, topics ...string) (*Server, error) {
 	return &Server{Addr: c.ListenAddrs()[0], stop: c.Close}, nil
 }
 
-// Hang accepts connections and never answers: a peer that is up but stuck.
+// Hang accepts connections and never answers: a peer that is up but
+// stuck. It lets go of a connection once the client hangs up, so that a
+// test counting sockets sees only the prober's.
 func Hang() (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	done := make(chan struct{})
-	var conns []net.Conn
-	go func() {
-		defer close(done)
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				for _, c := range conns {
-					c.Close()
-				}
 				return
 			}
-			conns = append(conns, c)
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				_, _ = io.Copy(io.Discard, c)
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+				c.Close()
+			})
 		}
-	}()
-	return &Server{Addr: ln.Addr().String(), stop: func() { ln.Close(); <-done }}, nil
+	})
+	stop := func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
+	return &Server{Addr: ln.Addr().String(), stop: stop}, nil
 }
