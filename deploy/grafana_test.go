@@ -33,15 +33,17 @@ func exposedMetrics(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range paths {
+		if p.Kind == targets.PathNodePort {
+			p.Hops[0].Target.ExpectUnreachable = true
+		}
+	}
 	e := exporter.New(paths)
 	for _, p := range paths {
 		r := scheduler.PathResult{Path: p, Hops: make([]scheduler.HopResult, len(p.Hops)), Success: true, FirstFailing: -1, Start: time.Now()}
 		for i := range r.Hops {
 			r.Hops[i].Success, r.Hops[i].CertExpiry = true, time.Now().Add(time.Hour)
 			r.Hops[i].Phases = []probes.Phase{{Name: "connect", Duration: time.Millisecond}}
-		}
-		if p.Kind == targets.PathNodePort {
-			p.Hops[0].Target.ExpectUnreachable = true
 		}
 		e.Observe(r)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,10 +44,19 @@ type Exporter struct {
 	edge         *prometheus.GaugeVec
 	exposed      *prometheus.GaugeVec
 
+	reloads    *prometheus.CounterVec
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
+
 	mu     sync.RWMutex
 	order  []string
 	status map[string]PathStatus
 	walked map[string]bool
+	// sig is each exported path's hop signature; a walk of a path whose
+	// signature is not the current one (a reload changed or removed it)
+	// is dropped instead of resurrecting stale series.
+	sig   map[string]string
+	edges map[[3]string]bool
 }
 
 // New registers the metrics for paths.
@@ -88,23 +98,106 @@ func New(paths []*targets.Path) *Exporter {
 		exposed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_hop_exposed",
 			Help: "1 if a hop that must be unreachable from this vantage (a NodePort kept internal) answered: a security finding."},
 			hopLabels),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hopprobe_config_reloads_total",
+			Help: "Topology reloads (SIGHUP or file change) by result: success or failure."}, []string{"result"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_config_last_reload_successful",
+			Help: "1 if the last reload attempt succeeded (or none was made), 0 if the running topology is older than the file."}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_config_last_reload_success_timestamp_seconds",
+			Help: "When the running topology was loaded, as a Unix timestamp."}),
 		status: map[string]PathStatus{},
 		walked: map[string]bool{},
+		sig:    map[string]string{},
+		edges:  map[[3]string]bool{},
 	}
 	e.reg.MustRegister(e.hopSuccess, e.hopSkipped, e.hopFirstFail, e.hopDuration, e.hopPhase, e.hopProbes,
 		e.certExpiry, e.pathSuccess, e.pathFirst, e.pathDuration, e.walkLag, e.hopNode, e.edge, e.exposed,
+		e.reloads, e.reloadOK, e.reloadTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	e.reloadOK.Set(1)
+	e.reloadTime.SetToCurrentTime()
+	e.SetPaths(paths)
+	return e
+}
+
+// signature is what identifies a path's exported series: its hops in order.
+func signature(p *targets.Path) string {
+	var b strings.Builder
+	b.WriteString(p.Vantage + "|" + p.Namespace + "|" + p.Service)
+	for _, h := range p.Hops {
+		fmt.Fprintf(&b, "|%s:%s:%s:%t", h.Name, h.Kind, h.Node, h.Target.ExpectUnreachable)
+	}
+	return b.String()
+}
+
+// SetPaths makes paths the exported set. Paths that are new start as
+// pending; paths that are gone, or whose hops changed, lose their series;
+// unchanged paths keep their series and last status untouched.
+func (e *Exporter) SetPaths(paths []*targets.Path) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next := map[string]string{}
+	order := make([]string, 0, len(paths))
 	for _, p := range paths {
-		e.order = append(e.order, p.ID)
+		sig := signature(p)
+		next[p.ID] = sig
+		order = append(order, p.ID)
+		if e.sig[p.ID] == sig {
+			continue
+		}
+		if _, had := e.sig[p.ID]; had {
+			e.deletePath(p.ID)
+		}
 		e.status[p.ID] = Pending(p)
+		delete(e.walked, p.ID)
 		for i, h := range p.Hops {
 			e.hopNode.WithLabelValues(p.ID, h.Name, p.Vantage, h.Node, fmt.Sprintf("%02d", i)).Set(1)
 		}
-		for _, ed := range p.Edges() {
-			e.edge.WithLabelValues(ed[0], ed[1], p.Vantage).Set(1)
+	}
+	for id := range e.sig {
+		if _, keep := next[id]; !keep {
+			e.deletePath(id)
+			delete(e.status, id)
+			delete(e.walked, id)
 		}
 	}
-	return e
+	edges := map[[3]string]bool{}
+	for _, p := range paths {
+		for _, ed := range p.Edges() {
+			k := [3]string{ed[0], ed[1], p.Vantage}
+			edges[k] = true
+			e.edge.WithLabelValues(k[:]...).Set(1)
+		}
+	}
+	for k := range e.edges {
+		if !edges[k] {
+			e.edge.DeleteLabelValues(k[:]...)
+		}
+	}
+	e.sig, e.order, e.edges = next, order, edges
+}
+
+// deletePath removes every series of one path.
+func (e *Exporter) deletePath(id string) {
+	l := prometheus.Labels{"path": id}
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{e.hopSuccess, e.hopSkipped, e.hopFirstFail, e.hopDuration, e.hopPhase, e.hopProbes, e.certExpiry,
+		e.pathSuccess, e.pathFirst, e.pathDuration, e.hopNode, e.exposed} {
+		v.DeletePartialMatch(l)
+	}
+}
+
+// Reloaded records a reload attempt; err is nil when the new topology
+// was taken.
+func (e *Exporter) Reloaded(err error) {
+	if err != nil {
+		e.reloads.WithLabelValues("failure").Inc()
+		e.reloadOK.Set(0)
+		return
+	}
+	e.reloads.WithLabelValues("success").Inc()
+	e.reloadOK.Set(1)
+	e.reloadTime.SetToCurrentTime()
 }
 
 // Registry exposes the registry (tests gather from it).
@@ -113,6 +206,12 @@ func (e *Exporter) Registry() *prometheus.Registry { return e.reg }
 // Observe records one walk.
 func (e *Exporter) Observe(r scheduler.PathResult) {
 	p := r.Path
+	// Held for writing so that a walk and a reload never interleave.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sig[p.ID] != signature(p) {
+		return // a walk of a path the last reload removed or changed
+	}
 	for i, hr := range r.Hops {
 		h := &p.Hops[i]
 		lv := prometheus.Labels{"path": p.ID, "hop": h.Name, "kind": string(h.Kind), "vantage": p.Vantage,
@@ -155,14 +254,8 @@ func (e *Exporter) Observe(r scheduler.PathResult) {
 	e.pathDuration.With(pl).Set(r.Duration.Seconds())
 	e.walkLag.WithLabelValues(p.Vantage).Observe(max(r.Lag.Seconds(), 0))
 
-	st := StatusOf(r)
-	e.mu.Lock()
-	if _, known := e.status[p.ID]; !known {
-		e.order = append(e.order, p.ID)
-	}
-	e.status[p.ID] = st
+	e.status[p.ID] = StatusOf(r)
 	e.walked[p.ID] = true
-	e.mu.Unlock()
 }
 
 func with(l prometheus.Labels, k, v string) prometheus.Labels {

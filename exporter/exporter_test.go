@@ -131,3 +131,55 @@ func TestHandlerServesStatusAndReadiness(t *testing.T) {
 		t.Fatalf("unknown path filter: %s", body)
 	}
 }
+
+// SetPaths on reload: unchanged paths keep their series, removed ones
+// lose them, changed ones start over, and a late walk of a removed path
+// does not bring its series back.
+func TestSetPathsKeepsUnchangedAndDropsRemoved(t *testing.T) {
+	p, r := nodePortWalk()
+	other := &targets.Path{ID: "svc/landry/landry-ces-matchengine", Vantage: "cluster", Namespace: "landry", Service: "landry-ces-matchengine",
+		Hops: []targets.Hop{{Name: "port-7316", Kind: probes.KindTCP, Node: "landry/landry-ces-matchengine"}}}
+	otherWalk := scheduler.PathResult{Path: other, Success: true, FirstFailing: -1, Hops: []scheduler.HopResult{{Result: probes.Result{Success: true}}}}
+	e := exporter.New([]*targets.Path{p, other})
+	e.Observe(r)
+	e.Observe(otherWalk)
+	count := func(path string) int {
+		mfs, _ := e.Registry().Gather()
+		n := 0
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "path" && l.GetValue() == path {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	keptBefore := count(p.ID)
+	e.SetPaths([]*targets.Path{p}) // other removed
+	if n := count(other.ID); n != 0 {
+		t.Fatalf("%d series of the removed path remain", n)
+	}
+	if n := count(p.ID); n != keptBefore {
+		t.Fatalf("the unchanged path had %d series, now %d", keptBefore, n)
+	}
+	e.Observe(otherWalk) // a walk that was in flight during the reload
+	if n := count(other.ID); n != 0 {
+		t.Fatalf("a late walk brought back %d series of a removed path", n)
+	}
+	if st := e.Statuses(); len(st) != 1 || st[0].ID != p.ID {
+		t.Fatalf("status after reload: %+v", st)
+	}
+	// The same ID with different hops starts over: pending, old hop gone.
+	changed := *p
+	changed.Hops = p.Hops[:1]
+	e.SetPaths([]*targets.Path{&changed})
+	if n := testutil.CollectAndCount(e.Registry(), "hopprobe_hop_success"); n != 0 {
+		t.Fatalf("%d hop series survived a change of the path's hops", n)
+	}
+	if e.Ready() {
+		t.Fatal("a changed path must be walked again before /readyz")
+	}
+}

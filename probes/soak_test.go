@@ -61,10 +61,10 @@ func TestSoakLeavesNoGoroutinesOrSockets(t *testing.T) {
 	hangRedis.Address = hang.Addr
 
 	type job struct {
-		kind    probes.Kind
-		tg      probes.Target
-		ok      bool
-		timeout time.Duration
+		kind     probes.Kind
+		tg       probes.Target
+		ok       bool
+		timeout  time.Duration
 		perRound int
 	}
 	jobs := []job{

@@ -181,7 +181,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 }
 
 func (s *Scheduler) loop(ctx context.Context, p *targets.Path) {
-	next := time.Now().Add(Offset(p.ID, p.Interval))
+	next := firstStart(time.Now(), p.Interval, Offset(p.ID, p.Interval))
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
 	for {
@@ -205,6 +205,20 @@ func (s *Scheduler) loop(ctx context.Context, p *targets.Path) {
 		}
 		timer.Reset(time.Until(next))
 	}
+}
+
+// firstStart is the next instant on the path's own grid (every multiple
+// of the interval since the zero time, plus the path's offset), so that a
+// restart, a reload or a second replica keeps the same rhythm.
+func firstStart(now time.Time, interval, offset time.Duration) time.Time {
+	if interval <= 0 {
+		return now
+	}
+	t := now.Truncate(interval).Add(offset)
+	if !t.After(now) {
+		t = t.Add(interval)
+	}
+	return t
 }
 
 // Offset spreads paths over their interval, stable across restarts so

@@ -5,17 +5,11 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -39,7 +33,7 @@ const usage = `usage:
   probe --path HOST/PATH [--config FILE] [--vantage external|internal|cluster] [--output table|json]
   probe list     [--config FILE] [--vantage V]
   probe validate [--config FILE]
-  probe serve    [--config FILE] [--vantage V] [--listen ADDR]
+  probe serve    [--config FILE] [--vantage V] [--listen ADDR] [--reload-check 10s]
 
 --path walks one documented path once, prints every hop and exits 0 when
 it is healthy, 1 when a hop failed, 2 on bad config or an unknown path.
@@ -64,6 +58,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	path := fs.String("path", "", "walk this path once: HOST/PATH or a path ID from `probe list`")
 	output := fs.String("output", "table", "table or json")
 	listen := fs.String("listen", ":9115", "serve: address for /metrics, /healthz and /api/v1/paths")
+	reloadEvery := fs.Duration("reload-check", 10*time.Second, "serve: how often to look for a changed topology file (0: only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
 		return ExitBadArgs
 	}
@@ -98,7 +93,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok (%d routes, %d services, %d stores, %d paths)\n", cfg.File, len(cfg.Routes), len(cfg.Services), len(cfg.Stores), len(paths))
 		return ExitOK
 	case cmd == "serve":
-		return serve(ctx, cfg, v, *listen, stderr)
+		return serve(ctx, cfg, *vantage, *listen, *reloadEvery, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return ExitBadArgs
@@ -185,43 +180,5 @@ func list(cfg *config.Config, vantage string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "  %-22s %-10s %s%s\n", h.Name, h.Kind, h.Describe(), note)
 		}
 	}
-	return ExitOK
-}
-
-func serve(ctx context.Context, cfg *config.Config, vantage, listen string, stderr io.Writer) int {
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	paths, err := targets.Expand(cfg, vantage)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return ExitBadArgs
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	exp := exporter.New(paths)
-	sched := &scheduler.Scheduler{Walker: scheduler.NewWalker(cfg.Defaults.Concurrency), Paths: paths, OnResult: func(r scheduler.PathResult) {
-		exp.Observe(r)
-		if !r.Success {
-			h := r.Hops[r.FirstFailing]
-			log.Warn("path broken", "path", r.Path.ID, "first_failing_hop", r.Path.Hops[r.FirstFailing].Name, "error", h.Error)
-		}
-	}}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		fmt.Fprintf(stderr, "cannot listen on %s: %v\n", listen, err)
-		return ExitBadArgs
-	}
-	srv := &http.Server{Handler: exp.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server stopped", "error", err)
-		}
-	}()
-	log.Info("serving", "config", cfg.File, "vantage", vantage, "paths", len(paths),
-		"metrics", "http://"+ln.Addr().String()+"/metrics", "status", "http://"+ln.Addr().String()+"/api/v1/paths")
-	sched.Run(ctx)
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutdown)
-	log.Info("stopped")
 	return ExitOK
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,7 +153,7 @@ func TestServeExportsTheFirstFailingHop(t *testing.T) {
 
 // serveFast runs `probe serve` on the topology at cfgPath with a short
 // interval until the test ends, logging to logs, and returns its address.
-func serveFast(t *testing.T, cfgPath string, logs io.Writer) string {
+func serveFast(t *testing.T, cfgPath string, logs io.Writer, flags ...string) string {
 	t.Helper()
 	src, _ := os.ReadFile(cfgPath)
 	// Short enough to see several walks, long enough for a loaded 2-core
@@ -166,7 +167,7 @@ func serveFast(t *testing.T, cfgPath string, logs io.Writer) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	go func() {
-		done <- cli.Main(ctx, []string{"serve", "--config", cfgPath, "--listen", listen}, io.Discard, logs)
+		done <- cli.Main(ctx, append([]string{"serve", "--config", cfgPath, "--listen", listen}, flags...), io.Discard, logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -396,5 +397,85 @@ func TestEveryHopPositionIsLocalised(t *testing.T) {
 				t.Fatalf("stopped %s: exit %d, want first failing hop %s\n%s%s", tc.stop, code, tc.want, out, errs)
 			}
 		})
+	}
+}
+
+// Reload while probing: a changed topology file is picked up, the removed
+// path's series disappear, unchanged paths keep theirs (counters keep
+// counting, never restart), and a broken file is refused with its
+// file:line reason while the running topology goes on. SIGHUP reloads too.
+func TestReloadKeepsUnchangedPathsAndRefusesBrokenFiles(t *testing.T) {
+	cfgPath, _ := startDemo(t)
+	logs := &lockedBuffer{}
+	listen := serveFast(t, cfgPath, logs, "--reload-check=200ms")
+	kept := `hopprobe_hop_probes_total{hop="service",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",result="success",service="morph-futuresws-app",vantage="cluster"}`
+	removed := `path="mackerel.aie.prod/api/*"`
+	before := waitMetric(t, listen, kept, func(v float64) bool { return v >= 2 })
+	if !strings.Contains(get(t, "http://"+listen+"/metrics"), removed) {
+		t.Fatal("the route to be removed was never exported")
+	}
+	src, _ := os.ReadFile(cfgPath)
+	route := "  - hosts: [mackerel.aie.prod]\n    path: /api/*\n    service: landry/landry-anemone-web:8080\n    entries: [internal]\n    probe:\n      expect: {body_contains: landry-anemone-web}\n"
+	if !strings.Contains(string(src), route) {
+		t.Fatal("demo.yaml changed; update this test's route")
+	}
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(src), route, "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, listen, `hopprobe_config_reloads_total{result="success"}`, func(v float64) bool { return v == 1 })
+	// Right after the reload (well within one 1s interval) the counter
+	// must not have restarted.
+	if v := waitMetric(t, listen, kept, func(float64) bool { return true }); v < before {
+		t.Fatalf("the unchanged path's counter went from %v to %v: its series were reset", before, v)
+	}
+	waitMetric(t, listen, `hopprobe_path_success{namespace="landry",path="svc/landry/landry-anemone-web"`, func(float64) bool { return true })
+	body := get(t, "http://"+listen+"/metrics")
+	if strings.Contains(body, removed) {
+		t.Error("series of the removed route survived the reload")
+	}
+	after := waitMetric(t, listen, kept, func(v float64) bool { return v > before })
+	t.Logf("unchanged path's success counter: %v before the reload, %v after", before, after)
+
+	// A broken file: refused, reported, and the old topology keeps running.
+	os.WriteFile(cfgPath, []byte(strings.Replace(string(src), "interval: 1s", "intervall: 1s", 1)), 0o644)
+	waitMetric(t, listen, `hopprobe_config_last_reload_successful`, func(v float64) bool { return v == 0 })
+	waitMetric(t, listen, kept, func(v float64) bool { return v > after })
+	if !strings.Contains(logs.String(), `demo.yaml:`) || !strings.Contains(logs.String(), `unknown key`) {
+		t.Errorf("the refused reload does not say file:line and why:\n%s", logs.String())
+	}
+}
+
+func TestSIGHUPReloads(t *testing.T) {
+	cfgPath, _ := startDemo(t)
+	listen := serveFast(t, cfgPath, io.Discard, "--reload-check=0")
+	waitMetric(t, listen, `hopprobe_config_last_reload_successful`, func(v float64) bool { return v == 1 })
+	src, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, []byte(strings.Replace(string(src), "path: /ws*", "path: /ws2*", 1)), 0o644)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, listen, `hopprobe_config_reloads_total{result="success"}`, func(v float64) bool { return v == 1 })
+	waitMetric(t, listen, `hopprobe_path_success{namespace="landry",path="ws.allinpro.com/ws2*"`, func(float64) bool { return true })
+}
+
+// waitMetric polls /metrics until the sample that starts with prefix
+// satisfies ok, and returns its value.
+func waitMetric(t *testing.T, listen, prefix string, ok func(float64) bool) float64 {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, line := range strings.Split(get(t, "http://"+listen+"/metrics"), "\n") {
+			if !strings.HasPrefix(line, prefix) {
+				continue
+			}
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil && ok(v) {
+				return v
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no sample %s with the wanted value in 20s", prefix)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/targets"
+)
+
+// serve walks every path until ctx ends or SIGTERM, and reloads the
+// topology on SIGHUP or when the file's content changes (a ConfigMap
+// update swaps the file under the pod). A topology that does not load is
+// logged with its file:line reasons and the running one is kept.
+func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	vantageOf := func(c *config.Config) string {
+		if vantageFlag != "" {
+			return vantageFlag
+		}
+		return c.Vantage
+	}
+	paths, err := targets.Expand(cfg, vantageOf(cfg))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	exp := exporter.New(paths)
+	// One walker for every generation of the topology: its concurrency cap
+	// and shared-hop cache outlive reloads.
+	walker := scheduler.NewWalker(cfg.Defaults.Concurrency)
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "cannot listen on %s: %v\n", listen, err)
+		return ExitBadArgs
+	}
+	srv := &http.Server{Handler: exp.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "error", err)
+		}
+	}()
+	log.Info("serving", "config", cfg.File, "vantage", vantageOf(cfg), "paths", len(paths),
+		"metrics", "http://"+ln.Addr().String()+"/metrics", "status", "http://"+ln.Addr().String()+"/api/v1/paths")
+
+	gen := startGeneration(ctx, walker, paths, exp, log)
+	sum := fileSum(cfg.File)
+	var tick <-chan time.Time
+	if reloadEvery > 0 {
+		t := time.NewTicker(reloadEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	reload := func(why string) {
+		next, err := config.Load(cfg.File)
+		if err == nil {
+			paths, err = targets.Expand(next, vantageOf(next))
+		}
+		exp.Reloaded(err)
+		if err != nil {
+			log.Error("topology not reloaded; the running one stays", "trigger", why, "error", err)
+			return
+		}
+		// The old generation finishes its walks in flight (bounded by
+		// their timeouts) before the exported set changes, so that no
+		// stale result lands after it.
+		gen.stop()
+		exp.SetPaths(paths)
+		gen = startGeneration(ctx, walker, paths, exp, log)
+		log.Info("topology reloaded", "trigger", why, "paths", len(paths))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			gen.stop()
+			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutdown)
+			log.Info("stopped")
+			return ExitOK
+		case <-hup:
+			sum = fileSum(cfg.File)
+			reload("SIGHUP")
+		case <-tick:
+			if s := fileSum(cfg.File); s != nil && !bytes.Equal(s, sum) {
+				sum = s
+				reload("file changed")
+			}
+		}
+	}
+}
+
+// generation is one scheduler run over one version of the topology.
+type generation struct {
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.Path, exp *exporter.Exporter, log *slog.Logger) *generation {
+	ctx, cancel := context.WithCancel(ctx)
+	g := &generation{cancel: cancel}
+	s := &scheduler.Scheduler{Walker: w, Paths: paths, OnResult: func(r scheduler.PathResult) {
+		exp.Observe(r)
+		if !r.Success && r.FirstFailing >= 0 {
+			h := r.Hops[r.FirstFailing]
+			log.Warn("path broken", "path", r.Path.ID, "first_failing_hop", r.Path.Hops[r.FirstFailing].Name, "error", h.Error)
+		}
+	}}
+	g.done.Go(func() { s.Run(ctx) })
+	return g
+}
+
+func (g *generation) stop() {
+	g.cancel()
+	g.done.Wait()
+}
+
+// fileSum is the topology file's content hash, nil when it cannot be read
+// (mid-swap): an unreadable moment is not a change.
+func fileSum(path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	s := sha256.Sum256(b)
+	return s[:]
+}
