@@ -2,7 +2,6 @@ package scheduler_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
@@ -184,33 +184,13 @@ func TestOffsetsSpreadPathsOverTheInterval(t *testing.T) {
 // more than a few milliseconds, and none is lost.
 func TestBlackholedPathDoesNotDelayTheOthers(t *testing.T) {
 	srv, _ := counting(t, 200)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	hang, err := peers.Hang() // accepts, then never answers
 	if err != nil {
 		t.Fatal(err)
 	}
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // accept, then never answer
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		mu.Unlock()
-	})
+	t.Cleanup(hang.Stop)
 	const interval = 100 * time.Millisecond
-	dead := httpHop("apisix", ln.Addr().String())
+	dead := httpHop("apisix", hang.Addr)
 	dead.Timeout = 250 * time.Millisecond // longer than the interval: walks overrun
 	paths := []*targets.Path{{ID: "dead", Interval: interval, Hops: []targets.Hop{dead}}}
 	for _, id := range []string{"a", "b", "c", "d"} {
