@@ -47,9 +47,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz FuzzMatchRoute -fuzztime $(FUZZTIME) ./targets
 
-## bench: probe cost on loopback (time, allocations and probes/s per protocol)
+## bench: probe cost per protocol (Go benchmarks), then the scale harness (100, 1,000 and 10,000 hops)
+SCALE_HOPS     ?= 100,1000,10000
+SCALE_DURATION ?= 45s
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./probes/ ./scheduler/
+	$(GO) run ./cmd/scalebench -hops $(SCALE_HOPS) -interval 15s -duration $(SCALE_DURATION)
 
 clean:
 	rm -rf bin config/.demo

@@ -1,0 +1,264 @@
+// Command scalebench measures what hopprobe costs as the topology grows:
+// it generates a topology of N HTTP hops against loopback servers, runs
+// the real scheduler and exporter on it for a bounded time at a 15 s
+// interval, and reports CPU per 1,000 probes, peak RSS, scheduling jitter
+// (actual start − planned start) and probes lost.
+//
+//	go run ./cmd/scalebench -hops 100,1000,10000 -duration 45s
+//
+// Each size runs in its own child process so that peak RSS and CPU belong
+// to that size alone; the HTTP peers run in the parent.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/targets"
+)
+
+// memProfile, when set, receives a heap profile taken while the
+// exporter still holds every series.
+var memProfile string
+
+// peers is how many loopback HTTP servers share the probes, so that no
+// single listener or 4-tuple space becomes the bottleneck being measured.
+const peers = 16
+
+type result struct {
+	Hops         int     `json:"hops"`
+	Seconds      float64 `json:"seconds"`
+	Probes       int     `json:"probes"`
+	Failed       int     `json:"failed"`
+	Lost         int     `json:"lost"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	CPUPer1000   float64 `json:"cpu_seconds_per_1000_probes"`
+	PeakRSSMiB   float64 `json:"peak_rss_mib"`
+	JitterP50MS  float64 `json:"jitter_p50_ms"`
+	JitterP99MS  float64 `json:"jitter_p99_ms"`
+	JitterMaxMS  float64 `json:"jitter_max_ms"`
+	SeriesInProm int     `json:"metric_series"`
+}
+
+func main() {
+	child := flag.Bool("child", false, "internal: run one size and print its result as JSON")
+	hopsFlag := flag.String("hops", "100,1000,10000", "topology sizes (hops)")
+	interval := flag.Duration("interval", 15*time.Second, "probe interval")
+	duration := flag.Duration("duration", 45*time.Second, "measured time per size")
+	addrs := flag.String("peers", "", "internal: comma-separated peer addresses")
+	memprofile := flag.String("memprofile", "", "child: write a heap profile here at the end")
+	flag.Parse()
+	memProfile = *memprofile
+	if *child {
+		n, _ := strconv.Atoi(*hopsFlag)
+		r, err := runSize(n, strings.Split(*addrs, ","), *interval, *duration)
+		if err != nil {
+			log.Fatal(err)
+		}
+
+		_ = json.NewEncoder(os.Stdout).Encode(r)
+		return
+	}
+	servers, err := startPeers()
+	if err != nil {
+		log.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("hopprobe scale harness: %d loopback HTTP peers, interval %s, %s measured per size, GOMAXPROCS %d\n\n",
+		len(servers), *interval, *duration, runtime.GOMAXPROCS(0))
+	fmt.Println("| hops | probes | failed | lost | CPU s / 1,000 probes | peak RSS | jitter p50 | jitter p99 | jitter max | metric series |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, s := range strings.Split(*hopsFlag, ",") {
+		args := []string{"-child", "-hops", s, "-interval", interval.String(), "-duration", duration.String(), "-peers", strings.Join(servers, ",")}
+		if *memprofile != "" {
+			args = append(args, "-memprofile", *memprofile+"."+s)
+		}
+		cmd := exec.Command(self, args...)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			log.Fatalf("size %s: %v", s, err)
+		}
+		var r result
+		if err := json.Unmarshal(out, &r); err != nil {
+			log.Fatalf("size %s: %v: %s", s, err, out)
+		}
+		fmt.Printf("| %d | %d | %d | %d | %.3f | %.0f MiB | %.2f ms | %.2f ms | %.2f ms | %d |\n",
+			r.Hops, r.Probes, r.Failed, r.Lost, r.CPUPer1000, r.PeakRSSMiB, r.JitterP50MS, r.JitterP99MS, r.JitterMaxMS, r.SeriesInProm)
+	}
+}
+
+func startPeers() ([]string, error) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"status":"ok"}`) })
+	var out []string
+	for i := range peers {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", 2+i))
+		if err != nil {
+			return nil, err
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		out = append(out, ln.Addr().String())
+	}
+	return out, nil
+}
+
+// topology writes a topology of n HTTP services spread over the peers;
+// each is its own path with one hop, every hop a distinct probe.
+func topology(n int, addrs []string, interval time.Duration) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "vantage: cluster\ndefaults:\n  interval: %s\n  timeout: 2s\n  concurrency: 64\nservices:\n", interval)
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: svc-%05d, namespace: bench, type: ClusterIP, health_path: /svc-%05d, ports: [{port: 8080, protocol: http, address: %q}]}\n",
+			i, i, addrs[i%len(addrs)])
+	}
+	dir, err := os.MkdirTemp("", "hopprobe-scale-")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "scale.yaml")
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func runSize(n int, addrs []string, interval, duration time.Duration) (*result, error) {
+	path, err := topology(n, addrs, interval)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(filepath.Dir(path))
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	paths, err := targets.Expand(cfg, config.VantageCluster)
+	if err != nil {
+		return nil, err
+	}
+	hops := 0
+	for _, p := range paths {
+		hops += len(p.Hops)
+	}
+	exp := exporter.New(paths)
+	var mu sync.Mutex
+	var lags []time.Duration
+	walks := map[string]int{}
+	probes, failed := 0, 0
+	// The first interval is warm-up (every path takes its first step);
+	// measurement covers the whole intervals after it.
+	warm := time.Now().Add(interval)
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(cfg.Defaults.Concurrency), Paths: paths, OnResult: func(r scheduler.PathResult) {
+		exp.Observe(r)
+		if r.Start.Before(warm) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		lags = append(lags, r.Lag)
+		walks[r.Path.ID]++
+		for _, h := range r.Hops {
+			probes++
+			if !h.Success {
+				failed++
+			}
+		}
+	}}
+	ctx, cancel := signalContext(interval + duration)
+	defer cancel()
+	var cpu0 float64
+	go func() {
+		time.Sleep(time.Until(warm))
+		cpu0 = cpuSeconds()
+	}()
+	s.Run(ctx)
+	cpu := cpuSeconds() - cpu0
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	log.Printf("%d hops: heap in use %d MiB, stacks %d MiB, from the OS %d MiB, goroutines %d",
+		hops, ms.HeapInuse>>20, ms.StackInuse>>20, ms.Sys>>20, runtime.NumGoroutine())
+	if memProfile != "" {
+		if f, err := os.Create(memProfile); err == nil {
+			runtime.GC()
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+	mfs, _ := exp.Registry().Gather()
+	series := 0
+	for _, mf := range mfs {
+		series += len(mf.GetMetric())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lags)
+	q := func(f float64) float64 {
+		if len(lags) == 0 {
+			return 0
+		}
+		return float64(lags[min(len(lags)-1, int(f*float64(len(lags))))]) / 1e6
+	}
+	// Each path has one walk per interval in the measured window; a
+	// missing one was lost (skipped tick or never scheduled).
+	want := int(duration / interval)
+	lost := 0
+	for _, p := range paths {
+		if got := walks[p.ID]; got < want {
+			lost += (want - got) * len(p.Hops)
+		}
+	}
+	r := &result{Hops: hops, Seconds: duration.Seconds(), Probes: probes, Failed: failed, Lost: lost, CPUSeconds: cpu,
+		PeakRSSMiB: peakRSS(), JitterP50MS: q(0.5), JitterP99MS: q(0.99), SeriesInProm: series}
+	if len(lags) > 0 {
+		r.JitterMaxMS = float64(lags[len(lags)-1]) / 1e6
+	}
+	if probes > 0 {
+		r.CPUPer1000 = cpu / float64(probes) * 1000
+	}
+	return r, nil
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func signalContext(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
