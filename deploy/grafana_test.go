@@ -47,7 +47,7 @@ func exposedMetrics(t *testing.T) map[string]bool {
 		}
 		e.Observe(r)
 	}
-	mfs, err := e.Registry().Gather()
+	mfs, err := e.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,10 +76,10 @@ hopprobe_path_success{namespace="landry",path="nodeport/landry/landry-trans-web"
 `
 	names := []string{"hopprobe_hop_first_failing", "hopprobe_hop_success", "hopprobe_hop_skipped", "hopprobe_hop_probes_total",
 		"hopprobe_path_first_failing_hop_position", "hopprobe_path_success"}
-	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), names...); err != nil {
+	if err := testutil.GatherAndCompare(e.Gatherer(), strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(e.Registry(), "hopprobe_tls_cert_expiry_timestamp_seconds"); n != 1 {
+	if n, _ := testutil.GatherAndCount(e.Gatherer(), "hopprobe_tls_cert_expiry_timestamp_seconds"); n != 1 {
 		t.Fatalf("%d certificate expiry series, want 1 (only node-a presented one)", n)
 	}
 	if !e.Ready() {
@@ -90,10 +90,10 @@ hopprobe_path_success{namespace="landry",path="nodeport/landry/landry-trans-web"
 # TYPE hopprobe_hop_exposed gauge
 hopprobe_hop_exposed{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
 `
-	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(exposed), "hopprobe_hop_exposed"); err != nil {
+	if err := testutil.GatherAndCompare(e.Gatherer(), strings.NewReader(exposed), "hopprobe_hop_exposed"); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(e.Registry(), "hopprobe_hop_node_info"); n != 3 {
+	if n, _ := testutil.GatherAndCount(e.Gatherer(), "hopprobe_hop_node_info"); n != 3 {
 		t.Fatalf("%d hop node series, want one per hop (3)", n)
 	}
 }
@@ -144,7 +144,7 @@ func TestSetPathsKeepsUnchangedAndDropsRemoved(t *testing.T) {
 	e.Observe(r)
 	e.Observe(otherWalk)
 	count := func(path string) int {
-		mfs, _ := e.Registry().Gather()
+		mfs, _ := e.Gatherer().Gather()
 		n := 0
 		for _, mf := range mfs {
 			for _, m := range mf.GetMetric() {
@@ -176,7 +176,7 @@ func TestSetPathsKeepsUnchangedAndDropsRemoved(t *testing.T) {
 	changed := *p
 	changed.Hops = p.Hops[:1]
 	e.SetPaths([]*targets.Path{&changed})
-	if n := testutil.CollectAndCount(e.Registry(), "hopprobe_hop_success"); n != 0 {
+	if n, _ := testutil.GatherAndCount(e.Gatherer(), "hopprobe_hop_success"); n != 0 {
 		t.Fatalf("%d hop series survived a change of the path's hops", n)
 	}
 	if e.Ready() {

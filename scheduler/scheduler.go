@@ -5,10 +5,12 @@
 package scheduler
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/allinx/hopprobe/probes"
@@ -172,39 +174,74 @@ type Scheduler struct {
 }
 
 // Run blocks until ctx is done and every walk in flight has returned.
+// One goroutine keeps every path's next start in a heap and starts each
+// walk on its own goroutine when it is due: a sleeping path costs a heap
+// entry, not a goroutine stack (10,000 paths would otherwise hold ~50 MiB
+// of stacks).
 func (s *Scheduler) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	q := make(startQueue, 0, len(s.Paths))
+	now := time.Now()
 	for _, p := range s.Paths {
-		wg.Go(func() { s.loop(ctx, p) })
+		if p.Interval > 0 {
+			q = append(q, &slot{path: p, at: firstStart(now, p.Interval, Offset(p.ID, p.Interval))})
+		}
 	}
-	wg.Wait()
-}
-
-func (s *Scheduler) loop(ctx context.Context, p *targets.Path) {
-	next := firstStart(time.Now(), p.Interval, Offset(p.ID, p.Interval))
-	timer := time.NewTimer(time.Until(next))
+	heap.Init(&q)
+	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for {
+	for q.Len() > 0 {
+		timer.Reset(time.Until(q[0].at))
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		}
-		lag := time.Since(next)
-		res := s.Walker.Walk(ctx, p)
-		res.Lag = lag
-		if ctx.Err() != nil {
-			return
+		now := time.Now()
+		for q.Len() > 0 && !q[0].at.After(now) {
+			sl := q[0]
+			// A walk still running at its next tick skips that tick rather
+			// than overlapping itself or bursting to catch up later.
+			if sl.running.CompareAndSwap(false, true) {
+				planned := sl.at
+				wg.Go(func() {
+					defer sl.running.Store(false)
+					res := s.Walker.Walk(ctx, sl.path)
+					res.Lag = res.Start.Sub(planned)
+					if ctx.Err() == nil {
+						s.OnResult(res)
+					}
+				})
+			}
+			for !sl.at.After(now) {
+				sl.at = sl.at.Add(sl.path.Interval)
+			}
+			heap.Fix(&q, 0)
 		}
-		s.OnResult(res)
-		next = next.Add(p.Interval)
-		// A walk that overran skips the ticks it missed instead of
-		// bursting to catch up.
-		for !next.After(time.Now()) {
-			next = next.Add(p.Interval)
-		}
-		timer.Reset(time.Until(next))
 	}
+	<-ctx.Done()
+}
+
+// slot is a path's place in the start queue.
+type slot struct {
+	path    *targets.Path
+	at      time.Time
+	running atomic.Bool
+}
+
+// startQueue is a min-heap of slots by next start time.
+type startQueue []*slot
+
+func (q startQueue) Len() int           { return len(q) }
+func (q startQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q startQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *startQueue) Push(x any)        { *q = append(*q, x.(*slot)) }
+func (q *startQueue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
 }
 
 // firstStart is the next instant on the path's own grid (every multiple

@@ -218,11 +218,13 @@ func TestBlackholedPathDoesNotDelayTheOthers(t *testing.T) {
 		t.Errorf("the blackholed path failed at its timeout %d times in 1.5s, want at least 3", failures)
 	}
 	for _, id := range []string{"a", "b", "c", "d"} {
-		if n := len(lags[id]); n < 12 {
+		if n := len(lags[id]); n < 10 {
 			t.Errorf("path %s walked %d times in 1.5s at 100ms; walks were lost", id, n)
 		}
+		// The property is independence, not precision (make bench measures
+		// jitter): a walk held up by the blackhole would start ~250ms late.
 		for _, l := range lags[id] {
-			if l > 20*time.Millisecond {
+			if l > 100*time.Millisecond {
 				t.Errorf("path %s started a walk %s late beside a blackholed path", id, l)
 			}
 		}

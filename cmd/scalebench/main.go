@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -46,18 +47,18 @@ var memProfile string
 const peers = 16
 
 type result struct {
-	Hops         int     `json:"hops"`
-	Seconds      float64 `json:"seconds"`
-	Probes       int     `json:"probes"`
-	Failed       int     `json:"failed"`
-	Lost         int     `json:"lost"`
-	CPUSeconds   float64 `json:"cpu_seconds"`
-	CPUPer1000   float64 `json:"cpu_seconds_per_1000_probes"`
-	PeakRSSMiB   float64 `json:"peak_rss_mib"`
-	JitterP50MS  float64 `json:"jitter_p50_ms"`
-	JitterP99MS  float64 `json:"jitter_p99_ms"`
-	JitterMaxMS  float64 `json:"jitter_max_ms"`
-	SeriesInProm int     `json:"metric_series"`
+	Hops        int     `json:"hops"`
+	Seconds     float64 `json:"seconds"`
+	Probes      int     `json:"probes"`
+	Failed      int     `json:"failed"`
+	Lost        int     `json:"lost"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	CPUPer1000  float64 `json:"cpu_seconds_per_1000_probes"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+	JitterP50MS float64 `json:"jitter_p50_ms"`
+	JitterP99MS float64 `json:"jitter_p99_ms"`
+	JitterMaxMS float64 `json:"jitter_max_ms"`
+	Samples     int     `json:"samples_per_scrape"`
 }
 
 func main() {
@@ -89,7 +90,7 @@ func main() {
 	}
 	fmt.Printf("hopprobe scale harness: %d loopback HTTP peers, interval %s, %s measured per size, GOMAXPROCS %d\n\n",
 		len(servers), *interval, *duration, runtime.GOMAXPROCS(0))
-	fmt.Println("| hops | probes | failed | lost | CPU s / 1,000 probes | peak RSS | jitter p50 | jitter p99 | jitter max | metric series |")
+	fmt.Println("| hops | probes | failed | lost | CPU s / 1,000 probes | peak RSS | jitter p50 | jitter p99 | jitter max | samples per scrape |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range strings.Split(*hopsFlag, ",") {
 		args := []string{"-child", "-hops", s, "-interval", interval.String(), "-duration", duration.String(), "-peers", strings.Join(servers, ",")}
@@ -107,7 +108,7 @@ func main() {
 			log.Fatalf("size %s: %v: %s", s, err, out)
 		}
 		fmt.Printf("| %d | %d | %d | %d | %.3f | %.0f MiB | %.2f ms | %.2f ms | %.2f ms | %d |\n",
-			r.Hops, r.Probes, r.Failed, r.Lost, r.CPUPer1000, r.PeakRSSMiB, r.JitterP50MS, r.JitterP99MS, r.JitterMaxMS, r.SeriesInProm)
+			r.Hops, r.Probes, r.Failed, r.Lost, r.CPUPer1000, r.PeakRSSMiB, r.JitterP50MS, r.JitterP99MS, r.JitterMaxMS, r.Samples)
 	}
 }
 
@@ -162,6 +163,9 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 		hops += len(p.Hops)
 	}
 	exp := exporter.New(paths)
+	// As `probe serve` does: the parse's scratch memory goes back to the OS.
+	debug.FreeOSMemory()
+	log.Printf("%d hops: peak RSS after loading the topology %.0f MiB", hops, peakRSS())
 	var mu sync.Mutex
 	var lags []time.Duration
 	walks := map[string]int{}
@@ -192,12 +196,36 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 		time.Sleep(time.Until(warm))
 		cpu0 = cpuSeconds()
 	}()
+	var peakHeap, peakStack uint64
+	peakG := 0
+	go func() {
+		for ctx.Err() == nil {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peakHeap, peakStack = max(peakHeap, ms.HeapInuse), max(peakStack, ms.StackInuse)
+			peakG = max(peakG, runtime.NumGoroutine())
+			if os.Getenv("SCALEBENCH_TRACE") != "" {
+				log.Printf("rss %.0f MiB heap in use %d MiB sys %d MiB released %d MiB", procStatus("VmRSS:"), ms.HeapInuse>>20, ms.Sys>>20, ms.HeapReleased>>20)
+			}
+			time.Sleep(time.Second)
+		}
+	}()
+	// Prometheus scrapes every 15 s while the probes run.
+	go func() {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = exp.WriteMetrics(&lineCounter{})
+			}
+		}
+	}()
 	s.Run(ctx)
 	cpu := cpuSeconds() - cpu0
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	log.Printf("%d hops: heap in use %d MiB, stacks %d MiB, from the OS %d MiB, goroutines %d",
-		hops, ms.HeapInuse>>20, ms.StackInuse>>20, ms.Sys>>20, runtime.NumGoroutine())
+	log.Printf("%d hops: peak heap in use %d MiB, peak stacks %d MiB, peak goroutines %d", hops, peakHeap>>20, peakStack>>20, peakG)
 	if memProfile != "" {
 		if f, err := os.Create(memProfile); err == nil {
 			runtime.GC()
@@ -205,11 +233,12 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 			f.Close()
 		}
 	}
-	mfs, _ := exp.Registry().Gather()
-	series := 0
-	for _, mf := range mfs {
-		series += len(mf.GetMetric())
+	// One scrape, as Prometheus would make it, counted line by line.
+	lines := &lineCounter{}
+	if err := exp.WriteMetrics(lines); err != nil {
+		return nil, err
 	}
+	series := lines.samples
 	mu.Lock()
 	defer mu.Unlock()
 	slices.Sort(lags)
@@ -229,7 +258,7 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 		}
 	}
 	r := &result{Hops: hops, Seconds: duration.Seconds(), Probes: probes, Failed: failed, Lost: lost, CPUSeconds: cpu,
-		PeakRSSMiB: peakRSS(), JitterP50MS: q(0.5), JitterP99MS: q(0.99), SeriesInProm: series}
+		PeakRSSMiB: peakRSS(), JitterP50MS: q(0.5), JitterP99MS: q(0.99), Samples: series}
 	if len(lags) > 0 {
 		r.JitterMaxMS = float64(lags[len(lags)-1]) / 1e6
 	}
@@ -245,13 +274,16 @@ func cpuSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-func peakRSS() float64 {
+func peakRSS() float64 { return procStatus("VmHWM:") }
+
+// procStatus reads a size field of /proc/self/status in MiB.
+func procStatus(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
 		}
@@ -261,4 +293,30 @@ func peakRSS() float64 {
 
 func signalContext(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// lineCounter counts the sample lines of a scrape.
+type lineCounter struct {
+	samples int
+	atStart bool
+	comment bool
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	for i, b := range p {
+		if i == 0 && c.samples == 0 && !c.atStart && !c.comment {
+			c.atStart = true
+		}
+		if c.atStart {
+			c.comment = b == '#'
+			c.atStart = false
+		}
+		if b == '\n' {
+			if !c.comment {
+				c.samples++
+			}
+			c.atStart = true
+		}
+	}
+	return len(p), nil
 }

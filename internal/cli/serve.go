@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -46,6 +47,9 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 	defer signal.Stop(hup)
 
 	exp := exporter.New(paths)
+	// Parsing a large topology leaves scratch memory behind; hand it back
+	// before the long run so that RSS reflects the steady state.
+	debug.FreeOSMemory()
 	// One walker for every generation of the topology: its concurrency cap
 	// and shared-hop cache outlive reloads.
 	walker := scheduler.NewWalker(cfg.Defaults.Concurrency)
