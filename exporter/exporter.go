@@ -5,6 +5,7 @@ package exporter
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -198,7 +199,14 @@ func (e *Exporter) Ready() bool {
 	return len(e.walked) >= len(e.order)
 }
 
-// Handler serves /metrics, /healthz, /readyz and /api/v1/paths.
+// indexHTML is the hop health page: every path a row, its hops left to
+// right, coloured from /api/v1/paths.
+//
+//go:embed web/index.html
+var indexHTML []byte
+
+// Handler serves the hop health page on /, /metrics, /healthz, /readyz
+// and /api/v1/paths.
 func (e *Exporter) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
@@ -206,6 +214,10 @@ func (e *Exporter) Handler() http.Handler {
 		if err := e.WriteMetrics(w); err != nil {
 			slog.Warn("writing /metrics failed", "error", err)
 		}
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(indexHTML)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

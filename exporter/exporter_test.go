@@ -183,3 +183,27 @@ func TestSetPathsKeepsUnchangedAndDropsRemoved(t *testing.T) {
 		t.Fatal("a changed path must be walked again before /readyz")
 	}
 }
+
+func TestHopHealthPageIsServed(t *testing.T) {
+	p, _ := nodePortWalk()
+	srv := httptest.NewServer(exporter.New([]*targets.Path{p}).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(string(body), "fetch('api/v1/paths')") {
+		t.Fatalf("GET /: %d %s\n%.200s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	nope, err := http.Get(srv.URL + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nope.Body.Close()
+	if nope.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /nope must be 404, got %d", nope.StatusCode)
+	}
+}
