@@ -23,7 +23,7 @@ var (
 )
 
 // durationBuckets are the upper bounds of hopprobe_hop_duration_seconds.
-var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+var durationBuckets = [...]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // Results counted by hopprobe_hop_probes_total.
 var results = [...]string{"success", "failure", "skipped"}
@@ -38,7 +38,7 @@ type hopState struct {
 	counts                     [len(results)]uint64
 	count                      uint64
 	sum                        float64
-	buckets                    [13]uint64 // per durationBuckets, not cumulative
+	buckets                    [len(durationBuckets)]uint64 // per bucket, not cumulative
 	phases                     []phase
 	certExpiry                 float64
 }
