@@ -205,6 +205,11 @@ func (e *Exporter) Ready() bool {
 //go:embed web/index.html
 var indexHTML []byte
 
+// mapHTML draws the topology graph from /api/v1/topology.
+//
+//go:embed web/map.html
+var mapHTML []byte
+
 // Handler serves the hop health page on /, /metrics, /healthz, /readyz
 // and /api/v1/paths.
 func (e *Exporter) Handler() http.Handler {
@@ -218,6 +223,16 @@ func (e *Exporter) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(indexHTML)
+	})
+	mux.HandleFunc("GET /map", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(mapHTML)
+	})
+	mux.HandleFunc("GET /api/v1/topology", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(e.Graph())
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

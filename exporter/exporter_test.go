@@ -2,6 +2,7 @@ package exporter_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -205,5 +206,33 @@ func TestHopHealthPageIsServed(t *testing.T) {
 	nope.Body.Close()
 	if nope.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET /nope must be 404, got %d", nope.StatusCode)
+	}
+}
+
+// A component is failed when any hop probing it failed, ranks follow the
+// longest chain of documented links, and a component that is only
+// skipped stays grey.
+func TestGraphCombinesHopsIntoComponents(t *testing.T) {
+	st := func(id string, verdicts ...string) exporter.PathStatus {
+		ps := exporter.PathStatus{ID: id}
+		for _, v := range verdicts {
+			ps.Hops = append(ps.Hops, exporter.HopStatus{Kind: "http", Verdict: v})
+		}
+		return ps
+	}
+	nodes := map[string][]string{"a": {"edge", "apisix", "svc/x"}, "b": {"edge", "apisix", "svc/y"}}
+	g := exporter.GraphOf(
+		[]exporter.PathStatus{st("a", "ok", "ok", "failed"), st("b", "ok", "skipped", "skipped")},
+		[][2]string{{"edge", "apisix"}, {"apisix", "svc/x"}, {"apisix", "svc/y"}},
+		func(path string, hop int) string { return nodes[path][hop] })
+	got := map[string]string{}
+	for _, n := range g.Nodes {
+		got[n.ID] = fmt.Sprintf("%s@%d", n.Health, n.Rank)
+	}
+	want := map[string]string{"edge": "ok@0", "apisix": "ok@1", "svc/x": "failed@2", "svc/y": "skipped@2"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: %s, want %s", id, got[id], w)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -33,6 +34,7 @@ const usage = `usage:
   probe --path HOST/PATH [--config FILE] [--vantage external|internal|cluster] [--output table|json]
   probe list     [--config FILE] [--vantage V]
   probe validate [--config FILE]
+  probe map      [--config FILE] [--vantage V] [--format mermaid|json] [--walk=false]
   probe serve    [--config FILE] [--vantage V] [--listen ADDR] [--reload-check 10s]
 
 --path walks one documented path once, prints every hop and exits 0 when
@@ -58,6 +60,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	path := fs.String("path", "", "walk this path once: HOST/PATH or a path ID from `probe list`")
 	output := fs.String("output", "table", "table or json")
 	listen := fs.String("listen", ":9115", "serve: address for /metrics, /healthz and /api/v1/paths")
+	format := fs.String("format", "mermaid", "map: mermaid or json")
+	walkMap := fs.Bool("walk", true, "map: walk every path once to colour the graph (false: draw it uncoloured)")
 	reloadEvery := fs.Duration("reload-check", 10*time.Second, "serve: how often to look for a changed topology file (0: only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
 		return ExitBadArgs
@@ -92,6 +96,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d routes, %d services, %d stores, %d paths)\n", cfg.File, len(cfg.Routes), len(cfg.Services), len(cfg.Stores), len(paths))
 		return ExitOK
+	case cmd == "map":
+		return drawMap(ctx, cfg, v, *format, *walkMap, stdout, stderr)
 	case cmd == "serve":
 		return serve(ctx, cfg, *vantage, *listen, *reloadEvery, stderr)
 	default:
@@ -179,6 +185,55 @@ func list(cfg *config.Config, vantage string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintf(stdout, "  %-22s %-10s %s%s\n", h.Name, h.Kind, h.Describe(), note)
 		}
+	}
+	return ExitOK
+}
+
+// drawMap prints the topology graph, coloured by one walk of every path
+// (or uncoloured with --walk=false), as Mermaid or JSON.
+func drawMap(ctx context.Context, cfg *config.Config, vantage, format string, walk bool, stdout, stderr io.Writer) int {
+	if format != "mermaid" && format != "json" {
+		fmt.Fprintf(stderr, "--format must be mermaid or json, got %q\n", format)
+		return ExitBadArgs
+	}
+	paths, err := targets.Expand(cfg, vantage)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
+	}
+	statuses := make([]exporter.PathStatus, len(paths))
+	nodes := map[string][]string{}
+	seen := map[[2]string]bool{}
+	var edges [][2]string
+	w := scheduler.NewWalker(cfg.Defaults.Concurrency)
+	var wg sync.WaitGroup
+	for i, p := range paths {
+		for _, h := range p.Hops {
+			nodes[p.ID] = append(nodes[p.ID], h.Node)
+		}
+		for _, e := range p.Edges() {
+			if !seen[e] {
+				seen[e] = true
+				edges = append(edges, e)
+			}
+		}
+		if !walk {
+			statuses[i] = exporter.Pending(p)
+			continue
+		}
+		wg.Go(func() { statuses[i] = exporter.StatusOf(w.Walk(ctx, p)) })
+	}
+	wg.Wait()
+	g := exporter.GraphOf(statuses, edges, func(path string, hop int) string { return nodes[path][hop] })
+	if format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(g)
+		return ExitOK
+	}
+	if err := g.WriteMermaid(stdout); err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
 	}
 	return ExitOK
 }

@@ -1,0 +1,159 @@
+package exporter
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/allinx/hopprobe/probes"
+)
+
+// Graph is the documented topology as components and links, each
+// component coloured by the last walks of the hops that probe it: the
+// live version of the documents' Mermaid flowcharts.
+type Graph struct {
+	Nodes []GraphNode `json:"nodes"`
+	Edges []GraphEdge `json:"edges"`
+}
+
+// GraphNode is one component: an entry hop, a namespace/service or a
+// data store.
+type GraphNode struct {
+	ID string `json:"id"`
+	// Kind is dns, edge, service or store.
+	Kind string `json:"kind"`
+	// Health is ok, failed, skipped or pending: failed when any hop that
+	// probes the component failed in its last walk.
+	Health string `json:"health"`
+	// Rank is the column in a left-to-right drawing: the longest chain of
+	// links from an entry to this component.
+	Rank int `json:"rank"`
+	// Hops is how many hops (over all paths) probe the component.
+	Hops int `json:"hops"`
+}
+
+// GraphEdge is a documented link that some path walks.
+type GraphEdge struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+}
+
+// hopView is what the graph needs of one hop.
+type hopView struct {
+	node, verdict string
+	kind          probes.Kind
+}
+
+// buildGraph folds hops into components; verdicts combine as failed >
+// ok > pending > skipped.
+func buildGraph(hops []hopView, edges [][2]string) Graph {
+	weight := map[string]int{VerdictSkipped: 0, VerdictPending: 1, VerdictOK: 2, VerdictFailed: 3}
+	byID := map[string]*GraphNode{}
+	var order []string
+	for _, h := range hops {
+		n := byID[h.node]
+		if n == nil {
+			n = &GraphNode{ID: h.node, Kind: nodeKind(h.node, h.kind), Health: VerdictSkipped}
+			byID[h.node] = n
+			order = append(order, h.node)
+		}
+		n.Hops++
+		if weight[h.verdict] > weight[n.Health] {
+			n.Health = h.verdict
+		}
+	}
+	g := Graph{Edges: []GraphEdge{}}
+	for _, e := range edges {
+		g.Edges = append(g.Edges, GraphEdge{Source: e[0], Target: e[1]})
+	}
+	slices.SortFunc(g.Edges, func(a, b GraphEdge) int {
+		return strings.Compare(a.Source+"\x00"+a.Target, b.Source+"\x00"+b.Target)
+	})
+	// Longest-path ranks; the graph is acyclic, so |nodes| rounds settle it.
+	for range len(order) {
+		changed := false
+		for _, e := range g.Edges {
+			s, t := byID[e.Source], byID[e.Target]
+			if s != nil && t != nil && t.Rank < s.Rank+1 {
+				t.Rank, changed = s.Rank+1, true
+			}
+		}
+		if !changed {
+			break
+		}
+	}
+	for _, id := range order {
+		g.Nodes = append(g.Nodes, *byID[id])
+	}
+	slices.SortStableFunc(g.Nodes, func(a, b GraphNode) int {
+		if a.Rank != b.Rank {
+			return a.Rank - b.Rank
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return g
+}
+
+func nodeKind(id string, k probes.Kind) string {
+	switch {
+	case k == probes.KindPostgres || k == probes.KindRedis || k == probes.KindKafka || k == probes.KindEtcd:
+		return "store"
+	case k == probes.KindDNS:
+		return "dns"
+	case strings.Contains(id, "/"):
+		return "service"
+	}
+	return "edge"
+}
+
+// Graph returns the topology coloured by the last walks.
+func (e *Exporter) Graph() Graph {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var hops []hopView
+	for _, id := range e.order {
+		ps := e.paths[id]
+		for i, h := range ps.hops {
+			hops = append(hops, hopView{node: h.nodeLabels[1], kind: probes.Kind(h.labels[1]), verdict: ps.status.Hops[i].Verdict})
+		}
+	}
+	var edges [][2]string
+	for k := range e.edges {
+		edges = append(edges, [2]string{k[0], k[1]})
+	}
+	return buildGraph(hops, edges)
+}
+
+// GraphOf builds the graph from one-shot walks (`probe map`).
+func GraphOf(statuses []PathStatus, edges [][2]string, nodeOf func(path string, hop int) string) Graph {
+	var hops []hopView
+	for _, st := range statuses {
+		for i, h := range st.Hops {
+			hops = append(hops, hopView{node: nodeOf(st.ID, i), kind: probes.Kind(h.Kind), verdict: h.Verdict})
+		}
+	}
+	return buildGraph(hops, edges)
+}
+
+// WriteMermaid prints g as a Mermaid flowchart with one class per health,
+// ready to paste into a README.
+func (g Graph) WriteMermaid(w io.Writer) error {
+	id := func(s string) string {
+		return "n_" + strings.NewReplacer("/", "_", "-", "_", ".", "_", ":", "_", "*", "_").Replace(s)
+	}
+	var b strings.Builder
+	b.WriteString("flowchart LR\n")
+	for _, n := range g.Nodes {
+		fmt.Fprintf(&b, "  %s[\"%s\"]:::%s\n", id(n.ID), n.ID, n.Health)
+	}
+	for _, e := range g.Edges {
+		fmt.Fprintf(&b, "  %s --> %s\n", id(e.Source), id(e.Target))
+	}
+	b.WriteString("  classDef ok fill:#2e9e55,color:#fff,stroke:#1f6b3a\n")
+	b.WriteString("  classDef failed fill:#d64541,color:#fff,stroke:#8e2a27\n")
+	b.WriteString("  classDef skipped fill:#d8dde3,color:#4a525c,stroke:#9aa3ad\n")
+	b.WriteString("  classDef pending fill:#eef0f3,color:#6b7480,stroke:#c3c9d0\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
