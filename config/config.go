@@ -106,39 +106,39 @@ type Expect struct {
 
 // Service is one Kubernetes Service (or a workload without one: type None).
 type Service struct {
-	Name      string `yaml:"name"`
-	Namespace string `yaml:"namespace"`
-	Type      string `yaml:"type"` // ClusterIP, NodePort, LoadBalancer, None
-	Role      string `yaml:"role"`
-	ClusterIP string `yaml:"cluster_ip"`
+	Name      string `yaml:"name,omitempty"`
+	Namespace string `yaml:"namespace,omitempty"`
+	Type      string `yaml:"type,omitempty"` // ClusterIP, NodePort, LoadBalancer, None
+	Role      string `yaml:"role,omitempty"`
+	ClusterIP string `yaml:"cluster_ip,omitempty"`
 	// External is the LoadBalancer hostname.
-	External string `yaml:"external"`
+	External string `yaml:"external,omitempty"`
 	// Host overrides the in-cluster DNS name NAME.NAMESPACE.svc.cluster.local.
-	Host  string `yaml:"host"`
-	Ports []Port `yaml:"ports"`
+	Host  string `yaml:"host,omitempty"`
+	Ports []Port `yaml:"ports,omitempty"`
 	// PodPorts are container ports not exposed by the Service (sidecars).
-	PodPorts []int `yaml:"pod_ports"`
+	PodPorts []int `yaml:"pod_ports,omitempty"`
 	// DependsOn names the data stores the service uses.
-	DependsOn []string `yaml:"depends_on"`
+	DependsOn []string `yaml:"depends_on,omitempty"`
 	// Calls names other services (namespace/name) this one calls.
-	Calls []string `yaml:"calls"`
+	Calls []string `yaml:"calls,omitempty"`
 	// Selects names the service (namespace/name) a LoadBalancer fronts.
-	Selects    string `yaml:"selects"`
-	HealthPath string `yaml:"health_path"`
+	Selects    string `yaml:"selects,omitempty"`
+	HealthPath string `yaml:"health_path,omitempty"`
 	// NodePortUnreachableFrom lists vantages from which the node ports
 	// must NOT answer; a connection from there is a security finding.
-	NodePortUnreachableFrom []string `yaml:"nodeport_unreachable_from"`
-	Note                    string   `yaml:"note"`
+	NodePortUnreachableFrom []string `yaml:"nodeport_unreachable_from,omitempty"`
+	Note                    string   `yaml:"note,omitempty"`
 }
 
 // Port is one Service port.
 type Port struct {
-	Name     string `yaml:"name"`
-	Port     int    `yaml:"port"`
-	NodePort int    `yaml:"node_port"`
-	Protocol string `yaml:"protocol"` // http, websocket or tcp
+	Name     string `yaml:"name,omitempty"`
+	Port     int    `yaml:"port,omitempty"`
+	NodePort int    `yaml:"node_port,omitempty"`
+	Protocol string `yaml:"protocol,omitempty"` // http, websocket or tcp
 	// Address overrides host:port for this port (used by the demo).
-	Address string `yaml:"address"`
+	Address string `yaml:"address,omitempty"`
 }
 
 // Store is one data store: postgres, redis, kafka or etcd.
@@ -213,8 +213,8 @@ type TLS struct {
 
 // Node is a Kubernetes node whose NodePorts are probed.
 type Node struct {
-	Name    string `yaml:"name"`
-	Address string `yaml:"address"`
+	Name    string `yaml:"name,omitempty"`
+	Address string `yaml:"address,omitempty"`
 }
 
 // ServiceKey identifies a service as namespace/name.

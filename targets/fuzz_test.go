@@ -1,6 +1,7 @@
 package targets_test
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -30,5 +31,26 @@ func FuzzMatchRoute(f *testing.F) {
 			}
 		}
 		_, _ = targets.Resolve(cfg, config.VantageCluster, host+path)
+	})
+}
+
+// FuzzReadKubeList: no kubectl export, however mangled, panics the
+// reader, the importer or the drift check. Seeds:
+// testdata/fuzz/FuzzReadKubeList.
+func FuzzReadKubeList(f *testing.F) {
+	cfg, err := config.Load("../config/allinx.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		inv, err := targets.ReadKubeList(bytes.NewReader(data))
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("an error without a reason")
+			}
+			return
+		}
+		targets.ImportKube(inv, nil)
+		targets.KubeDrift(cfg, inv)
 	})
 }

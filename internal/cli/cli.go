@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
@@ -34,6 +37,8 @@ const usage = `usage:
   probe --path HOST/PATH [--config FILE] [--vantage external|internal|cluster] [--output table|json]
   probe list     [--config FILE] [--vantage V]
   probe validate [--config FILE]
+  probe drift    [--config FILE] --kube FILE [--output table|json]
+  probe import kube --from FILE [--config FILE]
   probe map      [--config FILE] [--vantage V] [--format mermaid|json] [--walk=false]
   probe serve    [--config FILE] [--vantage V] [--listen ADDR] [--reload-check 10s]
 
@@ -48,6 +53,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	// `probe import kube`: the source is part of the command.
+	if cmd == "import" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = "import "+args[0], args[1:]
+	}
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
@@ -61,6 +70,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	output := fs.String("output", "table", "table or json")
 	listen := fs.String("listen", ":9115", "serve: address for /metrics, /healthz and /api/v1/paths")
 	format := fs.String("format", "mermaid", "map: mermaid or json")
+	kubeFile := fs.String("kube", "", "drift: the output of `kubectl get svc,endpointslices,nodes -A -o json`")
+	from := fs.String("from", "", "import kube: the output of `kubectl get svc,endpointslices,nodes -A -o json`")
 	walkMap := fs.Bool("walk", true, "map: walk every path once to colour the graph (false: draw it uncoloured)")
 	reloadEvery := fs.Duration("reload-check", 10*time.Second, "serve: how often to look for a changed topology file (0: only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
@@ -96,6 +107,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d routes, %d services, %d stores, %d paths)\n", cfg.File, len(cfg.Routes), len(cfg.Services), len(cfg.Stores), len(paths))
 		return ExitOK
+	case cmd == "drift":
+		return drift(cfg, *kubeFile, *output, stdout, stderr)
+	case cmd == "import kube":
+		return importKube(cfg, *from, stdout, stderr)
 	case cmd == "map":
 		return drawMap(ctx, cfg, v, *format, *walkMap, stdout, stderr)
 	case cmd == "serve":
@@ -232,6 +247,75 @@ func drawMap(ctx context.Context, cfg *config.Config, vantage, format string, wa
 		return ExitOK
 	}
 	if err := g.WriteMermaid(stdout); err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
+	}
+	return ExitOK
+}
+
+func readKube(path string) (*targets.KubeInventory, error) {
+	if path == "" {
+		return nil, fmt.Errorf("give the cluster as a file: kubectl get svc,endpointslices,nodes -A -o json > cluster.json")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	inv, err := targets.ReadKubeList(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return inv, nil
+}
+
+// drift prints every difference between the documented topology and the
+// cluster; exit 1 when there is any.
+func drift(cfg *config.Config, kubeFile, output string, stdout, stderr io.Writer) int {
+	inv, err := readKube(kubeFile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
+	}
+	items := targets.KubeDrift(cfg, inv)
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(map[string]any{"drift": append([]targets.DriftItem{}, items...)})
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tSERVICE\tDETAIL")
+		for _, d := range items {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Kind, d.Subject, d.Detail)
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "%d difference(s) between %s and %s\n", len(items), cfg.File, kubeFile)
+	}
+	if len(items) > 0 {
+		return ExitBroken
+	}
+	return ExitOK
+}
+
+// importKube prints the live Services and Nodes of the namespaces the
+// topology documents as topology YAML, for an operator to merge.
+func importKube(cfg *config.Config, from string, stdout, stderr io.Writer) int {
+	inv, err := readKube(from)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
+	}
+	var namespaces []string
+	for _, s := range cfg.Services {
+		if !slices.Contains(namespaces, s.Namespace) {
+			namespaces = append(namespaces, s.Namespace)
+		}
+	}
+	svcs, nodes := targets.ImportKube(inv, namespaces)
+	fmt.Fprintf(stdout, "# Imported from %s: Services of %s and the Nodes. Merge by hand:\n# roles, protocols and data-store edges are not in the cluster.\n", from, strings.Join(namespaces, ", "))
+	enc := yaml.NewEncoder(stdout)
+	enc.SetIndent(2)
+	if err := enc.Encode(map[string]any{"services": svcs, "nodes": nodes}); err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitBadArgs
 	}

@@ -479,3 +479,35 @@ func waitMetric(t *testing.T, listen, prefix string, ok func(float64) bool) floa
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// probe drift: the planted differences, exit 1; the documents' own
+// inventory, exit 0. probe import kube emits a topology that loads.
+func TestDriftAndImportKubeFromKubectlJSON(t *testing.T) {
+	code, out, errs := probe(t, "drift", "--config", "../../config/allinx.yaml", "--kube", "../../targets/testdata/kube/drifted.json", "--output", "json")
+	var doc struct {
+		Drift []struct{ Kind, Subject string }
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != cli.ExitBroken || len(doc.Drift) != 6 {
+		t.Fatalf("exit %d, %d items (%v)\n%s%s", code, len(doc.Drift), err, out, errs)
+	}
+	code, out, errs = probe(t, "drift", "--config", "../../config/allinx.yaml", "--kube", "../../targets/testdata/kube/inventory.json")
+	if code != cli.ExitOK || !strings.Contains(out, "0 difference(s)") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = probe(t, "import", "kube", "--config", "../../config/allinx.yaml", "--from", "../../targets/testdata/kube/inventory.json")
+	if code != cli.ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	imported := filepath.Join(t.TempDir(), "imported.yaml")
+	os.WriteFile(imported, []byte(out), 0o644)
+	cfg, err := config.Load(imported)
+	if err != nil {
+		t.Fatalf("the imported topology does not load: %v\n%s", err, out)
+	}
+	if len(cfg.Nodes) != 3 || cfg.FindService("morph/morph-futuresws-app") == nil {
+		t.Fatalf("imported %d nodes; futuresws-app present: %v", len(cfg.Nodes), cfg.FindService("morph/morph-futuresws-app") != nil)
+	}
+	if code, _, errs := probe(t, "drift", "--config", "../../config/allinx.yaml"); code != cli.ExitBadArgs || !strings.Contains(errs, "kubectl get svc,endpointslices,nodes") {
+		t.Fatalf("drift without --kube: exit %d: %s", code, errs)
+	}
+}

@@ -1,0 +1,166 @@
+package targets_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/targets"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/kube/*.json from config/allinx.yaml")
+
+// kubeList builds, in kubectl's `get svc,endpointslices,nodes -A -o json`
+// shape, the cluster that the documents describe, then lets edit plant
+// differences in it.
+func kubeList(t *testing.T, cfg *config.Config, edit func(svcs map[string]*corev1.Service, eps map[string]*discoveryv1.EndpointSlice)) []byte {
+	t.Helper()
+	svcs := map[string]*corev1.Service{}
+	eps := map[string]*discoveryv1.EndpointSlice{}
+	var order []string
+	for _, s := range cfg.Services {
+		if s.Type == "None" {
+			continue
+		}
+		ls := &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceType(s.Type), ClusterIP: s.ClusterIP,
+				Selector: map[string]string{"app": s.Name}}}
+		for _, p := range s.Ports {
+			ls.Spec.Ports = append(ls.Spec.Ports, corev1.ServicePort{Port: int32(p.Port), NodePort: int32(p.NodePort),
+				Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(int32(p.Port))})
+		}
+		ready := true
+		ep := &discoveryv1.EndpointSlice{TypeMeta: metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"},
+			ObjectMeta:  metav1.ObjectMeta{Name: s.Name + "-x1", Namespace: s.Namespace, Labels: map[string]string{discoveryv1.LabelServiceName: s.Name}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.1.10"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}}
+		key := s.Key()
+		svcs[key], eps[key] = ls, ep
+		order = append(order, key)
+	}
+	before := map[string]bool{}
+	for k := range svcs {
+		before[k] = true
+	}
+	if edit != nil {
+		edit(svcs, eps)
+	}
+	for k := range svcs {
+		if !before[k] {
+			order = append(order, k)
+		}
+	}
+	items := []any{}
+	for _, k := range order {
+		if s := svcs[k]; s != nil {
+			items = append(items, s)
+		}
+	}
+	for _, k := range order {
+		if e := eps[k]; e != nil {
+			items = append(items, e)
+		}
+	}
+	for i, ip := range []string{"10.0.10.11", "10.0.10.12", "10.0.10.13"} {
+		items = append(items, &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"},
+			ObjectMeta: metav1.ObjectMeta{Name: "ip-10-0-10-1" + string(rune('1'+i)) + ".ec2.internal"},
+			Status:     corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}})
+	}
+	out, err := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "List", "items": items, "metadata": map[string]string{"resourceVersion": ""}}, "", "    ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, '\n')
+}
+
+// plant makes exactly six differences from the documents.
+func plant(svcs map[string]*corev1.Service, eps map[string]*discoveryv1.EndpointSlice) {
+	delete(svcs, "landry/landry-userserver-web") // 1 missing live
+	delete(eps, "landry/landry-userserver-web")
+	dbg := svcs["landry/landry-cobocb-web"].DeepCopy() // 2 undocumented
+	dbg.Name = "landry-debug-web"
+	svcs["landry/landry-debug-web"] = dbg
+	gw := svcs["landry/landry-gateway-web"] // 3 an extra live port
+	gw.Spec.Ports = append(gw.Spec.Ports, corev1.ServicePort{Port: 9999, Protocol: corev1.ProtocolTCP})
+	svcs["landry/landry-trans-web"].Spec.Ports[0].NodePort = 31999 // 4 node port moved
+	notReady := false                                              // 5 nobody ready behind it
+	eps["morph/morph-narwhal-accesshttp"].Endpoints[0].Conditions.Ready = &notReady
+	cobogw := svcs["landry/landry-cobogw-web"] // 6 internal service exposed
+	cobogw.Spec.Type = corev1.ServiceTypeNodePort
+	cobogw.Spec.Ports[0].NodePort = 30555
+}
+
+func fixture(t *testing.T, name string, build func() []byte) *targets.KubeInventory {
+	t.Helper()
+	path := "testdata/kube/" + name
+	if *update {
+		os.MkdirAll("testdata/kube", 0o755)
+		if err := os.WriteFile(path, build(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test ./targets -run Drift -update writes it)", err)
+	}
+	if !bytes.Equal(b, build()) {
+		t.Fatalf("%s is stale against config/allinx.yaml: go test ./targets -run Drift -update", path)
+	}
+	inv, err := targets.ReadKubeList(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+func TestDriftAgainstTheDocumentedInventoryIsEmpty(t *testing.T) {
+	cfg := allinx(t)
+	inv := fixture(t, "inventory.json", func() []byte { return kubeList(t, cfg, nil) })
+	if d := targets.KubeDrift(cfg, inv); len(d) != 0 {
+		t.Fatalf("the documents' own inventory drifts: %+v", d)
+	}
+	svcs, nodes := targets.ImportKube(inv, nil)
+	if len(nodes) != 3 || len(svcs) != len(inv.Services) {
+		t.Fatalf("import: %d services, %d nodes", len(svcs), len(nodes))
+	}
+}
+
+func TestDriftReportsExactlyThePlantedDifferences(t *testing.T) {
+	cfg := allinx(t)
+	inv := fixture(t, "drifted.json", func() []byte { return kubeList(t, cfg, plant) })
+	var got []string
+	for _, d := range targets.KubeDrift(cfg, inv) {
+		got = append(got, d.Kind+" "+d.Subject+": "+d.Detail)
+	}
+	want := []string{
+		"exposed landry/landry-cobogw-web: documented as internal (ClusterIP), live as NodePort",
+		"undocumented landry/landry-debug-web: live ClusterIP Service is not in the topology",
+		"port-differs landry/landry-gateway-web: live port 9999 is not documented",
+		"nodeport-differs landry/landry-trans-web: port 8080: documented node port 31603, live 31999",
+		"missing-live landry/landry-userserver-web: documented as ClusterIP, no such Service in the cluster",
+		"no-ready-endpoint morph/morph-narwhal-accesshttp: no ready endpoint behind the Service",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("drift\n got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestReadKubeListRejectsOtherKinds(t *testing.T) {
+	_, err := targets.ReadKubeList(strings.NewReader(`{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"x"}}]}`))
+	if err == nil || !strings.Contains(err.Error(), "item 0 is a Pod") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := targets.ReadKubeList(strings.NewReader(`{"kind":"Service"}`)); err == nil {
+		t.Fatal("a single object is not a kubectl list")
+	}
+}
