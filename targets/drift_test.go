@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,7 +18,7 @@ import (
 	"github.com/allinx/hopprobe/targets"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/kube/*.json from config/allinx.yaml")
+var update = flag.Bool("update", false, "rewrite testdata/{kube,apisix}/*.json from config/allinx.yaml")
 
 // kubeList builds, in kubectl's `get svc,endpointslices,nodes -A -o json`
 // shape, the cluster that the documents describe, then lets edit plant
@@ -100,11 +101,13 @@ func plant(svcs map[string]*corev1.Service, eps map[string]*discoveryv1.Endpoint
 	cobogw.Spec.Ports[0].NodePort = 30555
 }
 
-func fixture(t *testing.T, name string, build func() []byte) *targets.KubeInventory {
+// fixtureBytes returns the checked-in fixture at path, failing when it is
+// stale against what build makes from config/allinx.yaml (-update
+// rewrites it).
+func fixtureBytes(t *testing.T, path string, build func() []byte) []byte {
 	t.Helper()
-	path := "testdata/kube/" + name
 	if *update {
-		os.MkdirAll("testdata/kube", 0o755)
+		os.MkdirAll(filepath.Dir(path), 0o755)
 		if err := os.WriteFile(path, build(), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +119,12 @@ func fixture(t *testing.T, name string, build func() []byte) *targets.KubeInvent
 	if !bytes.Equal(b, build()) {
 		t.Fatalf("%s is stale against config/allinx.yaml: go test ./targets -run Drift -update", path)
 	}
-	inv, err := targets.ReadKubeList(bytes.NewReader(b))
+	return b
+}
+
+func fixture(t *testing.T, name string, build func() []byte) *targets.KubeInventory {
+	t.Helper()
+	inv, err := targets.ReadKubeList(bytes.NewReader(fixtureBytes(t, "testdata/kube/"+name, build)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,13 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -37,8 +39,9 @@ const usage = `usage:
   probe --path HOST/PATH [--config FILE] [--vantage external|internal|cluster] [--output table|json]
   probe list     [--config FILE] [--vantage V]
   probe validate [--config FILE]
-  probe drift    [--config FILE] --kube FILE [--output table|json]
+  probe drift    [--config FILE] [--kube FILE] [--apisix FILE | --admin-url URL] [--output table|json]
   probe import kube --from FILE [--config FILE]
+  probe import apisix --from FILE | --admin-url URL
   probe map      [--config FILE] [--vantage V] [--format mermaid|json] [--walk=false]
   probe serve    [--config FILE] [--vantage V] [--listen ADDR] [--reload-check 10s]
 
@@ -71,7 +74,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", ":9115", "serve: address for /metrics, /healthz and /api/v1/paths")
 	format := fs.String("format", "mermaid", "map: mermaid or json")
 	kubeFile := fs.String("kube", "", "drift: the output of `kubectl get svc,endpointslices,nodes -A -o json`")
-	from := fs.String("from", "", "import kube: the output of `kubectl get svc,endpointslices,nodes -A -o json`")
+	from := fs.String("from", "", "import kube|apisix: the kubectl JSON, or the APISIX Admin API export")
+	apisixFile := fs.String("apisix", "", "drift: the APISIX Admin API export ({\"routes\":…,\"services\":…,\"upstreams\":…})")
+	adminURL := fs.String("admin-url", "", "drift, import apisix: read the routes from this APISIX Admin API (key from $APISIX_ADMIN_KEY)")
 	walkMap := fs.Bool("walk", true, "map: walk every path once to colour the graph (false: draw it uncoloured)")
 	reloadEvery := fs.Duration("reload-check", 10*time.Second, "serve: how often to look for a changed topology file (0: only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
@@ -108,9 +113,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok (%d routes, %d services, %d stores, %d paths)\n", cfg.File, len(cfg.Routes), len(cfg.Services), len(cfg.Stores), len(paths))
 		return ExitOK
 	case cmd == "drift":
-		return drift(cfg, *kubeFile, *output, stdout, stderr)
+		return drift(ctx, cfg, *kubeFile, *apisixFile, *adminURL, *output, stdout, stderr)
 	case cmd == "import kube":
 		return importKube(cfg, *from, stdout, stderr)
+	case cmd == "import apisix":
+		return importAPISIX(ctx, *from, *adminURL, stdout, stderr)
 	case cmd == "map":
 		return drawMap(ctx, cfg, v, *format, *walkMap, stdout, stderr)
 	case cmd == "serve":
@@ -270,29 +277,132 @@ func readKube(path string) (*targets.KubeInventory, error) {
 }
 
 // drift prints every difference between the documented topology and the
-// cluster; exit 1 when there is any.
-func drift(cfg *config.Config, kubeFile, output string, stdout, stderr io.Writer) int {
-	inv, err := readKube(kubeFile)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+// cluster and/or APISIX; exit 1 when there is any.
+func drift(ctx context.Context, cfg *config.Config, kubeFile, apisixFile, adminURL, output string, stdout, stderr io.Writer) int {
+	if kubeFile == "" && apisixFile == "" && adminURL == "" {
+		fmt.Fprintln(stderr, "give the live side: --kube FILE (kubectl get svc,endpointslices,nodes -A -o json) and/or --apisix FILE or --admin-url URL")
 		return ExitBadArgs
 	}
-	items := targets.KubeDrift(cfg, inv)
+	var items []targets.DriftItem
+	var against []string
+	if kubeFile != "" {
+		inv, err := readKube(kubeFile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return ExitBadArgs
+		}
+		items = append(items, targets.KubeDrift(cfg, inv)...)
+		against = append(against, kubeFile)
+	}
+	if apisixFile != "" || adminURL != "" {
+		routes, src, err := readAPISIX(ctx, apisixFile, adminURL)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return ExitBadArgs
+		}
+		items = append(items, targets.RouteDrift(cfg, routes)...)
+		against = append(against, src)
+	}
 	if output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"drift": append([]targets.DriftItem{}, items...)})
 	} else {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KIND\tSERVICE\tDETAIL")
+		fmt.Fprintln(tw, "KIND\tSUBJECT\tDETAIL")
 		for _, d := range items {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Kind, d.Subject, d.Detail)
 		}
 		tw.Flush()
-		fmt.Fprintf(stdout, "%d difference(s) between %s and %s\n", len(items), cfg.File, kubeFile)
+		fmt.Fprintf(stdout, "%d difference(s) between %s and %s\n", len(items), cfg.File, strings.Join(against, " + "))
 	}
 	if len(items) > 0 {
 		return ExitBroken
+	}
+	return ExitOK
+}
+
+// readAPISIX reads the routes from an export file or the Admin API.
+func readAPISIX(ctx context.Context, file, adminURL string) ([]targets.APISIXRoute, string, error) {
+	var e *targets.APISIXExport
+	var err error
+	src := file
+	if adminURL != "" {
+		src = adminURL
+		e, err = fetchAPISIX(ctx, adminURL, os.Getenv("APISIX_ADMIN_KEY"))
+	} else {
+		var f *os.File
+		if f, err = os.Open(file); err == nil {
+			defer f.Close()
+			e, err = targets.ReadAPISIXExport(f)
+		}
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", src, err)
+	}
+	routes, err := e.Resolve()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", src, err)
+	}
+	return routes, src, nil
+}
+
+// fetchAPISIX reads routes, services and upstreams from the Admin API.
+// The key goes in the X-API-KEY header only; it is never printed.
+func fetchAPISIX(ctx context.Context, base, key string) (*targets.APISIXExport, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	parts := map[string]json.RawMessage{}
+	for _, what := range []string{"routes", "services", "upstreams"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/apisix/admin/"+what, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("X-API-KEY", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("GET /apisix/admin/%s: %w", what, err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("GET /apisix/admin/%s: %w", what, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET /apisix/admin/%s: HTTP %d (is $APISIX_ADMIN_KEY set?)", what, resp.StatusCode)
+		}
+		parts[what] = body
+	}
+	all, _ := json.Marshal(parts)
+	return targets.ReadAPISIXExport(bytes.NewReader(all))
+}
+
+// importAPISIX prints APISIX's routes as topology routes to merge by hand.
+func importAPISIX(ctx context.Context, from, adminURL string, stdout, stderr io.Writer) int {
+	if from == "" && adminURL == "" {
+		fmt.Fprintln(stderr, "give --from FILE (the Admin API export) or --admin-url URL")
+		return ExitBadArgs
+	}
+	routes, src, err := readAPISIX(ctx, from, adminURL)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
+	}
+	type route struct {
+		Hosts   []string `yaml:"hosts"`
+		Path    string   `yaml:"path"`
+		Service string   `yaml:"service"`
+	}
+	var out []route
+	for _, r := range routes {
+		out = append(out, route{Hosts: []string{r.Host}, Path: r.Path, Service: r.Service})
+	}
+	fmt.Fprintf(stdout, "# Imported from %s: one route per host and URI. Merge by hand:\n# protocols and probe expectations are not in APISIX.\n", src)
+	enc := yaml.NewEncoder(stdout)
+	enc.SetIndent(2)
+	if err := enc.Encode(map[string]any{"routes": out}); err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitBadArgs
 	}
 	return ExitOK
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -509,5 +510,48 @@ func TestDriftAndImportKubeFromKubectlJSON(t *testing.T) {
 	}
 	if code, _, errs := probe(t, "drift", "--config", "../../config/allinx.yaml"); code != cli.ExitBadArgs || !strings.Contains(errs, "kubectl get svc,endpointslices,nodes") {
 		t.Fatalf("drift without --kube: exit %d: %s", code, errs)
+	}
+}
+
+// Route drift from the APISIX Admin API itself: the key goes in the
+// X-API-KEY header and nowhere else.
+func TestDriftReadsTheAPISIXAdminAPI(t *testing.T) {
+	raw, err := os.ReadFile("../../targets/testdata/apisix/routes-drifted.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var export map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &export); err != nil {
+		t.Fatal(err)
+	}
+	const key = "edd1c9f034335f136f87ad84b625c8f1"
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-API-KEY") != key {
+			http.Error(w, `{"message":"failed to check token"}`, http.StatusUnauthorized)
+			return
+		}
+		part, ok := export[strings.TrimPrefix(r.URL.Path, "/apisix/admin/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(part)
+	}))
+	defer admin.Close()
+	code, _, errs := probe(t, "drift", "--config", "../../config/allinx.yaml", "--admin-url", admin.URL)
+	if code != cli.ExitBadArgs || !strings.Contains(errs, "HTTP 401") {
+		t.Fatalf("without the key: exit %d: %s", code, errs)
+	}
+	t.Setenv("APISIX_ADMIN_KEY", key)
+	code, out, errs := probe(t, "drift", "--config", "../../config/allinx.yaml", "--admin-url", admin.URL)
+	if code != cli.ExitBroken || !strings.Contains(out, "3 difference(s)") || !strings.Contains(out, "route-missing") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	if strings.Contains(out+errs, key) {
+		t.Fatal("the admin key was printed")
+	}
+	code, out, _ = probe(t, "import", "apisix", "--config", "../../config/allinx.yaml", "--admin-url", admin.URL)
+	if code != cli.ExitOK || !strings.Contains(out, "path: /api/*") || !strings.Contains(out, "service: landry/landry-spotapi-web:8080") {
+		t.Fatalf("import apisix: exit %d\n%s", code, out)
 	}
 }
