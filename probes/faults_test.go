@@ -173,34 +173,29 @@ func TestInjectedLatencyStaysOnItsHop(t *testing.T) {
 	}
 }
 
-// A peer that accepts and then swallows everything fails every protocol
-// at its timeout, never later.
-func TestBlackholeFailsAtTheTimeoutForEveryProtocol(t *testing.T) {
-	httpSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
-	defer httpSrv.Close()
+// peerCase is a real peer and how to probe it through a given address
+// (the fault proxy in front of it).
+type peerCase struct {
+	name     string
+	kind     probes.Kind
+	upstream string
+	tg       func(addr string) probes.Target
+}
+
+// tlsAndStorePeers starts a TLS server, redis-server, postgres, etcd and
+// kfake, and says how to probe each.
+func tlsAndStorePeers(t *testing.T) []peerCase {
+	t.Helper()
 	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
-	defer tlsSrv.Close()
-	ws := wsServer(t, "pong", false)
-	defer ws.Close()
+	t.Cleanup(tlsSrv.Close)
 	redis := need(t, func() (*peers.Server, error) { return peers.Redis("", storePW, "") })
 	kafka := need(t, func() (*peers.Server, error) { return peers.Kafka("", "orders") })
 	etcd := need(t, func() (*peers.Server, error) { return peers.Etcd("") })
 	pg := need(t, func() (*peers.Server, error) { return peers.Postgres("", "hopprobe", storePW) })
 	t.Setenv("HOPPROBE_TEST_EMPTY", "")
-	cases := []struct {
-		name     string
-		kind     probes.Kind
-		upstream string
-		tg       func(addr string) probes.Target
-	}{
-		{"http", probes.KindHTTP, addr(httpSrv), func(a string) probes.Target {
-			return probes.Target{Address: a, Host: "a.test", Scheme: "http"}
-		}},
+	return []peerCase{
 		{"tls", probes.KindTLS, addr(tlsSrv), func(a string) probes.Target {
 			return probes.Target{Address: a, Host: "example.com", TLS: caFile(t, tlsSrv)}
-		}},
-		{"websocket", probes.KindWebSocket, addr(ws), func(a string) probes.Target {
-			return probes.Target{Address: a, Host: "a.test", Expect: config.Expect{Send: "ping", Reply: "pong"}}
 		}},
 		{"redis", probes.KindRedis, redis.Addr, func(a string) probes.Target {
 			return storeTarget(t, config.Store{Name: "spotredis", Kind: "redis", Address: a})
@@ -218,6 +213,23 @@ func TestBlackholeFailsAtTheTimeoutForEveryProtocol(t *testing.T) {
 			return probes.Target{Address: a, Store: &st}
 		}},
 	}
+}
+
+// A peer that accepts and then swallows everything fails every protocol
+// at its timeout, never later.
+func TestBlackholeFailsAtTheTimeoutForEveryProtocol(t *testing.T) {
+	httpSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer httpSrv.Close()
+	ws := wsServer(t, "pong", false)
+	defer ws.Close()
+	cases := append([]peerCase{
+		{"http", probes.KindHTTP, addr(httpSrv), func(a string) probes.Target {
+			return probes.Target{Address: a, Host: "a.test", Scheme: "http"}
+		}},
+		{"websocket", probes.KindWebSocket, addr(ws), func(a string) probes.Target {
+			return probes.Target{Address: a, Host: "a.test", Expect: config.Expect{Send: "ping", Reply: "pong"}}
+		}},
+	}, tlsAndStorePeers(t)...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := faultProxy(t, c.upstream)
@@ -359,39 +371,8 @@ func TestExpiredCertificateIsNamed(t *testing.T) {
 // peer's answers adds D per round trip: the hop's duration must grow by a
 // whole number of D (at least one), within 2 ms per round trip.
 func TestInjectedLatencyOnStoresAndTLS(t *testing.T) {
-	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
-	defer tlsSrv.Close()
-	redis := need(t, func() (*peers.Server, error) { return peers.Redis("", storePW, "") })
-	kafka := need(t, func() (*peers.Server, error) { return peers.Kafka("", "orders") })
-	etcd := need(t, func() (*peers.Server, error) { return peers.Etcd("") })
-	pg := need(t, func() (*peers.Server, error) { return peers.Postgres("", "hopprobe", storePW) })
-	t.Setenv("HOPPROBE_TEST_EMPTY", "")
 	const d = 30 * time.Millisecond
-	for _, c := range []struct {
-		name     string
-		kind     probes.Kind
-		upstream string
-		tg       func(addr string) probes.Target
-	}{
-		{"tls", probes.KindTLS, addr(tlsSrv), func(a string) probes.Target {
-			return probes.Target{Address: a, Host: "example.com", TLS: caFile(t, tlsSrv)}
-		}},
-		{"redis", probes.KindRedis, redis.Addr, func(a string) probes.Target {
-			return storeTarget(t, config.Store{Name: "spotredis", Kind: "redis", Address: a})
-		}},
-		{"postgres", probes.KindPostgres, pg.Addr, func(a string) probes.Target {
-			return storeTarget(t, config.Store{Name: "spotdb", Kind: "postgres", Address: a, Username: "hopprobe",
-				Postgres: &config.PostgresOpts{SSLMode: "disable"}})
-		}},
-		{"kafka", probes.KindKafka, kafka.Addr, func(a string) probes.Target {
-			st := config.Store{Name: "kafkanew", Kind: "kafka", Address: a, Kafka: &config.KafkaOpts{Topics: []string{"orders"}}}
-			return probes.Target{Address: a, Store: &st}
-		}},
-		{"etcd", probes.KindEtcd, etcd.Addr, func(a string) probes.Target {
-			st := config.Store{Name: "etcdnew", Kind: "etcd", Address: a, Password: &config.SecretRef{Env: "HOPPROBE_TEST_EMPTY"}}
-			return probes.Target{Address: a, Store: &st}
-		}},
-	} {
+	for _, c := range tlsAndStorePeers(t) {
 		t.Run(c.name, func(t *testing.T) {
 			p := faultProxy(t, c.upstream)
 			tg := c.tg(p.Listen)
