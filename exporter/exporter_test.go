@@ -213,18 +213,22 @@ func TestHopHealthPageIsServed(t *testing.T) {
 // longest chain of documented links, and a component that is only
 // skipped stays grey.
 func TestGraphCombinesHopsIntoComponents(t *testing.T) {
-	st := func(id string, verdicts ...string) exporter.PathStatus {
-		ps := exporter.PathStatus{ID: id}
-		for _, v := range verdicts {
-			ps.Hops = append(ps.Hops, exporter.HopStatus{Kind: "http", Verdict: v})
+	path := func(id string, nodes ...string) *targets.Path {
+		p := &targets.Path{ID: id}
+		for _, n := range nodes {
+			p.Hops = append(p.Hops, targets.Hop{Name: n, Node: n, Kind: probes.KindHTTP})
+		}
+		return p
+	}
+	st := func(p *targets.Path, verdicts ...string) exporter.PathStatus {
+		ps := exporter.Pending(p)
+		for i, v := range verdicts {
+			ps.Hops[i].Verdict = v
 		}
 		return ps
 	}
-	nodes := map[string][]string{"a": {"edge", "apisix", "svc/x"}, "b": {"edge", "apisix", "svc/y"}}
-	g := exporter.GraphOf(
-		[]exporter.PathStatus{st("a", "ok", "ok", "failed"), st("b", "ok", "skipped", "skipped")},
-		[][2]string{{"edge", "apisix"}, {"apisix", "svc/x"}, {"apisix", "svc/y"}},
-		func(path string, hop int) string { return nodes[path][hop] })
+	a, b := path("a", "edge", "apisix", "svc/x"), path("b", "edge", "apisix", "svc/y")
+	g := exporter.GraphOf([]*targets.Path{a, b}, []exporter.PathStatus{st(a, "ok", "ok", "failed"), st(b, "ok", "skipped", "skipped")})
 	got := map[string]string{}
 	for _, n := range g.Nodes {
 		got[n.ID] = fmt.Sprintf("%s@%d", n.Health, n.Rank)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/targets"
 )
 
 // Graph is the documented topology as components and links, each
@@ -125,12 +126,22 @@ func (e *Exporter) Graph() Graph {
 	return buildGraph(hops, edges)
 }
 
-// GraphOf builds the graph from one-shot walks (`probe map`).
-func GraphOf(statuses []PathStatus, edges [][2]string, nodeOf func(path string, hop int) string) Graph {
+// GraphOf builds the graph of paths from their statuses (one-shot walks
+// for `probe map`, or Pending ones for an uncoloured drawing), which are
+// in the same order as paths.
+func GraphOf(paths []*targets.Path, statuses []PathStatus) Graph {
 	var hops []hopView
-	for _, st := range statuses {
-		for i, h := range st.Hops {
-			hops = append(hops, hopView{node: nodeOf(st.ID, i), kind: probes.Kind(h.Kind), verdict: h.Verdict})
+	seen := map[[2]string]bool{}
+	var edges [][2]string
+	for i, p := range paths {
+		for j, h := range p.Hops {
+			hops = append(hops, hopView{node: h.Node, kind: h.Kind, verdict: statuses[i].Hops[j].Verdict})
+		}
+		for _, e := range p.Edges() {
+			if !seen[e] {
+				seen[e] = true
+				edges = append(edges, e)
+			}
 		}
 	}
 	return buildGraph(hops, edges)

@@ -224,21 +224,9 @@ func drawMap(ctx context.Context, cfg *config.Config, vantage, format string, wa
 		return ExitBadArgs
 	}
 	statuses := make([]exporter.PathStatus, len(paths))
-	nodes := map[string][]string{}
-	seen := map[[2]string]bool{}
-	var edges [][2]string
 	w := scheduler.NewWalker(cfg.Defaults.Concurrency)
 	var wg sync.WaitGroup
 	for i, p := range paths {
-		for _, h := range p.Hops {
-			nodes[p.ID] = append(nodes[p.ID], h.Node)
-		}
-		for _, e := range p.Edges() {
-			if !seen[e] {
-				seen[e] = true
-				edges = append(edges, e)
-			}
-		}
 		if !walk {
 			statuses[i] = exporter.Pending(p)
 			continue
@@ -246,7 +234,7 @@ func drawMap(ctx context.Context, cfg *config.Config, vantage, format string, wa
 		wg.Go(func() { statuses[i] = exporter.StatusOf(w.Walk(ctx, p)) })
 	}
 	wg.Wait()
-	g := exporter.GraphOf(statuses, edges, func(path string, hop int) string { return nodes[path][hop] })
+	g := exporter.GraphOf(paths, statuses)
 	if format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
