@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz FuzzMatchRoute -fuzztime $(FUZZTIME) ./targets
 	$(GO) test -run '^$$' -fuzz FuzzReadKubeList -fuzztime $(FUZZTIME) ./targets
+	$(GO) test -run '^$$' -fuzz FuzzReadAPISIXExport -fuzztime $(FUZZTIME) ./targets
 
 ## bench: probe cost per protocol (Go benchmarks), then the scale harness (100, 1,000 and 10,000 hops)
 SCALE_HOPS     ?= 100,1000,10000
