@@ -2,20 +2,20 @@ package cli_test
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/allinx/hopprobe/internal/peers"
 )
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := peers.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 func get(t *testing.T, url string) string {

@@ -1,9 +1,9 @@
 package demo
 
 import (
-	"fmt"
-	"net"
 	"regexp"
+
+	"github.com/allinx/hopprobe/internal/peers"
 )
 
 var loopbackAddr = regexp.MustCompile(`127\.0\.0\.1:(\d{2,5})`)
@@ -19,20 +19,14 @@ func Relocate(src []byte) ([]byte, error) {
 		if m, ok := moved[a]; ok {
 			return m
 		}
-		ln, lerr := net.Listen("tcp", "127.0.0.1:0")
-		if lerr != nil {
-			err = lerr
+		// Free for TCP and UDP (the DNS stand-in), and outside the
+		// ephemeral range so no outgoing connection takes it first.
+		free, ferr := peers.FreePort()
+		if ferr != nil {
+			err = ferr
 			return a
 		}
-		defer ln.Close()
-		// The same port must be free for UDP too (the DNS stand-in).
-		pc, perr := net.ListenPacket("udp", ln.Addr().String())
-		if perr != nil {
-			err = fmt.Errorf("port %s is taken for udp: %w", ln.Addr(), perr)
-			return a
-		}
-		pc.Close()
-		moved[a] = ln.Addr().String()
+		moved[a] = free
 		return moved[a]
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -43,14 +44,40 @@ func (s *Server) Stop() {
 	}
 }
 
-// FreePort returns a loopback address nobody listens on.
+// handedOut remembers every port FreePort gave, so that two servers
+// started by one process never get the same one before either binds it.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// FreePort returns a loopback address nobody listens on (TCP and UDP).
+// It is chosen below Linux's ephemeral range (32768 and up), so that an
+// outgoing connection cannot take it between now and the server's bind,
+// and never twice in one process.
 func FreePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 500 {
+		p := 20000 + rand.IntN(12000)
+		if handedOut.ports[p] {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		handedOut.ports[p] = true
+		return addr, nil
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", errors.New("no free loopback port between 20000 and 32000")
 }
 
 func port(addr string) string {
