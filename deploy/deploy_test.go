@@ -98,13 +98,14 @@ func decodeFile(t *testing.T, path string, into any) {
 // the Kubernetes API types: a misspelt or misplaced field fails here, not
 // at `kubectl apply` time.
 type rendered struct {
-	deployments []*appsv1.Deployment
-	services    []*corev1.Service
-	configMaps  []*corev1.ConfigMap
-	netpols     []*networkingv1.NetworkPolicy
-	monitors    []*monv1.ServiceMonitor
-	rules       []*monv1.PrometheusRule
-	other       int
+	deployments  []*appsv1.Deployment
+	services     []*corev1.Service
+	configMaps   []*corev1.ConfigMap
+	netpols      []*networkingv1.NetworkPolicy
+	monitors     []*monv1.ServiceMonitor
+	rules        []*monv1.PrometheusRule
+	clusterRoles []*rbacv1.ClusterRole
+	other        int
 }
 
 func render(t *testing.T, overlay string) *rendered {
@@ -147,14 +148,17 @@ func render(t *testing.T, overlay string) *rendered {
 		case "PodDisruptionBudget":
 			obj = &policyv1.PodDisruptionBudget{}
 		case "ClusterRole":
-			obj = &rbacv1.ClusterRole{}
+			c := &rbacv1.ClusterRole{}
+			r.clusterRoles, obj = append(r.clusterRoles, c), c
+		case "ClusterRoleBinding":
+			obj = &rbacv1.ClusterRoleBinding{}
 		default:
 			t.Fatalf("%s renders a %s, which this test does not know how to check", overlay, res.GetKind())
 		}
 		if err := yaml.UnmarshalStrict(y, obj); err != nil {
 			t.Fatalf("%s: %s %s does not decode strictly: %v", overlay, res.GetKind(), res.GetName(), err)
 		}
-		if res.GetKind() != "Namespace" && res.GetNamespace() != "hopprobe" {
+		if !strings.HasPrefix(res.GetKind(), "Cluster") && res.GetKind() != "Namespace" && res.GetNamespace() != "hopprobe" {
 			t.Errorf("%s: %s %s is in namespace %q, want hopprobe", overlay, res.GetKind(), res.GetName(), res.GetNamespace())
 		}
 		r.other++
@@ -163,9 +167,10 @@ func render(t *testing.T, overlay string) *rendered {
 }
 
 func TestOverlaysRenderAndHarden(t *testing.T) {
-	for _, overlay := range []string{"cluster", "external"} {
+	for _, overlay := range []string{"cluster", "external", "cluster-drift"} {
 		t.Run(overlay, func(t *testing.T) {
 			r := render(t, overlay)
+			vantage, _, _ := strings.Cut(overlay, "-")
 			if len(r.deployments) != 1 || len(r.services) != 1 || len(r.configMaps) != 1 || len(r.netpols) != 1 ||
 				len(r.monitors) != 1 || len(r.rules) != 1 {
 				t.Fatalf("want one each of Deployment, Service, ConfigMap, NetworkPolicy, ServiceMonitor, PrometheusRule; got %d %d %d %d %d %d",
@@ -174,7 +179,7 @@ func TestOverlaysRenderAndHarden(t *testing.T) {
 			d := r.deployments[0]
 			checkHardened(t, d)
 			args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
-			if !strings.Contains(args, "--vantage="+overlay) {
+			if !strings.Contains(args, "--vantage="+vantage) {
 				t.Errorf("the %s overlay runs %q", overlay, args)
 			}
 			// The ConfigMap the pod mounts is the topology, and it loads.
@@ -188,8 +193,9 @@ func TestOverlaysRenderAndHarden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the ConfigMap's topology does not load: %v", err)
 			}
-			checkCredentials(t, overlay, cfg, d)
-			checkEgress(t, overlay, cfg, r.netpols[0])
+			checkCredentials(t, vantage, cfg, d)
+			checkEgress(t, vantage, cfg, r.netpols[0])
+			checkRBAC(t, overlay, d, r.clusterRoles)
 			// Prometheus finds the Service by its labels and port name.
 			svc, sm := r.services[0], r.monitors[0]
 			for k, v := range sm.Spec.Selector.MatchLabels {
@@ -213,8 +219,9 @@ func checkHardened(t *testing.T, d *appsv1.Deployment) {
 	if ps.SecurityContext.SeccompProfile == nil || ps.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Error("pod must use the RuntimeDefault seccomp profile")
 	}
-	if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken {
-		t.Error("the prober reads nothing from the API server; its token must not be mounted")
+	readsAPI := slices.Contains(ps.Containers[0].Args, "--cluster")
+	if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken != readsAPI {
+		t.Errorf("the service account token must be mounted exactly when the prober reads the API (--cluster: %v)", readsAPI)
 	}
 	for _, c := range ps.Containers {
 		sc := c.SecurityContext
@@ -242,6 +249,35 @@ func checkHardened(t *testing.T, d *appsv1.Deployment) {
 		for _, e := range c.Env {
 			if e.Value != "" && strings.Contains(strings.ToUpper(e.Name), "PASSWORD") {
 				t.Errorf("container %s: %s is a literal; secrets come from secretKeyRef", c.Name, e.Name)
+			}
+		}
+	}
+}
+
+// checkRBAC: no RBAC unless the prober reads the API, and then only
+// get/list on Services, EndpointSlices and Nodes.
+func checkRBAC(t *testing.T, overlay string, d *appsv1.Deployment, roles []*rbacv1.ClusterRole) {
+	t.Helper()
+	readsAPI := slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--cluster")
+	if !readsAPI {
+		if len(roles) > 0 {
+			t.Errorf("%s: %d ClusterRoles for a prober that reads nothing from the API", overlay, len(roles))
+		}
+		return
+	}
+	if len(roles) != 1 {
+		t.Fatalf("%s: want one ClusterRole, got %d", overlay, len(roles))
+	}
+	allowed := map[string]bool{"services": true, "nodes": true, "endpointslices": true}
+	for _, rule := range roles[0].Rules {
+		for _, res := range rule.Resources {
+			if !allowed[res] {
+				t.Errorf("%s: the ClusterRole grants %s", overlay, res)
+			}
+		}
+		for _, v := range rule.Verbs {
+			if v != "get" && v != "list" {
+				t.Errorf("%s: the ClusterRole grants %q; read-only get/list only", overlay, v)
 			}
 		}
 	}

@@ -40,6 +40,12 @@ type Exporter struct {
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 
+	driftItems    *prometheus.GaugeVec
+	driftInfo     *prometheus.GaugeVec
+	driftServices *prometheus.GaugeVec
+	driftOK       prometheus.Gauge
+	drift         []targets.DriftItem
+
 	mu     sync.RWMutex
 	order  []string
 	paths  map[string]*pathState
@@ -60,11 +66,20 @@ func New(paths []*targets.Path) *Exporter {
 			Help: "1 if the last reload attempt succeeded (or none was made), 0 if the running topology is older than the file."}),
 		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_config_last_reload_success_timestamp_seconds",
 			Help: "When the running topology was loaded, as a Unix timestamp."}),
+		driftItems: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_drift_items",
+			Help: "Differences between the documented topology and the live cluster or APISIX, by kind."}, []string{"kind"}),
+		driftInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_drift_info",
+			Help: "Always 1: one difference between the documented topology and the live side."}, []string{"kind", "subject"}),
+		driftServices: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_services",
+			Help: "Services in the documented namespaces: documented, and live in the cluster."}, []string{"source"}),
+		driftOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_drift_last_check_successful",
+			Help: "1 if the last drift check could read the live side, 0 if not."}),
 		paths:  map[string]*pathState{},
 		walked: map[string]bool{},
 		edges:  map[[3]string]bool{},
 	}
 	e.reg.MustRegister(e.walkLag, e.reloads, e.reloadOK, e.reloadTime,
+		e.driftItems, e.driftInfo, e.driftServices, e.driftOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	e.reloadOK.Set(1)
 	e.reloadTime.SetToCurrentTime()
@@ -124,6 +139,32 @@ func (e *Exporter) Reloaded(err error) {
 	e.reloads.WithLabelValues("success").Inc()
 	e.reloadOK.Set(1)
 	e.reloadTime.SetToCurrentTime()
+}
+
+// SetDrift publishes the last drift check; err means the live side could
+// not be read, and the last known differences stay.
+func (e *Exporter) SetDrift(items []targets.DriftItem, documented, live int, err error) {
+	if err != nil {
+		e.driftOK.Set(0)
+		return
+	}
+	e.driftOK.Set(1)
+	e.driftServices.WithLabelValues("documented").Set(float64(documented))
+	e.driftServices.WithLabelValues("live").Set(float64(live))
+	e.driftItems.Reset()
+	e.driftInfo.Reset()
+	for _, k := range []string{targets.DriftMissingLive, targets.DriftUndocumented, targets.DriftPort, targets.DriftNodePort,
+		targets.DriftNoEndpoints, targets.DriftExposedType, targets.DriftTypeDifferent,
+		targets.DriftRouteMissing, targets.DriftRouteUpstream, targets.DriftRouteUndocumented} {
+		e.driftItems.WithLabelValues(k).Set(0)
+	}
+	for _, d := range items {
+		e.driftItems.WithLabelValues(d.Kind).Inc()
+		e.driftInfo.WithLabelValues(d.Kind, d.Subject).Set(1)
+	}
+	e.mu.Lock()
+	e.drift = items
+	e.mu.Unlock()
 }
 
 // WriteMetrics writes every metric in the Prometheus text format.

@@ -32,6 +32,8 @@ type GraphNode struct {
 	Rank int `json:"rank"`
 	// Hops is how many hops (over all paths) probe the component.
 	Hops int `json:"hops"`
+	// Drift lists how the live side differs for this component.
+	Drift []string `json:"drift,omitempty"`
 }
 
 // GraphEdge is a documented link that some path walks.
@@ -123,7 +125,15 @@ func (e *Exporter) Graph() Graph {
 	for k := range e.edges {
 		edges = append(edges, [2]string{k[0], k[1]})
 	}
-	return buildGraph(hops, edges)
+	g := buildGraph(hops, edges)
+	for i := range g.Nodes {
+		for _, d := range e.drift {
+			if d.Subject == g.Nodes[i].ID {
+				g.Nodes[i].Drift = append(g.Nodes[i].Drift, d.Kind+": "+d.Detail)
+			}
+		}
+	}
+	return g
 }
 
 // GraphOf builds the graph of paths from their statuses (one-shot walks

@@ -12,7 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/targets"
@@ -170,5 +172,41 @@ func TestReadKubeListRejectsOtherKinds(t *testing.T) {
 	}
 	if _, err := targets.ReadKubeList(strings.NewReader(`{"kind":"Service"}`)); err == nil {
 		t.Fatal("a single object is not a kubectl list")
+	}
+}
+
+// The live path (client-go) sees what kubectl's export shows: the fake
+// clientset holds the fixtures' objects and drift is the same.
+func TestKubeInventoryFromTheAPIMatchesTheExport(t *testing.T) {
+	cfg := allinx(t)
+	for file, want := range map[string]int{"inventory.json": 0, "drifted.json": 6} {
+		b, err := os.ReadFile("testdata/kube/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exported, err := targets.ReadKubeList(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var objs []runtime.Object
+		for i := range exported.Services {
+			objs = append(objs, &exported.Services[i])
+		}
+		for i := range exported.EndpointSlices {
+			objs = append(objs, &exported.EndpointSlices[i])
+		}
+		for i := range exported.Nodes {
+			objs = append(objs, &exported.Nodes[i])
+		}
+		live, err := targets.KubeInventoryFrom(t.Context(), fake.NewClientset(objs...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(live.Services) != len(exported.Services) || len(live.Nodes) != 3 {
+			t.Fatalf("%s: listed %d services and %d nodes", file, len(live.Services), len(live.Nodes))
+		}
+		if got := len(targets.KubeDrift(cfg, live)); got != want {
+			t.Errorf("%s through the API: %d drift items, want %d", file, got, want)
+		}
 	}
 }

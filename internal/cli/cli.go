@@ -39,11 +39,12 @@ const usage = `usage:
   probe --path HOST/PATH [--config FILE] [--vantage external|internal|cluster] [--output table|json]
   probe list     [--config FILE] [--vantage V]
   probe validate [--config FILE]
-  probe drift    [--config FILE] [--kube FILE] [--apisix FILE | --admin-url URL] [--output table|json]
-  probe import kube --from FILE [--config FILE]
+  probe drift    [--config FILE] [--kube FILE | --cluster] [--apisix FILE | --admin-url URL] [--output table|json]
+  probe import kube --from FILE | --cluster [--config FILE]
   probe import apisix --from FILE | --admin-url URL
   probe map      [--config FILE] [--vantage V] [--format mermaid|json] [--walk=false]
   probe serve    [--config FILE] [--vantage V] [--listen ADDR] [--reload-check 10s]
+                 [--kube FILE | --cluster] [--apisix FILE | --admin-url URL] [--drift-every 5m]
 
 --path walks one documented path once, prints every hop and exits 0 when
 it is healthy, 1 when a hop failed, 2 on bad config or an unknown path.
@@ -74,10 +75,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", ":9115", "serve: address for /metrics, /healthz and /api/v1/paths")
 	format := fs.String("format", "mermaid", "map: mermaid or json")
 	kubeFile := fs.String("kube", "", "drift: the output of `kubectl get svc,endpointslices,nodes -A -o json`")
+	cluster := fs.Bool("cluster", false, "drift, import kube: read the live cluster (in-cluster service account or kubeconfig) instead of a file")
 	from := fs.String("from", "", "import kube|apisix: the kubectl JSON, or the APISIX Admin API export")
 	apisixFile := fs.String("apisix", "", "drift: the APISIX Admin API export ({\"routes\":…,\"services\":…,\"upstreams\":…})")
 	adminURL := fs.String("admin-url", "", "drift, import apisix: read the routes from this APISIX Admin API (key from $APISIX_ADMIN_KEY)")
 	walkMap := fs.Bool("walk", true, "map: walk every path once to colour the graph (false: draw it uncoloured)")
+	driftEvery := fs.Duration("drift-every", 5*time.Minute, "serve: how often to compare with --kube/--cluster and --apisix/--admin-url")
 	reloadEvery := fs.Duration("reload-check", 10*time.Second, "serve: how often to look for a changed topology file (0: only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
 		return ExitBadArgs
@@ -113,15 +116,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok (%d routes, %d services, %d stores, %d paths)\n", cfg.File, len(cfg.Routes), len(cfg.Services), len(cfg.Stores), len(paths))
 		return ExitOK
 	case cmd == "drift":
-		return drift(ctx, cfg, *kubeFile, *apisixFile, *adminURL, *output, stdout, stderr)
+		return drift(ctx, cfg, kubeSource{*kubeFile, *cluster}, *apisixFile, *adminURL, *output, stdout, stderr)
 	case cmd == "import kube":
-		return importKube(cfg, *from, stdout, stderr)
+		return importKube(ctx, cfg, kubeSource{*from, *cluster}, stdout, stderr)
 	case cmd == "import apisix":
 		return importAPISIX(ctx, *from, *adminURL, stdout, stderr)
 	case cmd == "map":
 		return drawMap(ctx, cfg, v, *format, *walkMap, stdout, stderr)
 	case cmd == "serve":
-		return serve(ctx, cfg, *vantage, *listen, *reloadEvery, stderr)
+		return serve(ctx, cfg, *vantage, *listen, *reloadEvery,
+			driftOpts{kube: kubeSource{*kubeFile, *cluster}, apisixFile: *apisixFile, adminURL: *adminURL, every: *driftEvery}, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return ExitBadArgs
@@ -248,39 +252,64 @@ func drawMap(ctx context.Context, cfg *config.Config, vantage, format string, wa
 	return ExitOK
 }
 
-func readKube(path string) (*targets.KubeInventory, error) {
-	if path == "" {
-		return nil, fmt.Errorf("give the cluster as a file: kubectl get svc,endpointslices,nodes -A -o json > cluster.json")
+// kubeSource is where the live cluster is read from: a kubectl export
+// file, or the API itself.
+type kubeSource struct {
+	file    string
+	cluster bool
+}
+
+func (k kubeSource) set() bool { return k.file != "" || k.cluster }
+
+func (k kubeSource) String() string {
+	if k.cluster {
+		return "the live cluster"
 	}
-	f, err := os.Open(path)
+	return k.file
+}
+
+func readKube(ctx context.Context, src kubeSource) (*targets.KubeInventory, error) {
+	if src.cluster {
+		cs, err := targets.KubeClient()
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		return targets.KubeInventoryFrom(ctx, cs)
+	}
+	if src.file == "" {
+		return nil, fmt.Errorf("give the cluster as a file (kubectl get svc,endpointslices,nodes -A -o json > cluster.json) or --cluster")
+	}
+	f, err := os.Open(src.file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	inv, err := targets.ReadKubeList(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", src.file, err)
 	}
 	return inv, nil
 }
 
 // drift prints every difference between the documented topology and the
 // cluster and/or APISIX; exit 1 when there is any.
-func drift(ctx context.Context, cfg *config.Config, kubeFile, apisixFile, adminURL, output string, stdout, stderr io.Writer) int {
-	if kubeFile == "" && apisixFile == "" && adminURL == "" {
+func drift(ctx context.Context, cfg *config.Config, kube kubeSource, apisixFile, adminURL, output string, stdout, stderr io.Writer) int {
+	if !kube.set() && apisixFile == "" && adminURL == "" {
 		fmt.Fprintln(stderr, "give the live side: --kube FILE (kubectl get svc,endpointslices,nodes -A -o json) and/or --apisix FILE or --admin-url URL")
 		return ExitBadArgs
 	}
 	var items []targets.DriftItem
 	var against []string
-	if kubeFile != "" {
-		inv, err := readKube(kubeFile)
+	if kube.set() {
+		inv, err := readKube(ctx, kube)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return ExitBadArgs
 		}
 		items = append(items, targets.KubeDrift(cfg, inv)...)
-		against = append(against, kubeFile)
+		against = append(against, kube.String())
 	}
 	if apisixFile != "" || adminURL != "" {
 		routes, src, err := readAPISIX(ctx, apisixFile, adminURL)
@@ -397,8 +426,8 @@ func importAPISIX(ctx context.Context, from, adminURL string, stdout, stderr io.
 
 // importKube prints the live Services and Nodes of the namespaces the
 // topology documents as topology YAML, for an operator to merge.
-func importKube(cfg *config.Config, from string, stdout, stderr io.Writer) int {
-	inv, err := readKube(from)
+func importKube(ctx context.Context, cfg *config.Config, from kubeSource, stdout, stderr io.Writer) int {
+	inv, err := readKube(ctx, from)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitBadArgs

@@ -511,6 +511,13 @@ func TestDriftAndImportKubeFromKubectlJSON(t *testing.T) {
 	if code, _, errs := probe(t, "drift", "--config", "../../config/allinx.yaml"); code != cli.ExitBadArgs || !strings.Contains(errs, "kubectl get svc,endpointslices,nodes") {
 		t.Fatalf("drift without --kube: exit %d: %s", code, errs)
 	}
+	// --cluster with neither a service account nor a kubeconfig says so.
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("HOME", t.TempDir())
+	if code, _, errs := probe(t, "drift", "--config", "../../config/allinx.yaml", "--cluster"); code != cli.ExitBadArgs || !strings.Contains(errs, "no in-cluster service account and no usable kubeconfig") {
+		t.Fatalf("drift --cluster without credentials: exit %d: %s", code, errs)
+	}
 }
 
 // Route drift from the APISIX Admin API itself: the key goes in the
@@ -553,5 +560,37 @@ func TestDriftReadsTheAPISIXAdminAPI(t *testing.T) {
 	code, out, _ = probe(t, "import", "apisix", "--config", "../../config/allinx.yaml", "--admin-url", admin.URL)
 	if code != cli.ExitOK || !strings.Contains(out, "path: /api/*") || !strings.Contains(out, "service: landry/landry-spotapi-web:8080") {
 		t.Fatalf("import apisix: exit %d\n%s", code, out)
+	}
+}
+
+// probe serve compares with the cluster on a schedule: drift shows in
+// /metrics and on the map's component.
+func TestServeExportsDrift(t *testing.T) {
+	cfgPath, _ := startDemo(t)
+	var items []string
+	for _, s := range []string{"landry/landry-spotapi-web", "morph/morph-futuresws-app", "landry/landry-spotws-web",
+		"landry/landry-anemone-web", "landry/landry-ces-matchengine"} { // morph-narwhal-accesshttp is gone
+		ns, name, _ := strings.Cut(s, "/")
+		items = append(items, fmt.Sprintf(`{"apiVersion":"v1","kind":"Service","metadata":{"name":%q,"namespace":%q},"spec":{"type":"ClusterIP","ports":[{"port":%d}]}}`,
+			name, ns, map[bool]int{true: 7316, false: 8080}[name == "landry-ces-matchengine"]))
+	}
+	kube := filepath.Join(t.TempDir(), "cluster.json")
+	os.WriteFile(kube, []byte(`{"apiVersion":"v1","kind":"List","items":[`+strings.Join(items, ",")+`]}`), 0o644)
+	listen := serveFast(t, cfgPath, io.Discard, "--kube", kube, "--drift-every", "1h")
+	waitMetric(t, listen, `hopprobe_drift_items{kind="missing-live"}`, func(v float64) bool { return v == 1 })
+	waitMetric(t, listen, `hopprobe_drift_info{kind="missing-live",subject="morph/morph-narwhal-accesshttp"}`, func(v float64) bool { return v == 1 })
+	waitMetric(t, listen, `hopprobe_services{source="documented"}`, func(v float64) bool { return v == 6 })
+	waitMetric(t, listen, `hopprobe_services{source="live"}`, func(v float64) bool { return v == 5 })
+	if v := waitMetric(t, listen, `hopprobe_drift_items{kind="port-differs"}`, func(float64) bool { return true }); v != 0 {
+		t.Errorf("%v port differences where there are none", v)
+	}
+	var g exporter.Graph
+	if err := json.Unmarshal([]byte(get(t, "http://"+listen+"/api/v1/topology")), &g); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range g.Nodes {
+		if drifted := len(n.Drift) > 0; drifted != (n.ID == "morph/morph-narwhal-accesshttp") {
+			t.Errorf("node %s drift %v", n.ID, n.Drift)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,7 +28,7 @@ import (
 // topology on SIGHUP or when the file's content changes (a ConfigMap
 // update swaps the file under the pod). A topology that does not load is
 // logged with its file:line reasons and the running one is kept.
-func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, stderr io.Writer) int {
+func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, dopts driftOpts, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	vantageOf := func(c *config.Config) string {
 		if vantageFlag != "" {
@@ -68,6 +69,33 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "status", "http://"+ln.Addr().String()+"/api/v1/paths")
 
 	gen := startGeneration(ctx, walker, paths, exp, log)
+	current := cfg
+	var checks sync.WaitGroup
+	defer checks.Wait()
+	var checking atomic.Bool
+	checkDrift := func() {
+		if !dopts.enabled() || !checking.CompareAndSwap(false, true) {
+			return // none configured, or the last check is still running
+		}
+		c := current
+		checks.Go(func() {
+			defer checking.Store(false)
+			items, documented, live, err := dopts.check(ctx, c)
+			exp.SetDrift(items, documented, live, err)
+			if err != nil {
+				log.Error("drift check failed", "error", err)
+			} else if len(items) > 0 {
+				log.Warn("topology drift", "differences", len(items))
+			}
+		})
+	}
+	checkDrift()
+	var driftTick <-chan time.Time
+	if dopts.enabled() && dopts.every > 0 {
+		t := time.NewTicker(dopts.every)
+		defer t.Stop()
+		driftTick = t.C
+	}
 	sum := fileSum(cfg.File)
 	var tick <-chan time.Time
 	if reloadEvery > 0 {
@@ -91,7 +119,9 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		gen.stop()
 		exp.SetPaths(paths)
 		gen = startGeneration(ctx, walker, paths, exp, log)
+		current = next
 		log.Info("topology reloaded", "trigger", why, "paths", len(paths))
+		checkDrift()
 	}
 	for {
 		select {
@@ -102,6 +132,8 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 			_ = srv.Shutdown(shutdown)
 			log.Info("stopped")
 			return ExitOK
+		case <-driftTick:
+			checkDrift()
 		case <-hup:
 			sum = fileSum(cfg.File)
 			reload("SIGHUP")
@@ -148,4 +180,45 @@ func fileSum(path string) []byte {
 	}
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// driftOpts says where `probe serve` reads the live side for drift.
+type driftOpts struct {
+	kube                 kubeSource
+	apisixFile, adminURL string
+	every                time.Duration
+}
+
+func (d driftOpts) enabled() bool { return d.kube.set() || d.apisixFile != "" || d.adminURL != "" }
+
+// check compares cfg with the live side; it also counts the documented
+// and live Services of the documented namespaces.
+func (d driftOpts) check(ctx context.Context, cfg *config.Config) (items []targets.DriftItem, documented, live int, err error) {
+	namespaces := map[string]bool{}
+	for _, s := range cfg.Services {
+		if s.Type != "None" {
+			documented++
+			namespaces[s.Namespace] = true
+		}
+	}
+	if d.kube.set() {
+		inv, err := readKube(ctx, d.kube)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		for _, s := range inv.Services {
+			if namespaces[s.Namespace] {
+				live++
+			}
+		}
+		items = append(items, targets.KubeDrift(cfg, inv)...)
+	}
+	if d.apisixFile != "" || d.adminURL != "" {
+		routes, _, err := readAPISIX(ctx, d.apisixFile, d.adminURL)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		items = append(items, targets.RouteDrift(cfg, routes)...)
+	}
+	return items, documented, live, nil
 }
