@@ -47,6 +47,8 @@ func exposedMetrics(t *testing.T) map[string]bool {
 		}
 		e.Observe(r)
 	}
+	// A drift check, as `probe serve --kube/--cluster` makes.
+	e.SetDrift([]targets.DriftItem{{Kind: targets.DriftMissingLive, Subject: "landry/x"}}, 1, 0, nil)
 	mfs, err := e.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
