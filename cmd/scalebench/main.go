@@ -68,8 +68,16 @@ func main() {
 	duration := flag.Duration("duration", 45*time.Second, "measured time per size")
 	addrs := flag.String("peers", "", "internal: comma-separated peer addresses")
 	memprofile := flag.String("memprofile", "", "child: write a heap profile here at the end")
+	blackbox := flag.String("blackbox", os.Getenv("BLACKBOX_EXPORTER"), "blackbox_exporter binary for a paired CPU-per-probe run ($BLACKBOX_EXPORTER)")
+	childHTTP := flag.String("child-http", "", "internal: run the hopprobe side of the paired run against this peer")
 	flag.Parse()
 	memProfile = *memprofile
+	if *childHTTP != "" {
+		if err := hopprobeHTTP(*childHTTP); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *child {
 		n, _ := strconv.Atoi(*hopsFlag)
 		r, err := runSize(n, strings.Split(*addrs, ","), *interval, *duration)
@@ -93,6 +101,9 @@ func main() {
 	fmt.Println("| hops | probes | failed | lost | CPU s / 1,000 probes | peak RSS | jitter p50 | jitter p99 | jitter max | samples per scrape |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range strings.Split(*hopsFlag, ",") {
+		if s == "" {
+			continue
+		}
 		args := []string{"-child", "-hops", s, "-interval", interval.String(), "-duration", duration.String(), "-peers", strings.Join(servers, ",")}
 		if *memprofile != "" {
 			args = append(args, "-memprofile", *memprofile+"."+s)
@@ -109,6 +120,13 @@ func main() {
 		}
 		fmt.Printf("| %d | %d | %d | %d | %.3f | %.0f MiB | %.2f ms | %.2f ms | %.2f ms | %d |\n",
 			r.Hops, r.Probes, r.Failed, r.Lost, r.CPUPer1000, r.PeakRSSMiB, r.JitterP50MS, r.JitterP99MS, r.JitterMaxMS, r.Samples)
+	}
+	if *blackbox == "" {
+		fmt.Println("\nblackbox_exporter: not compared (set BLACKBOX_EXPORTER=/path/to/blackbox_exporter)")
+		return
+	}
+	if err := compareBlackbox(self, *blackbox, servers[0]); err != nil {
+		log.Fatal(err)
 	}
 }
 
