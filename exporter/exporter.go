@@ -141,16 +141,19 @@ func (e *Exporter) Reloaded(err error) {
 	e.reloadTime.SetToCurrentTime()
 }
 
-// SetDrift publishes the last drift check; err means the live side could
-// not be read, and the last known differences stay.
+// SetDrift publishes the last drift check: the differences and the
+// Services compared (negative when the cluster was not read). err means
+// the live side could not be read; the last known differences stay.
 func (e *Exporter) SetDrift(items []targets.DriftItem, documented, live int, err error) {
 	if err != nil {
 		e.driftOK.Set(0)
 		return
 	}
 	e.driftOK.Set(1)
-	e.driftServices.WithLabelValues("documented").Set(float64(documented))
-	e.driftServices.WithLabelValues("live").Set(float64(live))
+	if documented >= 0 { // negative: the cluster was not compared
+		e.driftServices.WithLabelValues("documented").Set(float64(documented))
+		e.driftServices.WithLabelValues("live").Set(float64(live))
+	}
 	e.driftItems.Reset()
 	e.driftInfo.Reset()
 	for _, k := range []string{targets.DriftMissingLive, targets.DriftUndocumented, targets.DriftPort, targets.DriftNodePort,

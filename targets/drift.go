@@ -33,23 +33,7 @@ type DriftItem struct {
 // topology documents with the live ones. Services of type None (cron
 // jobs, workers without a Service) are not expected live.
 func KubeDrift(cfg *config.Config, inv *KubeInventory) []DriftItem {
-	documented := map[string]*config.Service{}
-	namespaces := map[string]bool{}
-	for i := range cfg.Services {
-		s := &cfg.Services[i]
-		if s.Type == "None" {
-			continue
-		}
-		documented[s.Key()] = s
-		namespaces[s.Namespace] = true
-	}
-	live := map[string]*corev1.Service{}
-	for i := range inv.Services {
-		s := &inv.Services[i]
-		if namespaces[s.Namespace] {
-			live[s.Namespace+"/"+s.Name] = s
-		}
-	}
+	documented, live := compared(cfg, inv)
 	ready := readyEndpoints(inv.EndpointSlices)
 	var out []DriftItem
 	add := func(kind, subject, format string, args ...any) {
@@ -98,6 +82,36 @@ func KubeDrift(cfg *config.Config, inv *KubeInventory) []DriftItem {
 		return strings.Compare(a.Subject+"\x00"+a.Kind+"\x00"+a.Detail, b.Subject+"\x00"+b.Kind+"\x00"+b.Detail)
 	})
 	return out
+}
+
+// compared returns the documented Services expected live (type None is
+// not) and the live Services of the namespaces the topology documents,
+// both by namespace/name.
+func compared(cfg *config.Config, inv *KubeInventory) (map[string]*config.Service, map[string]*corev1.Service) {
+	documented := map[string]*config.Service{}
+	namespaces := map[string]bool{}
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		if s.Type == "None" {
+			continue
+		}
+		documented[s.Key()] = s
+		namespaces[s.Namespace] = true
+	}
+	live := map[string]*corev1.Service{}
+	for i := range inv.Services {
+		s := &inv.Services[i]
+		if namespaces[s.Namespace] {
+			live[s.Namespace+"/"+s.Name] = s
+		}
+	}
+	return documented, live
+}
+
+// ServiceCounts is how many Services KubeDrift compares on each side.
+func ServiceCounts(cfg *config.Config, inv *KubeInventory) (documented, live int) {
+	d, l := compared(cfg, inv)
+	return len(d), len(l)
 }
 
 // readyEndpoints counts ready endpoints per Service (namespace/name).

@@ -191,26 +191,16 @@ type driftOpts struct {
 
 func (d driftOpts) enabled() bool { return d.kube.set() || d.apisixFile != "" || d.adminURL != "" }
 
-// check compares cfg with the live side; it also counts the documented
-// and live Services of the documented namespaces.
+// check compares cfg with the live side, and counts the Services compared
+// (-1 when the cluster is not read).
 func (d driftOpts) check(ctx context.Context, cfg *config.Config) (items []targets.DriftItem, documented, live int, err error) {
-	namespaces := map[string]bool{}
-	for _, s := range cfg.Services {
-		if s.Type != "None" {
-			documented++
-			namespaces[s.Namespace] = true
-		}
-	}
+	documented, live = -1, -1 // unknown without the cluster
 	if d.kube.set() {
 		inv, err := readKube(ctx, d.kube)
 		if err != nil {
 			return nil, 0, 0, err
 		}
-		for _, s := range inv.Services {
-			if namespaces[s.Namespace] {
-				live++
-			}
-		}
+		documented, live = targets.ServiceCounts(cfg, inv)
 		items = append(items, targets.KubeDrift(cfg, inv)...)
 	}
 	if d.apisixFile != "" || d.adminURL != "" {
