@@ -93,6 +93,11 @@ func start(cmd *exec.Cmd, addr string, cleanup func()) (*Server, error) {
 	// Own process group, killed with the test binary: nothing outlives a test.
 	cmd.SysProcAttr.Setpgid = true
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	// Keep what the server says, to explain a server that dies at start.
+	var out tailBuffer
+	if cmd.Stdout == nil && cmd.Stderr == nil {
+		cmd.Stdout, cmd.Stderr = &out, &out
+	}
 	if err := cmd.Start(); err != nil {
 		cleanup()
 		return nil, err
@@ -119,12 +124,34 @@ func start(cmd *exec.Cmd, addr string, cleanup func()) (*Server, error) {
 		select {
 		case <-done:
 			cleanup()
-			return nil, fmt.Errorf("%s exited before it listened on %s", cmd.Path, addr)
+			return nil, fmt.Errorf("%s exited before it listened on %s: %s", cmd.Path, addr, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	stop()
 	return nil, fmt.Errorf("%s did not listen on %s within 30s", cmd.Path, addr)
+}
+
+// tailBuffer keeps the last 2 KiB written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2048 {
+		t.buf = t.buf[len(t.buf)-2048:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.buf))
 }
 
 func lookPath(names ...string) (string, error) {
@@ -193,8 +220,16 @@ func RedisCluster(password string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The cluster bus defaults to port+10000, which lands in the ephemeral
+	// range; give it a free port of its own.
+	bus, err := FreePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	s, err := redisServer("", false, "--requirepass", password, "--masterauth", password,
-		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--dir", dir)
+		"--cluster-enabled", "yes", "--cluster-port", port(bus),
+		"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--dir", dir)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
