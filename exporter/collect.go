@@ -51,7 +51,8 @@ type phase struct {
 // pathState is a path's identity, last walk and hops.
 type pathState struct {
 	sig      string
-	labels   []string // values of pathLabels
+	path     *targets.Path // the running generation's path; walks of any other are stale
+	labels   []string      // values of pathLabels
 	hops     []*hopState
 	walked   bool
 	ok       bool
@@ -61,7 +62,7 @@ type pathState struct {
 }
 
 func newPathState(p *targets.Path) *pathState {
-	ps := &pathState{sig: signature(p), labels: []string{p.Namespace, p.ID, p.Service, p.Vantage}, status: Pending(p)}
+	ps := &pathState{sig: signature(p), path: p, labels: []string{p.Namespace, p.ID, p.Service, p.Vantage}, status: Pending(p)}
 	for i, h := range p.Hops {
 		ps.hops = append(ps.hops, &hopState{
 			labels:      []string{h.Name, string(h.Kind), p.Namespace, p.ID, p.Service, p.Vantage},

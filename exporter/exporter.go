@@ -108,6 +108,7 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 	for _, p := range paths {
 		order = append(order, p.ID)
 		if old, ok := e.paths[p.ID]; ok && old.sig == signature(p) {
+			old.path = p // same series, walked by the new generation
 			next[p.ID] = old
 			continue
 		}
@@ -218,7 +219,9 @@ func (e *Exporter) Observe(r scheduler.PathResult) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ps := e.paths[r.Path.ID]
-	if ps == nil || ps.sig != signature(r.Path) {
+	// Identity, not a signature rebuilt on every walk: SetPaths hands an
+	// unchanged path's state to the new generation's *Path.
+	if ps == nil || ps.path != r.Path {
 		return // a walk of a path the last reload removed or changed
 	}
 	ps.observe(r, st)
