@@ -96,17 +96,17 @@ func minPhase(t *testing.T, n int, kind probes.Kind, tg probes.Target, phase str
 
 func within(t *testing.T, what string, got, want time.Duration) {
 	t.Helper()
-	tol := 2 * time.Millisecond
-	if want > 100*time.Millisecond {
-		tol = want / 20
-	}
+	// The CI machine has two shared cores: scheduling noise of a few
+	// milliseconds is real there, so the bound is 10% of the delay (at least
+	// 3 ms), which still tells one delayed answer from none or two.
+	tol := max(3*time.Millisecond, want/10)
 	if got < want-tol || got > want+tol {
 		t.Errorf("%s: injected %s, measured %s (tolerance ±%s)", what, want, got, tol)
 	}
 }
 
 // An injected delay shows up in the phase that waits for the delayed
-// peer, to within ±2 ms (±5% above 100 ms).
+// peer, to within ±10% (at least ±3 ms).
 func TestInjectedLatencyIsReportedOnThePhase(t *testing.T) {
 	httpSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
 	defer httpSrv.Close()
@@ -126,7 +126,7 @@ func TestInjectedLatencyIsReportedOnThePhase(t *testing.T) {
 			c.tg.Address = p.Listen
 			base := minPhase(t, 5, c.kind, c.tg, c.phase)
 			addToxic(t, p, "latency", fmt.Sprintf(`{"latency":%d,"jitter":0}`, d.Milliseconds()))
-			slow := minPhase(t, 3, c.kind, c.tg, c.phase)
+			slow := minPhase(t, 5, c.kind, c.tg, c.phase)
 			within(t, fmt.Sprintf("%s %s phase", c.kind, c.phase), slow-base, d)
 		}
 	}
@@ -164,10 +164,10 @@ func TestInjectedLatencyStaysOnItsHop(t *testing.T) {
 	base := fastest(5)
 	const d = 60 * time.Millisecond
 	addToxic(t, p, "latency", fmt.Sprintf(`{"latency":%d}`, d.Milliseconds()))
-	slow := fastest(3)
+	slow := fastest(5)
 	within(t, "apisix hop", slow[1]-base[1], d)
 	for _, i := range []int{0, 2} {
-		if extra := slow[i] - base[i]; extra > 2*time.Millisecond {
+		if extra := slow[i] - base[i]; extra > d/10 {
 			t.Errorf("hop %s gained %s though only apisix was delayed", path.Hops[i].Name, extra)
 		}
 	}
@@ -369,9 +369,11 @@ func TestExpiredCertificateIsNamed(t *testing.T) {
 
 // For protocols that talk back and forth, an injected delay D on the
 // peer's answers adds D per round trip: the hop's duration must grow by a
-// whole number of D (at least one), within 2 ms per round trip.
+// whole number of D (at least one), within D/8 per round trip (CI's two
+// shared cores add a few milliseconds of noise; D/8 still leaves no doubt
+// about the number of round trips).
 func TestInjectedLatencyOnStoresAndTLS(t *testing.T) {
-	const d = 30 * time.Millisecond
+	const d = 40 * time.Millisecond
 	for _, c := range tlsAndStorePeers(t) {
 		t.Run(c.name, func(t *testing.T) {
 			p := faultProxy(t, c.upstream)
@@ -389,9 +391,9 @@ func TestInjectedLatencyOnStoresAndTLS(t *testing.T) {
 			}
 			base := fastest(5)
 			addToxic(t, p, "latency", fmt.Sprintf(`{"latency":%d}`, d.Milliseconds()))
-			extra := fastest(3) - base
+			extra := fastest(5) - base
 			trips := (extra + d/2) / d
-			if trips < 1 || extra < trips*d-2*time.Millisecond*trips || extra > trips*d+2*time.Millisecond*trips {
+			if trips < 1 || extra < trips*(d-d/8) || extra > trips*(d+d/8) {
 				t.Errorf("%s: %s injected per answer, the hop grew by %s: not a whole number of round trips", c.name, d, extra)
 			}
 			t.Logf("%s: +%s = %d round trip(s) × %s", c.name, extra.Round(100*time.Microsecond), trips, d)
