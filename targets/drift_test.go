@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/{kube,apisix}/*.json from config/allinx.yaml")
 
+// nodeNames are the nodes the documents list (topology nodes:).
+var nodeNames = []string{"ip-10-0-10-11.ec2.internal", "ip-10-0-10-12.ec2.internal", "ip-10-0-10-13.ec2.internal"}
+
 // kubeList builds, in kubectl's `get svc,endpointslices,nodes -A -o json`
 // shape, the cluster that the documents describe, then lets edit plant
 // differences in it.
@@ -30,6 +34,8 @@ func kubeList(t *testing.T, cfg *config.Config, edit func(svcs map[string]*corev
 	svcs := map[string]*corev1.Service{}
 	eps := map[string]*discoveryv1.EndpointSlice{}
 	var order []string
+	yes, tcp := true, corev1.ProtocolTCP
+	podIP := 10
 	for _, s := range cfg.Services {
 		if s.Type == "None" {
 			continue
@@ -38,15 +44,30 @@ func kubeList(t *testing.T, cfg *config.Config, edit func(svcs map[string]*corev
 			ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceType(s.Type), ClusterIP: s.ClusterIP,
 				Selector: map[string]string{"app": s.Name}}}
-		for _, p := range s.Ports {
-			ls.Spec.Ports = append(ls.Spec.Ports, corev1.ServicePort{Port: int32(p.Port), NodePort: int32(p.NodePort),
-				Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(int32(p.Port))})
-		}
-		ready := true
 		ep := &discoveryv1.EndpointSlice{TypeMeta: metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"},
 			ObjectMeta:  metav1.ObjectMeta{Name: s.Name + "-x1", Namespace: s.Namespace, Labels: map[string]string{discoveryv1.LabelServiceName: s.Name}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.0.1.10"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}}
+			AddressType: discoveryv1.AddressTypeIPv4}
+		for i, p := range s.Ports {
+			// Kubernetes requires names on a Service with several ports,
+			// and the EndpointSlice ports carry the same names.
+			name := p.Name
+			if name == "" && len(s.Ports) > 1 {
+				name = fmt.Sprintf("p%d", i)
+			}
+			ls.Spec.Ports = append(ls.Spec.Ports, corev1.ServicePort{Name: name, Port: int32(p.Port), NodePort: int32(p.NodePort),
+				Protocol: tcp, TargetPort: intstr.FromInt32(int32(p.Port))})
+			ep.Ports = append(ep.Ports, discoveryv1.EndpointPort{Name: &name, Port: new(int32(p.Port)), Protocol: &tcp})
+		}
+		// Two pods, on two of the three nodes.
+		for i, suffix := range []string{"7d9f8-abcde", "7d9f8-fghij"} {
+			podIP++
+			ep.Endpoints = append(ep.Endpoints, discoveryv1.Endpoint{
+				Addresses:  []string{fmt.Sprintf("10.0.%d.%d", 100+podIP/250, podIP%250)},
+				Conditions: discoveryv1.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: new(false)},
+				NodeName:   new(nodeNames[(podIP+i)%len(nodeNames)]),
+				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: s.Namespace, Name: s.Name + "-" + suffix},
+			})
+		}
 		key := s.Key()
 		svcs[key], eps[key] = ls, ep
 		order = append(order, key)
@@ -74,10 +95,16 @@ func kubeList(t *testing.T, cfg *config.Config, edit func(svcs map[string]*corev
 			items = append(items, e)
 		}
 	}
-	for i, ip := range []string{"10.0.10.11", "10.0.10.12", "10.0.10.13"} {
+	for i, name := range nodeNames {
 		items = append(items, &corev1.Node{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Node"},
-			ObjectMeta: metav1.ObjectMeta{Name: "ip-10-0-10-1" + string(rune('1'+i)) + ".ec2.internal"},
-			Status:     corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}})
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: corev1.NodeStatus{
+				Addresses: []corev1.NodeAddress{
+					{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.0.10.%d", 11+i)},
+					{Type: corev1.NodeHostName, Address: name},
+				},
+				Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}},
+			}})
 	}
 	out, err := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "List", "items": items, "metadata": map[string]string{"resourceVersion": ""}}, "", "    ")
 	if err != nil {
@@ -95,9 +122,10 @@ func plant(svcs map[string]*corev1.Service, eps map[string]*discoveryv1.Endpoint
 	svcs["landry/landry-debug-web"] = dbg
 	gw := svcs["landry/landry-gateway-web"] // 3 an extra live port
 	gw.Spec.Ports = append(gw.Spec.Ports, corev1.ServicePort{Port: 9999, Protocol: corev1.ProtocolTCP})
-	svcs["landry/landry-trans-web"].Spec.Ports[0].NodePort = 31999 // 4 node port moved
-	notReady := false                                              // 5 nobody ready behind it
-	eps["morph/morph-narwhal-accesshttp"].Endpoints[0].Conditions.Ready = &notReady
+	svcs["landry/landry-trans-web"].Spec.Ports[0].NodePort = 31999   // 4 node port moved
+	for i := range eps["morph/morph-narwhal-accesshttp"].Endpoints { // 5 nobody ready behind it
+		eps["morph/morph-narwhal-accesshttp"].Endpoints[i].Conditions.Ready = new(false)
+	}
 	cobogw := svcs["landry/landry-cobogw-web"] // 6 internal service exposed
 	cobogw.Spec.Type = corev1.ServiceTypeNodePort
 	cobogw.Spec.Ports[0].NodePort = 30555

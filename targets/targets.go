@@ -78,6 +78,10 @@ type Path struct {
 // route host and entry, one per Service that no route reaches, and one
 // per NodePort Service.
 func Expand(cfg *config.Config, vantage string) ([]*Path, error) {
+	return expand(cfg, vantage, nil)
+}
+
+func expand(cfg *config.Config, vantage string, live *Live) ([]*Path, error) {
 	if _, ok := cfg.Vantages[vantage]; !ok {
 		return nil, fmt.Errorf("vantage %q is not defined in %s (have %s)", vantage, cfg.File, strings.Join(cfg.VantageNames(), ", "))
 	}
@@ -89,17 +93,17 @@ func Expand(cfg *config.Config, vantage string) ([]*Path, error) {
 		routed[key] = true
 		for _, h := range r.Hosts {
 			for _, e := range r.Entries {
-				paths = append(paths, RoutePath(cfg, vantage, r, h, e, ""))
+				paths = append(paths, routePath(cfg, vantage, r, h, e, "", live))
 			}
 		}
 	}
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
 		if !routed[s.Key()] && (len(s.Ports) > 0 || len(s.DependsOn) > 0) && s.Type != "LoadBalancer" {
-			paths = append(paths, servicePath(cfg, vantage, s))
+			paths = append(paths, servicePath(cfg, vantage, s, live))
 		}
 		if s.Type == "NodePort" {
-			paths = append(paths, nodePortPath(cfg, vantage, s))
+			paths = append(paths, nodePortPath(cfg, vantage, s, live))
 		}
 	}
 	return paths, nil
@@ -118,6 +122,10 @@ func RouteID(r *config.Route, host, entry string) string {
 // non-empty reqPath replaces the route's probe path (the CLI passes the
 // path the operator typed).
 func RoutePath(cfg *config.Config, vantage string, r *config.Route, host, entry, reqPath string) *Path {
+	return routePath(cfg, vantage, r, host, entry, reqPath, nil)
+}
+
+func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry, reqPath string, live *Live) *Path {
 	key, port, _ := config.ParseServiceRef(r.Service)
 	svc := cfg.FindService(key)
 	p := newPath(cfg, RouteID(r, host, entry), PathRoute, vantage, svc)
@@ -196,7 +204,8 @@ func RoutePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	if p.Hops[i].Skip == "" {
 		link(i)
 	}
-	p.addStores(cfg, vantage, svc, i)
+	pods := p.addEndpoints(live, vantage, svc, port, i, func(pod string) string { return "pod/" + pod })
+	p.addStores(cfg, vantage, svc, append([]int{i}, pods...))
 	return p
 }
 
@@ -217,9 +226,9 @@ func (p *Path) add(h Hop) int {
 	return len(p.Hops) - 1
 }
 
-// addStores appends one hop per data store svc depends on; the hop at
-// owner (the service's own check) depends on each of them.
-func (p *Path) addStores(cfg *config.Config, vantage string, svc *config.Service, owner int) {
+// addStores appends one hop per data store svc depends on; the hops at
+// owners (the service's own checks, and its pods') depend on each of them.
+func (p *Path) addStores(cfg *config.Config, vantage string, svc *config.Service, owners []int) {
 	for _, name := range svc.DependsOn {
 		st := cfg.FindStore(name)
 		h := Hop{Name: st.Name, Node: st.Name, Kind: probes.Kind(st.Kind), Timeout: st.Timeout,
@@ -228,8 +237,10 @@ func (p *Path) addStores(cfg *config.Config, vantage string, svc *config.Service
 			h.Skip = fmt.Sprintf("store %s is not reachable from the %s vantage", st.Name, vantage)
 		}
 		i := p.add(h)
-		if owner >= 0 && h.Skip == "" && p.Hops[owner].Skip == "" {
-			p.Hops[owner].DependsOn = append(p.Hops[owner].DependsOn, i)
+		for _, o := range owners {
+			if h.Skip == "" && p.Hops[o].Skip == "" {
+				p.Hops[o].DependsOn = append(p.Hops[o].DependsOn, i)
+			}
 		}
 	}
 }
@@ -240,10 +251,11 @@ func ServiceID(s *config.Service) string { return "svc/" + s.Key() }
 // NodePortID names the NodePort path of a Service.
 func NodePortID(s *config.Service) string { return "nodeport/" + s.Key() }
 
-func servicePath(cfg *config.Config, vantage string, s *config.Service) *Path {
+func servicePath(cfg *config.Config, vantage string, s *config.Service, live *Live) *Path {
 	p := newPath(cfg, ServiceID(s), PathService, vantage, s)
 	skip := serviceSkip(vantage, s)
 	var owners []int
+	ports := make([]int, 0, len(s.Ports))
 	for _, pt := range s.Ports {
 		kind := probes.Kind(pt.Protocol)
 		h := Hop{Name: "port-" + strconv.Itoa(pt.Port), Node: s.Key(), Kind: kind, Skip: skip, Target: probes.Target{
@@ -253,40 +265,48 @@ func servicePath(cfg *config.Config, vantage string, s *config.Service) *Path {
 		if kind == "" {
 			h.Kind = probes.KindTCP
 		}
-		i := p.add(h)
-		if h.Kind != probes.KindTCP {
+		ports = append(ports, p.add(h))
+	}
+	// Pod hops follow the Service hops; a pod answers on every port of its
+	// Service, so each port's pod hops are named after both.
+	for n, i := range ports {
+		pt := s.Ports[n]
+		pods := p.addEndpoints(live, vantage, s, pt.Port, i, func(pod string) string {
+			return "pod/" + pod + "/port-" + strconv.Itoa(pt.Port)
+		})
+		// A bare TCP connect does not exercise the stores behind it.
+		if p.Hops[i].Kind != probes.KindTCP {
 			owners = append(owners, i)
+			owners = append(owners, pods...)
 		}
 	}
-	first := len(p.Hops)
-	p.addStores(cfg, vantage, s, -1)
-	for _, o := range owners {
-		for i := first; i < len(p.Hops); i++ {
-			if p.Hops[o].Skip == "" && p.Hops[i].Skip == "" {
-				p.Hops[o].DependsOn = append(p.Hops[o].DependsOn, i)
-			}
-		}
-	}
+	p.addStores(cfg, vantage, s, owners)
 	return p
 }
 
 // nodePortPath has one hop per node and node port, so that one bad node
 // shows as one bad hop.
-func nodePortPath(cfg *config.Config, vantage string, s *config.Service) *Path {
+func nodePortPath(cfg *config.Config, vantage string, s *config.Service, live *Live) *Path {
 	p := newPath(cfg, NodePortID(s), PathNodePort, vantage, s)
 	mustNot := false
 	for _, v := range s.NodePortUnreachableFrom {
 		mustNot = mustNot || v == vantage
 	}
-	if len(cfg.Nodes) == 0 {
-		p.add(Hop{Name: "nodes", Node: s.Key(), Kind: probes.KindNodePort, Skip: "no node addresses in the topology (nodes:); NodePorts cannot be probed"})
+	nodes := live.nodes(cfg, vantage)
+	if len(nodes) == 0 {
+		why := "no node addresses in the topology (nodes:); NodePorts cannot be probed"
+		if live != nil {
+			why = "discovery sees no Ready node with an address; NodePorts cannot be probed"
+		}
+		p.add(Hop{Name: "nodes", Node: s.Key(), Kind: probes.KindNodePort, Skip: why})
 		return p
 	}
 	for _, pt := range s.Ports {
+		pt.NodePort = live.nodePort(s, pt)
 		if pt.NodePort == 0 {
 			continue
 		}
-		for _, n := range cfg.Nodes {
+		for _, n := range nodes {
 			scheme := ""
 			if pt.Protocol == "http" && !mustNot {
 				scheme = "http"

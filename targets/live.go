@@ -1,0 +1,234 @@
+package targets
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/allinx/hopprobe/config"
+)
+
+// MaxEndpointsPerService bounds the pod hops of one Service: a Service
+// scaled to hundreds of pods would otherwise multiply every path through
+// it. The first pods by name are probed; the rest are counted as omitted.
+const MaxEndpointsPerService = 32
+
+// Live is what discovery feeds into the paths: the nodes that NodePorts
+// are reachable on, and what stands behind each Service. It is compared
+// as a whole (reflect.DeepEqual) to decide whether the paths change, so
+// it holds only what the paths are built from, in a stable order.
+type Live struct {
+	Nodes    []LiveNode
+	Services map[string]*LiveService // by namespace/name
+}
+
+// LiveNode is a Ready node and its addresses.
+type LiveNode struct {
+	Name, InternalIP, ExternalIP string
+}
+
+// LiveService is a Service as the cluster has it.
+type LiveService struct {
+	// NodePorts maps a Service port to its node port.
+	NodePorts map[int]int
+	// Endpoints are the pods behind the Service, by pod name.
+	Endpoints []Endpoint
+	// Omitted counts the endpoints beyond MaxEndpointsPerService.
+	Omitted int
+}
+
+// Endpoint is one pod behind a Service.
+type Endpoint struct {
+	Pod, Node, IP string
+	Ready         bool
+	// Ports maps a Service port to the port on the pod it forwards to.
+	Ports map[int]int
+}
+
+// LiveFrom reduces an inventory to what the paths are built from.
+func LiveFrom(inv *KubeInventory) *Live {
+	l := &Live{Services: map[string]*LiveService{}}
+	for _, n := range inv.Nodes {
+		if !nodeReady(&n) {
+			continue
+		}
+		ln := LiveNode{Name: n.Name}
+		for _, a := range n.Status.Addresses {
+			switch {
+			case a.Type == corev1.NodeInternalIP && ln.InternalIP == "":
+				ln.InternalIP = a.Address
+			case a.Type == corev1.NodeExternalIP && ln.ExternalIP == "":
+				ln.ExternalIP = a.Address
+			}
+		}
+		l.Nodes = append(l.Nodes, ln)
+	}
+	slices.SortFunc(l.Nodes, func(a, b LiveNode) int { return cmp.Compare(a.Name, b.Name) })
+
+	// A Service port reaches pods through its name: the EndpointSlice
+	// port of the same name carries the number on the pod.
+	portNames := map[string]map[string]int{} // service → port name → service port
+	for _, s := range inv.Services {
+		key := s.Namespace + "/" + s.Name
+		ls := &LiveService{NodePorts: map[int]int{}}
+		names := map[string]int{}
+		for _, p := range s.Spec.Ports {
+			names[p.Name] = int(p.Port)
+			if p.NodePort != 0 {
+				ls.NodePorts[int(p.Port)] = int(p.NodePort)
+			}
+		}
+		l.Services[key], portNames[key] = ls, names
+	}
+	for _, sl := range inv.EndpointSlices {
+		key := sl.Namespace + "/" + sl.Labels[discoveryv1.LabelServiceName]
+		ls, ok := l.Services[key]
+		if !ok || sl.AddressType == discoveryv1.AddressTypeFQDN {
+			continue
+		}
+		ports := map[int]int{}
+		for _, p := range sl.Ports {
+			name := ""
+			if p.Name != nil {
+				name = *p.Name
+			}
+			if svcPort, ok := portNames[key][name]; ok && p.Port != nil {
+				ports[svcPort] = int(*p.Port)
+			}
+		}
+		for _, e := range sl.Endpoints {
+			if len(e.Addresses) == 0 {
+				continue
+			}
+			ep := Endpoint{IP: e.Addresses[0], Ready: e.Conditions.Ready == nil || *e.Conditions.Ready, Ports: ports}
+			if e.TargetRef != nil {
+				ep.Pod = e.TargetRef.Name
+			} else {
+				ep.Pod = ep.IP
+			}
+			if e.NodeName != nil {
+				ep.Node = *e.NodeName
+			}
+			ls.Endpoints = append(ls.Endpoints, ep)
+		}
+	}
+	for _, ls := range l.Services {
+		// A pod can appear in two slices while they are being rebalanced.
+		slices.SortFunc(ls.Endpoints, func(a, b Endpoint) int { return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.IP, b.IP)) })
+		ls.Endpoints = slices.CompactFunc(ls.Endpoints, func(a, b Endpoint) bool { return a.Pod == b.Pod && a.IP == b.IP })
+		if n := len(ls.Endpoints); n > MaxEndpointsPerService {
+			ls.Omitted = n - MaxEndpointsPerService
+			ls.Endpoints = ls.Endpoints[:MaxEndpointsPerService]
+		}
+	}
+	return l
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Counts says how many ready nodes, and ready and not-ready pods behind
+// the documented Services, discovery sees.
+func (l *Live) Counts(cfg *config.Config) (nodes, ready, notReady, omitted int) {
+	for i := range cfg.Services {
+		ls := l.Services[cfg.Services[i].Key()]
+		if ls == nil {
+			continue
+		}
+		for _, e := range ls.Endpoints {
+			if e.Ready {
+				ready++
+			} else {
+				notReady++
+			}
+		}
+		omitted += ls.Omitted
+	}
+	return len(l.Nodes), ready, notReady, omitted
+}
+
+// ExpandLive is Expand with what discovery sees: NodePort paths get one
+// hop per Ready node at the live node port, and paths through a Service
+// get one hop per pod behind it, so that one bad pod behind a healthy
+// Service is its own failed hop. A nil live is Expand.
+func ExpandLive(cfg *config.Config, vantage string, live *Live) ([]*Path, error) {
+	return expand(cfg, vantage, live)
+}
+
+// nodes is where the NodePorts of s are probed from vantage: the live
+// Ready nodes when discovery runs (their external address from outside
+// the cluster, where they have one), else the documented ones.
+func (l *Live) nodes(cfg *config.Config, vantage string) []config.Node {
+	if l == nil {
+		return cfg.Nodes
+	}
+	out := make([]config.Node, 0, len(l.Nodes))
+	for _, n := range l.Nodes {
+		addr := n.InternalIP
+		if vantage != config.VantageCluster && n.ExternalIP != "" {
+			addr = n.ExternalIP
+		}
+		if addr != "" {
+			out = append(out, config.Node{Name: n.Name, Address: addr})
+		}
+	}
+	return out
+}
+
+// nodePort is the node port of s's port: the live one when discovery
+// knows the Service (what is really open), else the documented one.
+func (l *Live) nodePort(s *config.Service, pt config.Port) int {
+	if l != nil {
+		if ls := l.Services[s.Key()]; ls != nil {
+			if np, ok := ls.NodePorts[pt.Port]; ok {
+				return np
+			}
+		}
+	}
+	return pt.NodePort
+}
+
+// addEndpoints appends a hop per pod behind port of svc, probed like the
+// Service hop at owner but at the pod's own address, and makes the
+// Service hop depend on them: when the Service and one of its pods both
+// fail, the pod is the one to look at. Pods are probed from inside the
+// cluster only. It returns the positions of the probed pod hops.
+func (p *Path) addEndpoints(l *Live, vantage string, svc *config.Service, port, owner int, name func(pod string) string) []int {
+	if l == nil || vantage != config.VantageCluster {
+		return nil
+	}
+	ls := l.Services[svc.Key()]
+	if ls == nil {
+		return nil
+	}
+	var added []int
+	for _, e := range ls.Endpoints {
+		podPort, ok := e.Ports[port]
+		if !ok {
+			continue
+		}
+		h := p.Hops[owner]
+		h.Name, h.DependsOn = name(e.Pod), nil
+		h.Target.Address = net.JoinHostPort(e.IP, strconv.Itoa(podPort))
+		if !e.Ready {
+			h.Skip = fmt.Sprintf("pod %s is not ready; the Service sends it no traffic", e.Pod)
+		}
+		i := p.add(h)
+		if h.Skip == "" && p.Hops[owner].Skip == "" {
+			added = append(added, i)
+			p.Hops[owner].DependsOn = append(p.Hops[owner].DependsOn, i)
+		}
+	}
+	return added
+}

@@ -1,0 +1,208 @@
+package targets_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/targets"
+)
+
+func pathByID(t *testing.T, paths []*targets.Path, id string) *targets.Path {
+	t.Helper()
+	for _, p := range paths {
+		if p.ID == id {
+			return p
+		}
+	}
+	t.Fatalf("no path %s", id)
+	return nil
+}
+
+func hopNames(p *targets.Path) []string {
+	var out []string
+	for _, h := range p.Hops {
+		out = append(out, h.Name)
+	}
+	return out
+}
+
+func TestLiveFromTheDocumentedInventory(t *testing.T) {
+	cfg := allinx(t)
+	live := targets.LiveFrom(fixture(t, "inventory.json", func() []byte { return kubeList(t, cfg, nil) }))
+	if len(live.Nodes) != 3 || live.Nodes[0].InternalIP != "10.0.10.11" {
+		t.Fatalf("nodes: %+v", live.Nodes)
+	}
+	ws := live.Services["morph/morph-futuresws-app"]
+	if ws == nil || len(ws.Endpoints) != 2 {
+		t.Fatalf("futuresws endpoints: %+v", ws)
+	}
+	for _, e := range ws.Endpoints {
+		if !e.Ready || e.Ports[8080] != 8080 || !strings.HasPrefix(e.Pod, "morph-futuresws-app-") || e.Node == "" {
+			t.Errorf("endpoint %+v", e)
+		}
+	}
+	// A two-port Service maps each port through its name.
+	if e := live.Services["landry/landry-trans-web"].Endpoints[0]; e.Ports[8080] != 8080 || e.Ports[9000] != 9000 {
+		t.Errorf("trans-web ports: %v", e.Ports)
+	}
+	if np := live.Services["landry/landry-trans-web"].NodePorts; np[8080] != 31603 || np[9000] != 31562 {
+		t.Errorf("trans-web node ports: %v", np)
+	}
+	nodes, ready, notReady, omitted := live.Counts(cfg)
+	if nodes != 3 || ready != 2*len(live.Services) || notReady != 0 || omitted != 0 {
+		t.Errorf("counts: %d nodes, %d ready, %d not ready, %d omitted", nodes, ready, notReady, omitted)
+	}
+}
+
+// With discovery, a path through a Service gets one hop per pod, probed
+// like the Service at the pod's address; the Service hop depends on its
+// pods and the pods on the Service's stores.
+func TestExpandLiveAddsAHopPerPod(t *testing.T) {
+	cfg := allinx(t)
+	live := targets.LiveFrom(fixture(t, "inventory.json", func() []byte { return kubeList(t, cfg, nil) }))
+	paths, err := targets.ExpandLive(cfg, config.VantageCluster, live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pathByID(t, paths, "api.allinpro.com/futures/ws*")
+	names := hopNames(p)
+	at := func(name string) int {
+		i := slices.Index(names, name)
+		if i < 0 {
+			t.Fatalf("no hop %s in %v", name, names)
+		}
+		return i
+	}
+	svc, store := at("service"), at("futuresnewredis")
+	eps := live.Services["morph/morph-futuresws-app"].Endpoints
+	for _, e := range eps {
+		i := at("pod/" + e.Pod)
+		h := p.Hops[i]
+		if h.Kind != probes.KindWebSocket || h.Target.Address != e.IP+":8080" || h.Target.Path != "/futures/ws" ||
+			h.Node != "morph/morph-futuresws-app" || h.Skip != "" {
+			t.Errorf("pod hop %+v", h)
+		}
+		if !slices.Contains(p.Hops[svc].DependsOn, i) {
+			t.Errorf("the service hop does not depend on %s", h.Name)
+		}
+		if !slices.Contains(h.DependsOn, store) {
+			t.Errorf("%s does not depend on its store", h.Name)
+		}
+		if i < svc || i > store {
+			t.Errorf("%s at %d is not between the service (%d) and its store (%d)", h.Name, i, svc, store)
+		}
+	}
+	// Without discovery the same path has no pod hops.
+	plain, _ := targets.Expand(cfg, config.VantageCluster)
+	if n := len(pathByID(t, plain, p.ID).Hops); n != len(p.Hops)-len(eps) {
+		t.Errorf("documented path has %d hops, live %d, with %d pods", n, len(p.Hops), len(eps))
+	}
+
+	// A Service that no route reaches: a pod hop per pod and port.
+	sp := pathByID(t, paths, "svc/landry/landry-ces-tradesummary")
+	pods := 0
+	for _, h := range sp.Hops {
+		if strings.HasPrefix(h.Name, "pod/") {
+			pods++
+			if !strings.HasSuffix(h.Name, "/port-7519") || h.Kind != probes.KindTCP || !strings.HasSuffix(h.Target.Address, ":7519") {
+				t.Errorf("service path pod hop %+v", h)
+			}
+		}
+	}
+	if pods != 2 {
+		t.Errorf("ces-tradesummary: %d pod hops in %v", pods, hopNames(sp))
+	}
+}
+
+// NodePort paths follow the live nodes and node ports: a hop per Ready
+// node at the node port the cluster really opened.
+func TestExpandLiveNodePortsFollowTheCluster(t *testing.T) {
+	cfg := allinx(t)
+	docs, _ := targets.Expand(cfg, config.VantageCluster)
+	if h := pathByID(t, docs, "nodeport/landry/landry-trans-web").Hops; len(h) != 1 || h[0].Skip == "" {
+		t.Fatalf("without nodes documented the NodePort path is one skipped hop, got %+v", h)
+	}
+	inv := fixture(t, "drifted.json", func() []byte { return kubeList(t, cfg, plant) })
+	// One node goes NotReady, one has an external address.
+	inv.Nodes[2].Status.Conditions[0].Status = corev1.ConditionFalse
+	inv.Nodes[1].Status.Addresses = append(inv.Nodes[1].Status.Addresses, corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "203.0.113.7"})
+	live := targets.LiveFrom(inv)
+	paths, err := targets.ExpandLive(cfg, config.VantageCluster, live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, h := range pathByID(t, paths, "nodeport/landry/landry-trans-web").Hops {
+		got[h.Name] = h.Target.Address
+	}
+	want := map[string]string{ // 8080's node port moved to 31999 live (planted)
+		"ip-10-0-10-11.ec2.internal:31999": "10.0.10.11:31999", "ip-10-0-10-11.ec2.internal:31562": "10.0.10.11:31562",
+		"ip-10-0-10-12.ec2.internal:31999": "10.0.10.12:31999", "ip-10-0-10-12.ec2.internal:31562": "10.0.10.12:31562",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("cluster vantage node port hops:\n got %v\nwant %v", got, want)
+	}
+	// From outside, a node's external address is the one to try.
+	ext, _ := targets.ExpandLive(cfg, "external", live)
+	for _, h := range pathByID(t, ext, "nodeport/landry/landry-trans-web").Hops {
+		if strings.HasPrefix(h.Name, "ip-10-0-10-12") && !strings.HasPrefix(h.Target.Address, "203.0.113.7:") {
+			t.Errorf("external vantage probes %s at %s", h.Name, h.Target.Address)
+		}
+		if !h.Target.ExpectUnreachable {
+			t.Errorf("%s must be expected unreachable from outside", h.Name)
+		}
+	}
+	// Pods are not probed from outside the cluster.
+	for _, p := range ext {
+		for _, h := range p.Hops {
+			if strings.HasPrefix(h.Name, "pod/") {
+				t.Fatalf("external path %s has pod hop %s", p.ID, h.Name)
+			}
+		}
+	}
+	// Not-ready pods stay visible but are not probed.
+	np := pathByID(t, paths, "*.aie.prod/*")
+	pods := 0
+	for _, h := range np.Hops {
+		if strings.HasPrefix(h.Name, "pod/") {
+			pods++
+			if !strings.Contains(h.Skip, "not ready") {
+				t.Errorf("not-ready pod hop %s is probed (skip %q)", h.Name, h.Skip)
+			}
+		}
+	}
+	if pods != 2 {
+		t.Errorf("narwhal-accesshttp has %d pod hops, want its 2 not-ready pods", pods)
+	}
+}
+
+func TestLiveCapsPodsPerService(t *testing.T) {
+	inv := &targets.KubeInventory{Services: []corev1.Service{{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: "ns"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}}}
+	sl := discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "big-1", Namespace: "ns",
+		Labels: map[string]string{discoveryv1.LabelServiceName: "big"}},
+		AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: new(""), Port: new(int32(8080))}}}
+	for i := range targets.MaxEndpointsPerService + 8 {
+		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.1.0.%d", i)},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: fmt.Sprintf("big-%03d", i)}})
+	}
+	// The same pod in a second slice (mid-rebalance) counts once.
+	dup := sl.DeepCopy()
+	dup.Name, dup.Endpoints = "big-2", dup.Endpoints[:1]
+	inv.EndpointSlices = []discoveryv1.EndpointSlice{sl, *dup}
+	ls := targets.LiveFrom(inv).Services["ns/big"]
+	if len(ls.Endpoints) != targets.MaxEndpointsPerService || ls.Omitted != 8 {
+		t.Fatalf("%d endpoints, %d omitted", len(ls.Endpoints), ls.Omitted)
+	}
+	if ls.Endpoints[0].Pod != "big-000" || ls.Endpoints[1].Pod != "big-001" || ls.Endpoints[0].Ports[80] != 8080 {
+		t.Errorf("first endpoints %+v", ls.Endpoints[:2])
+	}
+}
