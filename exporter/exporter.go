@@ -46,6 +46,8 @@ type Exporter struct {
 	driftOK       prometheus.Gauge
 	drift         []targets.DriftItem
 
+	discovery *discoveryMetrics
+
 	mu     sync.RWMutex
 	order  []string
 	paths  map[string]*pathState
@@ -169,6 +171,47 @@ func (e *Exporter) SetDrift(items []targets.DriftItem, documented, live int, err
 	e.mu.Lock()
 	e.drift = items
 	e.mu.Unlock()
+}
+
+// discoveryMetrics exist only when `probe serve --discover` runs, so that
+// a prober without discovery does not read as one whose discovery is
+// stuck.
+type discoveryMetrics struct {
+	synced    prometheus.Gauge
+	nodes     prometheus.Gauge
+	endpoints *prometheus.GaugeVec
+	changes   prometheus.Counter
+}
+
+// EnableDiscovery registers the discovery metrics; synced stays 0 until
+// the first SetDiscovery.
+func (e *Exporter) EnableDiscovery() {
+	d := &discoveryMetrics{
+		synced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_discovery_synced",
+			Help: "1 once discovery has listed the cluster, 0 while it cannot (RBAC, API server down): paths then stay as documented."}),
+		nodes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_discovery_nodes",
+			Help: "Ready nodes with an address that NodePort hops are probed on."}),
+		endpoints: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_discovery_endpoints",
+			Help: "Pods behind the documented Services by state: ready (probed), not_ready (listed, not probed), omitted (beyond the per-Service cap)."}, []string{"state"}),
+		changes: prometheus.NewCounter(prometheus.CounterOpts{Name: "hopprobe_discovery_path_changes_total",
+			Help: "Times a change in the cluster changed the probed paths."}),
+	}
+	e.reg.MustRegister(d.synced, d.nodes, d.endpoints, d.changes)
+	e.discovery = d
+}
+
+// SetDiscovery publishes what discovery sees; changed says whether it
+// changed the paths.
+func (e *Exporter) SetDiscovery(nodes, ready, notReady, omitted int, changed bool) {
+	d := e.discovery
+	d.synced.Set(1)
+	d.nodes.Set(float64(nodes))
+	d.endpoints.WithLabelValues("ready").Set(float64(ready))
+	d.endpoints.WithLabelValues("not_ready").Set(float64(notReady))
+	d.endpoints.WithLabelValues("omitted").Set(float64(omitted))
+	if changed {
+		d.changes.Inc()
+	}
 }
 
 // WriteMetrics writes every metric in the Prometheus text format.

@@ -232,3 +232,16 @@ func (p *Path) addEndpoints(l *Live, vantage string, svc *config.Service, port, 
 	}
 	return added
 }
+
+// Documented keeps the Services that cfg documents: changes elsewhere in
+// the cluster (kube-system, other teams) do not touch any path.
+func (l *Live) Documented(cfg *config.Config) *Live {
+	out := &Live{Nodes: l.Nodes, Services: map[string]*LiveService{}}
+	for i := range cfg.Services {
+		key := cfg.Services[i].Key()
+		if s, ok := l.Services[key]; ok {
+			out.Services[key] = s
+		}
+	}
+	return out
+}

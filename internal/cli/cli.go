@@ -45,6 +45,7 @@ const usage = `usage:
   probe map      [--config FILE] [--vantage V] [--format mermaid|json] [--walk=false]
   probe serve    [--config FILE] [--vantage V] [--listen ADDR] [--reload-check 10s]
                  [--kube FILE | --cluster] [--apisix FILE | --admin-url URL] [--drift-every 5m]
+                 [--discover [--discover-settle 10s]]
 
 --path walks one documented path once, prints every hop and exits 0 when
 it is healthy, 1 when a hop failed, 2 on bad config or an unknown path.
@@ -81,6 +82,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	adminURL := fs.String("admin-url", "", "drift, import apisix: read the routes from this APISIX Admin API (key from $APISIX_ADMIN_KEY)")
 	walkMap := fs.Bool("walk", true, "map: walk every path once to colour the graph (false: draw it uncoloured)")
 	driftEvery := fs.Duration("drift-every", 5*time.Minute, "serve: how often to compare with --kube/--cluster and --apisix/--admin-url")
+	discover := fs.Bool("discover", false, "serve: follow the live cluster (needs --cluster): NodePort hops on every Ready node, a hop per pod behind each Service")
+	discoverSettle := fs.Duration("discover-settle", 10*time.Second, "serve: gather cluster changes this long before the paths change (at most one change per period)")
 	reloadEvery := fs.Duration("reload-check", 10*time.Second, "serve: how often to look for a changed topology file (0: only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
 		return ExitBadArgs
@@ -124,8 +127,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case cmd == "map":
 		return drawMap(ctx, cfg, v, *format, *walkMap, stdout, stderr)
 	case cmd == "serve":
+		if *discover && !*cluster {
+			fmt.Fprintln(stderr, "--discover follows the live cluster: give --cluster too (a kubectl export does not change)")
+			return ExitBadArgs
+		}
+		if *discoverSettle <= 0 {
+			fmt.Fprintf(stderr, "--discover-settle must be positive, got %s\n", *discoverSettle)
+			return ExitBadArgs
+		}
 		return serve(ctx, cfg, *vantage, *listen, *reloadEvery,
-			driftOpts{kube: kubeSource{*kubeFile, *cluster}, apisixFile: *apisixFile, adminURL: *adminURL, every: *driftEvery}, stderr)
+			liveOpts{kube: kubeSource{*kubeFile, *cluster}, apisixFile: *apisixFile, adminURL: *adminURL, every: *driftEvery,
+				discover: *discover, settle: *discoverSettle}, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return ExitBadArgs
@@ -252,6 +264,10 @@ func drawMap(ctx context.Context, cfg *config.Config, vantage, format string, wa
 	return ExitOK
 }
 
+// kubeClient connects to the live cluster; tests put a fake API server
+// in its place.
+var kubeClient = targets.KubeClient
+
 // kubeSource is where the live cluster is read from: a kubectl export
 // file, or the API itself.
 type kubeSource struct {
@@ -270,7 +286,7 @@ func (k kubeSource) String() string {
 
 func readKube(ctx context.Context, src kubeSource) (*targets.KubeInventory, error) {
 	if src.cluster {
-		cs, err := targets.KubeClient()
+		cs, err := kubeClient()
 		if err != nil {
 			return nil, err
 		}

@@ -292,31 +292,10 @@ func TestDeadStoreIsNamedAndSecretsNeverShow(t *testing.T) {
 // internal, a node that answers is a SECURITY finding.
 func TestNodePortPathHasOneHopPerNode(t *testing.T) {
 	cfgPath, _ := startDemo(t)
-	var ln net.Listener
-	var nodePort int
-	for p := 30000 + rand.IntN(2000); ln == nil && p < 32768; p++ {
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
-			ln, nodePort = l, p
-		}
-	}
-	if ln == nil {
-		t.Fatal("no free port in the NodePort range on 127.0.0.1")
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }),
-		ReadHeaderTimeout: time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	src, _ := os.ReadFile(cfgPath)
+	nodePort := addNodePortService(t, cfgPath)
 	// node-b (127.0.0.2) has nothing on the port: one bad node.
-	svc := fmt.Sprintf(`services:
-  - name: landry-brokerserver-web
-    namespace: landry
-    type: NodePort
-    ports: [{port: 8080, node_port: %d, protocol: http, address: %s}]
-    nodeport_unreachable_from: [external]
-`, nodePort, ln.Addr())
-	withNodes := strings.Replace(string(src), "services:\n", svc, 1) +
-		"\nnodes:\n  - {name: node-a, address: 127.0.0.1}\n  - {name: node-b, address: 127.0.0.2}\n"
+	src, _ := os.ReadFile(cfgPath)
+	withNodes := string(src) + "\nnodes:\n  - {name: node-a, address: 127.0.0.1}\n  - {name: node-b, address: 127.0.0.2}\n"
 	if err := os.WriteFile(cfgPath, []byte(withNodes), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -337,6 +316,39 @@ func TestNodePortPathHasOneHopPerNode(t *testing.T) {
 	if !hopLine(out, hopB, " ok ") {
 		t.Fatalf("a refused NodePort is the healthy state from outside:\n%s", out)
 	}
+}
+
+// addNodePortService documents landry-brokerserver-web as a NodePort
+// Service in the topology at cfgPath, with its node port served on
+// 127.0.0.1 only (so that 127.0.0.2 refuses it), and returns the port.
+func addNodePortService(t *testing.T, cfgPath string) int {
+	t.Helper()
+	var ln net.Listener
+	var nodePort int
+	for p := 30000 + rand.IntN(2000); ln == nil && p < 32768; p++ {
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			ln, nodePort = l, p
+		}
+	}
+	if ln == nil {
+		t.Fatal("no free port in the NodePort range on 127.0.0.1")
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }),
+		ReadHeaderTimeout: time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	src, _ := os.ReadFile(cfgPath)
+	svc := fmt.Sprintf(`services:
+  - name: landry-brokerserver-web
+    namespace: landry
+    type: NodePort
+    ports: [{port: 8080, node_port: %d, protocol: http, address: %s}]
+    nodeport_unreachable_from: [external]
+`, nodePort, ln.Addr())
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(src), "services:\n", svc, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return nodePort
 }
 
 func hopLine(out, hop, want string) bool {

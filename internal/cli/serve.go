@@ -12,11 +12,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"k8s.io/klog/v2"
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
@@ -27,8 +30,9 @@ import (
 // serve walks every path until ctx ends or SIGTERM, and reloads the
 // topology on SIGHUP or when the file's content changes (a ConfigMap
 // update swaps the file under the pod). A topology that does not load is
-// logged with its file:line reasons and the running one is kept.
-func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, dopts driftOpts, stderr io.Writer) int {
+// logged with its file:line reasons and the running one is kept. With
+// discovery the paths also follow the cluster (nodes, node ports, pods).
+func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, lopts liveOpts, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	vantageOf := func(c *config.Config) string {
 		if vantageFlag != "" {
@@ -36,7 +40,14 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		}
 		return c.Vantage
 	}
-	paths, err := targets.Expand(cfg, vantageOf(cfg))
+	// live is what discovery last saw of the documented Services (nil
+	// without discovery, or before its first list); every generation of
+	// paths is built from the topology file and it.
+	var live *targets.Live
+	expand := func(c *config.Config) ([]*targets.Path, error) {
+		return targets.ExpandLive(c, vantageOf(c), live)
+	}
+	paths, err := expand(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitBadArgs
@@ -48,6 +59,38 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 	defer signal.Stop(hup)
 
 	exp := exporter.New(paths)
+	// Drift checks and discovery run beside the loop; every return ends
+	// them (cancel runs before Wait) and waits for them.
+	var checks sync.WaitGroup
+	defer checks.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The watch hands over the latest inventory; one not yet taken is
+	// replaced, never queued.
+	discovered := make(chan *targets.KubeInventory, 1)
+	listed := false // discovery has handed over its first list
+	if lopts.discover {
+		lopts.latest = new(atomic.Pointer[targets.KubeInventory])
+		cs, err := kubeClient()
+		if err != nil {
+			fmt.Fprintf(stderr, "--discover: %v\n", err)
+			return ExitBadArgs
+		}
+		exp.EnableDiscovery()
+		// client-go logs through klog; its retries belong in our log.
+		klog.SetSlogLogger(log.With("component", "client-go"))
+		w := &targets.KubeWatch{Settle: lopts.settle, Log: log}
+		checks.Go(func() {
+			w.Run(ctx, cs, func(inv *targets.KubeInventory) {
+				lopts.latest.Store(inv)
+				select {
+				case <-discovered:
+				default:
+				}
+				discovered <- inv
+			})
+		})
+	}
 	// Parsing a large topology leaves scratch memory behind; hand it back
 	// before the long run so that RSS reflects the steady state.
 	debug.FreeOSMemory()
@@ -70,18 +113,16 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 
 	gen := startGeneration(ctx, walker, paths, exp, log)
 	current := cfg
-	var checks sync.WaitGroup
-	defer checks.Wait()
 	var checking atomic.Bool
 	checkDrift := func() {
-		if !dopts.enabled() || !checking.CompareAndSwap(false, true) {
+		if !lopts.enabled() || !checking.CompareAndSwap(false, true) {
 			return // none configured, or the last check is still running
 		}
 		c := current
 		checks.Go(func() {
 			defer checking.Store(false)
-			items, documented, live, err := dopts.check(ctx, c)
-			exp.SetDrift(items, documented, live, err)
+			items, documented, liveCount, err := lopts.check(ctx, c)
+			exp.SetDrift(items, documented, liveCount, err)
 			if err != nil {
 				log.Error("drift check failed", "error", err)
 			} else if len(items) > 0 {
@@ -89,10 +130,14 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 			}
 		})
 	}
-	checkDrift()
+	// With discovery the first drift check waits for its first list
+	// rather than listing the cluster a second time.
+	if !lopts.discover {
+		checkDrift()
+	}
 	var driftTick <-chan time.Time
-	if dopts.enabled() && dopts.every > 0 {
-		t := time.NewTicker(dopts.every)
+	if lopts.enabled() && lopts.every > 0 {
+		t := time.NewTicker(lopts.every)
 		defer t.Stop()
 		driftTick = t.C
 	}
@@ -103,22 +148,28 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		defer t.Stop()
 		tick = t.C
 	}
+	swap := func(next []*targets.Path) {
+		// The old generation's walks in flight are cancelled and dropped
+		// before the exported set changes, so that no stale result lands
+		// after it.
+		gen.stop()
+		exp.SetPaths(next)
+		gen = startGeneration(ctx, walker, next, exp, log)
+	}
 	reload := func(why string) {
 		next, err := config.Load(cfg.File)
 		if err == nil {
-			paths, err = targets.Expand(next, vantageOf(next))
+			if inv := lopts.inventory(); inv != nil {
+				live = targets.LiveFrom(inv).Documented(next)
+			}
+			paths, err = expand(next)
 		}
 		exp.Reloaded(err)
 		if err != nil {
 			log.Error("topology not reloaded; the running one stays", "trigger", why, "error", err)
 			return
 		}
-		// The old generation finishes its walks in flight (bounded by
-		// their timeouts) before the exported set changes, so that no
-		// stale result lands after it.
-		gen.stop()
-		exp.SetPaths(paths)
-		gen = startGeneration(ctx, walker, paths, exp, log)
+		swap(paths)
 		current = next
 		log.Info("topology reloaded", "trigger", why, "paths", len(paths))
 		checkDrift()
@@ -134,6 +185,25 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 			return ExitOK
 		case <-driftTick:
 			checkDrift()
+		case inv := <-discovered:
+			l := targets.LiveFrom(inv).Documented(current)
+			changed := !reflect.DeepEqual(l, live)
+			if changed {
+				next, err := targets.ExpandLive(current, vantageOf(current), l)
+				if err != nil { // the vantage was checked when current loaded
+					log.Error("discovery: paths not rebuilt", "error", err)
+					continue
+				}
+				live, paths = l, next
+				swap(paths)
+				log.Info("discovery changed the paths", "sees", l.String(), "paths", len(paths))
+			}
+			nodes, ready, notReady, omitted := l.Counts(current)
+			exp.SetDiscovery(nodes, ready, notReady, omitted, changed)
+			if changed || !listed {
+				checkDrift()
+			}
+			listed = true
 		case <-hup:
 			sum = fileSum(cfg.File)
 			reload("SIGHUP")
@@ -182,23 +252,40 @@ func fileSum(path string) []byte {
 	return s[:]
 }
 
-// driftOpts says where `probe serve` reads the live side for drift.
-type driftOpts struct {
+// liveOpts says where `probe serve` reads the live side: for drift
+// checks, and for discovery.
+type liveOpts struct {
 	kube                 kubeSource
 	apisixFile, adminURL string
 	every                time.Duration
+
+	discover bool
+	settle   time.Duration
+	// latest is discovery's last inventory, which drift checks read
+	// instead of listing the cluster again.
+	latest *atomic.Pointer[targets.KubeInventory]
 }
 
-func (d driftOpts) enabled() bool { return d.kube.set() || d.apisixFile != "" || d.adminURL != "" }
+func (d liveOpts) enabled() bool { return d.kube.set() || d.apisixFile != "" || d.adminURL != "" }
+
+func (d *liveOpts) inventory() *targets.KubeInventory {
+	if d.latest == nil {
+		return nil
+	}
+	return d.latest.Load()
+}
 
 // check compares cfg with the live side, and counts the Services compared
 // (-1 when the cluster is not read).
-func (d driftOpts) check(ctx context.Context, cfg *config.Config) (items []targets.DriftItem, documented, live int, err error) {
+func (d *liveOpts) check(ctx context.Context, cfg *config.Config) (items []targets.DriftItem, documented, live int, err error) {
 	documented, live = -1, -1 // unknown without the cluster
 	if d.kube.set() {
-		inv, err := readKube(ctx, d.kube)
-		if err != nil {
-			return nil, 0, 0, err
+		inv := d.inventory()
+		if inv == nil {
+			inv, err = readKube(ctx, d.kube)
+			if err != nil {
+				return nil, 0, 0, err
+			}
 		}
 		documented, live = targets.ServiceCounts(cfg, inv)
 		items = append(items, targets.KubeDrift(cfg, inv)...)
