@@ -167,7 +167,7 @@ func render(t *testing.T, overlay string) *rendered {
 }
 
 func TestOverlaysRenderAndHarden(t *testing.T) {
-	for _, overlay := range []string{"cluster", "external", "cluster-drift"} {
+	for _, overlay := range []string{"cluster", "external", "cluster-drift", "cluster-discovery"} {
 		t.Run(overlay, func(t *testing.T) {
 			r := render(t, overlay)
 			vantage, _, _ := strings.Cut(overlay, "-")
@@ -254,8 +254,9 @@ func checkHardened(t *testing.T, d *appsv1.Deployment) {
 	}
 }
 
-// checkRBAC: no RBAC unless the prober reads the API, and then only
-// get/list on Services, EndpointSlices and Nodes.
+// checkRBAC: no RBAC unless the prober reads the API, and then get and
+// list on Services, EndpointSlices and Nodes, plus watch exactly when it
+// discovers (informers cannot sync without it).
 func checkRBAC(t *testing.T, overlay string, d *appsv1.Deployment, roles []*rbacv1.ClusterRole) {
 	t.Helper()
 	readsAPI := slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--cluster")
@@ -268,18 +269,25 @@ func checkRBAC(t *testing.T, overlay string, d *appsv1.Deployment, roles []*rbac
 	if len(roles) != 1 {
 		t.Fatalf("%s: want one ClusterRole, got %d", overlay, len(roles))
 	}
-	allowed := map[string]bool{"services": true, "nodes": true, "endpointslices": true}
+	want := []string{"get", "list"}
+	if slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--discover") {
+		want = append(want, "watch")
+	}
+	granted := map[string][]string{}
 	for _, rule := range roles[0].Rules {
 		for _, res := range rule.Resources {
-			if !allowed[res] {
-				t.Errorf("%s: the ClusterRole grants %s", overlay, res)
-			}
+			granted[res] = append(granted[res], rule.Verbs...)
 		}
-		for _, v := range rule.Verbs {
-			if v != "get" && v != "list" {
-				t.Errorf("%s: the ClusterRole grants %q; read-only get/list only", overlay, v)
-			}
+	}
+	for _, res := range []string{"services", "nodes", "endpointslices"} {
+		got := slices.Sorted(slices.Values(granted[res]))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: the ClusterRole grants %v on %s, want exactly %v", overlay, got, res, want)
 		}
+		delete(granted, res)
+	}
+	for res := range granted {
+		t.Errorf("%s: the ClusterRole grants %s", overlay, res)
 	}
 }
 

@@ -49,6 +49,9 @@ func exposedMetrics(t *testing.T) map[string]bool {
 	}
 	// A drift check, as `probe serve --kube/--cluster` makes.
 	e.SetDrift([]targets.DriftItem{{Kind: targets.DriftMissingLive, Subject: "landry/x"}}, 1, 0, nil)
+	// Discovery, as `probe serve --discover` runs it.
+	e.EnableDiscovery()
+	e.SetDiscovery(3, 5, 1, 0, true)
 	mfs, err := e.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
