@@ -29,7 +29,13 @@ func (e *UnknownPathError) Error() string {
 // way APISIX matches. A route reached through several entries yields one
 // path per entry.
 func Resolve(cfg *config.Config, vantage, query string) ([]*Path, error) {
-	all, err := Expand(cfg, vantage)
+	return ResolveLive(cfg, vantage, query, nil)
+}
+
+// ResolveLive is Resolve with the pods and nodes discovery sees (see
+// ExpandLive).
+func ResolveLive(cfg *config.Config, vantage, query string, live *Live) ([]*Path, error) {
+	all, err := expand(cfg, vantage, live)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +64,7 @@ func Resolve(cfg *config.Config, vantage, query string) ([]*Path, error) {
 	}
 	var out []*Path
 	for _, e := range r.Entries {
-		out = append(out, RoutePath(cfg, vantage, r, matchedHost, e, reqPath))
+		out = append(out, routePath(cfg, vantage, r, matchedHost, e, reqPath, live))
 	}
 	return out, nil
 }

@@ -37,6 +37,7 @@ const DefaultConfig = "config/allinx.yaml"
 
 const usage = `usage:
   probe --path HOST/PATH [--config FILE] [--vantage external|internal|cluster] [--output table|json]
+                 [--kube FILE | --cluster]   (also probe each pod behind the Service, each node of a NodePort)
   probe list     [--config FILE] [--vantage V]
   probe validate [--config FILE]
   probe drift    [--config FILE] [--kube FILE | --cluster] [--apisix FILE | --admin-url URL] [--output table|json]
@@ -75,8 +76,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	output := fs.String("output", "table", "table or json")
 	listen := fs.String("listen", ":9115", "serve: address for /metrics, /healthz and /api/v1/paths")
 	format := fs.String("format", "mermaid", "map: mermaid or json")
-	kubeFile := fs.String("kube", "", "drift: the output of `kubectl get svc,endpointslices,nodes -A -o json`")
-	cluster := fs.Bool("cluster", false, "drift, import kube: read the live cluster (in-cluster service account or kubeconfig) instead of a file")
+	kubeFile := fs.String("kube", "", "drift, serve, --path: the output of `kubectl get svc,endpointslices,nodes -A -o json`")
+	cluster := fs.Bool("cluster", false, "drift, import kube, serve, --path: read the live cluster (in-cluster service account or kubeconfig) instead of a file")
 	from := fs.String("from", "", "import kube|apisix: the kubectl JSON, or the APISIX Admin API export")
 	apisixFile := fs.String("apisix", "", "drift: the APISIX Admin API export ({\"routes\":…,\"services\":…,\"upstreams\":…})")
 	adminURL := fs.String("admin-url", "", "drift, import apisix: read the routes from this APISIX Admin API (key from $APISIX_ADMIN_KEY)")
@@ -107,7 +108,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case cmd == "" && *path != "":
-		return walkOnce(ctx, cfg, v, *path, *output, stdout, stderr)
+		return walkOnce(ctx, cfg, v, *path, *output, kubeSource{*kubeFile, *cluster}, stdout, stderr)
 	case cmd == "list":
 		return list(cfg, v, stdout, stderr)
 	case cmd == "validate":
@@ -144,8 +145,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output string, stdout, stderr io.Writer) int {
-	paths, err := targets.Resolve(cfg, vantage, query)
+func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output string, kube kubeSource, stdout, stderr io.Writer) int {
+	// With the cluster at hand, each pod behind the Service and each node
+	// of a NodePort is its own hop, as `probe serve --discover` walks them.
+	var live *targets.Live
+	if kube.set() {
+		inv, err := readKube(ctx, kube)
+		if err != nil {
+			fmt.Fprintf(stderr, "reading %s: %v\n", kube, err)
+			return ExitBadArgs
+		}
+		live = targets.LiveFrom(inv).Documented(cfg)
+	}
+	paths, err := targets.ResolveLive(cfg, vantage, query, live)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitBadArgs

@@ -1,10 +1,13 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,17 +31,11 @@ func podEndpoint(pod, ip string) discoveryv1.Endpoint {
 		TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "landry", Name: pod}}
 }
 
-// With --discover, serve follows the cluster through informers: a hop per
-// pod behind a Service, so that one bad pod behind a healthy Service is
-// its own failed hop; a pod that goes away takes its hop with it; a node
-// that joins gets its NodePort hop.
-func TestServeDiscoversPodsAndNodes(t *testing.T) {
-	cfgPath, _ := startDemo(t)
-	nodePort := addNodePortService(t, cfgPath)
-
-	// The pods of landry-spotapi-web answer on one port at their own IPs:
-	// spotapi-a (127.0.0.1) is healthy, nothing answers for spotapi-b
-	// (127.0.0.2).
+// spotapiPods is landry-spotapi-web with two pods that answer on one port
+// at their own IPs: spotapi-a (127.0.0.1) is healthy, nothing answers for
+// spotapi-b (127.0.0.2).
+func spotapiPods(t *testing.T) (*corev1.Service, *discoveryv1.EndpointSlice) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,18 +47,57 @@ func TestServeDiscoversPodsAndNodes(t *testing.T) {
 	go pod.Serve(ln)
 	t.Cleanup(func() { pod.Close() })
 	podPort := int32(ln.Addr().(*net.TCPAddr).Port)
-
-	slice := &discoveryv1.EndpointSlice{
+	svc := &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Name: "landry-spotapi-web", Namespace: "landry"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app": "spotapi"},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 8080}}}}
+	slice := &discoveryv1.EndpointSlice{TypeMeta: metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"},
 		ObjectMeta:  metav1.ObjectMeta{Name: "landry-spotapi-web-x1", Namespace: "landry", Labels: map[string]string{discoveryv1.LabelServiceName: "landry-spotapi-web"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Port: &podPort}},
 		Endpoints:   []discoveryv1.Endpoint{podEndpoint("spotapi-a", "127.0.0.1"), podEndpoint("spotapi-b", "127.0.0.2")},
 	}
-	cs, watching := kubetest.Clientset(3,
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "landry-spotapi-web", Namespace: "landry"},
-			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app": "spotapi"},
-				Ports: []corev1.ServicePort{{Name: "http", Port: 8080}}}},
-		slice,
+	return svc, slice
+}
+
+// probe --path with the cluster at hand walks each pod too: the bad pod
+// is the first failing hop, the Service and the good pod are ok.
+func TestPathWalkWithTheClusterProbesEachPod(t *testing.T) {
+	cfgPath, _ := startDemo(t)
+	svc, slice := spotapiPods(t)
+	b, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": []any{svc, slice}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube := filepath.Join(t.TempDir(), "cluster.json")
+	if err := os.WriteFile(kube, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/", "--kube", kube)
+	if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: pod/spotapi-b") {
+		t.Fatalf("exit %d, want pod/spotapi-b named first:\n%s%s", code, out, errs)
+	}
+	for _, ok := range []string{"service", "pod/spotapi-a"} {
+		if !hopLine(out, ok, " ok ") {
+			t.Errorf("%s must be ok:\n%s", ok, out)
+		}
+	}
+	// The same walk without the cluster knows no pods, and is healthy.
+	code, out, _ = probe(t, "--config", cfgPath, "--path", "api.allinpro.com/")
+	if code != cli.ExitOK || strings.Contains(out, "pod/") {
+		t.Fatalf("without the cluster: exit %d\n%s", code, out)
+	}
+}
+
+// With --discover, serve follows the cluster through informers: a hop per
+// pod behind a Service, so that one bad pod behind a healthy Service is
+// its own failed hop; a pod that goes away takes its hop with it; a node
+// that joins gets its NodePort hop.
+func TestServeDiscoversPodsAndNodes(t *testing.T) {
+	cfgPath, _ := startDemo(t)
+	nodePort := addNodePortService(t, cfgPath)
+	spotapi, slice := spotapiPods(t)
+	cs, watching := kubetest.Clientset(3, spotapi, slice,
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "landry-brokerserver-web", Namespace: "landry"},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Name: "http", Port: 8080, NodePort: int32(nodePort)}}}},
 		readyNode("node-a", "127.0.0.1"),
