@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,6 +72,46 @@ func newPathState(p *targets.Path) *pathState {
 		})
 	}
 	return ps
+}
+
+// carry keeps what the last walk said about the hops that the path still
+// has (same name and kind) when its hops change: a pod that joins or
+// leaves a Service changes every path through it, and the other hops'
+// series go on (counters keep counting, a failing hop stays failing until
+// the next walk says otherwise) instead of restarting and resetting the
+// alerts that wait on them. The path's verdict is kept too, unless the
+// hop that broke it is gone; then it is pending until the next walk.
+func (ps *pathState) carry(old *pathState) {
+	idx := make(map[[2]string]int, len(ps.hops))
+	for i, h := range ps.hops {
+		idx[[2]string{h.labels[0], h.labels[1]}] = i
+	}
+	for _, o := range old.hops {
+		i, ok := idx[[2]string{o.labels[0], o.labels[1]}]
+		if !ok || ps.hops[i].mustNotOpen != o.mustNotOpen {
+			continue
+		}
+		h := ps.hops[i]
+		h.walked, h.skipped, h.ok, h.first = o.walked, o.skipped, o.ok, o.first
+		h.counts, h.count, h.sum, h.buckets = o.counts, o.count, o.sum, o.buckets
+		h.phases, h.certExpiry = slices.Clone(o.phases), o.certExpiry
+	}
+	if !old.walked {
+		return
+	}
+	first := -1
+	if old.first >= 0 {
+		o := old.hops[old.first]
+		i, ok := idx[[2]string{o.labels[0], o.labels[1]}]
+		if !ok {
+			for _, h := range ps.hops {
+				h.first = false
+			}
+			return
+		}
+		first = i
+	}
+	ps.walked, ps.ok, ps.first, ps.duration, ps.status = true, old.ok, first, old.duration, old.status
 }
 
 func (ps *pathState) observe(r scheduler.PathResult, st PathStatus) {

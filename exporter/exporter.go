@@ -52,6 +52,7 @@ type Exporter struct {
 	order  []string
 	paths  map[string]*pathState
 	walked map[string]bool
+	ready  bool // every path was walked once; latched
 	edges  map[[3]string]bool
 }
 
@@ -100,8 +101,9 @@ func signature(p *targets.Path) string {
 }
 
 // SetPaths makes paths the exported set. Paths that are new start as
-// pending; paths that are gone, or whose hops changed, lose their series;
-// unchanged paths keep their series and last status untouched.
+// pending; paths that are gone lose their series; unchanged paths keep
+// their series and last status untouched; paths whose hops changed keep
+// the series of the hops they still have (pathState.carry).
 func (e *Exporter) SetPaths(paths []*targets.Path) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -109,13 +111,20 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 	order := make([]string, 0, len(paths))
 	for _, p := range paths {
 		order = append(order, p.ID)
-		if old, ok := e.paths[p.ID]; ok && old.sig == signature(p) {
+		old, ok := e.paths[p.ID]
+		if ok && old.sig == signature(p) {
 			old.path = p // same series, walked by the new generation
 			next[p.ID] = old
 			continue
 		}
-		next[p.ID] = newPathState(p)
-		delete(e.walked, p.ID)
+		ps := newPathState(p)
+		if ok {
+			ps.carry(old)
+		}
+		next[p.ID] = ps
+		if !ps.walked {
+			delete(e.walked, p.ID)
+		}
 	}
 	for id := range e.walked {
 		if _, keep := next[id]; !keep {
@@ -269,6 +278,9 @@ func (e *Exporter) Observe(r scheduler.PathResult) {
 	}
 	ps.observe(r, st)
 	e.walked[r.Path.ID] = true
+	if len(e.walked) >= len(e.order) {
+		e.ready = true
+	}
 }
 
 // Statuses returns every path's last status in topology order.
@@ -282,11 +294,14 @@ func (e *Exporter) Statuses() []PathStatus {
 	return out
 }
 
-// Ready reports whether every path has been walked at least once.
+// Ready reports whether every path has been walked at least once since
+// start. It stays true across reloads and discovery changes: a prober
+// whose new paths are still pending is still worth scraping, and flapping
+// readiness during a rollout would hide it from Prometheus.
 func (e *Exporter) Ready() bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return len(e.walked) >= len(e.order)
+	return e.ready || len(e.walked) >= len(e.order)
 }
 
 // indexHTML is the hop health page: every path a row, its hops left to

@@ -134,8 +134,8 @@ func TestHandlerServesStatusAndReadiness(t *testing.T) {
 }
 
 // SetPaths on reload: unchanged paths keep their series, removed ones
-// lose them, changed ones start over, and a late walk of a removed path
-// does not bring its series back.
+// lose them, changed ones keep the series of the hops they keep, and a
+// late walk of a removed or changed path is not recorded.
 func TestSetPathsKeepsUnchangedAndDropsRemoved(t *testing.T) {
 	p, r := nodePortWalk()
 	other := &targets.Path{ID: "svc/landry/landry-ces-matchengine", Vantage: "cluster", Namespace: "landry", Service: "landry-ces-matchengine",
@@ -173,15 +173,57 @@ func TestSetPathsKeepsUnchangedAndDropsRemoved(t *testing.T) {
 	if st := e.Statuses(); len(st) != 1 || st[0].ID != p.ID {
 		t.Fatalf("status after reload: %+v", st)
 	}
-	// The same ID with different hops starts over: pending, old hop gone.
+	// The same ID without the hop that broke it (the bad node left): the
+	// hops it keeps keep their series, the verdict waits for the next walk.
 	changed := *p
 	changed.Hops = p.Hops[:1]
 	e.SetPaths([]*targets.Path{&changed})
-	if n, _ := testutil.GatherAndCount(e.Gatherer(), "hopprobe_hop_success"); n != 0 {
-		t.Fatalf("%d hop series survived a change of the path's hops", n)
+	kept := `
+# HELP hopprobe_hop_probes_total Hop results by outcome: success, failure or skipped.
+# TYPE hopprobe_hop_probes_total counter
+hopprobe_hop_probes_total{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="success",service="landry-trans-web",vantage="cluster"} 1
+`
+	if err := testutil.GatherAndCompare(e.Gatherer(), strings.NewReader(kept), "hopprobe_hop_probes_total"); err != nil {
+		t.Fatalf("the hop the changed path keeps: %v", err)
 	}
-	if e.Ready() {
-		t.Fatal("a changed path must be walked again before /readyz")
+	if n, _ := testutil.GatherAndCount(e.Gatherer(), "hopprobe_path_success"); n != 0 {
+		t.Fatalf("the path's verdict named a hop that is gone, yet %d path series remain", n)
+	}
+	if !e.Ready() {
+		t.Fatal("readiness must not flap when paths change")
+	}
+	e.Observe(r) // the old generation's walk, in flight at the change
+	if n, _ := testutil.GatherAndCount(e.Gatherer(), "hopprobe_hop_probes_total"); n != 1 {
+		t.Fatalf("a stale walk of the old hops was recorded: %d series", n)
+	}
+}
+
+// A pod that joins a Service adds a hop to a failing path: the failing
+// hop stays the first failing one, the path stays broken, the new hop is
+// pending.
+func TestSetPathsCarriesTheVerdictWhenAHopJoins(t *testing.T) {
+	p, r := nodePortWalk()
+	e := exporter.New([]*targets.Path{p})
+	e.Observe(r)
+	grown := *p
+	grown.Hops = append([]targets.Hop{{Name: "node-0:31603", Kind: probes.KindNodePort}}, p.Hops...)
+	e.SetPaths([]*targets.Path{&grown})
+	want := `
+# HELP hopprobe_hop_first_failing 1 if this hop is the first failing hop of its path (the one to page about), else 0.
+# TYPE hopprobe_hop_first_failing gauge
+hopprobe_hop_first_failing{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
+hopprobe_hop_first_failing{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
+hopprobe_hop_first_failing{hop="node-c:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
+# HELP hopprobe_path_first_failing_hop_position Position (0-based) of the first failing hop of the path, -1 when healthy.
+# TYPE hopprobe_path_first_failing_hop_position gauge
+hopprobe_path_first_failing_hop_position{namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 2
+# HELP hopprobe_path_success 1 if no probed hop of the path failed in its last walk.
+# TYPE hopprobe_path_success gauge
+hopprobe_path_success{namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
+`
+	if err := testutil.GatherAndCompare(e.Gatherer(), strings.NewReader(want),
+		"hopprobe_hop_first_failing", "hopprobe_path_first_failing_hop_position", "hopprobe_path_success"); err != nil {
+		t.Fatal(err)
 	}
 }
 
