@@ -29,7 +29,7 @@ var nodeNames = []string{"ip-10-0-10-11.ec2.internal", "ip-10-0-10-12.ec2.intern
 // kubeList builds, in kubectl's `get svc,endpointslices,nodes -A -o json`
 // shape, the cluster that the documents describe, then lets edit plant
 // differences in it.
-func kubeList(t *testing.T, cfg *config.Config, edit func(svcs map[string]*corev1.Service, eps map[string]*discoveryv1.EndpointSlice)) []byte {
+func kubeList(t testing.TB, cfg *config.Config, edit func(svcs map[string]*corev1.Service, eps map[string]*discoveryv1.EndpointSlice)) []byte {
 	t.Helper()
 	svcs := map[string]*corev1.Service{}
 	eps := map[string]*discoveryv1.EndpointSlice{}
@@ -134,7 +134,7 @@ func plant(svcs map[string]*corev1.Service, eps map[string]*discoveryv1.Endpoint
 // fixtureBytes returns the checked-in fixture at path, failing when it is
 // stale against what build makes from config/allinx.yaml (-update
 // rewrites it).
-func fixtureBytes(t *testing.T, path string, build func() []byte) []byte {
+func fixtureBytes(t testing.TB, path string, build func() []byte) []byte {
 	t.Helper()
 	if *update {
 		os.MkdirAll(filepath.Dir(path), 0o755)
@@ -152,7 +152,7 @@ func fixtureBytes(t *testing.T, path string, build func() []byte) []byte {
 	return b
 }
 
-func fixture(t *testing.T, name string, build func() []byte) *targets.KubeInventory {
+func fixture(t testing.TB, name string, build func() []byte) *targets.KubeInventory {
 	t.Helper()
 	inv, err := targets.ReadKubeList(bytes.NewReader(fixtureBytes(t, "testdata/kube/"+name, build)))
 	if err != nil {

@@ -206,3 +206,50 @@ func TestLiveCapsPodsPerService(t *testing.T) {
 		t.Errorf("first endpoints %+v", ls.Endpoints[:2])
 	}
 }
+
+// What one discovery change costs on the documented topology with ten
+// pods behind every Service: reducing the inventory and rebuilding every
+// path, against building the documented paths alone.
+func BenchmarkDiscoveryChange(b *testing.B) {
+	cfg := allinx(b)
+	inv := fixture(b, "inventory.json", func() []byte { return kubeList(b, cfg, nil) })
+	for i := range inv.EndpointSlices {
+		sl := &inv.EndpointSlices[i]
+		one := sl.Endpoints[0]
+		sl.Endpoints = nil
+		for n := range 10 {
+			e := *one.DeepCopy()
+			e.Addresses = []string{fmt.Sprintf("10.9.%d.%d", i, n)}
+			e.TargetRef.Name = fmt.Sprintf("%s-%d", sl.Name, n)
+			sl.Endpoints = append(sl.Endpoints, e)
+		}
+	}
+	countHops := func(paths []*targets.Path) (n int) {
+		for _, p := range paths {
+			n += len(p.Hops)
+		}
+		return n
+	}
+	b.Run("documented", func(b *testing.B) {
+		hops := 0
+		for b.Loop() {
+			paths, err := targets.Expand(cfg, config.VantageCluster)
+			if err != nil {
+				b.Fatal(err)
+			}
+			hops = countHops(paths)
+		}
+		b.ReportMetric(float64(hops), "hops")
+	})
+	b.Run("live", func(b *testing.B) {
+		hops := 0
+		for b.Loop() {
+			paths, err := targets.ExpandLive(cfg, config.VantageCluster, targets.LiveFrom(inv).Documented(cfg))
+			if err != nil {
+				b.Fatal(err)
+			}
+			hops = countHops(paths)
+		}
+		b.ReportMetric(float64(hops), "hops")
+	})
+}

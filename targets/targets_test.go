@@ -10,7 +10,7 @@ import (
 	"github.com/allinx/hopprobe/targets"
 )
 
-func allinx(t *testing.T) *config.Config {
+func allinx(t testing.TB) *config.Config {
 	t.Helper()
 	cfg, err := config.Load("../config/allinx.yaml")
 	if err != nil {
