@@ -40,9 +40,11 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		}
 		return c.Vantage
 	}
-	// live is what discovery last saw of the documented Services (nil
-	// without discovery, or before its first list); every generation of
-	// paths is built from the topology file and it.
+	// inv is discovery's last inventory and live what it says of the
+	// documented Services (both nil without discovery, or before its first
+	// list); every generation of paths is built from the topology file and
+	// live, and drift checks read inv instead of listing the cluster again.
+	var inv *targets.KubeInventory
 	var live *targets.Live
 	expand := func(c *config.Config) ([]*targets.Path, error) {
 		return targets.ExpandLive(c, vantageOf(c), live)
@@ -68,9 +70,7 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 	// The watch hands over the latest inventory; one not yet taken is
 	// replaced, never queued.
 	discovered := make(chan *targets.KubeInventory, 1)
-	listed := false // discovery has handed over its first list
 	if lopts.discover {
-		lopts.latest = new(atomic.Pointer[targets.KubeInventory])
 		cs, err := kubeClient()
 		if err != nil {
 			fmt.Fprintf(stderr, "--discover: %v\n", err)
@@ -81,13 +81,12 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		klog.SetSlogLogger(log.With("component", "client-go"))
 		w := &targets.KubeWatch{Settle: lopts.settle, Log: log}
 		checks.Go(func() {
-			w.Run(ctx, cs, func(inv *targets.KubeInventory) {
-				lopts.latest.Store(inv)
+			w.Run(ctx, cs, func(next *targets.KubeInventory) {
 				select {
 				case <-discovered:
 				default:
 				}
-				discovered <- inv
+				discovered <- next
 			})
 		})
 	}
@@ -118,10 +117,10 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		if !lopts.enabled() || !checking.CompareAndSwap(false, true) {
 			return // none configured, or the last check is still running
 		}
-		c := current
+		c, cached := current, inv
 		checks.Go(func() {
 			defer checking.Store(false)
-			items, documented, liveCount, err := lopts.check(ctx, c)
+			items, documented, liveCount, err := lopts.check(ctx, c, cached)
 			exp.SetDrift(items, documented, liveCount, err)
 			if err != nil {
 				log.Error("drift check failed", "error", err)
@@ -159,7 +158,7 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 	reload := func(why string) {
 		next, err := config.Load(cfg.File)
 		if err == nil {
-			if inv := lopts.inventory(); inv != nil {
+			if inv != nil {
 				live = targets.LiveFrom(inv).Documented(next)
 			}
 			paths, err = expand(next)
@@ -185,7 +184,9 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 			return ExitOK
 		case <-driftTick:
 			checkDrift()
-		case inv := <-discovered:
+		case next := <-discovered:
+			first := inv == nil
+			inv = next
 			l := targets.LiveFrom(inv).Documented(current)
 			changed := !reflect.DeepEqual(l, live)
 			if changed {
@@ -200,10 +201,9 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 			}
 			nodes, ready, notReady, omitted := l.Counts(current)
 			exp.SetDiscovery(nodes, ready, notReady, omitted, changed)
-			if changed || !listed {
+			if changed || first {
 				checkDrift()
 			}
-			listed = true
 		case <-hup:
 			sum = fileSum(cfg.File)
 			reload("SIGHUP")
@@ -261,26 +261,16 @@ type liveOpts struct {
 
 	discover bool
 	settle   time.Duration
-	// latest is discovery's last inventory, which drift checks read
-	// instead of listing the cluster again.
-	latest *atomic.Pointer[targets.KubeInventory]
 }
 
 func (d liveOpts) enabled() bool { return d.kube.set() || d.apisixFile != "" || d.adminURL != "" }
 
-func (d *liveOpts) inventory() *targets.KubeInventory {
-	if d.latest == nil {
-		return nil
-	}
-	return d.latest.Load()
-}
-
 // check compares cfg with the live side, and counts the Services compared
-// (-1 when the cluster is not read).
-func (d *liveOpts) check(ctx context.Context, cfg *config.Config) (items []targets.DriftItem, documented, live int, err error) {
+// (-1 when the cluster is not read). inv, when discovery has one, is the
+// cluster; else the cluster is read.
+func (d liveOpts) check(ctx context.Context, cfg *config.Config, inv *targets.KubeInventory) (items []targets.DriftItem, documented, live int, err error) {
 	documented, live = -1, -1 // unknown without the cluster
 	if d.kube.set() {
-		inv := d.inventory()
 		if inv == nil {
 			inv, err = readKube(ctx, d.kube)
 			if err != nil {
