@@ -138,6 +138,15 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
+// String says what discovery sees, for logs.
+func (l *Live) String() string {
+	eps := 0
+	for _, s := range l.Services {
+		eps += len(s.Endpoints)
+	}
+	return fmt.Sprintf("%d ready nodes, %d Services, %d endpoints", len(l.Nodes), len(l.Services), eps)
+}
+
 // Counts says how many ready nodes, and ready and not-ready pods behind
 // the documented Services, discovery sees.
 func (l *Live) Counts(cfg *config.Config) (nodes, ready, notReady, omitted int) {

@@ -3,7 +3,6 @@ package targets
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -132,13 +131,4 @@ func sortInventory(inv *KubeInventory) {
 		return cmp.Compare(key(a.ObjectMeta), key(b.ObjectMeta))
 	})
 	slices.SortFunc(inv.Nodes, func(a, b corev1.Node) int { return cmp.Compare(a.Name, b.Name) })
-}
-
-// String says what discovery sees, for logs.
-func (l *Live) String() string {
-	eps := 0
-	for _, s := range l.Services {
-		eps += len(s.Endpoints)
-	}
-	return fmt.Sprintf("%d ready nodes, %d Services, %d endpoints", len(l.Nodes), len(l.Services), eps)
 }
