@@ -2,12 +2,17 @@ package probes
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 )
 
 // etcdProber asks every endpoint for its status (a leader must exist) and
@@ -22,9 +27,13 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	}
 	eps := storeAddrs(st)
 	start := time.Now()
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	w := &etcdConns{tls: tc != nil, fail: fail}
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints: eps, DialTimeout: remaining(ctx), TLS: tc, Username: st.Username, Password: pw,
 		Context: ctx, Logger: zap.NewNop(), RejectOldCluster: false,
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(w.dial)},
 	})
 	if err != nil {
 		return fmt.Errorf("cannot create a client for %s: %w", st.Name, err)
@@ -33,6 +42,9 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	var status *clientv3.StatusResponse
 	for _, ep := range eps {
 		if status, err = c.Status(ctx, ep); err != nil {
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+				err = cause
+			}
 			return fmt.Errorf("status of %s endpoint %s: %w", st.Name, ep, err)
 		}
 	}
@@ -53,4 +65,61 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return connected(fmt.Errorf("linearizable read of %q on %s failed: %w", key, st.Name, err))
 	}
 	return nil
+}
+
+// etcdConns watches the connections the gRPC client makes. gRPC retries a
+// refused connection, or one to a peer that does not speak its protocol,
+// until the deadline and then says only "context deadline exceeded": the
+// hop would read as a hang. Instead the first refusal, or a first answer
+// that is neither an HTTP/2 SETTINGS frame (plaintext) nor a TLS record,
+// ends the probe at once with that reason.
+type etcdConns struct {
+	tls  bool
+	fail context.CancelCauseFunc
+}
+
+func (w *etcdConns) dial(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			w.fail(fmt.Errorf("cannot connect to %s: %w", addr, err))
+		}
+		return nil, err
+	}
+	return &firstAnswer{Conn: c, tls: w.tls, fail: w.fail}, nil
+}
+
+// firstAnswer checks the first bytes a peer sends.
+type firstAnswer struct {
+	net.Conn
+	tls  bool
+	fail context.CancelCauseFunc
+
+	mu   sync.Mutex
+	head []byte
+	done bool
+}
+
+func (f *firstAnswer) Read(p []byte) (int, error) {
+	n, err := f.Conn.Read(p)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done || n == 0 {
+		return n, err
+	}
+	f.head = append(f.head, p[:min(n, 4-len(f.head))]...)
+	switch {
+	case f.tls && f.head[0] != 0x16 && f.head[0] != 0x15: // handshake, alert
+		f.done = true
+		f.fail(connected(fmt.Errorf("%s answered, but not with TLS (first byte %#02x); is this an etcd client port with TLS?", f.RemoteAddr(), f.head[0])))
+	case f.tls:
+		f.done = true
+	case len(f.head) == 4:
+		f.done = true
+		if f.head[3] != 0x04 { // an HTTP/2 server starts with SETTINGS
+			f.fail(connected(fmt.Errorf("%s answered, but not with HTTP/2 (gRPC); is this an etcd client port, and is TLS off on both sides?", f.RemoteAddr())))
+		}
+	}
+	return n, err
 }

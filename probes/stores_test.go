@@ -124,9 +124,15 @@ func TestEtcdAgainstRealServer(t *testing.T) {
 	hang := need(t, peers.Hang)
 	st.Address = hang.Addr
 	wantHangBounded(t, probes.KindEtcd, probes.Target{Address: hang.Addr, Store: &st}, 500*time.Millisecond)
+	// A stopped etcd is named as refusing, at once: gRPC alone would
+	// retry until the timeout and say "context deadline exceeded".
 	e.Stop()
 	st.Address = e.Addr
-	wantFail(t, run(t, probes.KindEtcd, probes.Target{Address: e.Addr, Store: &st}, time.Second), "etcdnew")
+	r = run(t, probes.KindEtcd, probes.Target{Address: e.Addr, Store: &st}, 3*time.Second)
+	wantFail(t, r, "connection refused")
+	if strings.Contains(r.Error, "no answer within") || r.Duration > time.Second {
+		t.Errorf("a refused etcd must fail as refused, not at the timeout: %s after %s", r.Error, r.Duration)
+	}
 }
 
 func TestKafkaAgainstKfake(t *testing.T) {
