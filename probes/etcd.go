@@ -39,11 +39,19 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return fmt.Errorf("cannot create a client for %s: %w", st.Name, err)
 	}
 	defer c.Close()
+	// What the connection watcher saw is the reason, whichever endpoint
+	// the failing call was for (the client dials all of them).
+	watched := func() error {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+			return fmt.Errorf("%s: %w", st.Name, cause)
+		}
+		return nil
+	}
 	var status *clientv3.StatusResponse
 	for _, ep := range eps {
 		if status, err = c.Status(ctx, ep); err != nil {
-			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
-				err = cause
+			if w := watched(); w != nil {
+				return w
 			}
 			return fmt.Errorf("status of %s endpoint %s: %w", st.Name, ep, err)
 		}
@@ -62,6 +70,9 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	_, err = c.Get(ctx, key)
 	rep.since("read", start)
 	if err != nil {
+		if w := watched(); w != nil {
+			return w
+		}
 		return connected(fmt.Errorf("linearizable read of %q on %s failed: %w", key, st.Name, err))
 	}
 	return nil

@@ -124,6 +124,16 @@ func TestEtcdAgainstRealServer(t *testing.T) {
 	hang := need(t, peers.Hang)
 	st.Address = hang.Addr
 	wantHangBounded(t, probes.KindEtcd, probes.Target{Address: hang.Addr, Store: &st}, 500*time.Millisecond)
+	// A cluster with one member down: the hop names the member that
+	// refuses, not the healthy one it happened to ask first.
+	down, err := peers.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Addresses = []string{e.Addr, down}
+	r = run(t, probes.KindEtcd, probes.Target{Address: e.Addr, Store: &st}, 3*time.Second)
+	wantFail(t, r, "cannot connect to "+down)
+	st.Addresses = nil
 	// A stopped etcd is named as refusing, at once: gRPC alone would
 	// retry until the timeout and say "context deadline exceeded".
 	e.Stop()
