@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -118,15 +119,31 @@ func LiveFrom(inv *KubeInventory) *Live {
 		}
 	}
 	for _, ls := range l.Services {
-		// A pod can appear in two slices while they are being rebalanced.
-		slices.SortFunc(ls.Endpoints, func(a, b Endpoint) int { return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.IP, b.IP)) })
-		ls.Endpoints = slices.CompactFunc(ls.Endpoints, func(a, b Endpoint) bool { return a.Pod == b.Pod && a.IP == b.IP })
+		// A pod appears in two slices while they are rebalanced, and in an
+		// IPv4 and an IPv6 slice on a dual-stack Service: it is one hop (hop
+		// names are unique in a path), at its IPv4 address where it has one.
+		ipv6 := func(e Endpoint) bool { return strings.Contains(e.IP, ":") }
+		slices.SortFunc(ls.Endpoints, func(a, b Endpoint) int {
+			return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmpBool(ipv6(a), ipv6(b)), cmp.Compare(a.IP, b.IP))
+		})
+		ls.Endpoints = slices.CompactFunc(ls.Endpoints, func(a, b Endpoint) bool { return a.Pod == b.Pod })
 		if n := len(ls.Endpoints); n > MaxEndpointsPerService {
 			ls.Omitted = n - MaxEndpointsPerService
 			ls.Endpoints = ls.Endpoints[:MaxEndpointsPerService]
 		}
 	}
 	return l
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func nodeReady(n *corev1.Node) bool {

@@ -194,15 +194,22 @@ func TestLiveCapsPodsPerService(t *testing.T) {
 		sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.1.0.%d", i)},
 			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: fmt.Sprintf("big-%03d", i)}})
 	}
-	// The same pod in a second slice (mid-rebalance) counts once.
+	// The same pod in a second slice (mid-rebalance) counts once, and so
+	// does a pod in the IPv6 slice of a dual-stack Service: at its IPv4
+	// address.
 	dup := sl.DeepCopy()
 	dup.Name, dup.Endpoints = "big-2", dup.Endpoints[:1]
-	inv.EndpointSlices = []discoveryv1.EndpointSlice{sl, *dup}
+	v6 := sl.DeepCopy()
+	v6.Name, v6.AddressType, v6.Endpoints = "big-v6", discoveryv1.AddressTypeIPv6, v6.Endpoints[:2]
+	v6.Endpoints[0].Addresses = []string{"2001:db8::1"}
+	v6.Endpoints[1].Addresses = []string{"fd00::2"}
+	inv.EndpointSlices = []discoveryv1.EndpointSlice{*v6, sl, *dup}
 	ls := targets.LiveFrom(inv).Services["ns/big"]
 	if len(ls.Endpoints) != targets.MaxEndpointsPerService || ls.Omitted != 8 {
 		t.Fatalf("%d endpoints, %d omitted", len(ls.Endpoints), ls.Omitted)
 	}
-	if ls.Endpoints[0].Pod != "big-000" || ls.Endpoints[1].Pod != "big-001" || ls.Endpoints[0].Ports[80] != 8080 {
+	if ls.Endpoints[0].Pod != "big-000" || ls.Endpoints[1].Pod != "big-001" || ls.Endpoints[0].Ports[80] != 8080 ||
+		ls.Endpoints[0].IP != "10.1.0.0" || ls.Endpoints[1].IP != "10.1.0.1" {
 		t.Errorf("first endpoints %+v", ls.Endpoints[:2])
 	}
 }
