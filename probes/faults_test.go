@@ -95,24 +95,11 @@ func delayedPair(t *testing.T, upstream string, d time.Duration) (clean, delayed
 // tests hold the prober to what the network added, not to the nominal D.
 func injected(t *testing.T, d time.Duration) time.Duration {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	clean, delayed := delayedPair(t, ln.Addr().String(), d)
+	echo := serveLoopback(t, func(c net.Conn) {
+		defer c.Close()
+		io.Copy(c, c)
+	})
+	clean, delayed := delayedPair(t, echo.Addr().String(), d)
 	base, slow := fastestPair(7, func(a string) time.Duration {
 		c, err := net.DialTimeout("tcp", a, time.Second)
 		if err != nil {
@@ -363,34 +350,20 @@ func TestBrokenConversationsFailWithReasons(t *testing.T) {
 // hangs up.
 func garbagePeer(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				junk := make([]byte, 4096)
-				rand.Read(junk)
-				junk[0] = 0x7f // never a valid TLS record type or HTTP/RESP start
-				c.SetDeadline(time.Now().Add(time.Second))
-				// Answer the client's first words, as a wrong server would.
-				if _, err := c.Read(make([]byte, 512)); err != nil {
-					return
-				}
-				c.SetDeadline(time.Now().Add(100 * time.Millisecond))
-				c.Write(junk)
-				io.Copy(io.Discard, c)
-			}()
+	return serveLoopback(t, func(c net.Conn) {
+		defer c.Close()
+		junk := make([]byte, 4096)
+		rand.Read(junk)
+		junk[0] = 0x7f // never a valid TLS record type or HTTP/RESP start
+		c.SetDeadline(time.Now().Add(time.Second))
+		// Answer the client's first words, as a wrong server would.
+		if _, err := c.Read(make([]byte, 512)); err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		c.Write(junk)
+		io.Copy(io.Discard, c)
+	}).Addr().String()
 }
 
 // A WebSocket frame above the configured limit is refused, not buffered.

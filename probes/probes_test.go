@@ -315,23 +315,32 @@ func TestRedactRemovesSecretsFromMessages(t *testing.T) {
 
 func ci() bool { return os.Getenv("CI") != "" }
 
-// acceptAndClose listens on loopback and closes every connection at once.
-func acceptAndClose(t *testing.T) net.Listener {
+// serveLoopback listens on loopback until the test ends (or the caller
+// closes the listener) and hands every connection to handle on its own
+// goroutine.
+func serveLoopback(t *testing.T, handle func(net.Conn)) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			c.Close()
+			go handle(c)
 		}
 	}()
 	return ln
+}
+
+// acceptAndClose listens on loopback and closes every connection at once.
+func acceptAndClose(t *testing.T) net.Listener {
+	t.Helper()
+	return serveLoopback(t, func(c net.Conn) { c.Close() })
 }
 
 // net/http may finish a dial and TLS handshake on its own goroutine after
