@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -216,17 +215,7 @@ func TestKubeInventoryFromTheAPIMatchesTheExport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var objs []runtime.Object
-		for i := range exported.Services {
-			objs = append(objs, &exported.Services[i])
-		}
-		for i := range exported.EndpointSlices {
-			objs = append(objs, &exported.EndpointSlices[i])
-		}
-		for i := range exported.Nodes {
-			objs = append(objs, &exported.Nodes[i])
-		}
-		live, err := targets.KubeInventoryFrom(t.Context(), fake.NewClientset(objs...))
+		live, err := targets.KubeInventoryFrom(t.Context(), fake.NewClientset(apiObjects(exported)...))
 		if err != nil {
 			t.Fatal(err)
 		}

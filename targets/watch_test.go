@@ -27,6 +27,11 @@ import (
 // watchedClientset is a fake API server holding inv; the channel closes
 // once discovery's three informers watch it.
 func watchedClientset(inv *targets.KubeInventory) (*fake.Clientset, <-chan struct{}) {
+	return kubetest.Clientset(3, apiObjects(inv)...)
+}
+
+// apiObjects are inv's objects, to load into a fake API server.
+func apiObjects(inv *targets.KubeInventory) []runtime.Object {
 	var objs []runtime.Object
 	for i := range inv.Services {
 		objs = append(objs, &inv.Services[i])
@@ -37,7 +42,7 @@ func watchedClientset(inv *targets.KubeInventory) (*fake.Clientset, <-chan struc
 	for i := range inv.Nodes {
 		objs = append(objs, &inv.Nodes[i])
 	}
-	return kubetest.Clientset(3, objs...)
+	return objs
 }
 
 func receive(t *testing.T, ch <-chan *targets.KubeInventory, what string) *targets.KubeInventory {
