@@ -164,14 +164,11 @@ func (l *Live) String() string {
 	return fmt.Sprintf("%d ready nodes, %d Services, %d endpoints", len(l.Nodes), len(l.Services), eps)
 }
 
-// Counts says how many ready nodes, and ready and not-ready pods behind
-// the documented Services, discovery sees.
-func (l *Live) Counts(cfg *config.Config) (nodes, ready, notReady, omitted int) {
-	for i := range cfg.Services {
-		ls := l.Services[cfg.Services[i].Key()]
-		if ls == nil {
-			continue
-		}
+// Counts says how many ready nodes, and ready, not-ready and omitted
+// pods behind its Services, l holds (call it on Documented's result for
+// the documented Services).
+func (l *Live) Counts() (nodes, ready, notReady, omitted int) {
+	for _, ls := range l.Services {
 		for _, e := range ls.Endpoints {
 			if e.Ready {
 				ready++

@@ -56,7 +56,7 @@ func TestLiveFromTheDocumentedInventory(t *testing.T) {
 	if np := live.Services["landry/landry-trans-web"].NodePorts; np[8080] != 31603 || np[9000] != 31562 {
 		t.Errorf("trans-web node ports: %v", np)
 	}
-	nodes, ready, notReady, omitted := live.Counts(cfg)
+	nodes, ready, notReady, omitted := live.Documented(cfg).Counts()
 	if nodes != 3 || ready != 2*len(live.Services) || notReady != 0 || omitted != 0 {
 		t.Errorf("counts: %d nodes, %d ready, %d not ready, %d omitted", nodes, ready, notReady, omitted)
 	}

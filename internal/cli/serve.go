@@ -199,7 +199,7 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 				swap(paths)
 				log.Info("discovery changed the paths", "sees", l.String(), "paths", len(paths))
 			}
-			nodes, ready, notReady, omitted := l.Counts(current)
+			nodes, ready, notReady, omitted := l.Counts() // l is Documented already
 			exp.SetDiscovery(nodes, ready, notReady, omitted, changed)
 			if changed || first {
 				checkDrift()
