@@ -38,6 +38,9 @@ type Defaults struct {
 	Concurrency int `yaml:"concurrency"`
 	// MaxBodyBytes caps how much of an HTTP body or WebSocket message is read.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxResponseBytes caps everything one probe reads from its peers
+	// (headers, handshakes, replies, all connections together).
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 }
 
 // Vantage is a place the prober runs from.
@@ -155,11 +158,13 @@ type Store struct {
 	TLS       *TLS          `yaml:"tls"`
 	Interval  time.Duration `yaml:"interval"`
 	Timeout   time.Duration `yaml:"timeout"`
-	Postgres  *PostgresOpts `yaml:"postgres"`
-	Redis     *RedisOpts    `yaml:"redis"`
-	Kafka     *KafkaOpts    `yaml:"kafka"`
-	Etcd      *EtcdOpts     `yaml:"etcd"`
-	Note      string        `yaml:"note"`
+	// MaxResponseBytes overrides defaults.max_response_bytes for this store.
+	MaxResponseBytes int64         `yaml:"max_response_bytes"`
+	Postgres         *PostgresOpts `yaml:"postgres"`
+	Redis            *RedisOpts    `yaml:"redis"`
+	Kafka            *KafkaOpts    `yaml:"kafka"`
+	Etcd             *EtcdOpts     `yaml:"etcd"`
+	Note             string        `yaml:"note"`
 }
 
 // PostgresOpts tunes the PostgreSQL probe.
@@ -171,6 +176,11 @@ type PostgresOpts struct {
 	Expect string `yaml:"expect"`
 	// Role is primary or replica, checked with pg_is_in_recovery().
 	Role string `yaml:"role"`
+	// RequireAuth lists the authentication methods the probe accepts
+	// from the server (libpq's require_auth: scram-sha-256, md5,
+	// password, none). Default: scram-sha-256 when a password is set, so
+	// the password never leaves in clear text or as MD5.
+	RequireAuth []string `yaml:"require_auth"`
 }
 
 // RedisOpts tunes the Redis probe.

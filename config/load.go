@@ -22,6 +22,13 @@ const (
 	DefaultTimeout      = 5 * time.Second
 	DefaultConcurrency  = 32
 	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxResponseBytes is what one probe may read from its peers:
+	// far above a healthy answer, far below the Deployment's memory limit.
+	DefaultMaxResponseBytes = 4 << 20
+	// MinSecretLength is the shortest password hopprobe accepts: a shorter
+	// one cannot be scrubbed from messages without mangling them ("a",
+	// "prod"), so it would either leak or garble every error.
+	MinSecretLength = 8
 )
 
 // Error is one problem in a topology file, located by line.
@@ -163,6 +170,9 @@ func (c *Config) applyDefaults() {
 	if c.Defaults.MaxBodyBytes == 0 {
 		c.Defaults.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.Defaults.MaxResponseBytes == 0 {
+		c.Defaults.MaxResponseBytes = DefaultMaxResponseBytes
+	}
 	if c.Vantage == "" {
 		c.Vantage = VantageCluster
 	}
@@ -281,6 +291,7 @@ func (v *validator) validate() {
 	if c.Defaults.MaxBodyBytes < 0 {
 		v.errorf(p("defaults", "max_body_bytes"), "max_body_bytes must be positive, got %d", c.Defaults.MaxBodyBytes)
 	}
+	v.checkBudget(p("defaults", "max_response_bytes"), c.Defaults.MaxResponseBytes)
 	v.validateEntries()
 	v.validateStores()
 	v.validateServices()
@@ -308,7 +319,23 @@ func (v *validator) checkVantages(at []any, from []string) {
 	}
 }
 
+// minResponseBytes is the smallest byte budget that still fits a TLS
+// handshake with a certificate chain.
+const minResponseBytes = 16 << 10
+
+func (v *validator) checkBudget(at []any, n int64) {
+	if n < 0 || (n > 0 && n < minResponseBytes) {
+		v.errorf(at, "max_response_bytes must be at least %d (a TLS handshake needs that much), got %d", minResponseBytes, n)
+	}
+}
+
 func (v *validator) checkHostPort(at []any, addr, what string) {
+	if strings.Contains(addr, "@") {
+		// The part before @ is user information, often with a password:
+		// never echo it into an error or a reload log.
+		v.errorf(at, "%s contains user information (user:password@); write host:port here and the credentials under username and password: {env: …}", what)
+		return
+	}
 	addr = strings.ReplaceAll(addr, "{host}", "host")
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" {
@@ -400,6 +427,7 @@ func (v *validator) validateStores() {
 		v.checkSecret(append(at, "password"), s.Password)
 		v.checkTLS(append(at, "tls"), s.TLS)
 		v.checkDurations(at, s.Interval, s.Timeout)
+		v.checkBudget(append(at, "max_response_bytes"), s.MaxResponseBytes)
 		v.validateStoreOpts(at, s)
 	}
 }
@@ -417,6 +445,11 @@ func (v *validator) validateStoreOpts(at []any, s *Store) {
 		}
 		if o.Role != "" && o.Role != "primary" && o.Role != "replica" {
 			v.errorf(append(at, "postgres", "role"), "role %q must be primary or replica", o.Role)
+		}
+		for j, m := range o.RequireAuth {
+			if !oneOf(m, []string{"scram-sha-256", "md5", "password", "none"}) {
+				v.errorf(append(at, "postgres", "require_auth", j), "require_auth method %q must be scram-sha-256, md5, password or none", m)
+			}
 		}
 	}
 	if o := s.Redis; o != nil {
@@ -455,7 +488,24 @@ func (v *validator) checkSecret(at []any, s *SecretRef) {
 	}
 	if (s.Env == "") == (s.File == "") {
 		v.errorf(at, "a secret reference needs exactly one of env or file")
+		return
 	}
+	// A secret that is not there yet (validate on a laptop) is checked
+	// again when a probe resolves it.
+	if val, err := s.Resolve(); err == nil {
+		if err := CheckSecret(val); err != nil {
+			v.errorf(at, "the secret from %s: %v", s, err)
+		}
+	}
+}
+
+// CheckSecret refuses a password too short to be scrubbed from messages.
+// An empty one means no password.
+func CheckSecret(val string) error {
+	if n := len(val); n > 0 && n < MinSecretLength {
+		return fmt.Errorf("it is %d characters long; hopprobe refuses passwords shorter than %d, which cannot be kept out of error messages reliably", n, MinSecretLength)
+	}
+	return nil
 }
 
 func (v *validator) validateServices() {

@@ -114,3 +114,53 @@ func TestRelativeFilesResolveAgainstTheConfigDir(t *testing.T) {
 		t.Errorf("ca file = %s", got)
 	}
 }
+
+// An address with user information is refused without echoing it: the
+// part before @ is often a password.
+func TestAddressWithUserInfoIsRefusedWithoutEcho(t *testing.T) {
+	src := strings.Replace(base, "address: 127.0.0.1:5432", "address: admin:Pa55-w0rd-X@db.internal:5432", 1)
+	_, err := config.Parse("t.yaml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), "t.yaml:19: address contains user information") {
+		t.Fatalf("error %v", err)
+	}
+	if strings.Contains(err.Error(), "Pa55-w0rd-X") || strings.Contains(err.Error(), "admin") {
+		t.Fatalf("error echoes the credentials: %v", err)
+	}
+}
+
+// A password too short to scrub from messages is refused at load, with
+// where it comes from and never its value; one not set yet is left to
+// the probe.
+func TestShortSecretIsRefusedAtLoad(t *testing.T) {
+	t.Setenv("DB_PASSWORD", "prod")
+	_, err := config.Parse("t.yaml", []byte(base))
+	if err == nil || !strings.Contains(err.Error(), "t.yaml:20: the secret from env:DB_PASSWORD: it is 4 characters long; hopprobe refuses passwords shorter than 8") {
+		t.Fatalf("error %v", err)
+	}
+	if strings.Contains(err.Error(), "prod") {
+		t.Fatalf("error shows the secret: %v", err)
+	}
+	t.Setenv("DB_PASSWORD", "long-enough-secret")
+	if _, err := config.Parse("t.yaml", []byte(base)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStoreLimitsAndAuthMethodsAreChecked(t *testing.T) {
+	for _, c := range []struct{ to, want string }{
+		{"password: {env: DB_PASSWORD}\n    postgres: {require_auth: [trust]}", `require_auth method "trust" must be scram-sha-256, md5, password or none`},
+		{"password: {env: DB_PASSWORD}\n    max_response_bytes: 100", "max_response_bytes must be at least 16384"},
+	} {
+		src := strings.Replace(base, "password: {env: DB_PASSWORD}", c.to, 1)
+		if _, err := config.Parse("t.yaml", []byte(src)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want %q", err, c.want)
+		}
+	}
+	cfg, err := config.Parse("t.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Defaults.MaxResponseBytes != config.DefaultMaxResponseBytes {
+		t.Errorf("max_response_bytes default %d", cfg.Defaults.MaxResponseBytes)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -84,6 +85,14 @@ func New(paths []*targets.Path) *Exporter {
 	e.reg.MustRegister(e.walkLag, e.reloads, e.reloadOK, e.reloadTime,
 		e.driftItems, e.driftInfo, e.driftServices, e.driftOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// A recovered panic is a failed hop, and so shows in the hop's own
+	// series; this counts them by kind, from the first scrape on, so that
+	// a client library tripping over a peer's replies is seen.
+	for _, k := range probes.Kinds() {
+		e.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hopprobe_probe_panics_total",
+			Help:        "Probes that panicked (a peer's reply broke a client library); each is reported as its hop's failure.",
+			ConstLabels: prometheus.Labels{"kind": string(k)}}, func() float64 { return float64(probes.PanicCount(k)) }))
+	}
 	e.reloadOK.Set(1)
 	e.reloadTime.SetToCurrentTime()
 	e.SetPaths(paths)

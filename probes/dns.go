@@ -49,30 +49,67 @@ func (dnsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	return nil
 }
 
-// lookup asks server for name/qtype and follows the CNAME chain inside
-// the answer, which a recursive resolver returns in one response.
+// ednsSize is the UDP payload size the probe offers (the DNS Flag Day
+// 2020 value): large enough for a hundred A records, small enough to
+// pass any path without fragmentation. A larger answer comes truncated
+// and is asked again over TCP.
+const ednsSize = 1232
+
+// lookup asks server for name/qtype, over TCP again when the UDP answer
+// was truncated, and follows the CNAME chain inside the answer, which a
+// recursive resolver returns in one response.
 func lookup(ctx context.Context, server, name string, qtype uint16) ([]string, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	m.RecursionDesired = true
-	c := &dns.Client{}
-	if dl, ok := ctx.Deadline(); ok {
-		c.Timeout = time.Until(dl)
+	m.SetEdns0(ednsSize, false)
+	in, err := exchange(ctx, "udp", server, m)
+	if err == nil && in.Truncated {
+		in, err = exchange(ctx, "tcp", server, m)
 	}
-	in, _, err := c.ExchangeContext(ctx, m, server)
 	if err != nil {
-		return nil, fmt.Errorf("resolver %s did not answer for %s: %w", server, name, err)
+		return nil, err
 	}
 	if in.Rcode != dns.RcodeSuccess {
 		return nil, connected(fmt.Errorf("resolver %s answered %s for %s", server, dns.RcodeToString[in.Rcode], name))
 	}
+	return answerAddrs(in, name)
+}
+
+// exchange sends m over one connection of the probe's scope, so that the
+// answer counts against the byte budget and a cancelled probe stops
+// waiting at once.
+func exchange(ctx context.Context, network, server string, m *dns.Msg) (*dns.Msg, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, network, server)
+	if err != nil {
+		return nil, fmt.Errorf("resolver %s did not answer for %s: %w", server, strings.TrimSuffix(m.Question[0].Name, "."), err)
+	}
+	co := &dns.Conn{Conn: scopeOf(ctx).guard(raw), UDPSize: ednsSize}
+	defer co.Close()
+	c := &dns.Client{Net: network, UDPSize: ednsSize}
+	in, _, err := c.ExchangeWithConnContext(ctx, m, co)
+	if err != nil {
+		err = fmt.Errorf("resolver %s did not answer for %s over %s: %w", server, strings.TrimSuffix(m.Question[0].Name, "."), network, err)
+		if network == "tcp" {
+			err = connected(err) // it answered over UDP, truncated
+		}
+		return nil, err
+	}
+	return in, nil
+}
+
+// answerAddrs follows name's CNAME chain through the answer section and
+// returns the addresses at its end; a loop or an overlong chain is the
+// resolver's fault.
+func answerAddrs(in *dns.Msg, name string) ([]string, error) {
 	target := dns.Fqdn(name)
-	seen := map[string]bool{target: true}
+	seen := map[string]bool{strings.ToLower(target): true}
 	for range maxCNAMEs + 1 {
 		var next string
 		var addrs []string
 		for _, rr := range in.Answer {
-			if !strings.EqualFold(rr.Header().Name, target) {
+			if rr == nil || !strings.EqualFold(rr.Header().Name, target) {
 				continue
 			}
 			switch r := rr.(type) {

@@ -30,10 +30,16 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	ctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
 	w := &etcdConns{tls: tc != nil, fail: fail}
+	sc := scopeOf(ctx)
+	w.scope = sc
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints: eps, DialTimeout: remaining(ctx), TLS: tc, Username: st.Username, Password: pw,
 		Context: ctx, Logger: zap.NewNop(), RejectOldCluster: false,
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(w.dial)},
+		// The client accepts 2 GiB messages by default; a status and a
+		// one-key read need a few hundred bytes.
+		MaxCallRecvMsgSize: int(sc.limit),
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(w.dial),
+			grpc.WithMaxHeaderListSize(maxHeaderBytes)},
 	})
 	if err != nil {
 		return fmt.Errorf("cannot create a client for %s: %w", st.Name, err)
@@ -47,21 +53,26 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		}
 		return nil
 	}
-	var status *clientv3.StatusResponse
+	// Every member must see a leader: a member cut off from the others
+	// answers its status, without one.
+	var last *clientv3.StatusResponse
 	for _, ep := range eps {
-		if status, err = c.Status(ctx, ep); err != nil {
+		status, err := c.Status(ctx, ep)
+		if err != nil {
 			if w := watched(); w != nil {
 				return w
 			}
 			return fmt.Errorf("status of %s endpoint %s: %w", st.Name, ep, err)
 		}
+		if status.Leader == 0 {
+			return connected(fmt.Errorf("%s endpoint %s (member %x) has no leader", st.Name, ep, status.Header.GetMemberId()))
+		}
+		last = status
 	}
 	rep.since("status", start)
-	if status.Leader == 0 {
-		return connected(fmt.Errorf("%s has no leader", st.Name))
-	}
-	rep.Detail("raft_index", strconv.FormatUint(status.RaftIndex, 10))
-	rep.Detail("db_size_bytes", strconv.FormatInt(status.DbSize, 10))
+	rep.Detail("leader", strconv.FormatUint(last.Leader, 16))
+	rep.Detail("raft_index", strconv.FormatUint(last.RaftIndex, 10))
+	rep.Detail("db_size_bytes", strconv.FormatInt(last.DbSize, 10))
 	key := "health"
 	if st.Etcd != nil && st.Etcd.Key != "" {
 		key = st.Etcd.Key
@@ -85,8 +96,9 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 // that is neither an HTTP/2 SETTINGS frame (plaintext) nor a TLS record,
 // ends the probe at once with that reason.
 type etcdConns struct {
-	tls  bool
-	fail context.CancelCauseFunc
+	tls   bool
+	fail  context.CancelCauseFunc
+	scope *scope
 }
 
 func (w *etcdConns) dial(ctx context.Context, addr string) (net.Conn, error) {
@@ -98,7 +110,7 @@ func (w *etcdConns) dial(ctx context.Context, addr string) (net.Conn, error) {
 		}
 		return nil, err
 	}
-	return &firstAnswer{Conn: c, tls: w.tls, fail: w.fail}, nil
+	return &firstAnswer{Conn: w.scope.guard(c), tls: w.tls, fail: w.fail}, nil
 }
 
 // firstAnswer checks the first bytes a peer sends.

@@ -45,6 +45,10 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 			return c, err
 		},
 		ForceAttemptHTTP2: false,
+		// net/http's default is 10 MB of headers; no component on a path
+		// needs more than a few KiB, and a peer's header flood is cut
+		// here long before the byte budget.
+		MaxResponseHeaderBytes: maxHeaderBytes,
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{
@@ -164,6 +168,9 @@ func answeredBy(h http.Header) string {
 }
 
 var errTooLarge = errors.New("exceeds the size limit")
+
+// maxHeaderBytes bounds the response headers of an HTTP or WebSocket hop.
+const maxHeaderBytes = 64 << 10
 
 func readLimited(r io.Reader, limit int64) ([]byte, error) {
 	if limit <= 0 {

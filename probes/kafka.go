@@ -3,57 +3,112 @@ package probes
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"math"
+	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	franzsasl "github.com/twmb/franz-go/pkg/sasl"
+	franzplain "github.com/twmb/franz-go/pkg/sasl/plain"
+	franzscram "github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/allinx/hopprobe/config"
 )
 
-// kafkaProber fetches metadata from the bootstrap brokers, checks that
-// every configured topic exists with a leader for each partition, and,
-// only when a canary topic is configured, produces one message to it and
+// kafkaProber asks the bootstrap brokers for metadata, checks that every
+// configured topic exists with a leader for each partition, and, only
+// when a canary topic is configured, produces one message to it and
 // reads it back.
+//
+// The metadata request goes through franz-go (kgo and kmsg) rather than
+// kafka-go: kafka-go's ReadPartitions asks with topic auto-creation on,
+// so on a broker with auto.create.topics.enable (Kafka's default) probing
+// a documented-but-missing topic created it and then reported success.
+// kmsg's MetadataRequest says AllowAutoTopicCreation: false, and kgo
+// bounds every response it reads (BrokerMaxReadBytes). kafka-go stays
+// for the opt-in canary round trip, which is a write by design.
 type kafkaProber struct{}
+
+const minFetch = 1 << 10
 
 func (kafkaProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	st := t.Store
-	d, err := kafkaDialer(t)
+	sc := scopeOf(ctx)
+	tc, err := storeTLS(t)
 	if err != nil {
 		return err
 	}
-	var conn *kafka.Conn
+	mech, err := kafkaSASL(t)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var connectTime time.Duration
+	dial := kafkaDial(sc, tc)
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(storeAddrs(st)...),
+		kgo.ClientID("hopprobe"),
+		kgo.BrokerMaxReadBytes(int32(min(sc.limit, math.MaxInt32))),
+		// The probe never fetches; kgo wants the read bound above these.
+		kgo.FetchMaxBytes(minFetch), kgo.FetchMaxPartitionBytes(minFetch),
+		// One try per broker: a probe reports what it saw.
+		kgo.RequestRetries(0),
+		kgo.Dialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			start := time.Now()
+			c, err := dial(ctx, network, addr)
+			mu.Lock()
+			if connectTime == 0 {
+				connectTime = time.Since(start)
+			}
+			mu.Unlock()
+			return c, err
+		}),
+	}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech.franz))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("kafka client for %s: %w", st.Name, err)
+	}
+	defer cl.Close()
 	start := time.Now()
-	for _, addr := range storeAddrs(st) {
-		if conn, err = d.DialContext(ctx, "tcp", addr); err == nil {
-			break
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = false
+	o := st.Kafka
+	if o != nil {
+		for _, name := range o.Topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(name)
+			req.Topics = append(req.Topics, rt)
 		}
 	}
-	rep.since("connect", start)
-	if err != nil {
-		return fmt.Errorf("no bootstrap broker of %s answered: %w", st.Name, err)
+	resp, err := req.RequestWith(ctx, cl)
+	mu.Lock()
+	if connectTime > 0 {
+		rep.AddPhase("connect", connectTime)
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	start = time.Now()
-	brokers, err := conn.Brokers()
+	mu.Unlock()
 	if err != nil {
+		if connectTime == 0 || Unreachable(err) {
+			return fmt.Errorf("no bootstrap broker of %s answered metadata: %w", st.Name, err)
+		}
 		return connected(fmt.Errorf("metadata request to %s failed: %w", st.Name, err))
 	}
-	rep.Detail("brokers", strconv.Itoa(len(brokers)))
-	o := st.Kafka
+	rep.Detail("brokers", strconv.Itoa(len(resp.Brokers)))
 	if o != nil && len(o.Topics) > 0 {
-		parts, err := conn.ReadPartitions(o.Topics...)
-		if err != nil {
-			return connected(fmt.Errorf("metadata for topics %v on %s: %w", o.Topics, st.Name, err))
-		}
-		if err := checkPartitions(o.Topics, parts); err != nil {
+		if err := checkTopics(o.Topics, resp); err != nil {
 			return connected(fmt.Errorf("%s: %w", st.Name, err))
 		}
 	}
@@ -62,7 +117,7 @@ func (kafkaProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return nil
 	}
 	start = time.Now()
-	err = canary(ctx, d, storeAddrs(st)[0], o.CanaryTopic)
+	err = canary(ctx, kafkaDialer(sc, tc, mech), storeAddrs(st)[0], o.CanaryTopic)
 	rep.since("canary", start)
 	if err != nil {
 		return connected(fmt.Errorf("canary round trip on %s topic %s: %w", st.Name, o.CanaryTopic, err))
@@ -70,20 +125,58 @@ func (kafkaProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	return nil
 }
 
-func checkPartitions(topics []string, parts []kafka.Partition) error {
-	found := map[string]int{}
-	for _, p := range parts {
-		found[p.Topic]++
-		if p.Leader.Host == "" || p.Leader.ID < 0 {
-			return fmt.Errorf("topic %s partition %d has no leader", p.Topic, p.ID)
+// checkTopics wants every topic present, without error, with a leader
+// for each partition.
+func checkTopics(topics []string, resp *kmsg.MetadataResponse) error {
+	found := map[string]*kmsg.MetadataResponseTopic{}
+	for i := range resp.Topics {
+		if tp := &resp.Topics[i]; tp.Topic != nil {
+			found[*tp.Topic] = tp
 		}
 	}
-	for _, tp := range topics {
-		if found[tp] == 0 {
-			return fmt.Errorf("topic %s does not exist", tp)
+	for _, name := range topics {
+		tp, ok := found[name]
+		if !ok || tp.ErrorCode == kerr.UnknownTopicOrPartition.Code {
+			return fmt.Errorf("topic %s does not exist", name)
+		}
+		if err := kerr.ErrorForCode(tp.ErrorCode); err != nil {
+			return fmt.Errorf("topic %s: %w", name, err)
+		}
+		if len(tp.Partitions) == 0 {
+			return fmt.Errorf("topic %s has no partitions", name)
+		}
+		for _, p := range tp.Partitions {
+			if p.Leader < 0 {
+				return fmt.Errorf("topic %s partition %d has no leader", name, p.Partition)
+			}
 		}
 	}
 	return nil
+}
+
+// kafkaDial dials a broker under the probe's scope, with TLS on top when
+// configured (done here, so that the framing check sees Kafka's frames
+// and not TLS records).
+func kafkaDial(sc *scope, tc *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := sc.dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if tc != nil {
+			cfg := tc.Clone()
+			if cfg.ServerName == "" {
+				cfg.ServerName, _, _ = net.SplitHostPort(addr)
+			}
+			tconn := tls.Client(c, cfg)
+			if err := tconn.HandshakeContext(ctx); err != nil {
+				_ = c.Close()
+				return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+			}
+			c = tconn
+		}
+		return &kafkaFrames{Conn: c, s: sc}, nil
+	}
 }
 
 // canary produces a unique message to partition 0 of the canary topic and
@@ -121,33 +214,48 @@ func canary(ctx context.Context, d *kafka.Dialer, addr, topic string) error {
 	}
 }
 
-func kafkaDialer(t *Target) (*kafka.Dialer, error) {
-	d := &kafka.Dialer{DualStack: true, ClientID: "hopprobe"}
-	tc, err := storeTLS(t)
-	if err != nil {
-		return nil, err
-	}
-	d.TLS = tc
+// kafkaMech is one SASL mechanism for both clients.
+type kafkaMech struct {
+	franz   franzsasl.Mechanism
+	kafkaGo sasl.Mechanism
+}
+
+func kafkaSASL(t *Target) (*kafkaMech, error) {
 	o := t.Store.Kafka
 	if o == nil || o.SASL == nil {
-		return d, nil
+		return nil, nil
 	}
 	pw, err := o.SASL.Password.Resolve()
-	if err != nil {
-		return nil, fmt.Errorf("SASL credentials for %s: %w", t.Store.Name, err)
+	if err == nil {
+		err = config.CheckSecret(pw)
 	}
-	var mech sasl.Mechanism
+	if err != nil {
+		return nil, fmt.Errorf("SASL credentials for %s (%s): %w", t.Store.Name, o.SASL.Password, err)
+	}
+	m := &kafkaMech{}
+	user := o.SASL.Username
 	switch o.SASL.Mechanism {
 	case "plain":
-		mech = plain.Mechanism{Username: o.SASL.Username, Password: pw}
+		m.franz = franzplain.Auth{User: user, Pass: pw}.AsMechanism()
+		m.kafkaGo = plain.Mechanism{Username: user, Password: pw}
 	case "scram-sha-256":
-		mech, err = scram.Mechanism(scram.SHA256, o.SASL.Username, pw)
+		m.franz = franzscram.Auth{User: user, Pass: pw}.AsSha256Mechanism()
+		m.kafkaGo, err = scram.Mechanism(scram.SHA256, user, pw)
 	case "scram-sha-512":
-		mech, err = scram.Mechanism(scram.SHA512, o.SASL.Username, pw)
+		m.franz = franzscram.Auth{User: user, Pass: pw}.AsSha512Mechanism()
+		m.kafkaGo, err = scram.Mechanism(scram.SHA512, user, pw)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("SASL for %s: %w", t.Store.Name, err)
 	}
-	d.SASLMechanism = mech
-	return d, nil
+	return m, nil
+}
+
+// kafkaDialer is kafka-go's dialer for the canary, under the scope.
+func kafkaDialer(sc *scope, tc *tls.Config, mech *kafkaMech) *kafka.Dialer {
+	d := &kafka.Dialer{ClientID: "hopprobe", DialFunc: kafkaDial(sc, tc)}
+	if mech != nil {
+		d.SASLMechanism = mech.kafkaGo
+	}
+	return d
 }

@@ -3,12 +3,16 @@ package probes
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/allinx/hopprobe/config"
 )
 
 // postgresProber connects with the configured sslmode, authenticates and
@@ -56,6 +60,15 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return fmt.Errorf("postgres settings for %s: %w", st.Name, err)
 	}
 	cc.User, cc.Password = st.Username, pw
+	// A server (or whatever answers on its address) that asks for the
+	// password in clear text or as MD5 gets nothing unless the topology
+	// allows it: with a password set, only SCRAM is accepted by default.
+	cc.RequireAuth = requireAuth(st.Postgres, pw != "")
+	sc := scopeOf(ctx)
+	cc.DialFunc = sc.dial
+	// pgx accepts messages of up to 1 GiB; none of the probe's needs more
+	// than its budget.
+	cc.MaxProtocolMessageBodyLen = int(sc.limit)
 	if c := st.TLS; c != nil && c.ServerName != "" {
 		for _, tc := range append([]*tls.Config{cc.TLSConfig}, fallbackTLS(cc)...) {
 			if tc != nil {
@@ -67,6 +80,7 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	rep.since("connect", start)
 	if err != nil {
+		pgLimit(sc, err)
 		return fmt.Errorf("cannot open a session on %s (connect, TLS, authenticate): %w", st.Name, err)
 	}
 	defer func() {
@@ -87,6 +101,7 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	})
 	rep.since("query", start)
 	if err != nil {
+		pgLimit(sc, err)
 		return connected(fmt.Errorf("read-only query on %s failed: %w", st.Name, err))
 	}
 	actual := "primary"
@@ -114,4 +129,24 @@ func fallbackTLS(cc *pgx.ConnConfig) []*tls.Config {
 		out = append(out, f.TLSConfig)
 	}
 	return out
+}
+
+// requireAuth is pgx's (libpq's) require_auth for a store: what the
+// topology lists, else SCRAM when there is a password to protect.
+func requireAuth(o *config.PostgresOpts, hasPassword bool) string {
+	if o != nil && len(o.RequireAuth) > 0 {
+		return strings.Join(o.RequireAuth, ",")
+	}
+	if hasPassword {
+		return "scram-sha-256"
+	}
+	return ""
+}
+
+// pgLimit names the budget when pgx refused a message for its size.
+func pgLimit(sc *scope, err error) {
+	var big *pgproto3.ExceededMaxBodyLenErr
+	if errors.As(err, &big) {
+		sc.tooLarge("a %d-byte PostgreSQL message announced, over the %s budget (max_response_bytes)", big.ActualBodyLen, byteSize(sc.limit))
+	}
 }

@@ -8,8 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,11 +40,27 @@ type Target struct {
 	Expect   config.Expect
 	// MaxBodyBytes caps an HTTP body or a WebSocket message.
 	MaxBodyBytes int64
+	// MaxResponseBytes caps everything the probe reads from its peers,
+	// all connections together; 0 means DefaultMaxResponseBytes.
+	MaxResponseBytes int64
 	// Store is set for data-store hops.
 	Store *config.Store
 	// ExpectUnreachable inverts the verdict: the hop is healthy only when
 	// nothing answers (a NodePort that must stay internal).
 	ExpectUnreachable bool
+}
+
+// peerName names the hop's peer in a reason: the store, else the address.
+func (t *Target) peerName() string {
+	switch {
+	case t.Store != nil:
+		return t.Store.Name
+	case t.Address != "":
+		return t.Address
+	case t.Resolver != "":
+		return "resolver " + t.Resolver
+	}
+	return "the system resolver"
 }
 
 // Key identifies what a probe really does, so that paths sharing a hop
@@ -105,7 +124,10 @@ type Result struct {
 	Report
 }
 
-// Run probes one hop, bounded by timeout.
+// Run probes one hop, bounded by timeout and by the target's byte
+// budget. Whatever the peer sends, Run returns: a panic inside a prober
+// (a client library tripping over a reply) is the hop's failure, counted
+// in PanicCount, and every text it returns is scrubbed and bounded.
 func Run(ctx context.Context, kind Kind, t *Target, timeout time.Duration) Result {
 	res := Result{Start: time.Now()}
 	p, ok := registry[kind]
@@ -115,10 +137,17 @@ func Run(ctx context.Context, kind Kind, t *Target, timeout time.Duration) Resul
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	err := p.Probe(ctx, t, &res.Report)
+	ctx, sc := withScope(ctx, t.MaxResponseBytes)
+	defer sc.end()
+	err := protect(ctx, p, kind, t, &res.Report)
 	res.Duration = time.Since(res.Start)
-	// Socket deadlines set from ctx can fire a hair before ctx itself.
-	if err != nil && (ctx.Err() == context.DeadlineExceeded || res.Duration >= timeout) {
+	switch over := sc.overLimit(); {
+	case over != nil:
+		// Libraries wrap, replace or drop the budget's error; the reason
+		// an operator needs is the limit, and whose it was.
+		err = connected(fmt.Errorf("%s: %w", t.peerName(), over))
+	case err != nil && (ctx.Err() == context.DeadlineExceeded || res.Duration >= timeout):
+		// Socket deadlines set from ctx can fire a hair before ctx itself.
 		err = fmt.Errorf("no answer within %s: %w", timeout, err)
 	}
 	if t.ExpectUnreachable {
@@ -126,9 +155,44 @@ func Run(ctx context.Context, kind Kind, t *Target, timeout time.Duration) Resul
 	}
 	res.Success = err == nil
 	if err != nil {
-		res.Error = Redact(err.Error(), t)
+		res.Error = scrub(err.Error(), t, MaxReasonBytes)
+	}
+	for k, v := range res.Details {
+		res.Details[k] = scrub(v, t, MaxDetailBytes)
 	}
 	return res
+}
+
+// panics counts recovered panics per kind; the map is filled once from
+// the registry and only read afterwards.
+var panics = func() map[Kind]*atomic.Uint64 {
+	m := make(map[Kind]*atomic.Uint64, len(registry))
+	for k := range registry {
+		m[k] = new(atomic.Uint64)
+	}
+	return m
+}()
+
+// PanicCount is how many probes of kind panicked since start.
+func PanicCount(kind Kind) uint64 {
+	if c, ok := panics[kind]; ok {
+		return c.Load()
+	}
+	return 0
+}
+
+// protect runs one probe and turns a panic into its error: one reply a
+// client library cannot handle must never take every path's monitoring
+// down with it.
+func protect(ctx context.Context, p Prober, kind Kind, t *Target, rep *Report) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			panics[kind].Add(1)
+			slog.Debug("probe panicked", "kind", kind, "address", t.Address, "panic", scrub(fmt.Sprint(r), t, MaxReasonBytes), "stack", string(debug.Stack()))
+			err = connected(fmt.Errorf("probe panicked (the peer's reply broke the %s client): %v", kind, r))
+		}
+	}()
+	return p.Probe(ctx, t, rep)
 }
 
 // invertReachability turns a "must not answer" hop's outcome around: a

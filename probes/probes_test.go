@@ -237,16 +237,30 @@ func TestWebSocketRefusedUpgradeNamesTheStatus(t *testing.T) {
 // dnsServer answers from a fixed zone on loopback.
 func dnsServer(t *testing.T, h dns.HandlerFunc) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	// UDP and TCP on one port, as a resolver serves (truncated answers
+	// are asked again over TCP); the port UDP got may be taken for TCP.
+	var pc net.PacketConn
+	var ln net.Listener
+	var err error
+	for range 20 {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &dns.Server{PacketConn: pc, Handler: h}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go srv.ActivateAndServe()
+		<-started
+		t.Cleanup(func() { srv.Shutdown() })
+	}
 	return pc.LocalAddr().String()
 }
 
@@ -294,6 +308,31 @@ func TestDNSSilentResolverFailsAtTheTimeout(t *testing.T) {
 	wantFail(t, run(t, probes.KindDNS, probes.Target{Host: "api.example.test", Resolver: pc.LocalAddr().String()}, 300*time.Millisecond), "did not answer")
 	if el := time.Since(start); el > time.Second {
 		t.Fatalf("took %s", el)
+	}
+}
+
+// Redact handles a password holding an @ in a URL, quoted key=value
+// forms, and leaves short strings alone rather than mangling messages
+// (secrets that short are refused before any probe runs).
+func TestRedactEdgeCases(t *testing.T) {
+	for in, want := range map[string]string{
+		"dial redis://:p@ss@host:6379 failed":           "dial redis://:[REDACTED]@host:6379 failed",
+		`connect password="two words" host=db`:          `connect password=[REDACTED] host=db`,
+		"connect password='it''s' host=db":              "connect password=[REDACTED]'s' host=db",
+		"no secrets at all in this production message": "no secrets at all in this production message",
+	} {
+		if got := probes.Redact(in, nil); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	t.Setenv("HOPPROBE_TEST_SHORT", "prod")
+	tg := &probes.Target{Store: &config.Store{Name: "db", Password: &config.SecretRef{Env: "HOPPROBE_TEST_SHORT"}}}
+	if got := probes.Redact("production database", tg); got != "production database" {
+		t.Errorf("a short secret mangled the message: %q", got)
+	}
+	r := probes.Run(context.Background(), probes.KindRedis, &probes.Target{Address: "127.0.0.1:1", Store: tg.Store}, time.Second)
+	if r.Success || !strings.Contains(r.Error, "refuses passwords shorter than 8") || strings.Contains(r.Error, "prod") {
+		t.Errorf("a short secret was used or shown: %q", r.Error)
 	}
 }
 

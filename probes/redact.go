@@ -3,13 +3,16 @@ package probes
 import (
 	"regexp"
 	"strings"
+
+	"github.com/allinx/hopprobe/config"
 )
 
 var (
-	// scheme://user:secret@host — the password part of any URL or DSN.
-	urlPassword = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@`)
+	// scheme://user:secret@host — the password part of any URL or DSN,
+	// up to the last @ before the host, since a password may hold an @.
+	urlPassword = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)\S*@`)
 	// key=value secrets in libpq-style DSNs and driver messages.
-	kvPassword = regexp.MustCompile(`(?i)\b(password|passwd|pwd|token|secret)=('[^']*'|\S+)`)
+	kvPassword = regexp.MustCompile(`(?i)\b(password|passwd|pwd|token|secret)=('[^']*'|"[^"]*"|\S+)`)
 )
 
 // Redact removes secrets from an operator-visible message: the resolved
@@ -19,7 +22,12 @@ var (
 func Redact(msg string, t *Target) string {
 	if t != nil {
 		for _, s := range targetSecrets(t) {
-			msg = strings.ReplaceAll(msg, s, "[REDACTED]")
+			// Shorter secrets are refused before any probe uses them;
+			// replacing "a" everywhere would garble the message and
+			// still show the secret beside it.
+			if len(s) >= config.MinSecretLength {
+				msg = strings.ReplaceAll(msg, s, "[REDACTED]")
+			}
 		}
 	}
 	msg = urlPassword.ReplaceAllString(msg, "${1}[REDACTED]@")

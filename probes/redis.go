@@ -36,6 +36,10 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	// go-redis dials from its own goroutines, which may outlive this
 	// probe: the connect time is handed over under a lock, never written
 	// into rep from there.
+	// Every connection, the cluster's and sentinel's too, is under the
+	// probe's scope: go-redis trusts the lengths a peer announces, so the
+	// byte budget is what bounds a reply.
+	sc := scopeOf(ctx)
 	var mu sync.Mutex
 	var connectTime time.Duration
 	opts := &redis.UniversalOptions{
@@ -50,17 +54,22 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		// here (and the handshake counted as part of connecting).
 		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			start := time.Now()
-			var c net.Conn
-			var err error
-			if tc != nil {
-				d := tls.Dialer{Config: tc.Clone()}
-				if d.Config.ServerName == "" {
-					d.Config.ServerName, _, _ = net.SplitHostPort(addr)
+			c, err := sc.dial(ctx, network, addr)
+			if err == nil && tc != nil {
+				cfg := tc.Clone()
+				if cfg.ServerName == "" {
+					cfg.ServerName, _, _ = net.SplitHostPort(addr)
 				}
-				c, err = d.DialContext(ctx, network, addr)
-			} else {
-				var d net.Dialer
-				c, err = d.DialContext(ctx, network, addr)
+				tconn := tls.Client(c, cfg)
+				if err = tconn.HandshakeContext(ctx); err != nil {
+					_ = c.Close()
+					c = nil
+				} else {
+					c = tconn
+				}
+			}
+			if c != nil {
+				c = &respFrames{Conn: c, s: sc}
 			}
 			mu.Lock()
 			if connectTime == 0 {

@@ -1,5 +1,9 @@
 package probes
 
+import (
+	"slices"
+)
+
 // The protocol kinds hopprobe speaks.
 const (
 	KindDNS       Kind = "dns"
@@ -32,4 +36,14 @@ var registry = map[Kind]Prober{
 func Known(kind Kind) bool {
 	_, ok := registry[kind]
 	return ok
+}
+
+// Kinds lists every kind that has a prober, in name order.
+func Kinds() []Kind {
+	out := make([]Kind, 0, len(registry))
+	for k := range registry {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

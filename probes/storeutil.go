@@ -40,8 +40,11 @@ func storeTLS(t *Target) (*tls.Config, error) {
 // storePassword resolves the store's password reference.
 func storePassword(s *config.Store) (string, error) {
 	pw, err := s.Password.Resolve()
+	if err == nil {
+		err = config.CheckSecret(pw)
+	}
 	if err != nil {
-		return "", fmt.Errorf("credentials for %s: %w", s.Name, err)
+		return "", fmt.Errorf("credentials for %s (%s): %w", s.Name, s.Password, err)
 	}
 	return pw, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -20,27 +21,60 @@ func (tcpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 }
 
 // dial connects to addr, timing name resolution and connect as separate
-// phases so that a slow resolver is not blamed on the peer.
+// phases so that a slow resolver is not blamed on the peer. A name that
+// resolves to several addresses is tried address by address, each given
+// its share of the time left (as net.Dialer does), and the error says
+// which addresses failed and how. The connection is guarded by the
+// probe's scope: its reads count against the byte budget, and it is
+// closed when the probe ends.
 func dial(ctx context.Context, addr string, rep *Report) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("address %q is not host:port: %w", addr, err)
 	}
+	ips := []string{host}
 	if net.ParseIP(host) == nil {
 		start := time.Now()
-		ips, err := net.DefaultResolver.LookupHost(ctx, host)
+		ips, err = net.DefaultResolver.LookupHost(ctx, host)
 		rep.since("dns", start)
 		if err != nil {
 			return nil, fmt.Errorf("cannot resolve %s: %w", host, err)
 		}
-		host = ips[0]
+	}
+	start := time.Now()
+	defer rep.since("connect", start)
+	var tried []string
+	for i, ip := range ips {
+		conn, err := dialOne(ctx, net.JoinHostPort(ip, port), len(ips)-i)
+		if err == nil {
+			return scopeOf(ctx).guard(conn), nil
+		}
+		last := i == len(ips)-1 || ctx.Err() != nil
+		if last && len(tried) == 0 {
+			return nil, fmt.Errorf("cannot connect to %s: %w", addr, err)
+		}
+		if last {
+			return nil, fmt.Errorf("cannot connect to %s at any of its addresses (%s; %s): %w", addr, strings.Join(tried, "; "), ip, err)
+		}
+		tried = append(tried, fmt.Sprintf("%s: %v", ip, err))
+	}
+	return nil, fmt.Errorf("%s resolved to no address", host)
+}
+
+// dialOne connects to one address with its share of the time left: the
+// time left divided among the addresses still to try, but at least two
+// seconds when there is that much (net.Dialer's rule), so that one
+// blackholed address cannot eat the time of the next.
+func dialOne(ctx context.Context, addr string, left int) (net.Conn, error) {
+	if dl, ok := ctx.Deadline(); ok && left > 1 {
+		share := time.Until(dl) / time.Duration(left)
+		if share < 2*time.Second {
+			share = min(2*time.Second, time.Until(dl))
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, share)
+		defer cancel()
 	}
 	var d net.Dialer
-	start := time.Now()
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
-	rep.since("connect", start)
-	if err != nil {
-		return nil, fmt.Errorf("cannot connect to %s: %w", addr, err)
-	}
-	return conn, nil
+	return d.DialContext(ctx, "tcp", addr)
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -23,12 +24,21 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return err
 	}
 	var conn bool
+	// gorilla reads the handshake response with no bound on its headers;
+	// the handshake gets the HTTP hop's header limit (plus one read-ahead
+	// buffer), the messages after it MaxBodyBytes each.
+	var hs *handshakeLimit
 	d := websocket.Dialer{
 		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			c, err := dial(ctx, t.Address, rep)
 			conn = err == nil
-			return c, err
+			if err != nil {
+				return nil, err
+			}
+			hs = &handshakeLimit{Conn: c, left: maxHeaderBytes + wsReadBuffer}
+			return hs, nil
 		},
+		ReadBufferSize: wsReadBuffer,
 		TLSClientConfig: tc,
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -62,6 +72,7 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return fmt.Errorf("WebSocket handshake for %s via %s failed: %w", url, t.Address, err)
 	}
 	defer c.Close()
+	hs.done.Store(true)
 	if tconn, ok := c.NetConn().(*tls.Conn); ok {
 		recordCert(tconn.ConnectionState(), rep)
 	}
@@ -77,9 +88,6 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		_ = c.SetWriteDeadline(dl)
 		_ = c.SetReadDeadline(dl)
 	}
-	// Unblock a read that would outlive a cancelled (not only expired) ctx.
-	stop := context.AfterFunc(ctx, func() { _ = c.NetConn().SetDeadline(time.Now()) })
-	defer stop()
 	start = time.Now()
 	if err := c.WriteMessage(websocket.TextMessage, []byte(t.Expect.Send)); err != nil {
 		return connected(fmt.Errorf("sending the probe message to %s: %w", t.Address, err))
@@ -102,4 +110,28 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		// Servers push unsolicited frames (tickers); keep reading until
 		// the reply or the deadline.
 	}
+}
+
+const wsReadBuffer = 4096
+
+// handshakeLimit fails reads past left bytes until the handshake is done.
+type handshakeLimit struct {
+	net.Conn
+	left int64
+	done atomic.Bool
+}
+
+func (h *handshakeLimit) Read(p []byte) (int, error) {
+	if h.done.Load() {
+		return h.Conn.Read(p)
+	}
+	if h.left <= 0 {
+		return 0, fmt.Errorf("the WebSocket handshake response is larger than %s", byteSize(maxHeaderBytes))
+	}
+	if int64(len(p)) > h.left {
+		p = p[:h.left]
+	}
+	n, err := h.Conn.Read(p)
+	h.left -= int64(n)
+	return n, err
 }

@@ -72,6 +72,10 @@ type Path struct {
 	Interval  time.Duration
 	Timeout   time.Duration
 	Hops      []Hop
+
+	// budget is the topology's max_response_bytes, handed to every hop
+	// that has no budget of its own.
+	budget int64
 }
 
 // Expand builds every documented path as seen from vantage: one per
@@ -214,6 +218,7 @@ func newPath(cfg *config.Config, id, kind, vantage string, svc *config.Service) 
 		ID: id, Kind: kind, Vantage: vantage,
 		Namespace: svc.Namespace, Service: svc.Name,
 		Interval: cfg.Defaults.Interval, Timeout: cfg.Defaults.Timeout,
+		budget: cfg.Defaults.MaxResponseBytes,
 	}
 }
 
@@ -221,6 +226,9 @@ func newPath(cfg *config.Config, id, kind, vantage string, svc *config.Service) 
 func (p *Path) add(h Hop) int {
 	if h.Timeout == 0 {
 		h.Timeout = p.Timeout
+	}
+	if h.Target.MaxResponseBytes == 0 {
+		h.Target.MaxResponseBytes = p.budget
 	}
 	p.Hops = append(p.Hops, h)
 	return len(p.Hops) - 1
@@ -232,7 +240,7 @@ func (p *Path) addStores(cfg *config.Config, vantage string, svc *config.Service
 	for _, name := range svc.DependsOn {
 		st := cfg.FindStore(name)
 		h := Hop{Name: st.Name, Node: st.Name, Kind: probes.Kind(st.Kind), Timeout: st.Timeout,
-			Target: probes.Target{Address: st.Address, Host: hostOf(st.Address), Store: st, TLS: st.TLS}}
+			Target: probes.Target{Address: st.Address, Host: hostOf(st.Address), Store: st, TLS: st.TLS, MaxResponseBytes: st.MaxResponseBytes}}
 		if !config.Reaches(st.From, vantage) {
 			h.Skip = fmt.Sprintf("store %s is not reachable from the %s vantage", st.Name, vantage)
 		}

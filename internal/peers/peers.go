@@ -281,11 +281,21 @@ func redisServer(addr string, useTLS bool, args ...string) (*Server, error) {
 // Etcd starts a single-member etcd serving clients on addr ("" = free).
 func Etcd(client string) (*Server, error) { return etcdServer(client, nil) }
 
+// EtcdLeaderless starts one member of a two-member etcd cluster whose
+// other member never comes: it answers its status, without a leader.
+func EtcdLeaderless() (*Server, error) {
+	ghost, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	return etcdServer("", nil, "ghost=http://"+ghost)
+}
+
 // EtcdTLS starts etcd serving clients over TLS only, demanding a client
 // certificate signed by the PKI's CA.
 func EtcdTLS(pki *PKI) (*Server, error) { return etcdServer("", pki) }
 
-func etcdServer(client string, pki *PKI) (*Server, error) {
+func etcdServer(client string, pki *PKI, others ...string) (*Server, error) {
 	bin, err := lookPath("etcd")
 	if err != nil {
 		return nil, err
@@ -308,7 +318,7 @@ func etcdServer(client string, pki *PKI) (*Server, error) {
 	cmd := exec.Command(bin, append([]string{"--name", "probe", "--data-dir", dir,
 		"--listen-client-urls", scheme + client, "--advertise-client-urls", scheme + client,
 		"--listen-peer-urls", "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer,
-		"--initial-cluster", "probe=http://" + peer, "--log-level", "error"}, extra...)...)
+		"--initial-cluster", strings.Join(append([]string{"probe=http://" + peer}, others...), ","), "--log-level", "error"}, extra...)...)
 	return start(cmd, client, func() { os.RemoveAll(dir) })
 }
 

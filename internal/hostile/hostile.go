@@ -1,0 +1,380 @@
+// Package hostile runs loopback peers that answer like broken or
+// malicious servers: length bombs, oversized replies, header floods,
+// giant headers, garbage frames and terminal escapes, one protocol each.
+// Tests point probes (and `probe serve`) at them to show that no reply
+// can crash, bloat, stall or fool the prober. Every peer listens on
+// 127.0.0.1 only, and every flood is capped (Cap bytes per connection)
+// so that a test stays bounded even against a prober that keeps reading.
+package hostile
+
+import (
+	"bufio"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Cap is the most a flood sends on one connection.
+const Cap = 64 << 20
+
+// Escapes is terminal control text a peer slips into its replies: colour,
+// a window-title change, a bell and a cursor move.
+const Escapes = "\x1b[31mRED\x1b[0m\x1b]0;pwned\x07\x1b[2J\x9b"
+
+// Peer is one hostile server.
+type Peer struct {
+	Name string
+	Addr string
+	// Passwords counts password messages a PostgreSQL peer received.
+	Passwords atomic.Int64
+
+	ln    net.Listener
+	udp   *dns.Server
+	tcp   *dns.Server
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+// Stop closes the listener and every open connection and waits.
+func (p *Peer) Stop() {
+	if p.ln != nil {
+		p.ln.Close()
+	}
+	if p.udp != nil {
+		_ = p.udp.Shutdown()
+		_ = p.tcp.Shutdown()
+	}
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// behaviours maps a peer's name to what it does with one connection.
+var behaviours = map[string]func(p *Peer, c net.Conn){
+	// go-redis makes a slice of the announced length: this one is out of range.
+	"redis-length-bomb": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		io.WriteString(c, "*2\r\n$9223372036854775807\r\n")
+		hold(c)
+	},
+	// An array count that would be a fatal out-of-memory, not a panic.
+	"redis-array-bomb": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		io.WriteString(c, "*10000000000\r\n")
+		hold(c)
+	},
+	// A 1 GiB bulk string, of which Cap bytes are sent.
+	"redis-huge-bulk": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		io.WriteString(c, "$1073741824\r\n")
+		flood(c, 'x')
+	},
+	// An error reply with terminal escapes and 1 MiB of text.
+	"redis-escapes": func(_ *Peer, c net.Conn) {
+		reply := "-ERR " + Escapes + strings.Repeat("E", 1<<20) + "\r\n"
+		for sent := 0; sent < Cap && readSome(c) == nil; sent += len(reply) {
+			if _, err := io.WriteString(c, reply); err != nil {
+				return
+			}
+		}
+	},
+	// A backend message that claims 1 GiB.
+	"postgres-huge-message": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		c.Write([]byte{'R', 0x40, 0, 0, 0})
+		flood(c, 0)
+	},
+	// A server that asks for the password in clear text and counts
+	// whether it came.
+	"postgres-cleartext": func(p *Peer, c net.Conn) {
+		br := bufio.NewReader(c)
+		if !readStartup(br, c) {
+			return
+		}
+		c.Write([]byte{'R', 0, 0, 0, 8, 0, 0, 0, 3})
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			typ, err := br.ReadByte()
+			if err != nil {
+				return
+			}
+			var l [4]byte
+			if _, err := io.ReadFull(br, l[:]); err != nil {
+				return
+			}
+			if typ == 'p' {
+				p.Passwords.Add(1)
+			}
+			n := int64(binary.BigEndian.Uint32(l[:])) - 4
+			if _, err := io.CopyN(io.Discard, br, max(n, 0)); err != nil {
+				return
+			}
+		}
+	},
+	// A Kafka response that claims 2 GiB.
+	"kafka-huge-response": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		c.Write([]byte{0x7f, 0xff, 0xff, 0xff})
+		flood(c, 0)
+	},
+	// An HTTP/2 peer whose first frame claims 16 MiB, then garbage: the
+	// gRPC (etcd) client must give up within its bounds.
+	"etcd-garbage-frames": func(_ *Peer, c net.Conn) {
+		// SETTINGS (empty) so the client thinks it speaks HTTP/2, then a
+		// DATA frame header announcing the largest frame length.
+		c.Write([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0})
+		c.Write([]byte{0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 1})
+		flood(c, 0xee)
+	},
+	// A WebSocket upgrade answered with an endless header.
+	"websocket-header-flood": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
+		floodHeaders(c)
+	},
+	// A correct upgrade, then a frame that claims 2^63-1 bytes.
+	"websocket-garbage-frames": func(_ *Peer, c net.Conn) {
+		key := upgradeKey(c)
+		accept := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+
+			base64.StdEncoding.EncodeToString(accept[:])+"\r\n\r\n")
+		c.Write([]byte{0x81, 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		flood(c, 'w')
+	},
+	// A 9 MB Server header.
+	"http-giant-header": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nServer: "+Escapes)
+		w := bufio.NewWriter(c)
+		for range 9 << 10 {
+			if _, err := w.WriteString(strings.Repeat("S", 1<<10)); err != nil {
+				return
+			}
+		}
+		w.WriteString("\r\nContent-Length: 0\r\n\r\n")
+		w.Flush()
+		hold(c)
+	},
+	// A healthy-looking answer with an endless body.
+	"http-endless-body": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+		flood(c, 'b')
+	},
+	// A small 502 whose Server and Via carry terminal escapes, and an
+	// endless body.
+	"http-escapes": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nServer: nginx "+Escapes+"\r\nVia: 1.1 "+Escapes+"\r\n\r\n")
+		flood(c, 'b')
+	},
+}
+
+// DNS behaviours answer on UDP and TCP at one address.
+var dnsBehaviours = map[string]dns.HandlerFunc{
+	// Every answer truncated, with names full of escapes on TCP.
+	"dns-escapes": func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+			m.Truncated = true
+			w.WriteMsg(m)
+			return
+		}
+		// A CNAME chain through names full of escapes that loops back.
+		x, y := "x\x1b[31m.example.", "y\x1b]0;pwned\x07.example."
+		for _, hop := range [][2]string{{q.Question[0].Name, x}, {x, y}, {y, x}} {
+			m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: hop[0], Rrtype: dns.TypeCNAME, Class: dns.ClassINET}, Target: hop[1]})
+		}
+		w.WriteMsg(m)
+	},
+	// Garbage bytes instead of a DNS message.
+	"dns-garbage": func(w dns.ResponseWriter, q *dns.Msg) {
+		b := make([]byte, 512)
+		for i := range b {
+			b[i] = byte(i*7 + 3)
+		}
+		binary.BigEndian.PutUint16(b, q.Id)
+		w.Write(b)
+	},
+}
+
+// Names lists every hostile peer, TCP and DNS.
+func Names() []string {
+	var out []string
+	for n := range behaviours {
+		out = append(out, n)
+	}
+	for n := range dnsBehaviours {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Start runs the named hostile peer on a fresh loopback port.
+func Start(name string) (*Peer, error) {
+	if h, ok := dnsBehaviours[name]; ok {
+		return startDNS(name, h)
+	}
+	b, ok := behaviours[name]
+	if !ok {
+		return nil, errors.New("no hostile peer named " + name)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Peer{Name: name, Addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]bool{}}
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.conns[c] = true
+			p.mu.Unlock()
+			p.wg.Go(func() {
+				defer func() {
+					c.Close()
+					p.mu.Lock()
+					delete(p.conns, c)
+					p.mu.Unlock()
+				}()
+				b(p, c)
+			})
+		}
+	})
+	return p, nil
+}
+
+func startDNS(name string, h dns.HandlerFunc) (*Peer, error) {
+	var pc net.PacketConn
+	var ln net.Listener
+	var err error
+	// UDP and TCP on one port: the port UDP got may be taken for TCP.
+	for range 20 {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := &Peer{Name: name, Addr: pc.LocalAddr().String(),
+		udp: &dns.Server{PacketConn: pc, Handler: h}, tcp: &dns.Server{Listener: ln, Handler: h}}
+	started := make(chan struct{}, 2)
+	p.udp.NotifyStartedFunc = func() { started <- struct{}{} }
+	p.tcp.NotifyStartedFunc = func() { started <- struct{}{} }
+	p.wg.Go(func() { _ = p.udp.ActivateAndServe() })
+	p.wg.Go(func() { _ = p.tcp.ActivateAndServe() })
+	<-started
+	<-started
+	return p, nil
+}
+
+// readSome waits for the client's first bytes (a request, a startup
+// message), so that the reply is not mistaken for a server greeting.
+func readSome(c net.Conn) error {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	b := make([]byte, 4096)
+	_, err := c.Read(b)
+	return err
+}
+
+// readStartup reads a PostgreSQL startup message, refusing TLS first if
+// the client asks for it.
+func readStartup(br *bufio.Reader, c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	for {
+		var l [4]byte
+		if _, err := io.ReadFull(br, l[:]); err != nil {
+			return false
+		}
+		n := int(binary.BigEndian.Uint32(l[:])) - 4
+		if n < 4 || n > 10000 {
+			return false
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(br, body); err != nil {
+			return false
+		}
+		if binary.BigEndian.Uint32(body) == 80877103 { // SSLRequest
+			c.Write([]byte{'N'})
+			continue
+		}
+		return true
+	}
+}
+
+// upgradeKey reads an HTTP upgrade request and returns its key.
+func upgradeKey(c net.Conn) string {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	br := bufio.NewReader(io.LimitReader(c, 64<<10))
+	key := ""
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return key
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Sec-WebSocket-Key") {
+			key = strings.TrimSpace(v)
+		}
+		if line == "\r\n" {
+			return key
+		}
+	}
+}
+
+// flood sends Cap bytes of b, or until the client hangs up.
+func flood(c net.Conn, b byte) {
+	chunk := []byte(strings.Repeat(string([]byte{b}), 32<<10))
+	c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	for sent := 0; sent < Cap; sent += len(chunk) {
+		if _, err := c.Write(chunk); err != nil {
+			return
+		}
+	}
+	hold(c)
+}
+
+// floodHeaders sends header lines until Cap bytes or a hang-up.
+func floodHeaders(c net.Conn) {
+	line := []byte("X-Flood: " + strings.Repeat("h", 1000) + "\r\n")
+	w := bufio.NewWriterSize(c, 32<<10)
+	c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	for sent := 0; sent < Cap; sent += len(line) {
+		if _, err := w.Write(line); err != nil {
+			return
+		}
+	}
+	w.Flush()
+	hold(c)
+}
+
+// hold keeps the connection open until the client closes it (or 30 s):
+// a hostile peer does not end the exchange for the prober.
+func hold(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	io.Copy(io.Discard, io.LimitReader(c, 1<<20))
+}

@@ -1,0 +1,187 @@
+package probes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/allinx/hopprobe/config"
+)
+
+// DefaultMaxResponseBytes is what one probe may read from its peers, all
+// connections together, when the topology sets no max_response_bytes. It
+// is far above what a healthy answer of any probe needs (the largest, an
+// HTTP body, is capped at max_body_bytes, 1 MiB by default) and far below
+// the Deployment's 256 MiB memory limit.
+const DefaultMaxResponseBytes = config.DefaultMaxResponseBytes
+
+// ErrResponseTooLarge is the reason of a hop whose peers sent more than
+// the probe's byte budget.
+var ErrResponseTooLarge = errors.New("the peer sent more than the probe may read")
+
+// scope is what one probe owns while it runs: a byte budget shared by
+// all of its connections, and the connections themselves, which are
+// closed when the probe's context ends. Closing them is what makes every
+// client library return promptly on cancellation, whatever it does with
+// its own deadlines, and what keeps a library's late goroutine from
+// holding a socket after the probe returned.
+type scope struct {
+	limit int64
+	read  atomic.Int64
+	// over is the first limit a peer ran into, as the operator should
+	// read it; libraries wrap, replace or drop the errors they get.
+	over atomic.Pointer[error]
+	// abort ends the probe at once when a limit is hit: a library that
+	// retries (gRPC reconnects) would otherwise go on until the timeout.
+	abort context.CancelCauseFunc
+
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
+}
+
+type scopeKey struct{}
+
+// withScope starts a probe's scope; end closes whatever is still open.
+func withScope(ctx context.Context, limit int64) (context.Context, *scope) {
+	if limit <= 0 {
+		limit = DefaultMaxResponseBytes
+	}
+	ctx, abort := context.WithCancelCause(ctx)
+	s := &scope{limit: limit, abort: abort}
+	context.AfterFunc(ctx, s.end)
+	return context.WithValue(ctx, scopeKey{}, s), s
+}
+
+// scopeOf returns the probe's scope. A prober called outside Run (a
+// benchmark, a test of one prober) gets a fresh one with the default
+// budget, closed when ctx ends.
+func scopeOf(ctx context.Context) *scope {
+	if s, ok := ctx.Value(scopeKey{}).(*scope); ok {
+		return s
+	}
+	s := &scope{limit: DefaultMaxResponseBytes, abort: func(error) {}}
+	context.AfterFunc(ctx, s.end)
+	return s
+}
+
+// guard wraps a freshly dialled connection: its reads count against the
+// budget, and it is closed when the probe ends. A connection that arrives
+// after the probe ended (a library's late dial) is closed at once.
+func (s *scope) guard(c net.Conn) net.Conn {
+	var g net.Conn = &guardedConn{Conn: c, s: s}
+	if pc, ok := c.(net.PacketConn); ok {
+		// UDP stays a packet connection (the DNS client reads datagrams
+		// from those and length-prefixed messages from the rest).
+		g = &guardedPacketConn{guardedConn: g.(*guardedConn), pc: pc}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = c.Close()
+		return g
+	}
+	s.conns = append(s.conns, c)
+	return g
+}
+
+// end closes every connection of the probe.
+func (s *scope) end() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns, s.closed = nil, true
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// tooLarge records the first limit a peer ran into and returns it.
+func (s *scope) tooLarge(format string, args ...any) error {
+	err := fmt.Errorf("%w: "+format, append([]any{ErrResponseTooLarge}, args...)...)
+	if s.over.CompareAndSwap(nil, &err) {
+		s.abort(err)
+	}
+	return err
+}
+
+// overLimit is the first limit a peer ran into, if any.
+func (s *scope) overLimit() error {
+	if e := s.over.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// guardedConn is a peer connection under the probe's budget.
+type guardedConn struct {
+	net.Conn
+	s *scope
+}
+
+func (g *guardedConn) Read(p []byte) (int, error) {
+	p, err := g.s.take(p)
+	if err != nil {
+		return 0, err
+	}
+	n, err := g.Conn.Read(p)
+	g.s.read.Add(int64(n))
+	return n, err
+}
+
+// take shortens p to what is left of the budget, or fails once none is.
+func (s *scope) take(p []byte) ([]byte, error) {
+	left := s.limit - s.read.Load()
+	if left <= 0 {
+		return nil, s.tooLarge("more than %s (max_response_bytes)", byteSize(s.limit))
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	return p, nil
+}
+
+// guardedPacketConn is a guarded datagram connection.
+type guardedPacketConn struct {
+	*guardedConn
+	pc net.PacketConn
+}
+
+func (g *guardedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	p, err := g.s.take(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	n, addr, err := g.pc.ReadFrom(p)
+	g.s.read.Add(int64(n))
+	return n, addr, err
+}
+
+func (g *guardedPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	return g.pc.WriteTo(p, addr)
+}
+
+// byteSize prints a limit the way an operator wrote it.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// dial is a dial function for client libraries: it dials addr and guards
+// the connection under the probe's scope.
+func (s *scope) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return s.guard(c), nil
+}

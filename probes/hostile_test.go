@@ -1,0 +1,221 @@
+package probes_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/hostile"
+	"github.com/allinx/hopprobe/probes"
+)
+
+const hostilePW = "Hostile-Peer-Secret"
+
+// hostileTarget is how a probe of the right kind reaches a peer at addr.
+func hostileTarget(name, addr string) (probes.Kind, probes.Target) {
+	store := func(kind string) *config.Store {
+		return &config.Store{Name: name, Kind: kind, Address: addr, Username: "hopprobe",
+			Password: &config.SecretRef{Env: "HOPPROBE_TEST_HOSTILE_PW"}, Postgres: &config.PostgresOpts{SSLMode: "prefer"}}
+	}
+	switch kind, _, _ := strings.Cut(name, "-"); kind {
+	case "redis", "postgres", "kafka", "etcd":
+		st := store(kind)
+		if kind != "postgres" {
+			st.Postgres = nil
+			st.Password = nil
+		}
+		if kind == "kafka" {
+			st.Kafka = &config.KafkaOpts{Topics: []string{"orders"}}
+		}
+		return probes.Kind(kind), probes.Target{Address: addr, Host: "127.0.0.1", Store: st}
+	case "websocket":
+		return probes.KindWebSocket, probes.Target{Address: addr, Host: "ws.example.test", Scheme: "http", Path: "/ws",
+			Expect: config.Expect{Send: "ping", Reply: "pong"}, MaxBodyBytes: 1 << 20}
+	case "http":
+		return probes.KindHTTP, probes.Target{Address: addr, Host: "api.example.test", Scheme: "http", Path: "/health", MaxBodyBytes: 1 << 20}
+	case "dns":
+		return probes.KindDNS, probes.Target{Host: "api.example.test", Resolver: addr}
+	}
+	panic("no target for hostile peer " + name)
+}
+
+// printable reports the first byte or rune of s a terminal would act on.
+func printable(s string) (rune, bool) {
+	if !utf8.ValidString(s) {
+		return utf8.RuneError, false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return r, false
+		}
+	}
+	return 0, true
+}
+
+// Every hostile peer makes its hop fail, promptly, with a short reason a
+// terminal can print, and without a panic escaping.
+func TestHostilePeersFailHopsWithShortCleanReasons(t *testing.T) {
+	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
+	for _, name := range hostile.Names() {
+		t.Run(name, func(t *testing.T) {
+			p, err := hostile.Start(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Stop()
+			kind, tg := hostileTarget(name, p.Addr)
+			const timeout = 5 * time.Second
+			start := time.Now()
+			r := probes.Run(context.Background(), kind, &tg, timeout)
+			took := time.Since(start)
+			if r.Success {
+				t.Fatalf("a hostile %s peer passed the probe", name)
+			}
+			if len(r.Error) > probes.MaxReasonBytes {
+				t.Errorf("reason is %d bytes, over %d", len(r.Error), probes.MaxReasonBytes)
+			}
+			if c, ok := printable(r.Error); !ok {
+				t.Errorf("reason carries %q: %q", c, r.Error)
+			}
+			for k, v := range r.Details {
+				if c, ok := printable(v); !ok || len(v) > probes.MaxDetailBytes {
+					t.Errorf("detail %s (%d bytes) carries %q", k, len(v), c)
+				}
+			}
+			if strings.Contains(r.Error, hostilePW) {
+				t.Errorf("reason leaks the password: %s", r.Error)
+			}
+			if took > timeout+time.Second {
+				t.Errorf("the probe took %s, past its %s timeout", took, timeout)
+			}
+			if p.Passwords.Load() != 0 {
+				t.Errorf("the peer received the password %d times", p.Passwords.Load())
+			}
+			t.Logf("%s after %s: %s", name, took.Round(time.Millisecond), r.Error)
+		})
+	}
+}
+
+// The reasons name what went wrong, not only that something did.
+func TestHostileReasonsNameTheLimit(t *testing.T) {
+	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
+	for name, want := range map[string]string{
+		"redis-length-bomb":      "max_response_bytes",
+		"redis-array-bomb":       "max_response_bytes",
+		"redis-huge-bulk":        "max_response_bytes",
+		"postgres-huge-message":  "max_response_bytes",
+		"postgres-cleartext":     "password",
+		"kafka-huge-response":    "max_response_bytes",
+		"websocket-header-flood": "larger than 64 KiB",
+		"http-giant-header":      "header",
+		"dns-escapes":            `CNAME loop`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := hostile.Start(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Stop()
+			kind, tg := hostileTarget(name, p.Addr)
+			wantFail(t, probes.Run(context.Background(), kind, &tg, 5*time.Second), want)
+		})
+	}
+}
+
+// A byte budget smaller than the flood ends the probe at the budget.
+func TestByteBudgetCutsAFloodAtTheLimit(t *testing.T) {
+	p, err := hostile.Start("http-endless-body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	_, tg := hostileTarget("http-endless-body", p.Addr)
+	tg.MaxBodyBytes = 64 << 20
+	tg.MaxResponseBytes = 256 << 10
+	wantFail(t, probes.Run(context.Background(), probes.KindHTTP, &tg, 5*time.Second), "more than 256 KiB (max_response_bytes)")
+}
+
+// silentPeer accepts connections (or datagrams) and never answers.
+func silentPeer(t *testing.T, udp bool) string {
+	t.Helper()
+	if udp {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		return pc.LocalAddr().String()
+	}
+	held := make(chan net.Conn, 64)
+	t.Cleanup(func() {
+		close(held)
+		for c := range held {
+			c.Close()
+		}
+	})
+	ln := serveLoopback(t, func(c net.Conn) {
+		select {
+		case held <- c:
+		default:
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// Every probe returns within 100 ms of its context being cancelled
+// (reload, shutdown), against a peer that never answers. The bound is
+// on top of what one probe against a refusing port costs on this
+// machine right now, measured in the same run.
+func TestEveryProbeReturnsPromptlyOnCancel(t *testing.T) {
+	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
+	closed := acceptAndClose(t).Addr().String()
+	for _, name := range []string{"redis", "postgres", "kafka", "etcd", "websocket", "http", "dns", "tls"} {
+		t.Run(name, func(t *testing.T) {
+			addr := silentPeer(t, name == "dns")
+			var kind probes.Kind
+			var tg, base probes.Target
+			if name == "tls" {
+				kind, tg = probes.Kind(name), probes.Target{Address: addr, Host: "example.test"}
+				base = probes.Target{Address: closed, Host: "example.test"}
+			} else {
+				kind, tg = hostileTarget(name+"-silent", addr)
+				_, base = hostileTarget(name+"-silent", closed)
+			}
+			if name == "dns" {
+				base.Resolver = silentPeer(t, true)
+			}
+			// Baseline: the cost of one probe's set-up and tear-down here.
+			b0 := time.Now()
+			bctx, bcancel := context.WithCancel(context.Background())
+			bcancel()
+			probes.Run(bctx, kind, &base, 10*time.Second)
+			baseline := time.Since(b0)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan probes.Result)
+			go func() { done <- probes.Run(ctx, kind, &tg, 30*time.Second) }()
+			time.Sleep(300 * time.Millisecond)
+			cancelled := time.Now()
+			cancel()
+			select {
+			case r := <-done:
+				late := time.Since(cancelled)
+				if r.Success {
+					t.Fatal("a cancelled probe succeeded")
+				}
+				if late > 100*time.Millisecond+baseline {
+					t.Errorf("returned %s after cancel (baseline %s): %s", late, baseline, r.Error)
+				}
+				t.Logf("returned %s after cancel (baseline %s): %s", late.Round(time.Millisecond), baseline.Round(time.Millisecond), r.Error)
+			case <-time.After(10 * time.Second):
+				t.Fatal("the probe ignored its cancellation")
+			}
+		})
+	}
+}

@@ -1,0 +1,66 @@
+package probes
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Bounds on peer text that reaches an operator: a hop's error, and each
+// of its details. A peer chooses these bytes (a Server header, a Redis
+// -ERR line, a PostgreSQL notice), so they are cut short and stripped of
+// anything a terminal or a log viewer would interpret.
+const (
+	MaxReasonBytes = 512
+	MaxDetailBytes = 256
+	// redactWindow is how much of a message Redact reads: secrets are
+	// scrubbed before cutting, and anything past this could never reach
+	// the operator anyway.
+	redactWindow = 64 << 10
+)
+
+// Clean returns s as at most max bytes of printable text: control
+// characters (ANSI escapes, NUL, C1 codes, bidi overrides) become \xNN or
+// \u{NNNN}, invalid UTF-8 becomes \xNN, newlines and tabs become spaces,
+// and a longer text is cut with a note of how much was left out.
+func Clean(s string, max int) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		var piece string
+		switch {
+		case r == utf8.RuneError && size == 1:
+			piece = fmt.Sprintf(`\x%02x`, s[i])
+		case r == '\n' || r == '\r' || r == '\t':
+			piece = " "
+		case r < 0x80 && !unicode.IsPrint(r):
+			piece = fmt.Sprintf(`\x%02x`, r)
+		case !unicode.IsPrint(r) && r != ' ':
+			piece = fmt.Sprintf(`\u{%04x}`, r)
+		default:
+			piece = s[i : i+size]
+		}
+		if b.Len()+len(piece) > max {
+			note := fmt.Sprintf("… (%d more bytes)", len(s)-i)
+			out := b.String()
+			for len(out)+len(note) > max && len(out) > 0 {
+				_, sz := utf8.DecodeLastRuneInString(out)
+				out = out[:len(out)-sz]
+			}
+			return out + note
+		}
+		b.WriteString(piece)
+		i += size
+	}
+	return b.String()
+}
+
+// scrub makes text from a probe safe to show: secrets first (on the
+// whole of what could be shown), then the bounds of Clean.
+func scrub(s string, t *Target, max int) string {
+	if len(s) > redactWindow {
+		s = s[:redactWindow]
+	}
+	return Clean(Redact(s, t), max)
+}
