@@ -316,9 +316,9 @@ func TestDNSSilentResolverFailsAtTheTimeout(t *testing.T) {
 // (secrets that short are refused before any probe runs).
 func TestRedactEdgeCases(t *testing.T) {
 	for in, want := range map[string]string{
-		"dial redis://:p@ss@host:6379 failed":           "dial redis://:[REDACTED]@host:6379 failed",
-		`connect password="two words" host=db`:          `connect password=[REDACTED] host=db`,
-		"connect password='it''s' host=db":              "connect password=[REDACTED]'s' host=db",
+		"dial redis://:p@ss@host:6379 failed":          "dial redis://:[REDACTED]@host:6379 failed",
+		`connect password="two words" host=db`:         `connect password=[REDACTED] host=db`,
+		"connect password='it''s' host=db":             "connect password=[REDACTED]'s' host=db",
 		"no secrets at all in this production message": "no secrets at all in this production message",
 	} {
 		if got := probes.Redact(in, nil); got != want {

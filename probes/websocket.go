@@ -38,7 +38,7 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 			hs = &handshakeLimit{Conn: c, left: maxHeaderBytes + wsReadBuffer}
 			return hs, nil
 		},
-		ReadBufferSize: wsReadBuffer,
+		ReadBufferSize:  wsReadBuffer,
 		TLSClientConfig: tc,
 	}
 	if dl, ok := ctx.Deadline(); ok {
