@@ -212,6 +212,10 @@ var dnsBehaviours = map[string]dns.HandlerFunc{
 	},
 }
 
+// DNSHandler is a hostile DNS behaviour, for a test that serves it under
+// some names beside healthy ones.
+func DNSHandler(name string) dns.HandlerFunc { return dnsBehaviours[name] }
+
 // Names lists every hostile peer, TCP and DNS.
 func Names() []string {
 	var out []string
