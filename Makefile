@@ -50,6 +50,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzMatchRoute -fuzztime $(FUZZTIME) ./targets
 	$(GO) test -run '^$$' -fuzz FuzzReadKubeList -fuzztime $(FUZZTIME) ./targets
 	$(GO) test -run '^$$' -fuzz FuzzReadAPISIXExport -fuzztime $(FUZZTIME) ./targets
+	for f in FuzzCheckJSON FuzzRedisInfo FuzzRESPFrames FuzzDNSAnswer FuzzRedact; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./probes || exit 1; done
+	$(GO) test -run '^$$' -fuzz FuzzTextWriter -fuzztime $(FUZZTIME) ./exporter
 
 ## bench: probe cost per protocol (Go benchmarks), then the scale harness (100, 1,000 and 10,000 hops)
 SCALE_HOPS     ?= 100,1000,10000
