@@ -17,7 +17,7 @@ import (
 func FuzzTextWriter(f *testing.F) {
 	f.Add("api.allinpro.com/futures/ws*", `pod/a"b\c`, "line\nbreak", 1.5)
 	f.Add("", "\\", "\"", math.Inf(1))
-	f.Add("ünï\u00a0code", "\x7f", "}{=,", -0.0)
+	f.Add("ünï\u00a0code", "\x7f", "}{=,", math.Copysign(0, -1))
 	f.Fuzz(func(t *testing.T, path, hop, help string, v float64) {
 		if !utf8.ValidString(path) || !utf8.ValidString(hop) || !utf8.ValidString(help) || math.IsNaN(v) {
 			return // YAML and the API server hand over UTF-8; NaN never equals itself

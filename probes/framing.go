@@ -55,9 +55,7 @@ func (f *respFrames) left() int64 { return f.s.limit - f.s.read.Load() + f.rest 
 func (f *respFrames) scan(b []byte) error {
 	for len(b) > 0 {
 		if f.skip > 0 {
-			k := min(f.skip, int64(len(b)))
-			f.skip -= k
-			b = b[k:]
+			b = skip(&f.skip, b)
 			continue
 		}
 		if !f.inLine {
@@ -151,9 +149,7 @@ func (f *kafkaFrames) Read(p []byte) (int, error) {
 	b := p[:n]
 	for len(b) > 0 {
 		if f.skip > 0 {
-			k := min(f.skip, int64(len(b)))
-			f.skip -= k
-			b = b[k:]
+			b = skip(&f.skip, b)
 			continue
 		}
 		k := copy(f.head[f.have:], b)
@@ -171,4 +167,12 @@ func (f *kafkaFrames) Read(p []byte) (int, error) {
 		f.skip = size
 	}
 	return n, err
+}
+
+// skip passes over up to *n bytes of b (payload the framing check does
+// not read) and returns the rest.
+func skip(n *int64, b []byte) []byte {
+	k := min(*n, int64(len(b)))
+	*n -= k
+	return b[k:]
 }

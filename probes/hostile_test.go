@@ -44,6 +44,16 @@ func hostileTarget(name, addr string) (probes.Kind, probes.Target) {
 	panic("no target for hostile peer " + name)
 }
 
+func startHostile(t *testing.T, name string) *hostile.Peer {
+	t.Helper()
+	p, err := hostile.Start(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
 // printable reports the first byte or rune of s a terminal would act on.
 func printable(s string) (rune, bool) {
 	if !utf8.ValidString(s) {
@@ -63,11 +73,7 @@ func TestHostilePeersFailHopsWithShortCleanReasons(t *testing.T) {
 	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
 	for _, name := range hostile.Names() {
 		t.Run(name, func(t *testing.T) {
-			p, err := hostile.Start(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Stop()
+			p := startHostile(t, name)
 			kind, tg := hostileTarget(name, p.Addr)
 			const timeout = 5 * time.Second
 			start := time.Now()
@@ -116,11 +122,7 @@ func TestHostileReasonsNameTheLimit(t *testing.T) {
 		"dns-escapes":            `CNAME loop`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			p, err := hostile.Start(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Stop()
+			p := startHostile(t, name)
 			kind, tg := hostileTarget(name, p.Addr)
 			wantFail(t, probes.Run(context.Background(), kind, &tg, 5*time.Second), want)
 		})
@@ -129,11 +131,7 @@ func TestHostileReasonsNameTheLimit(t *testing.T) {
 
 // A byte budget smaller than the flood ends the probe at the budget.
 func TestByteBudgetCutsAFloodAtTheLimit(t *testing.T) {
-	p, err := hostile.Start("http-endless-body")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop()
+	p := startHostile(t, "http-endless-body")
 	_, tg := hostileTarget("http-endless-body", p.Addr)
 	tg.MaxBodyBytes = 64 << 20
 	tg.MaxResponseBytes = 256 << 10

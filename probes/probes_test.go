@@ -237,31 +237,12 @@ func TestWebSocketRefusedUpgradeNamesTheStatus(t *testing.T) {
 // dnsServer answers from a fixed zone on loopback.
 func dnsServer(t *testing.T, h dns.HandlerFunc) string {
 	t.Helper()
-	// UDP and TCP on one port, as a resolver serves (truncated answers
-	// are asked again over TCP); the port UDP got may be taken for TCP.
-	var pc net.PacketConn
-	var ln net.Listener
-	var err error
-	for range 20 {
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-	}
+	srv, err := peers.DNS(h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go srv.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
-	}
-	return pc.LocalAddr().String()
+	t.Cleanup(srv.Stop)
+	return srv.Addr
 }
 
 func TestDNSAnswersAndFailures(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/hostile"
+	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/probes"
 )
 
@@ -268,29 +269,12 @@ func healthyAndHostileDNS(t *testing.T) string {
 	for _, name := range []string{"dns-escapes", "dns-garbage"} {
 		mux.HandleFunc(name+".example.test.", hostile.DNSHandler(name))
 	}
-	var pc net.PacketConn
-	var ln net.Listener
-	var err error
-	for range 20 {
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-	}
+	srv, err := peers.DNS(mux)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: mux}, {Listener: ln, Handler: mux}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go srv.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
-	}
-	return pc.LocalAddr().String()
+	t.Cleanup(srv.Stop)
+	return srv.Addr
 }
 
 func apiPaths(t *testing.T, listen string) []exporter.PathStatus {

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/allinx/hopprobe/internal/peers"
 )
 
 // Cap is the most a flood sends on one connection.
@@ -38,8 +40,7 @@ type Peer struct {
 	Passwords atomic.Int64
 
 	ln    net.Listener
-	udp   *dns.Server
-	tcp   *dns.Server
+	dns   *peers.Server
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns map[net.Conn]bool
@@ -50,9 +51,8 @@ func (p *Peer) Stop() {
 	if p.ln != nil {
 		p.ln.Close()
 	}
-	if p.udp != nil {
-		_ = p.udp.Shutdown()
-		_ = p.tcp.Shutdown()
+	if p.dns != nil {
+		p.dns.Stop()
 	}
 	p.mu.Lock()
 	for c := range p.conns {
@@ -266,32 +266,11 @@ func Start(name string) (*Peer, error) {
 }
 
 func startDNS(name string, h dns.HandlerFunc) (*Peer, error) {
-	var pc net.PacketConn
-	var ln net.Listener
-	var err error
-	// UDP and TCP on one port: the port UDP got may be taken for TCP.
-	for range 20 {
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			return nil, err
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-	}
+	srv, err := peers.DNS(h)
 	if err != nil {
 		return nil, err
 	}
-	p := &Peer{Name: name, Addr: pc.LocalAddr().String(),
-		udp: &dns.Server{PacketConn: pc, Handler: h}, tcp: &dns.Server{Listener: ln, Handler: h}}
-	started := make(chan struct{}, 2)
-	p.udp.NotifyStartedFunc = func() { started <- struct{}{} }
-	p.tcp.NotifyStartedFunc = func() { started <- struct{}{} }
-	p.wg.Go(func() { _ = p.udp.ActivateAndServe() })
-	p.wg.Go(func() { _ = p.tcp.ActivateAndServe() })
-	<-started
-	<-started
-	return p, nil
+	return &Peer{Name: name, Addr: srv.Addr, dns: srv}, nil
 }
 
 // readSome waits for the client's first bytes (a request, a startup

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/miekg/dns"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -509,4 +510,39 @@ func Hang() (*Server, error) {
 		wg.Wait()
 	}
 	return &Server{Addr: ln.Addr().String(), stop: stop}, nil
+}
+
+// DNS serves h on UDP and TCP at one fresh loopback port, as a resolver
+// does (a truncated UDP answer is asked again over TCP).
+func DNS(h dns.Handler) (*Server, error) {
+	var pc net.PacketConn
+	var ln net.Listener
+	var err error
+	// The port UDP got may be taken for TCP; try another.
+	for range 20 {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	servers := []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}}
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		wg.Go(func() { _ = srv.ActivateAndServe() })
+		<-started
+	}
+	return &Server{Addr: pc.LocalAddr().String(), stop: func() {
+		for _, srv := range servers {
+			_ = srv.Shutdown()
+		}
+		wg.Wait()
+	}}, nil
 }
