@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode"
@@ -149,19 +150,25 @@ func silentPeer(t *testing.T, udp bool) string {
 		t.Cleanup(func() { pc.Close() })
 		return pc.LocalAddr().String()
 	}
-	held := make(chan net.Conn, 64)
+	var mu sync.Mutex
+	var held []net.Conn
+	closed := false
 	t.Cleanup(func() {
-		close(held)
-		for c := range held {
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
+		for _, c := range held {
 			c.Close()
 		}
 	})
 	ln := serveLoopback(t, func(c net.Conn) {
-		select {
-		case held <- c:
-		default:
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
 			c.Close()
+			return
 		}
+		held = append(held, c)
 	})
 	return ln.Addr().String()
 }

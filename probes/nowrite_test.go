@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,16 +73,16 @@ func TestEtcdEveryEndpointNeedsALeader(t *testing.T) {
 // An answer with a hundred A records comes truncated over UDP (and,
 // without EDNS0, did not come at all); the probe asks again over TCP.
 func TestDNSLargeAnswerRetriesOverTCP(t *testing.T) {
-	var udpAsked, tcpAsked, edns bool
+	var udpAsked, tcpAsked, edns atomic.Bool
 	resolver := dnsServer(t, func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(q)
 		_, udp := w.RemoteAddr().(*net.UDPAddr)
 		if udp {
-			udpAsked = true
-			edns = q.IsEdns0() != nil
+			udpAsked.Store(true)
+			edns.Store(q.IsEdns0() != nil)
 		} else {
-			tcpAsked = true
+			tcpAsked.Store(true)
 		}
 		if q.Question[0].Qtype == dns.TypeA {
 			for i := range 100 {
@@ -96,8 +97,8 @@ func TestDNSLargeAnswerRetriesOverTCP(t *testing.T) {
 	})
 	r := run(t, probes.KindDNS, probes.Target{Host: "api.example.test", Resolver: resolver}, 2*time.Second)
 	wantOK(t, r)
-	if !udpAsked || !tcpAsked || !edns {
-		t.Fatalf("udp %v (EDNS0 %v), tcp %v", udpAsked, edns, tcpAsked)
+	if !udpAsked.Load() || !tcpAsked.Load() || !edns.Load() {
+		t.Fatalf("udp %v (EDNS0 %v), tcp %v", udpAsked.Load(), edns.Load(), tcpAsked.Load())
 	}
 	if n := strings.Count(r.Details["addresses"], "10.0."); n < 10 {
 		t.Fatalf("addresses %q", r.Details["addresses"])
