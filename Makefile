@@ -48,8 +48,8 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config
 	$(GO) test -run '^$$' -fuzz FuzzMatchRoute -fuzztime $(FUZZTIME) ./targets
-	$(GO) test -run '^$$' -fuzz FuzzReadKubeList -fuzztime $(FUZZTIME) ./targets
-	$(GO) test -run '^$$' -fuzz FuzzReadAPISIXExport -fuzztime $(FUZZTIME) ./targets
+	$(GO) test -run '^$$' -fuzz FuzzReadKubeList -fuzztime $(FUZZTIME) ./live
+	$(GO) test -run '^$$' -fuzz FuzzReadAPISIXExport -fuzztime $(FUZZTIME) ./live
 	for f in FuzzCheckJSON FuzzRedisInfo FuzzRESPFrames FuzzDNSAnswer FuzzRedact; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./probes || exit 1; done
 	$(GO) test -run '^$$' -fuzz FuzzTextWriter -fuzztime $(FUZZTIME) ./exporter

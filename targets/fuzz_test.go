@@ -1,7 +1,6 @@
 package targets_test
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 
@@ -34,47 +33,3 @@ func FuzzMatchRoute(f *testing.F) {
 	})
 }
 
-// FuzzReadKubeList: no kubectl export, however mangled, panics the
-// reader, the importer or the drift check. Seeds:
-// testdata/fuzz/FuzzReadKubeList.
-func FuzzReadKubeList(f *testing.F) {
-	cfg, err := config.Load("../config/allinx.yaml")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		inv, err := targets.ReadKubeList(bytes.NewReader(data))
-		if err != nil {
-			if err.Error() == "" {
-				t.Fatal("an error without a reason")
-			}
-			return
-		}
-		targets.ImportKube(inv, nil)
-		targets.KubeDrift(cfg, inv)
-	})
-}
-
-// FuzzReadAPISIXExport: no Admin API export, however mangled, panics the
-// reader, the route resolution or the route drift check. Seeds:
-// testdata/fuzz/FuzzReadAPISIXExport.
-func FuzzReadAPISIXExport(f *testing.F) {
-	cfg, err := config.Load("../config/allinx.yaml")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		e, err := targets.ReadAPISIXExport(bytes.NewReader(data))
-		if err != nil {
-			return
-		}
-		routes, err := e.Resolve()
-		if err != nil {
-			if err.Error() == "" {
-				t.Fatal("an error without a reason")
-			}
-			return
-		}
-		targets.RouteDrift(cfg, routes)
-	})
-}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/live"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -148,16 +149,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output string, kube kubeSource, stdout, stderr io.Writer) int {
 	// With the cluster at hand, each pod behind the Service and each node
 	// of a NodePort is its own hop, as `probe serve --discover` walks them.
-	var live *targets.Live
+	var seen *targets.Live
 	if kube.set() {
 		inv, err := readKube(ctx, kube)
 		if err != nil {
 			fmt.Fprintf(stderr, "reading %s: %v\n", kube, err)
 			return ExitBadArgs
 		}
-		live = targets.LiveFrom(inv).Documented(cfg)
+		seen = live.LiveFrom(inv).Documented(cfg)
 	}
-	paths, err := targets.ResolveLive(cfg, vantage, query, live)
+	paths, err := targets.ResolveLive(cfg, vantage, query, seen)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitBadArgs
@@ -278,7 +279,7 @@ func drawMap(ctx context.Context, cfg *config.Config, vantage, format string, wa
 
 // kubeClient connects to the live cluster; tests put a fake API server
 // in its place.
-var kubeClient = targets.KubeClient
+var kubeClient = live.KubeClient
 
 // kubeSource is where the live cluster is read from: a kubectl export
 // file, or the API itself.
@@ -296,7 +297,7 @@ func (k kubeSource) String() string {
 	return k.file
 }
 
-func readKube(ctx context.Context, src kubeSource) (*targets.KubeInventory, error) {
+func readKube(ctx context.Context, src kubeSource) (*live.KubeInventory, error) {
 	if src.cluster {
 		cs, err := kubeClient()
 		if err != nil {
@@ -304,7 +305,7 @@ func readKube(ctx context.Context, src kubeSource) (*targets.KubeInventory, erro
 		}
 		ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		return targets.KubeInventoryFrom(ctx, cs)
+		return live.KubeInventoryFrom(ctx, cs)
 	}
 	if src.file == "" {
 		return nil, fmt.Errorf("give the cluster as a file (kubectl get svc,endpointslices,nodes -A -o json > cluster.json) or --cluster")
@@ -314,7 +315,7 @@ func readKube(ctx context.Context, src kubeSource) (*targets.KubeInventory, erro
 		return nil, err
 	}
 	defer f.Close()
-	inv, err := targets.ReadKubeList(f)
+	inv, err := live.ReadKubeList(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src.file, err)
 	}
@@ -336,7 +337,7 @@ func drift(ctx context.Context, cfg *config.Config, kube kubeSource, apisixFile,
 			fmt.Fprintln(stderr, err)
 			return ExitBadArgs
 		}
-		items = append(items, targets.KubeDrift(cfg, inv)...)
+		items = append(items, live.KubeDrift(cfg, inv)...)
 		against = append(against, kube.String())
 	}
 	if apisixFile != "" || adminURL != "" {
@@ -345,7 +346,7 @@ func drift(ctx context.Context, cfg *config.Config, kube kubeSource, apisixFile,
 			fmt.Fprintln(stderr, err)
 			return ExitBadArgs
 		}
-		items = append(items, targets.RouteDrift(cfg, routes)...)
+		items = append(items, live.RouteDrift(cfg, routes)...)
 		against = append(against, src)
 	}
 	if output == "json" {
@@ -368,8 +369,8 @@ func drift(ctx context.Context, cfg *config.Config, kube kubeSource, apisixFile,
 }
 
 // readAPISIX reads the routes from an export file or the Admin API.
-func readAPISIX(ctx context.Context, file, adminURL string) ([]targets.APISIXRoute, string, error) {
-	var e *targets.APISIXExport
+func readAPISIX(ctx context.Context, file, adminURL string) ([]live.APISIXRoute, string, error) {
+	var e *live.APISIXExport
 	var err error
 	src := file
 	if adminURL != "" {
@@ -379,7 +380,7 @@ func readAPISIX(ctx context.Context, file, adminURL string) ([]targets.APISIXRou
 		var f *os.File
 		if f, err = os.Open(file); err == nil {
 			defer f.Close()
-			e, err = targets.ReadAPISIXExport(f)
+			e, err = live.ReadAPISIXExport(f)
 		}
 	}
 	if err != nil {
@@ -394,7 +395,7 @@ func readAPISIX(ctx context.Context, file, adminURL string) ([]targets.APISIXRou
 
 // fetchAPISIX reads routes, services and upstreams from the Admin API.
 // The key goes in the X-API-KEY header only; it is never printed.
-func fetchAPISIX(ctx context.Context, base, key string) (*targets.APISIXExport, error) {
+func fetchAPISIX(ctx context.Context, base, key string) (*live.APISIXExport, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	parts := map[string]json.RawMessage{}
@@ -419,7 +420,7 @@ func fetchAPISIX(ctx context.Context, base, key string) (*targets.APISIXExport, 
 		parts[what] = body
 	}
 	all, _ := json.Marshal(parts)
-	return targets.ReadAPISIXExport(bytes.NewReader(all))
+	return live.ReadAPISIXExport(bytes.NewReader(all))
 }
 
 // importAPISIX prints APISIX's routes as topology routes to merge by hand.
@@ -466,7 +467,7 @@ func importKube(ctx context.Context, cfg *config.Config, from kubeSource, stdout
 			namespaces = append(namespaces, s.Namespace)
 		}
 	}
-	svcs, nodes := targets.ImportKube(inv, namespaces)
+	svcs, nodes := live.ImportKube(inv, namespaces)
 	fmt.Fprintf(stdout, "# Imported from %s: Services of %s and the Nodes. Merge by hand:\n# roles, protocols and data-store edges are not in the cluster.\n", from, strings.Join(namespaces, ", "))
 	enc := yaml.NewEncoder(stdout)
 	enc.SetIndent(2)

@@ -496,18 +496,18 @@ func waitMetric(t *testing.T, listen, prefix string, ok func(float64) bool) floa
 // probe drift: the planted differences, exit 1; the documents' own
 // inventory, exit 0. probe import kube emits a topology that loads.
 func TestDriftAndImportKubeFromKubectlJSON(t *testing.T) {
-	code, out, errs := probe(t, "drift", "--config", "../../config/allinx.yaml", "--kube", "../../targets/testdata/kube/drifted.json", "--output", "json")
+	code, out, errs := probe(t, "drift", "--config", "../../config/allinx.yaml", "--kube", "../../live/testdata/kube/drifted.json", "--output", "json")
 	var doc struct {
 		Drift []struct{ Kind, Subject string }
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil || code != cli.ExitBroken || len(doc.Drift) != 6 {
 		t.Fatalf("exit %d, %d items (%v)\n%s%s", code, len(doc.Drift), err, out, errs)
 	}
-	code, out, errs = probe(t, "drift", "--config", "../../config/allinx.yaml", "--kube", "../../targets/testdata/kube/inventory.json")
+	code, out, errs = probe(t, "drift", "--config", "../../config/allinx.yaml", "--kube", "../../live/testdata/kube/inventory.json")
 	if code != cli.ExitOK || !strings.Contains(out, "0 difference(s)") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
-	code, out, errs = probe(t, "import", "kube", "--config", "../../config/allinx.yaml", "--from", "../../targets/testdata/kube/inventory.json")
+	code, out, errs = probe(t, "import", "kube", "--config", "../../config/allinx.yaml", "--from", "../../live/testdata/kube/inventory.json")
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -535,7 +535,7 @@ func TestDriftAndImportKubeFromKubectlJSON(t *testing.T) {
 // Route drift from the APISIX Admin API itself: the key goes in the
 // X-API-KEY header and nowhere else.
 func TestDriftReadsTheAPISIXAdminAPI(t *testing.T) {
-	raw, err := os.ReadFile("../../targets/testdata/apisix/routes-drifted.json")
+	raw, err := os.ReadFile("../../live/testdata/apisix/routes-drifted.json")
 	if err != nil {
 		t.Fatal(err)
 	}

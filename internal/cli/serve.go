@@ -23,6 +23,7 @@ import (
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/live"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -40,14 +41,14 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		}
 		return c.Vantage
 	}
-	// inv is discovery's last inventory and live what it says of the
+	// inv is discovery's last inventory and seen what it says of the
 	// documented Services (both nil without discovery, or before its first
 	// list); every generation of paths is built from the topology file and
-	// live, and drift checks read inv instead of listing the cluster again.
-	var inv *targets.KubeInventory
-	var live *targets.Live
+	// seen, and drift checks read inv instead of listing the cluster again.
+	var inv *live.KubeInventory
+	var seen *targets.Live
 	expand := func(c *config.Config) ([]*targets.Path, error) {
-		return targets.ExpandLive(c, vantageOf(c), live)
+		return targets.ExpandLive(c, vantageOf(c), seen)
 	}
 	paths, err := expand(cfg)
 	if err != nil {
@@ -69,7 +70,7 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 	defer cancel()
 	// The watch hands over the latest inventory; one not yet taken is
 	// replaced, never queued.
-	discovered := make(chan *targets.KubeInventory, 1)
+	discovered := make(chan *live.KubeInventory, 1)
 	if lopts.discover {
 		cs, err := kubeClient()
 		if err != nil {
@@ -79,9 +80,9 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		exp.EnableDiscovery()
 		// client-go logs through klog; its retries belong in our log.
 		klog.SetSlogLogger(log.With("component", "client-go"))
-		w := &targets.KubeWatch{Settle: lopts.settle, Log: log}
+		w := &live.KubeWatch{Settle: lopts.settle, Log: log}
 		checks.Go(func() {
-			w.Run(ctx, cs, func(next *targets.KubeInventory) {
+			w.Run(ctx, cs, func(next *live.KubeInventory) {
 				select {
 				case <-discovered:
 				default:
@@ -159,7 +160,7 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		next, err := config.Load(cfg.File)
 		if err == nil {
 			if inv != nil {
-				live = targets.LiveFrom(inv).Documented(next)
+				seen = live.LiveFrom(inv).Documented(next)
 			}
 			paths, err = expand(next)
 		}
@@ -187,15 +188,15 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		case next := <-discovered:
 			first := inv == nil
 			inv = next
-			l := targets.LiveFrom(inv).Documented(current)
-			changed := !reflect.DeepEqual(l, live)
+			l := live.LiveFrom(inv).Documented(current)
+			changed := !reflect.DeepEqual(l, seen)
 			if changed {
 				next, err := targets.ExpandLive(current, vantageOf(current), l)
 				if err != nil { // the vantage was checked when current loaded
 					log.Error("discovery: paths not rebuilt", "error", err)
 					continue
 				}
-				live, paths = l, next
+				seen, paths = l, next
 				swap(paths)
 				log.Info("discovery changed the paths", "sees", l.String(), "paths", len(paths))
 			}
@@ -268,8 +269,8 @@ func (d liveOpts) enabled() bool { return d.kube.set() || d.apisixFile != "" || 
 // check compares cfg with the live side, and counts the Services compared
 // (-1 when the cluster is not read). inv, when discovery has one, is the
 // cluster; else the cluster is read.
-func (d liveOpts) check(ctx context.Context, cfg *config.Config, inv *targets.KubeInventory) (items []targets.DriftItem, documented, live int, err error) {
-	documented, live = -1, -1 // unknown without the cluster
+func (d liveOpts) check(ctx context.Context, cfg *config.Config, inv *live.KubeInventory) (items []targets.DriftItem, documented, inCluster int, err error) {
+	documented, inCluster = -1, -1 // unknown without the cluster
 	if d.kube.set() {
 		if inv == nil {
 			inv, err = readKube(ctx, d.kube)
@@ -277,15 +278,15 @@ func (d liveOpts) check(ctx context.Context, cfg *config.Config, inv *targets.Ku
 				return nil, 0, 0, err
 			}
 		}
-		documented, live = targets.ServiceCounts(cfg, inv)
-		items = append(items, targets.KubeDrift(cfg, inv)...)
+		documented, inCluster = live.ServiceCounts(cfg, inv)
+		items = append(items, live.KubeDrift(cfg, inv)...)
 	}
 	if d.apisixFile != "" || d.adminURL != "" {
 		routes, _, err := readAPISIX(ctx, d.apisixFile, d.adminURL)
 		if err != nil {
 			return nil, 0, 0, err
 		}
-		items = append(items, targets.RouteDrift(cfg, routes)...)
+		items = append(items, live.RouteDrift(cfg, routes)...)
 	}
-	return items, documented, live, nil
+	return items, documented, inCluster, nil
 }

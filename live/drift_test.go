@@ -1,4 +1,4 @@
-package targets_test
+package live_test
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/targets"
+	"github.com/allinx/hopprobe/live"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/{kube,apisix}/*.json from config/allinx.yaml")
@@ -151,9 +151,9 @@ func fixtureBytes(t testing.TB, path string, build func() []byte) []byte {
 	return b
 }
 
-func fixture(t testing.TB, name string, build func() []byte) *targets.KubeInventory {
+func fixture(t testing.TB, name string, build func() []byte) *live.KubeInventory {
 	t.Helper()
-	inv, err := targets.ReadKubeList(bytes.NewReader(fixtureBytes(t, "testdata/kube/"+name, build)))
+	inv, err := live.ReadKubeList(bytes.NewReader(fixtureBytes(t, "testdata/kube/"+name, build)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,10 +163,10 @@ func fixture(t testing.TB, name string, build func() []byte) *targets.KubeInvent
 func TestDriftAgainstTheDocumentedInventoryIsEmpty(t *testing.T) {
 	cfg := allinx(t)
 	inv := fixture(t, "inventory.json", func() []byte { return kubeList(t, cfg, nil) })
-	if d := targets.KubeDrift(cfg, inv); len(d) != 0 {
+	if d := live.KubeDrift(cfg, inv); len(d) != 0 {
 		t.Fatalf("the documents' own inventory drifts: %+v", d)
 	}
-	svcs, nodes := targets.ImportKube(inv, nil)
+	svcs, nodes := live.ImportKube(inv, nil)
 	if len(nodes) != 3 || len(svcs) != len(inv.Services) {
 		t.Fatalf("import: %d services, %d nodes", len(svcs), len(nodes))
 	}
@@ -176,7 +176,7 @@ func TestDriftReportsExactlyThePlantedDifferences(t *testing.T) {
 	cfg := allinx(t)
 	inv := fixture(t, "drifted.json", func() []byte { return kubeList(t, cfg, plant) })
 	var got []string
-	for _, d := range targets.KubeDrift(cfg, inv) {
+	for _, d := range live.KubeDrift(cfg, inv) {
 		got = append(got, d.Kind+" "+d.Subject+": "+d.Detail)
 	}
 	want := []string{
@@ -193,11 +193,11 @@ func TestDriftReportsExactlyThePlantedDifferences(t *testing.T) {
 }
 
 func TestReadKubeListRejectsOtherKinds(t *testing.T) {
-	_, err := targets.ReadKubeList(strings.NewReader(`{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"x"}}]}`))
+	_, err := live.ReadKubeList(strings.NewReader(`{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"x"}}]}`))
 	if err == nil || !strings.Contains(err.Error(), "item 0 is a Pod") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := targets.ReadKubeList(strings.NewReader(`{"kind":"Service"}`)); err == nil {
+	if _, err := live.ReadKubeList(strings.NewReader(`{"kind":"Service"}`)); err == nil {
 		t.Fatal("a single object is not a kubectl list")
 	}
 }
@@ -211,18 +211,18 @@ func TestKubeInventoryFromTheAPIMatchesTheExport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		exported, err := targets.ReadKubeList(bytes.NewReader(b))
+		exported, err := live.ReadKubeList(bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)
 		}
-		live, err := targets.KubeInventoryFrom(t.Context(), fake.NewClientset(apiObjects(exported)...))
+		listed, err := live.KubeInventoryFrom(t.Context(), fake.NewClientset(apiObjects(exported)...))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(live.Services) != len(exported.Services) || len(live.Nodes) != 3 {
-			t.Fatalf("%s: listed %d services and %d nodes", file, len(live.Services), len(live.Nodes))
+		if len(listed.Services) != len(exported.Services) || len(listed.Nodes) != 3 {
+			t.Fatalf("%s: listed %d services and %d nodes", file, len(listed.Services), len(listed.Nodes))
 		}
-		if got := len(targets.KubeDrift(cfg, live)); got != want {
+		if got := len(live.KubeDrift(cfg, listed)); got != want {
 			t.Errorf("%s through the API: %d drift items, want %d", file, got, want)
 		}
 	}

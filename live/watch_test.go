@@ -1,4 +1,4 @@
-package targets_test
+package live_test
 
 import (
 	"context"
@@ -21,17 +21,17 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/allinx/hopprobe/internal/kubetest"
-	"github.com/allinx/hopprobe/targets"
+	"github.com/allinx/hopprobe/live"
 )
 
 // watchedClientset is a fake API server holding inv; the channel closes
 // once discovery's three informers watch it.
-func watchedClientset(inv *targets.KubeInventory) (*fake.Clientset, <-chan struct{}) {
+func watchedClientset(inv *live.KubeInventory) (*fake.Clientset, <-chan struct{}) {
 	return kubetest.Clientset(3, apiObjects(inv)...)
 }
 
 // apiObjects are inv's objects, to load into a fake API server.
-func apiObjects(inv *targets.KubeInventory) []runtime.Object {
+func apiObjects(inv *live.KubeInventory) []runtime.Object {
 	var objs []runtime.Object
 	for i := range inv.Services {
 		objs = append(objs, &inv.Services[i])
@@ -45,7 +45,7 @@ func apiObjects(inv *targets.KubeInventory) []runtime.Object {
 	return objs
 }
 
-func receive(t *testing.T, ch <-chan *targets.KubeInventory, what string) *targets.KubeInventory {
+func receive(t *testing.T, ch <-chan *live.KubeInventory, what string) *live.KubeInventory {
 	t.Helper()
 	select {
 	case inv := <-ch:
@@ -61,18 +61,18 @@ func receive(t *testing.T, ch <-chan *targets.KubeInventory, what string) *targe
 func TestKubeWatchFollowsTheCluster(t *testing.T) {
 	cfg := allinx(t)
 	inv := fixture(t, "inventory.json", func() []byte { return kubeList(t, cfg, nil) })
-	want := targets.LiveFrom(inv)
+	want := live.LiveFrom(inv)
 	cs, watching := watchedClientset(inv)
 
-	snaps := make(chan *targets.KubeInventory, 100)
-	w := &targets.KubeWatch{Settle: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	snaps := make(chan *live.KubeInventory, 100)
+	w := &live.KubeWatch{Settle: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var done sync.WaitGroup
 	ctx, cancel := context.WithCancel(t.Context())
-	done.Go(func() { w.Run(ctx, cs, func(inv *targets.KubeInventory) { snaps <- inv }) })
+	done.Go(func() { w.Run(ctx, cs, func(inv *live.KubeInventory) { snaps <- inv }) })
 	defer func() { cancel(); done.Wait() }()
 
 	first := receive(t, snaps, "the initial list")
-	if got := targets.LiveFrom(first); !reflect.DeepEqual(got, want) {
+	if got := live.LiveFrom(first); !reflect.DeepEqual(got, want) {
 		t.Fatalf("first snapshot differs from the cluster: %s, want %s", got, want)
 	}
 	<-watching
@@ -110,7 +110,7 @@ func TestKubeWatchFollowsTheCluster(t *testing.T) {
 
 	seen := 0
 	for {
-		l := targets.LiveFrom(receive(t, snaps, "the burst of changes"))
+		l := live.LiveFrom(receive(t, snaps, "the burst of changes"))
 		seen++
 		ws := l.Services["morph/morph-futuresws-app"]
 		if len(l.Nodes) == 4 && l.Services["landry/landry-userserver-web"] == nil && !ws.Endpoints[0].Ready && ws.Endpoints[1].Ready {
@@ -132,11 +132,11 @@ func TestKubeWatchSaysWhenItCannotList(t *testing.T) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "nodes"}, "", errors.New("RBAC: access denied"))
 	})
 	var logged syncBuffer
-	w := &targets.KubeWatch{Settle: time.Millisecond, SyncWarn: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&logged, nil))}
+	w := &live.KubeWatch{Settle: time.Millisecond, SyncWarn: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&logged, nil))}
 	ctx, cancel := context.WithCancel(t.Context())
 	var done sync.WaitGroup
 	called := false
-	done.Go(func() { w.Run(ctx, cs, func(*targets.KubeInventory) { called = true }) })
+	done.Go(func() { w.Run(ctx, cs, func(*live.KubeInventory) { called = true }) })
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(logged.String(), "may get, list and watch services, endpointslices and nodes") {
 		if time.Now().After(deadline) {

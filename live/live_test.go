@@ -1,4 +1,4 @@
-package targets_test
+package live_test
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/live"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -36,11 +37,11 @@ func hopNames(p *targets.Path) []string {
 
 func TestLiveFromTheDocumentedInventory(t *testing.T) {
 	cfg := allinx(t)
-	live := targets.LiveFrom(fixture(t, "inventory.json", func() []byte { return kubeList(t, cfg, nil) }))
-	if len(live.Nodes) != 3 || live.Nodes[0].InternalIP != "10.0.10.11" {
-		t.Fatalf("nodes: %+v", live.Nodes)
+	seen := live.LiveFrom(fixture(t, "inventory.json", func() []byte { return kubeList(t, cfg, nil) }))
+	if len(seen.Nodes) != 3 || seen.Nodes[0].InternalIP != "10.0.10.11" {
+		t.Fatalf("nodes: %+v", seen.Nodes)
 	}
-	ws := live.Services["morph/morph-futuresws-app"]
+	ws := seen.Services["morph/morph-futuresws-app"]
 	if ws == nil || len(ws.Endpoints) != 2 {
 		t.Fatalf("futuresws endpoints: %+v", ws)
 	}
@@ -50,14 +51,14 @@ func TestLiveFromTheDocumentedInventory(t *testing.T) {
 		}
 	}
 	// A two-port Service maps each port through its name.
-	if e := live.Services["landry/landry-trans-web"].Endpoints[0]; e.Ports[8080] != 8080 || e.Ports[9000] != 9000 {
+	if e := seen.Services["landry/landry-trans-web"].Endpoints[0]; e.Ports[8080] != 8080 || e.Ports[9000] != 9000 {
 		t.Errorf("trans-web ports: %v", e.Ports)
 	}
-	if np := live.Services["landry/landry-trans-web"].NodePorts; np[8080] != 31603 || np[9000] != 31562 {
+	if np := seen.Services["landry/landry-trans-web"].NodePorts; np[8080] != 31603 || np[9000] != 31562 {
 		t.Errorf("trans-web node ports: %v", np)
 	}
-	nodes, ready, notReady, omitted := live.Documented(cfg).Counts()
-	if nodes != 3 || ready != 2*len(live.Services) || notReady != 0 || omitted != 0 {
+	nodes, ready, notReady, omitted := seen.Documented(cfg).Counts()
+	if nodes != 3 || ready != 2*len(seen.Services) || notReady != 0 || omitted != 0 {
 		t.Errorf("counts: %d nodes, %d ready, %d not ready, %d omitted", nodes, ready, notReady, omitted)
 	}
 }
@@ -67,8 +68,8 @@ func TestLiveFromTheDocumentedInventory(t *testing.T) {
 // pods and the pods on the Service's stores.
 func TestExpandLiveAddsAHopPerPod(t *testing.T) {
 	cfg := allinx(t)
-	live := targets.LiveFrom(fixture(t, "inventory.json", func() []byte { return kubeList(t, cfg, nil) }))
-	paths, err := targets.ExpandLive(cfg, config.VantageCluster, live)
+	seen := live.LiveFrom(fixture(t, "inventory.json", func() []byte { return kubeList(t, cfg, nil) }))
+	paths, err := targets.ExpandLive(cfg, config.VantageCluster, seen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestExpandLiveAddsAHopPerPod(t *testing.T) {
 		return i
 	}
 	svc, store := at("service"), at("futuresnewredis")
-	eps := live.Services["morph/morph-futuresws-app"].Endpoints
+	eps := seen.Services["morph/morph-futuresws-app"].Endpoints
 	for _, e := range eps {
 		i := at("pod/" + e.Pod)
 		h := p.Hops[i]
@@ -134,8 +135,8 @@ func TestExpandLiveNodePortsFollowTheCluster(t *testing.T) {
 	// One node goes NotReady, one has an external address.
 	inv.Nodes[2].Status.Conditions[0].Status = corev1.ConditionFalse
 	inv.Nodes[1].Status.Addresses = append(inv.Nodes[1].Status.Addresses, corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "203.0.113.7"})
-	live := targets.LiveFrom(inv)
-	paths, err := targets.ExpandLive(cfg, config.VantageCluster, live)
+	seen := live.LiveFrom(inv)
+	paths, err := targets.ExpandLive(cfg, config.VantageCluster, seen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestExpandLiveNodePortsFollowTheCluster(t *testing.T) {
 		t.Errorf("cluster vantage node port hops:\n got %v\nwant %v", got, want)
 	}
 	// From outside, a node's external address is the one to try.
-	ext, _ := targets.ExpandLive(cfg, "external", live)
+	ext, _ := targets.ExpandLive(cfg, "external", seen)
 	for _, h := range pathByID(t, ext, "nodeport/landry/landry-trans-web").Hops {
 		if strings.HasPrefix(h.Name, "ip-10-0-10-12") && !strings.HasPrefix(h.Target.Address, "203.0.113.7:") {
 			t.Errorf("external vantage probes %s at %s", h.Name, h.Target.Address)
@@ -185,7 +186,7 @@ func TestExpandLiveNodePortsFollowTheCluster(t *testing.T) {
 }
 
 func TestLiveCapsPodsPerService(t *testing.T) {
-	inv := &targets.KubeInventory{Services: []corev1.Service{{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: "ns"},
+	inv := &live.KubeInventory{Services: []corev1.Service{{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: "ns"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}}}
 	sl := discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "big-1", Namespace: "ns",
 		Labels: map[string]string{discoveryv1.LabelServiceName: "big"}},
@@ -204,7 +205,7 @@ func TestLiveCapsPodsPerService(t *testing.T) {
 	v6.Endpoints[0].Addresses = []string{"2001:db8::1"}
 	v6.Endpoints[1].Addresses = []string{"fd00::2"}
 	inv.EndpointSlices = []discoveryv1.EndpointSlice{*v6, sl, *dup}
-	ls := targets.LiveFrom(inv).Services["ns/big"]
+	ls := live.LiveFrom(inv).Services["ns/big"]
 	if len(ls.Endpoints) != targets.MaxEndpointsPerService || ls.Omitted != 8 {
 		t.Fatalf("%d endpoints, %d omitted", len(ls.Endpoints), ls.Omitted)
 	}
@@ -251,7 +252,7 @@ func BenchmarkDiscoveryChange(b *testing.B) {
 	b.Run("live", func(b *testing.B) {
 		hops := 0
 		for b.Loop() {
-			paths, err := targets.ExpandLive(cfg, config.VantageCluster, targets.LiveFrom(inv).Documented(cfg))
+			paths, err := targets.ExpandLive(cfg, config.VantageCluster, live.LiveFrom(inv).Documented(cfg))
 			if err != nil {
 				b.Fatal(err)
 			}

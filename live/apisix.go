@@ -1,4 +1,4 @@
-package targets
+package live
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/targets"
 )
 
 // APISIXExport is the three APISIX 3.x Admin API listings, each exactly
@@ -173,14 +174,14 @@ func upstreamService(u *apisixUpstream) (string, error) {
 }
 
 // RouteDrift compares the documented routes with APISIX's.
-func RouteDrift(cfg *config.Config, live []APISIXRoute) []DriftItem {
+func RouteDrift(cfg *config.Config, live []APISIXRoute) []targets.DriftItem {
 	type key struct{ host, path string }
 	liveBy := map[key]APISIXRoute{}
 	for _, r := range live {
 		liveBy[key{r.Host, r.Path}] = r
 	}
 	documented := map[key]bool{}
-	var out []DriftItem
+	var out []targets.DriftItem
 	for _, r := range cfg.Routes {
 		for _, h := range r.Hosts {
 			k := key{strings.ToLower(h), r.Path}
@@ -189,28 +190,21 @@ func RouteDrift(cfg *config.Config, live []APISIXRoute) []DriftItem {
 			subject := h + r.Path
 			switch {
 			case !ok:
-				out = append(out, DriftItem{Kind: DriftRouteMissing, Subject: subject, Detail: "documented route to " + r.Service + " is not in APISIX"})
+				out = append(out, targets.DriftItem{Kind: targets.DriftRouteMissing, Subject: subject, Detail: "documented route to " + r.Service + " is not in APISIX"})
 			case l.Service != r.Service:
-				out = append(out, DriftItem{Kind: DriftRouteUpstream, Subject: subject,
+				out = append(out, targets.DriftItem{Kind: targets.DriftRouteUpstream, Subject: subject,
 					Detail: fmt.Sprintf("documented upstream %s, APISIX route %s sends it to %s", r.Service, l.ID, l.Service)})
 			}
 		}
 	}
 	for k, l := range liveBy {
 		if !documented[k] {
-			out = append(out, DriftItem{Kind: DriftRouteUndocumented, Subject: k.host + k.path,
+			out = append(out, targets.DriftItem{Kind: targets.DriftRouteUndocumented, Subject: k.host + k.path,
 				Detail: fmt.Sprintf("APISIX route %s to %s is not documented", l.ID, l.Service)})
 		}
 	}
-	slices.SortFunc(out, func(a, b DriftItem) int {
+	slices.SortFunc(out, func(a, b targets.DriftItem) int {
 		return strings.Compare(a.Subject+"\x00"+a.Kind, b.Subject+"\x00"+b.Kind)
 	})
 	return out
 }
-
-// Route drift kinds.
-const (
-	DriftRouteMissing      = "route-missing"
-	DriftRouteUpstream     = "route-upstream-differs"
-	DriftRouteUndocumented = "route-undocumented"
-)

@@ -1,4 +1,4 @@
-package targets_test
+package live_test
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/targets"
+	"github.com/allinx/hopprobe/live"
 )
 
 // apisixExport builds, in the APISIX 3.x Admin API format, the routes the
@@ -70,10 +70,10 @@ func apisixExport(t *testing.T, cfg *config.Config, edit func(routes *[]map[stri
 	return append(out, '\n')
 }
 
-func readExport(t *testing.T, name string, build func() []byte) []targets.APISIXRoute {
+func readExport(t *testing.T, name string, build func() []byte) []live.APISIXRoute {
 	t.Helper()
 	inv := fixtureBytes(t, "testdata/apisix/"+name, build)
-	e, err := targets.ReadAPISIXExport(bytes.NewReader(inv))
+	e, err := live.ReadAPISIXExport(bytes.NewReader(inv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,18 +86,18 @@ func readExport(t *testing.T, name string, build func() []byte) []targets.APISIX
 
 func TestRouteDriftAgainstTheDocumentedRoutesIsEmpty(t *testing.T) {
 	cfg := allinx(t)
-	live := readExport(t, "routes.json", func() []byte { return apisixExport(t, cfg, nil) })
-	if d := targets.RouteDrift(cfg, live); len(d) != 0 {
+	routes := readExport(t, "routes.json", func() []byte { return apisixExport(t, cfg, nil) })
+	if d := live.RouteDrift(cfg, routes); len(d) != 0 {
 		t.Fatalf("the documents' own routes drift: %+v", d)
 	}
 	// The futures WebSocket goes where the documents say, through APISIX's
 	// own objects (upstream_id or service_id, map or list nodes).
 	found := false
-	for _, r := range live {
+	for _, r := range routes {
 		found = found || (r.Host == "api.allinpro.com" && r.Path == "/futures/ws*" && r.Service == "morph/morph-futuresws-app:8080")
 	}
 	if !found {
-		t.Fatalf("api.allinpro.com/futures/ws* not resolved to morph/morph-futuresws-app:8080: %+v", live)
+		t.Fatalf("api.allinpro.com/futures/ws* not resolved to morph/morph-futuresws-app:8080: %+v", routes)
 	}
 }
 
@@ -122,9 +122,9 @@ func TestRouteDriftReportsExactlyThePlantedDifferences(t *testing.T) {
 			"upstream_id": "u-landry-landry-spotapi-web-8080", "status": 1})
 		*routes = kept
 	}
-	live := readExport(t, "routes-drifted.json", func() []byte { return apisixExport(t, cfg, plant) })
+	routes := readExport(t, "routes-drifted.json", func() []byte { return apisixExport(t, cfg, plant) })
 	var got []string
-	for _, d := range targets.RouteDrift(cfg, live) {
+	for _, d := range live.RouteDrift(cfg, routes) {
 		got = append(got, d.Kind+" "+d.Subject)
 	}
 	want := []string{
