@@ -32,4 +32,3 @@ func FuzzMatchRoute(f *testing.F) {
 		_, _ = targets.Resolve(cfg, config.VantageCluster, host+path)
 	})
 }
-
