@@ -12,19 +12,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"reflect"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"k8s.io/klog/v2"
 
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/live"
-	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/runner"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -35,22 +32,11 @@ import (
 // discovery the paths also follow the cluster (nodes, node ports, pods).
 func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, lopts liveOpts, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	vantageOf := func(c *config.Config) string {
-		if vantageFlag != "" {
-			return vantageFlag
-		}
-		return c.Vantage
+	opts := runner.Options{Vantage: vantageFlag, Log: log}
+	if lopts.enabled() {
+		opts.Drift = lopts.check
 	}
-	// inv is discovery's last inventory and seen what it says of the
-	// documented Services (both nil without discovery, or before its first
-	// list); every generation of paths is built from the topology file and
-	// seen, and drift checks read inv instead of listing the cluster again.
-	var inv *live.KubeInventory
-	var seen *targets.Live
-	expand := func(c *config.Config) ([]*targets.Path, error) {
-		return targets.ExpandLive(c, vantageOf(c), seen)
-	}
-	paths, err := expand(cfg)
+	r, err := runner.New(cfg, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitBadArgs
@@ -61,11 +47,10 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	exp := exporter.New(paths)
-	// Drift checks and discovery run beside the loop; every return ends
-	// them (cancel runs before Wait) and waits for them.
-	var checks sync.WaitGroup
-	defer checks.Wait()
+	// Discovery runs beside the loop; every return ends it (cancel runs
+	// before Wait) and waits for it.
+	var watching sync.WaitGroup
+	defer watching.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The watch hands over the latest inventory; one not yet taken is
@@ -77,11 +62,11 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 			fmt.Fprintf(stderr, "--discover: %v\n", err)
 			return ExitBadArgs
 		}
-		exp.EnableDiscovery()
+		r.Exporter().EnableDiscovery()
 		// client-go logs through klog; its retries belong in our log.
 		klog.SetSlogLogger(log.With("component", "client-go"))
 		w := &live.KubeWatch{Settle: lopts.settle, Log: log}
-		checks.Go(func() {
+		watching.Go(func() {
 			w.Run(ctx, cs, func(next *live.KubeInventory) {
 				select {
 				case <-discovered:
@@ -94,46 +79,26 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 	// Parsing a large topology leaves scratch memory behind; hand it back
 	// before the long run so that RSS reflects the steady state.
 	debug.FreeOSMemory()
-	// One walker for every generation of the topology: its concurrency cap
-	// and shared-hop cache outlive reloads.
-	walker := scheduler.NewWalker(cfg.Defaults.Concurrency)
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "cannot listen on %s: %v\n", listen, err)
 		return ExitBadArgs
 	}
-	srv := &http.Server{Handler: exp.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: r.Exporter().Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "error", err)
 		}
 	}()
-	log.Info("serving", "config", cfg.File, "vantage", vantageOf(cfg), "paths", len(paths),
+	log.Info("serving", "config", cfg.File, "vantage", r.Vantage(), "paths", r.Paths(),
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "status", "http://"+ln.Addr().String()+"/api/v1/paths")
 
-	gen := startGeneration(ctx, walker, paths, exp, log)
-	current := cfg
-	var checking atomic.Bool
-	checkDrift := func() {
-		if !lopts.enabled() || !checking.CompareAndSwap(false, true) {
-			return // none configured, or the last check is still running
-		}
-		c, cached := current, inv
-		checks.Go(func() {
-			defer checking.Store(false)
-			items, documented, liveCount, err := lopts.check(ctx, c, cached)
-			exp.SetDrift(items, documented, liveCount, err)
-			if err != nil {
-				log.Error("drift check failed", "error", err)
-			} else if len(items) > 0 {
-				log.Warn("topology drift", "differences", len(items))
-			}
-		})
-	}
+	r.Start(ctx)
+	defer r.Stop()
 	// With discovery the first drift check waits for its first list
 	// rather than listing the cluster a second time.
 	if !lopts.discover {
-		checkDrift()
+		r.CheckDrift(ctx)
 	}
 	var driftTick <-chan time.Time
 	if lopts.enabled() && lopts.every > 0 {
@@ -148,98 +113,29 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		defer t.Stop()
 		tick = t.C
 	}
-	swap := func(next []*targets.Path) {
-		// The old generation's walks in flight are cancelled and dropped
-		// before the exported set changes, so that no stale result lands
-		// after it.
-		gen.stop()
-		exp.SetPaths(next)
-		gen = startGeneration(ctx, walker, next, exp, log)
-	}
-	reload := func(why string) {
-		next, err := config.Load(cfg.File)
-		if err == nil {
-			if inv != nil {
-				seen = live.LiveFrom(inv).Documented(next)
-			}
-			paths, err = expand(next)
-		}
-		exp.Reloaded(err)
-		if err != nil {
-			log.Error("topology not reloaded; the running one stays", "trigger", why, "error", err)
-			return
-		}
-		swap(paths)
-		current = next
-		log.Info("topology reloaded", "trigger", why, "paths", len(paths))
-		checkDrift()
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			gen.stop()
+			r.Stop()
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(shutdown)
 			log.Info("stopped")
 			return ExitOK
 		case <-driftTick:
-			checkDrift()
-		case next := <-discovered:
-			first := inv == nil
-			inv = next
-			l := live.LiveFrom(inv).Documented(current)
-			changed := !reflect.DeepEqual(l, seen)
-			if changed {
-				next, err := targets.ExpandLive(current, vantageOf(current), l)
-				if err != nil { // the vantage was checked when current loaded
-					log.Error("discovery: paths not rebuilt", "error", err)
-					continue
-				}
-				seen, paths = l, next
-				swap(paths)
-				log.Info("discovery changed the paths", "sees", l.String(), "paths", len(paths))
-			}
-			nodes, ready, notReady, omitted := l.Counts() // l is Documented already
-			exp.SetDiscovery(nodes, ready, notReady, omitted, changed)
-			if changed || first {
-				checkDrift()
-			}
+			r.CheckDrift(ctx)
+		case inv := <-discovered:
+			r.Discovered(ctx, inv)
 		case <-hup:
 			sum = fileSum(cfg.File)
-			reload("SIGHUP")
+			r.Reload(ctx, "SIGHUP")
 		case <-tick:
 			if s := fileSum(cfg.File); s != nil && !bytes.Equal(s, sum) {
 				sum = s
-				reload("file changed")
+				r.Reload(ctx, "file changed")
 			}
 		}
 	}
-}
-
-// generation is one scheduler run over one version of the topology.
-type generation struct {
-	cancel context.CancelFunc
-	done   sync.WaitGroup
-}
-
-func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.Path, exp *exporter.Exporter, log *slog.Logger) *generation {
-	ctx, cancel := context.WithCancel(ctx)
-	g := &generation{cancel: cancel}
-	s := &scheduler.Scheduler{Walker: w, Paths: paths, OnResult: func(r scheduler.PathResult) {
-		exp.Observe(r)
-		if !r.Success && r.FirstFailing >= 0 {
-			h := r.Hops[r.FirstFailing]
-			log.Warn("path broken", "path", r.Path.ID, "first_failing_hop", r.Path.Hops[r.FirstFailing].Name, "error", h.Error)
-		}
-	}}
-	g.done.Go(func() { s.Run(ctx) })
-	return g
-}
-
-func (g *generation) stop() {
-	g.cancel()
-	g.done.Wait()
 }
 
 // fileSum is the topology file's content hash, nil when it cannot be read

@@ -1,0 +1,210 @@
+// Package runner is the running prober: one version of the topology, and
+// of what discovery sees, walked by the scheduler and exported, and the
+// events that change it: a reload of the file, a change in the cluster,
+// a drift check. `probe serve` wires it to signals, timers, the watch
+// and the HTTP server; everything that decides what is probed is here.
+package runner
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"sync"
+	"sync/atomic"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/live"
+	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/targets"
+)
+
+// DriftCheck compares a topology with the live side. inv is discovery's
+// latest inventory, nil without discovery (the check then lists the
+// cluster itself). documented and inCluster count the Services compared,
+// -1 when the cluster was not read.
+type DriftCheck func(ctx context.Context, cfg *config.Config, inv *live.KubeInventory) (items []targets.DriftItem, documented, inCluster int, err error)
+
+// Options are what the flags say about the run.
+type Options struct {
+	// Vantage overrides the topology's vantage when set.
+	Vantage string
+	// Drift is nil when no live side is configured.
+	Drift DriftCheck
+	Log   *slog.Logger
+}
+
+// Runner holds the running prober. Its event methods (Reload,
+// Discovered, CheckDrift) are called from one goroutine, the serve loop;
+// drift checks run beside it.
+type Runner struct {
+	opts   Options
+	log    *slog.Logger
+	exp    *exporter.Exporter
+	walker *scheduler.Walker
+
+	cfg   *config.Config
+	inv   *live.KubeInventory // discovery's last inventory, nil before its first list
+	seen  *targets.Live       // what inv says of the documented Services
+	paths []*targets.Path
+	gen   *generation
+
+	checking atomic.Bool
+	checks   sync.WaitGroup
+}
+
+// New expands cfg into its paths and builds their exporter; nothing is
+// walked until Start. An error is a topology that cannot be expanded
+// from the vantage asked for.
+func New(cfg *config.Config, opts Options) (*Runner, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	r := &Runner{opts: opts, log: opts.Log, cfg: cfg,
+		// One walker for every generation of the topology: its
+		// concurrency cap and shared-hop cache outlive reloads.
+		walker: scheduler.NewWalker(cfg.Defaults.Concurrency)}
+	paths, err := r.expand(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.paths = paths
+	r.exp = exporter.New(paths)
+	return r, nil
+}
+
+// Exporter serves what the runner walks.
+func (r *Runner) Exporter() *exporter.Exporter { return r.exp }
+
+// Paths is how many paths the running topology has.
+func (r *Runner) Paths() int { return len(r.paths) }
+
+// Vantage is where the running topology is probed from.
+func (r *Runner) Vantage() string { return r.vantage(r.cfg) }
+
+func (r *Runner) vantage(cfg *config.Config) string {
+	if r.opts.Vantage != "" {
+		return r.opts.Vantage
+	}
+	return cfg.Vantage
+}
+
+func (r *Runner) expand(cfg *config.Config, seen *targets.Live) ([]*targets.Path, error) {
+	return targets.ExpandLive(cfg, r.vantage(cfg), seen)
+}
+
+// Start walks every path until ctx ends or Stop.
+func (r *Runner) Start(ctx context.Context) {
+	r.gen = startGeneration(ctx, r.walker, r.paths, r.exp, r.log)
+}
+
+// Stop ends the walks in flight and waits for drift checks.
+func (r *Runner) Stop() {
+	if r.gen != nil {
+		r.gen.stop()
+	}
+	r.checks.Wait()
+}
+
+// swap replaces the walked paths. The old generation's walks in flight
+// are cancelled and dropped before the exported set changes, so that no
+// stale result lands after it.
+func (r *Runner) swap(ctx context.Context, next []*targets.Path) {
+	r.gen.stop()
+	r.exp.SetPaths(next)
+	r.paths = next
+	r.gen = startGeneration(ctx, r.walker, next, r.exp, r.log)
+}
+
+// Reload reads the topology file again. A file that does not load is
+// logged with its file:line reasons and the running topology stays;
+// otherwise unchanged paths keep their series and rhythm.
+func (r *Runner) Reload(ctx context.Context, why string) {
+	next, err := config.Load(r.cfg.File)
+	var paths []*targets.Path
+	var seen *targets.Live
+	if err == nil {
+		if r.inv != nil {
+			seen = live.LiveFrom(r.inv).Documented(next)
+		}
+		paths, err = r.expand(next, seen)
+	}
+	r.exp.Reloaded(err)
+	if err != nil {
+		r.log.Error("topology not reloaded; the running one stays", "trigger", why, "error", err)
+		return
+	}
+	r.cfg, r.seen = next, seen
+	r.swap(ctx, paths)
+	r.log.Info("topology reloaded", "trigger", why, "paths", len(paths))
+	r.CheckDrift(ctx)
+}
+
+// Discovered takes discovery's latest inventory: the paths are rebuilt
+// when what it says of the documented Services changed, and the first
+// inventory (or a change) triggers a drift check against it.
+func (r *Runner) Discovered(ctx context.Context, inv *live.KubeInventory) {
+	first := r.inv == nil
+	r.inv = inv
+	seen := live.LiveFrom(inv).Documented(r.cfg)
+	changed := !reflect.DeepEqual(seen, r.seen)
+	if changed {
+		next, err := r.expand(r.cfg, seen)
+		if err != nil { // the vantage was checked when cfg loaded
+			r.log.Error("discovery: paths not rebuilt", "error", err)
+			return
+		}
+		r.seen = seen
+		r.swap(ctx, next)
+		r.log.Info("discovery changed the paths", "sees", seen.String(), "paths", len(next))
+	}
+	nodes, ready, notReady, omitted := seen.Counts()
+	r.exp.SetDiscovery(nodes, ready, notReady, omitted, changed)
+	if changed || first {
+		r.CheckDrift(ctx)
+	}
+}
+
+// CheckDrift compares the running topology with the live side, beside
+// the loop, unless none is configured or the last check still runs.
+func (r *Runner) CheckDrift(ctx context.Context) {
+	if r.opts.Drift == nil || !r.checking.CompareAndSwap(false, true) {
+		return
+	}
+	cfg, inv := r.cfg, r.inv
+	r.checks.Go(func() {
+		defer r.checking.Store(false)
+		items, documented, inCluster, err := r.opts.Drift(ctx, cfg, inv)
+		r.exp.SetDrift(items, documented, inCluster, err)
+		if err != nil {
+			r.log.Error("drift check failed", "error", err)
+		} else if len(items) > 0 {
+			r.log.Warn("topology drift", "differences", len(items))
+		}
+	})
+}
+
+// generation is one scheduler run over one version of the paths.
+type generation struct {
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.Path, exp *exporter.Exporter, log *slog.Logger) *generation {
+	ctx, cancel := context.WithCancel(ctx)
+	g := &generation{cancel: cancel}
+	s := &scheduler.Scheduler{Walker: w, Paths: paths, OnResult: func(res scheduler.PathResult) {
+		exp.Observe(res)
+		if !res.Success && res.FirstFailing >= 0 {
+			h := res.Hops[res.FirstFailing]
+			log.Warn("path broken", "path", res.Path.ID, "first_failing_hop", res.Path.Hops[res.FirstFailing].Name, "error", h.Error)
+		}
+	}}
+	g.done.Go(func() { s.Run(ctx) })
+	return g
+}
+
+func (g *generation) stop() {
+	g.cancel()
+	g.done.Wait()
+}

@@ -1,0 +1,192 @@
+package runner_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/live"
+	"github.com/allinx/hopprobe/runner"
+	"github.com/allinx/hopprobe/targets"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// topology writes a file with one Service per address, each answering
+// on a loopback HTTP server.
+func topology(t *testing.T, path string, addrs ...string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("vantage: cluster\ndefaults: {interval: 1s, timeout: 500ms}\nservices:\n")
+	for i, a := range addrs {
+		fmt.Fprintf(&b, "  - {name: app%d, namespace: ns, type: ClusterIP, ports: [{name: http, port: 8080, protocol: http, address: %q}]}\n", i, a)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func start(t *testing.T, opts runner.Options, addrs ...string) (*runner.Runner, string, context.Context) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "topology.yaml")
+	topology(t, path, addrs...)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := runner.New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.Start(ctx)
+	t.Cleanup(func() {
+		cancel()
+		r.Stop()
+	})
+	return r, path, ctx
+}
+
+func healthy(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func metrics(t *testing.T, exp *exporter.Exporter) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	exp.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
+
+// waitFor polls until ok holds (or fails after 10 s).
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 10s", what)
+		}
+	}
+}
+
+func walked(exp *exporter.Exporter, id string) bool {
+	for _, st := range exp.Statuses() {
+		if st.ID == id && st.Verdict == exporter.VerdictOK {
+			return true
+		}
+	}
+	return false
+}
+
+// A reload takes a file that loads and keeps the running topology when
+// the file does not.
+func TestReloadSwapsPathsAndKeepsTheRunningOneOnABadFile(t *testing.T) {
+	a, b := healthy(t), healthy(t)
+	r, path, ctx := start(t, runner.Options{}, a)
+	waitFor(t, "walk of app0", func() bool { return walked(r.Exporter(), "svc/ns/app0") })
+
+	topology(t, path, a, b)
+	r.Reload(ctx, "test")
+	if r.Paths() != 2 {
+		t.Fatalf("%d paths after the reload, want 2", r.Paths())
+	}
+	waitFor(t, "walk of app1", func() bool { return walked(r.Exporter(), "svc/ns/app1") })
+
+	if err := os.WriteFile(path, []byte("services: [{name: BAD}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.Reload(ctx, "test")
+	if r.Paths() != 2 {
+		t.Fatalf("a bad file changed the paths to %d", r.Paths())
+	}
+	if m := metrics(t, r.Exporter()); !strings.Contains(m, "hopprobe_config_last_reload_successful 0") {
+		t.Fatal("the refused reload is not exported")
+	}
+}
+
+// Drift checks run beside the loop, one at a time, and land in the
+// exporter.
+func TestDriftChecksRunOneAtATime(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int32
+	drift := func(ctx context.Context, cfg *config.Config, inv *live.KubeInventory) ([]targets.DriftItem, int, int, error) {
+		calls.Add(1)
+		<-release
+		return []targets.DriftItem{{Kind: targets.DriftMissingLive, Subject: "ns/app0"}}, 1, 0, nil
+	}
+	r, _, ctx := start(t, runner.Options{Drift: drift}, healthy(t))
+	r.CheckDrift(ctx)
+	r.CheckDrift(ctx) // the first still runs: skipped
+	close(release)
+	waitFor(t, "drift in the exporter", func() bool {
+		return strings.Contains(metrics(t, r.Exporter()), `hopprobe_drift_items{kind="missing-live"} 1`)
+	})
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d drift checks ran at once, want 1", n)
+	}
+}
+
+// A discovery change rebuilds the paths with a hop per pod; the same
+// inventory again changes nothing.
+func TestDiscoveredAddsPodHops(t *testing.T) {
+	addr := healthy(t)
+	var drifts atomic.Int32
+	drift := func(context.Context, *config.Config, *live.KubeInventory) ([]targets.DriftItem, int, int, error) {
+		drifts.Add(1)
+		return nil, 1, 1, nil
+	}
+	r, _, ctx := start(t, runner.Options{Drift: drift}, addr)
+	r.Exporter().EnableDiscovery()
+	// The pod is the loopback server itself, on its own port.
+	_, p, _ := net.SplitHostPort(addr)
+	pn, _ := strconv.Atoi(p)
+	ready, name, port := true, "http", int32(pn)
+	inv := &live.KubeInventory{
+		Services: []corev1.Service{{ObjectMeta: metav1.ObjectMeta{Name: "app0", Namespace: "ns"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 8080}}}}},
+		EndpointSlices: []discoveryv1.EndpointSlice{{
+			ObjectMeta:  metav1.ObjectMeta{Name: "app0-x", Namespace: "ns", Labels: map[string]string{discoveryv1.LabelServiceName: "app0"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+				TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "app0-pod"}}},
+		}},
+	}
+	r.Discovered(ctx, inv)
+	waitFor(t, "walk of the pod", func() bool { return walked(r.Exporter(), "svc/ns/app0") })
+	var hops []string
+	for _, st := range r.Exporter().Statuses() {
+		for _, h := range st.Hops {
+			hops = append(hops, h.Name)
+		}
+	}
+	if !strings.Contains(strings.Join(hops, " "), "pod/app0-pod") {
+		t.Fatalf("no pod hop after discovery: %v", hops)
+	}
+	r.Discovered(ctx, inv)
+	waitFor(t, "drift check on the first inventory", func() bool { return drifts.Load() == 1 })
+	if m := metrics(t, r.Exporter()); !strings.Contains(m, "hopprobe_discovery_path_changes_total 1") {
+		t.Fatal("the same inventory twice changed the paths twice")
+	}
+}
