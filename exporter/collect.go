@@ -333,6 +333,10 @@ func formatFloat(v float64) string {
 // writeHopMetrics streams the hop, path and topology families straight
 // from the exporter's state: a scrape of 10,000 hops never holds its
 // 120,000 samples in memory at once, as client_golang's Gather would.
+//
+// w must not be a network connection: the exporter's lock is held while
+// writing, and a scraper that stops reading would stop every walk
+// (Observe waits for the lock). Handler renders into memory first.
 func (e *Exporter) writeHopMetrics(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	t := &textWriter{w: bw}

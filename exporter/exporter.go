@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -49,12 +51,65 @@ type Exporter struct {
 
 	discovery *discoveryMetrics
 
+	// scrapes holds a token per scrape being rendered.
+	scrapes chan struct{}
+	// progress is when a walk last finished (unix nanoseconds); quiet is
+	// how long without one means the scheduler is wedged (0: never).
+	progress atomic.Int64
+	quiet    atomic.Int64
+	stalls   int
+
 	mu     sync.RWMutex
 	order  []string
 	paths  map[string]*pathState
 	walked map[string]bool
 	ready  bool // every path was walked once; latched
 	edges  map[[3]string]bool
+}
+
+// MaxScrapes is how many /metrics requests are rendered at once; more
+// are answered 503 with Retry-After.
+const MaxScrapes = 4
+
+// DefaultStallIntervals is how many of the shortest path interval may
+// pass without a finished walk before /healthz fails.
+const DefaultStallIntervals = 5
+
+var scrapeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// SetStallIntervals sets after how many of the shortest interval without
+// a finished walk /healthz fails (0 turns the check off). Call it before
+// serving.
+func (e *Exporter) SetStallIntervals(n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stalls = n
+	e.setQuiet()
+}
+
+// setQuiet derives the quiet limit from the paths; e.mu is held.
+func (e *Exporter) setQuiet() {
+	var shortest time.Duration
+	for _, ps := range e.paths {
+		if iv := ps.path.Interval; iv > 0 && (shortest == 0 || iv < shortest) {
+			shortest = iv
+		}
+	}
+	e.quiet.Store(int64(shortest) * int64(e.stalls))
+}
+
+// Live says whether the prober makes progress: liveness means walks,
+// not only an HTTP server that answers. A scheduler that finished no
+// walk for the stall limit is wedged, and the kubelet should restart it.
+func (e *Exporter) Live(now time.Time) error {
+	quiet := time.Duration(e.quiet.Load())
+	if quiet <= 0 {
+		return nil
+	}
+	if since := now.Sub(time.Unix(0, e.progress.Load())); since > quiet {
+		return fmt.Errorf("no walk finished for %s (the limit is %s, %d times the shortest interval): the scheduler is wedged", since.Round(time.Second), quiet, e.stalls)
+	}
+	return nil
 }
 
 // New registers the metrics for paths.
@@ -95,6 +150,9 @@ func New(paths []*targets.Path) *Exporter {
 	}
 	e.reloadOK.Set(1)
 	e.reloadTime.SetToCurrentTime()
+	e.scrapes = make(chan struct{}, MaxScrapes)
+	e.stalls = DefaultStallIntervals
+	e.progress.Store(time.Now().UnixNano())
 	e.SetPaths(paths)
 	return e
 }
@@ -147,6 +205,7 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 		}
 	}
 	e.paths, e.order, e.edges = next, order, edges
+	e.setQuiet()
 }
 
 // Reloaded records a reload attempt; err is nil when the new topology
@@ -275,6 +334,7 @@ func (e *Exporter) Gatherer() prometheus.Gatherer {
 
 // Observe records one walk.
 func (e *Exporter) Observe(r scheduler.PathResult) {
+	e.progress.Store(time.Now().UnixNano())
 	e.walkLag.WithLabelValues(r.Path.Vantage).Observe(max(r.Lag.Seconds(), 0))
 	st := StatusOf(r)
 	e.mu.Lock()
@@ -329,10 +389,30 @@ var mapHTML []byte
 func (e *Exporter) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
-		if err := e.WriteMetrics(w); err != nil {
-			slog.Warn("writing /metrics failed", "error", err)
+		// A scrape is rendered into memory under the lock and written to
+		// the network after it: a scraper that stops reading holds its own
+		// connection, never the walks. At most MaxScrapes are rendered at
+		// once, which bounds that memory.
+		select {
+		case e.scrapes <- struct{}{}:
+			defer func() { <-e.scrapes }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many scrapes at once", http.StatusServiceUnavailable)
+			return
 		}
+		buf := scrapeBuffers.Get().(*bytes.Buffer)
+		defer func() {
+			buf.Reset()
+			scrapeBuffers.Put(buf)
+		}()
+		if err := e.WriteMetrics(buf); err != nil {
+			slog.Warn("rendering /metrics failed", "error", err)
+			http.Error(w, "rendering the metrics failed", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+		_, _ = w.Write(buf.Bytes())
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -349,6 +429,10 @@ func (e *Exporter) Handler() http.Handler {
 		_ = enc.Encode(e.Graph())
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := e.Live(time.Now()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -87,6 +87,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	discover := fs.Bool("discover", false, "serve: follow the live cluster (needs --cluster): NodePort hops on every Ready node, a hop per pod behind each Service")
 	discoverSettle := fs.Duration("discover-settle", 10*time.Second, "serve: gather cluster changes this long before the paths change (at most one change per period)")
 	reloadEvery := fs.Duration("reload-check", 10*time.Second, "serve: how often to look for a changed topology file (0: only on SIGHUP)")
+	stalls := fs.Int("stall-intervals", exporter.DefaultStallIntervals, "serve: /healthz fails once no walk finished for this many of the shortest path interval, so that a wedged prober is restarted (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return ExitBadArgs
 	}
@@ -137,7 +138,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "--discover-settle must be positive, got %s\n", *discoverSettle)
 			return ExitBadArgs
 		}
-		return serve(ctx, cfg, *vantage, *listen, *reloadEvery,
+		if *stalls < 0 {
+			fmt.Fprintf(stderr, "--stall-intervals must be 0 or more, got %d\n", *stalls)
+			return ExitBadArgs
+		}
+		return serve(ctx, cfg, *vantage, *listen, *reloadEvery, *stalls,
 			liveOpts{kube: kubeSource{*kubeFile, *cluster}, apisixFile: *apisixFile, adminURL: *adminURL, every: *driftEvery,
 				discover: *discover, settle: *discoverSettle}, stderr)
 	default:

@@ -30,7 +30,7 @@ import (
 // update swaps the file under the pod). A topology that does not load is
 // logged with its file:line reasons and the running one is kept. With
 // discovery the paths also follow the cluster (nodes, node ports, pods).
-func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, lopts liveOpts, stderr io.Writer) int {
+func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, stalls int, lopts liveOpts, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	opts := runner.Options{Vantage: vantageFlag, Log: log}
 	if lopts.enabled() {
@@ -84,7 +84,11 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		fmt.Fprintf(stderr, "cannot listen on %s: %v\n", listen, err)
 		return ExitBadArgs
 	}
-	srv := &http.Server{Handler: r.Exporter().Handler(), ReadHeaderTimeout: 5 * time.Second}
+	r.Exporter().SetStallIntervals(stalls)
+	// A scraper gets bounded time to send its request and to take the
+	// answer; one that stalls loses its connection, never a walk.
+	srv := &http.Server{Handler: r.Exporter().Handler(), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "error", err)

@@ -1,0 +1,185 @@
+package exporter_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/targets"
+)
+
+// manyPaths makes a scrape of several MiB, far beyond what the kernel
+// buffers of one connection hold.
+func manyPaths(n int) ([]*targets.Path, []scheduler.PathResult) {
+	var paths []*targets.Path
+	var walks []scheduler.PathResult
+	now := time.Now()
+	for i := range n {
+		p := &targets.Path{ID: fmt.Sprintf("svc/ns/app-%04d", i), Vantage: "cluster", Namespace: "ns", Service: fmt.Sprintf("app-%04d", i),
+			Interval: time.Second, Hops: []targets.Hop{{Name: "port-8080", Node: "ns/app", Kind: probes.KindHTTP}}}
+		paths = append(paths, p)
+		walks = append(walks, scheduler.PathResult{Path: p, Start: now, FirstFailing: -1, Success: true,
+			Hops: []scheduler.HopResult{{Result: probes.Result{Success: true, Start: now, Duration: time.Millisecond}}}})
+	}
+	return paths, walks
+}
+
+// stalledScraper connects with a receive buffer of 4 KiB, set before the
+// handshake so that the window stays small: the server's write blocks
+// once its own send buffer is full.
+func stalledScraper(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A scraper that asks for /metrics and never reads holds its own
+// connection, never the walks: Observe returns as fast as it does with
+// no scraper at all.
+func TestAStalledScraperNeverBlocksAWalk(t *testing.T) {
+	paths, walks := manyPaths(3000)
+	e := exporter.New(paths)
+	for _, w := range walks {
+		e.Observe(w)
+	}
+	var scrape bytes.Buffer
+	if err := e.WriteMetrics(&scrape); err != nil || scrape.Len() < 8<<20 {
+		t.Fatalf("a scrape of %d bytes (%v) would fit in the socket buffers", scrape.Len(), err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: e.Handler(), WriteTimeout: time.Minute}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	// Baseline: Observe with nobody scraping, in this run.
+	start := time.Now()
+	for _, w := range walks[:100] {
+		e.Observe(w)
+	}
+	baseline := time.Since(start)
+
+	c := stalledScraper(t, ln.Addr().String())
+	defer c.Close()
+	if _, err := c.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The answer has begun; from here on the scraper reads nothing, and
+	// the server's write fills the buffers and blocks.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 16)); err != nil {
+		t.Fatalf("no answer began: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// Rendering the scrape holds the lock for a moment (long under the
+	// race detector); once it is rendered and the server blocks in its
+	// write, a batch of walks must be as quick as without the scraper.
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		done := make(chan time.Duration)
+		go func() {
+			start := time.Now()
+			for _, w := range walks[:100] {
+				e.Observe(w)
+			}
+			done <- time.Since(start)
+		}()
+		var took time.Duration
+		select {
+		case took = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a scraper that does not read blocked the walks")
+		}
+		if took <= 20*baseline+100*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("100 walks still took %s beside a stalled scraper, %s without", took, baseline)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := e.Statuses(); len(got) != 3000 {
+		t.Fatalf("%d statuses", len(got))
+	}
+}
+
+// More scrapes at once than MaxScrapes are refused, not queued.
+func TestScrapesAreCapped(t *testing.T) {
+	paths, walks := manyPaths(3000)
+	e := exporter.New(paths)
+	for _, w := range walks {
+		e.Observe(w)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: e.Handler(), WriteTimeout: time.Minute}
+	go srv.Serve(ln)
+	defer srv.Close()
+	var stalled []net.Conn
+	defer func() {
+		for _, c := range stalled {
+			c.Close()
+		}
+	}()
+	for range exporter.MaxScrapes {
+		c := stalledScraper(t, ln.Addr().String())
+		c.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"))
+		stalled = append(stalled, c)
+	}
+	time.Sleep(500 * time.Millisecond)
+	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a scrape beyond %d got %d", exporter.MaxScrapes, resp.StatusCode)
+	}
+}
+
+// Liveness is progress: with no walk finished for the stall limit,
+// /healthz says the scheduler is wedged.
+func TestLivenessMeansWalks(t *testing.T) {
+	paths, walks := manyPaths(1)
+	e := exporter.New(paths)
+	now := time.Now()
+	if err := e.Live(now); err != nil {
+		t.Fatalf("not live at start: %v", err)
+	}
+	if err := e.Live(now.Add(4 * time.Second)); err != nil {
+		t.Fatalf("not live within 5 intervals: %v", err)
+	}
+	err := e.Live(now.Add(6 * time.Second))
+	if err == nil || !strings.Contains(err.Error(), "the scheduler is wedged") {
+		t.Fatalf("live after 6 intervals without a walk: %v", err)
+	}
+	e.Observe(walks[0])
+	if err := e.Live(time.Now()); err != nil {
+		t.Fatalf("a walk did not count as progress: %v", err)
+	}
+	e.SetStallIntervals(0)
+	if err := e.Live(now.Add(time.Hour)); err != nil {
+		t.Fatalf("the check is off, yet: %v", err)
+	}
+}
