@@ -3,13 +3,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -380,7 +379,9 @@ func readAPISIX(ctx context.Context, file, adminURL string) ([]live.APISIXRoute,
 	src := file
 	if adminURL != "" {
 		src = adminURL
-		e, err = fetchAPISIX(ctx, adminURL, os.Getenv("APISIX_ADMIN_KEY"))
+		a := &live.AdminClient{Base: adminURL, Key: os.Getenv("APISIX_ADMIN_KEY"),
+			UseProxy: os.Getenv("HOPPROBE_ADMIN_USE_PROXY") == "1", Log: slog.Default()}
+		e, err = a.Fetch(ctx)
 	} else {
 		var f *os.File
 		if f, err = os.Open(file); err == nil {
@@ -396,36 +397,6 @@ func readAPISIX(ctx context.Context, file, adminURL string) ([]live.APISIXRoute,
 		return nil, "", fmt.Errorf("%s: %w", src, err)
 	}
 	return routes, src, nil
-}
-
-// fetchAPISIX reads routes, services and upstreams from the Admin API.
-// The key goes in the X-API-KEY header only; it is never printed.
-func fetchAPISIX(ctx context.Context, base, key string) (*live.APISIXExport, error) {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	parts := map[string]json.RawMessage{}
-	for _, what := range []string{"routes", "services", "upstreams"} {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/apisix/admin/"+what, nil)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("X-API-KEY", key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("GET /apisix/admin/%s: %w", what, err)
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("GET /apisix/admin/%s: %w", what, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET /apisix/admin/%s: HTTP %d (is $APISIX_ADMIN_KEY set?)", what, resp.StatusCode)
-		}
-		parts[what] = body
-	}
-	all, _ := json.Marshal(parts)
-	return live.ReadAPISIXExport(bytes.NewReader(all))
 }
 
 // importAPISIX prints APISIX's routes as topology routes to merge by hand.

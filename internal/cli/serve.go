@@ -32,6 +32,7 @@ import (
 // discovery the paths also follow the cluster (nodes, node ports, pods).
 func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, stalls int, lopts liveOpts, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	slog.SetDefault(log)
 	opts := runner.Options{Vantage: vantageFlag, Log: log}
 	if lopts.enabled() {
 		opts.Drift = lopts.check
