@@ -27,7 +27,7 @@ var (
 var durationBuckets = [...]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // Results counted by hopprobe_hop_probes_total.
-var results = [...]string{"success", "failure", "skipped"}
+var results = [...]string{"success", "failure", "skipped", "not_probed"}
 
 // hopState is all the exporter keeps of a hop between scrapes.
 type hopState struct {
@@ -119,8 +119,14 @@ func (ps *pathState) observe(r scheduler.PathResult, st PathStatus) {
 	for i, hr := range r.Hops {
 		h := ps.hops[i]
 		h.walked, h.first, h.skipped = true, i == r.FirstFailing, hr.Skipped
-		if hr.Skipped {
+		switch {
+		case hr.Skipped:
 			h.counts[2]++
+			continue
+		case hr.NotProbed:
+			// No slot came free: the hop's last verdict stands, and the
+			// miss is counted on its own.
+			h.counts[3]++
 			continue
 		}
 		h.ok = hr.Success
@@ -215,7 +221,7 @@ var families = []family{
 				}
 			}
 		}},
-	{"hopprobe_hop_probes_total", "Hop results by outcome: success, failure or skipped.", "counter",
+	{"hopprobe_hop_probes_total", "Hop results by outcome: success, failure, skipped, or not_probed (no probe slot came free in time; the hop's last verdict stands).", "counter",
 		func(t *textWriter, ps *pathState) {
 			for _, h := range ps.hops {
 				for i, n := range h.counts {

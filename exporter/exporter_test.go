@@ -63,7 +63,7 @@ hopprobe_hop_success{hop="node-b:31603",kind="nodeport",namespace="landry",path=
 hopprobe_hop_skipped{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
 hopprobe_hop_skipped{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
 hopprobe_hop_skipped{hop="node-c:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
-# HELP hopprobe_hop_probes_total Hop results by outcome: success, failure or skipped.
+# HELP hopprobe_hop_probes_total Hop results by outcome: success, failure, skipped, or not_probed (no probe slot came free in time; the hop's last verdict stands).
 # TYPE hopprobe_hop_probes_total counter
 hopprobe_hop_probes_total{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="success",service="landry-trans-web",vantage="cluster"} 2
 hopprobe_hop_probes_total{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="failure",service="landry-trans-web",vantage="cluster"} 2
@@ -179,7 +179,7 @@ func TestSetPathsKeepsUnchangedAndDropsRemoved(t *testing.T) {
 	changed.Hops = p.Hops[:1]
 	e.SetPaths([]*targets.Path{&changed})
 	kept := `
-# HELP hopprobe_hop_probes_total Hop results by outcome: success, failure or skipped.
+# HELP hopprobe_hop_probes_total Hop results by outcome: success, failure, skipped, or not_probed (no probe slot came free in time; the hop's last verdict stands).
 # TYPE hopprobe_hop_probes_total counter
 hopprobe_hop_probes_total{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="success",service="landry-trans-web",vantage="cluster"} 1
 `

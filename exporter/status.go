@@ -12,7 +12,9 @@ const (
 	VerdictOK      = "ok"
 	VerdictFailed  = "failed"
 	VerdictSkipped = "skipped"
-	VerdictPending = "pending"
+	// VerdictNotProbed: no probe slot came free in time; unknown, not failed.
+	VerdictNotProbed = "not_probed"
+	VerdictPending   = "pending"
 )
 
 // HopStatus is one hop's last verdict, as served on /api/v1/paths and
@@ -80,6 +82,9 @@ func StatusOf(r scheduler.PathResult) PathStatus {
 		switch {
 		case hr.Skipped:
 			hs.Verdict = VerdictSkipped
+			continue
+		case hr.NotProbed:
+			hs.Verdict = VerdictNotProbed
 			continue
 		case hr.Success:
 			hs.Verdict = VerdictOK

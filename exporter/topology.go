@@ -51,7 +51,7 @@ type hopView struct {
 // buildGraph folds hops into components; verdicts combine as failed >
 // ok > pending > skipped.
 func buildGraph(hops []hopView, edges [][2]string) Graph {
-	weight := map[string]int{VerdictSkipped: 0, VerdictPending: 1, VerdictOK: 2, VerdictFailed: 3}
+	weight := map[string]int{VerdictSkipped: 0, VerdictPending: 1, VerdictNotProbed: 1, VerdictOK: 2, VerdictFailed: 3}
 	byID := map[string]*GraphNode{}
 	var order []string
 	for _, h := range hops {

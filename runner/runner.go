@@ -135,6 +135,7 @@ func (r *Runner) Reload(ctx context.Context, why string) {
 		return
 	}
 	r.cfg, r.seen = next, seen
+	r.walker.Resize(next.Defaults.Concurrency)
 	r.swap(ctx, paths)
 	r.log.Info("topology reloaded", "trigger", why, "paths", len(paths))
 	r.CheckDrift(ctx)

@@ -25,6 +25,9 @@ type HopResult struct {
 	// Shared is set when the result came from another path's probe of the
 	// same hop in this interval.
 	Shared bool
+	// NotProbed is set when no probe slot came free in time: the hop's
+	// state is unknown, not failed.
+	NotProbed bool
 }
 
 // PathResult is the outcome of one walk of a path.
@@ -43,20 +46,72 @@ type PathResult struct {
 }
 
 // Failed reports whether hop i was probed and failed.
-func (r *PathResult) Failed(i int) bool { return !r.Hops[i].Skipped && !r.Hops[i].Success }
+func (r *PathResult) Failed(i int) bool {
+	h := &r.Hops[i]
+	return !h.Skipped && !h.NotProbed && !h.Success
+}
 
-// Walker probes the hops of paths under one concurrency cap.
+// Walker probes the hops of paths under one concurrency cap, shared
+// fairly: one target (an address, a data store) holds at most a share of
+// the slots, so that a blackholed peer cannot starve unrelated paths.
 type Walker struct {
-	sem   chan struct{}
+	mu      sync.Mutex
+	sem     chan struct{}
+	perPeer int
+	// peers holds the semaphore of each peer with a probe waiting or in
+	// flight; the last one out removes it, so peers that are gone (pods
+	// replaced under discovery) leave nothing behind.
+	peers map[string]*peerSlots
 	cache hopCache
+}
+
+type peerSlots struct {
+	sem   chan struct{}
+	users int
 }
 
 // NewWalker caps the number of probes in flight at concurrency.
 func NewWalker(concurrency int) *Walker {
-	if concurrency < 1 {
-		concurrency = 1
+	w := &Walker{cache: hopCache{m: map[string]*cacheEntry{}}}
+	w.Resize(concurrency)
+	return w
+}
+
+// Resize changes the cap, for a reload that changed
+// defaults.concurrency. Probes in flight finish under the old cap.
+func (w *Walker) Resize(concurrency int) {
+	concurrency = max(concurrency, 1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sem != nil && cap(w.sem) == concurrency {
+		return
 	}
-	return &Walker{sem: make(chan struct{}, concurrency), cache: hopCache{m: map[string]*cacheEntry{}}}
+	w.sem = make(chan struct{}, concurrency)
+	// A quarter of the slots per peer, at least two: enough for the
+	// hops of one component, too few to take every slot.
+	w.perPeer = max(2, concurrency/4)
+	w.peers = map[string]*peerSlots{}
+}
+
+// slots returns the global semaphore and the one of the hop's peer;
+// done must be called when the probe no longer waits or runs.
+func (w *Walker) slots(peer string) (global, own chan struct{}, done func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ps, ok := w.peers[peer]
+	if !ok {
+		ps = &peerSlots{sem: make(chan struct{}, w.perPeer)}
+		w.peers[peer] = ps
+	}
+	ps.users++
+	peers := w.peers
+	return w.sem, ps.sem, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if ps.users--; ps.users == 0 && peers[peer] == ps {
+			delete(peers, peer)
+		}
+	}
 }
 
 // Walk probes every hop of p concurrently and names the first failing
@@ -73,10 +128,11 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 		wg.Go(func() {
 			// Reuse is bounded a little below the interval so that each
 			// tick of the path probes afresh.
-			r, shared := w.cache.do(ctx, h.Target.Key(h.Kind), p.Interval*9/10, func() probes.Result {
+			r, shared := w.cache.do(ctx, h.Target.Key(h.Kind), p.Interval*9/10, func() HopResult {
 				return w.probe(ctx, h, p.Interval)
 			})
-			res.Hops[i] = HopResult{Result: r, Shared: shared}
+			r.Shared = shared
+			res.Hops[i] = r
 		})
 	}
 	wg.Wait()
@@ -86,20 +142,37 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 	return res
 }
 
-// probe runs one hop once a concurrency slot is free; a slot that does
-// not free up within the interval counts as a lost probe.
-func (w *Walker) probe(ctx context.Context, h *targets.Hop, wait time.Duration) probes.Result {
+// probe runs one hop once a slot of its peer and a global slot are
+// free; when none comes free within the interval the hop is reported
+// as not probed (its own state), never as failed.
+func (w *Walker) probe(ctx context.Context, h *targets.Hop, wait time.Duration) HopResult {
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	select {
-	case w.sem <- struct{}{}:
-	case <-ctx.Done():
-		return probes.Result{Start: time.Now(), Error: "not probed: shutting down"}
-	case <-t.C:
-		return probes.Result{Start: time.Now(), Error: fmt.Sprintf("not probed: all %d probe slots stayed busy for %s", cap(w.sem), wait)}
+	global, own, done := w.slots(peerOf(h))
+	defer done()
+	for _, sem := range []chan struct{}{own, global} {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+		case <-ctx.Done():
+			return HopResult{NotProbed: true, Result: probes.Result{Start: time.Now(), Error: "not probed: shutting down"}}
+		case <-t.C:
+			return HopResult{NotProbed: true, Result: probes.Result{Start: time.Now(),
+				Error: fmt.Sprintf("not probed: no probe slot came free within %s (%d in all, %d per peer)", wait, cap(global), cap(own))}}
+		}
 	}
-	defer func() { <-w.sem }()
-	return probes.Run(ctx, h.Kind, &h.Target, h.Timeout)
+	return HopResult{Result: probes.Run(ctx, h.Kind, &h.Target, h.Timeout)}
+}
+
+// peerOf names what a hop talks to, for the per-peer share of slots.
+func peerOf(h *targets.Hop) string {
+	switch {
+	case h.Target.Store != nil:
+		return "store/" + h.Target.Store.Name
+	case h.Target.Address != "":
+		return h.Target.Address
+	}
+	return "resolver/" + h.Target.Resolver
 }
 
 // firstFailing finds the first failed hop in chain order, then follows
@@ -127,19 +200,27 @@ func firstFailing(r *PathResult) int {
 	return -1
 }
 
-// hopCache makes concurrent and repeated probes of one hop share a result.
+// hopCache makes concurrent and repeated probes of one hop share a
+// result. Entries older than their reuse window are swept out as the
+// map grows, so hops that are gone (a pod replaced under discovery) do
+// not stay in memory.
 type hopCache struct {
-	mu sync.Mutex
-	m  map[string]*cacheEntry
+	mu      sync.Mutex
+	m       map[string]*cacheEntry
+	sweepAt int
 }
 
 type cacheEntry struct {
 	done chan struct{}
-	res  probes.Result
+	res  HopResult
 	at   time.Time
+	ttl  time.Duration
 }
 
-func (c *hopCache) do(ctx context.Context, key string, ttl time.Duration, run func() probes.Result) (probes.Result, bool) {
+// minSweep is the map size below which the cache is never swept.
+const minSweep = 1024
+
+func (c *hopCache) do(ctx context.Context, key string, ttl time.Duration, run func() HopResult) (HopResult, bool) {
 	c.mu.Lock()
 	if e, ok := c.m[key]; ok {
 		select {
@@ -154,23 +235,59 @@ func (c *hopCache) do(ctx context.Context, key string, ttl time.Duration, run fu
 			case <-e.done:
 				return e.res, true
 			case <-ctx.Done():
-				return probes.Result{Start: time.Now(), Error: "not probed: shutting down"}, false
+				return HopResult{NotProbed: true, Result: probes.Result{Start: time.Now(), Error: "not probed: shutting down"}}, false
 			}
 		}
 	}
-	e := &cacheEntry{done: make(chan struct{}), at: time.Now()}
+	e := &cacheEntry{done: make(chan struct{}), at: time.Now(), ttl: ttl}
 	c.m[key] = e
+	if len(c.m) > max(c.sweepAt, minSweep) {
+		c.sweep()
+	}
 	c.mu.Unlock()
 	e.res = run()
 	close(e.done)
 	return e.res, false
 }
 
+// sweep drops finished entries past their reuse window; c.mu is held.
+// The next sweep waits until the map has doubled, which keeps the cost
+// amortised constant per probe.
+func (c *hopCache) sweep() {
+	now := time.Now()
+	for k, e := range c.m {
+		select {
+		case <-e.done:
+			if now.Sub(e.at) >= e.ttl {
+				delete(c.m, k)
+			}
+		default:
+		}
+	}
+	c.sweepAt = 2 * len(c.m)
+}
+
+// Clock is what the scheduler reads time from. Wall places the grid
+// (so that restarts, reloads and replicas share a rhythm); Elapsed, a
+// monotonic reading, runs it, so that a step of the wall clock (NTP, a
+// VM resumed) never stops the walks or makes them burst to catch up.
+type Clock interface {
+	Wall() time.Time
+	Elapsed() time.Duration
+}
+
+type systemClock struct{ start time.Time }
+
+func (c systemClock) Wall() time.Time        { return time.Now().Round(0) }
+func (c systemClock) Elapsed() time.Duration { return time.Since(c.start) }
+
 // Scheduler walks every path at its interval until its context ends.
 type Scheduler struct {
 	Walker   *Walker
 	Paths    []*targets.Path
 	OnResult func(PathResult)
+	// Clock is the system clock when nil.
+	Clock Clock
 }
 
 // Run blocks until ctx is done and every walk in flight has returned.
@@ -179,27 +296,31 @@ type Scheduler struct {
 // entry, not a goroutine stack (10,000 paths would otherwise hold ~50 MiB
 // of stacks).
 func (s *Scheduler) Run(ctx context.Context) {
+	clock := s.Clock
+	if clock == nil {
+		clock = systemClock{start: time.Now()}
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	q := make(startQueue, 0, len(s.Paths))
-	now := time.Now()
+	wall, now := clock.Wall(), clock.Elapsed()
 	for _, p := range s.Paths {
 		if p.Interval > 0 {
-			q = append(q, &slot{path: p, at: firstStart(now, p.Interval, Offset(p.ID, p.Interval))})
+			q = append(q, &slot{path: p, at: now + firstDelay(wall, p.Interval, Offset(p.ID, p.Interval))})
 		}
 	}
 	heap.Init(&q)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for q.Len() > 0 {
-		timer.Reset(time.Until(q[0].at))
+		timer.Reset(q[0].at - clock.Elapsed())
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		}
-		now := time.Now()
-		for q.Len() > 0 && !q[0].at.After(now) {
+		now := clock.Elapsed()
+		for q.Len() > 0 && q[0].at <= now {
 			sl := q[0]
 			// A walk still running at its next tick skips that tick rather
 			// than overlapping itself or bursting to catch up later.
@@ -207,16 +328,18 @@ func (s *Scheduler) Run(ctx context.Context) {
 				planned := sl.at
 				wg.Go(func() {
 					defer sl.running.Store(false)
+					lag := clock.Elapsed() - planned
 					res := s.Walker.Walk(ctx, sl.path)
-					res.Lag = res.Start.Sub(planned)
+					res.Lag = lag
 					if ctx.Err() == nil {
 						s.OnResult(res)
 					}
 				})
 			}
-			for !sl.at.After(now) {
-				sl.at = sl.at.Add(sl.path.Interval)
-			}
+			// The next tick on the grid after now, in one step however
+			// long the process was away.
+			iv := sl.path.Interval
+			sl.at += (now-sl.at)/iv*iv + iv
 			heap.Fix(&q, 0)
 		}
 	}
@@ -226,7 +349,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 // slot is a path's place in the start queue.
 type slot struct {
 	path    *targets.Path
-	at      time.Time
+	at      time.Duration // on the clock's Elapsed scale
 	running atomic.Bool
 }
 
@@ -234,7 +357,7 @@ type slot struct {
 type startQueue []*slot
 
 func (q startQueue) Len() int           { return len(q) }
-func (q startQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q startQueue) Less(i, j int) bool { return q[i].at < q[j].at }
 func (q startQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
 func (q *startQueue) Push(x any)        { *q = append(*q, x.(*slot)) }
 func (q *startQueue) Pop() any {
@@ -244,18 +367,16 @@ func (q *startQueue) Pop() any {
 	return x
 }
 
-// firstStart is the next instant on the path's own grid (every multiple
-// of the interval since the zero time, plus the path's offset), so that a
-// restart, a reload or a second replica keeps the same rhythm.
-func firstStart(now time.Time, interval, offset time.Duration) time.Time {
-	if interval <= 0 {
-		return now
+// firstDelay is how long from wall until the next instant on the path's
+// own grid (every multiple of the interval since the zero time, plus the
+// path's offset): in (0, interval].
+func firstDelay(wall time.Time, interval, offset time.Duration) time.Duration {
+	wall = wall.Round(0)
+	d := offset - wall.Sub(wall.Truncate(interval))
+	for d <= 0 {
+		d += interval
 	}
-	t := now.Truncate(interval).Add(offset)
-	if !t.After(now) {
-		t = t.Add(interval)
-	}
-	return t
+	return d
 }
 
 // Offset spreads paths over their interval, stable across restarts so
