@@ -32,7 +32,7 @@ func TestClockStepsNeitherStopNorBurstTheWalks(t *testing.T) {
 	var walks atomic.Int64
 	clock := &steppedClock{start: time.Now()}
 	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4), Clock: clock,
-		Paths: []*targets.Path{{ID: "p", Interval: interval, Hops: []targets.Hop{{Name: "x", Skip: "nothing to probe"}}}},
+		Paths:    []*targets.Path{{ID: "p", Interval: interval, Hops: []targets.Hop{{Name: "x", Skip: "nothing to probe"}}}},
 		OnResult: func(scheduler.PathResult) { walks.Add(1) }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
