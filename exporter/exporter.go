@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -43,11 +44,13 @@ type Exporter struct {
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
 
-	driftItems    *prometheus.GaugeVec
-	driftInfo     *prometheus.GaugeVec
-	driftServices *prometheus.GaugeVec
-	driftOK       prometheus.Gauge
-	drift         []targets.DriftItem
+	driftItems     *prometheus.GaugeVec
+	driftInfo      *prometheus.GaugeVec
+	driftServices  *prometheus.GaugeVec
+	driftOK        prometheus.Gauge
+	driftTruncated prometheus.Gauge
+	driftOnce      sync.Once
+	drift          []targets.DriftItem
 
 	discovery *discoveryMetrics
 
@@ -133,12 +136,13 @@ func New(paths []*targets.Path) *Exporter {
 			Help: "Services in the documented namespaces: documented, and live in the cluster."}, []string{"source"}),
 		driftOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_drift_last_check_successful",
 			Help: "1 if the last drift check could read the live side, 0 if not."}),
+		driftTruncated: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_drift_info_omitted",
+			Help: "Differences of the last drift check beyond the hopprobe_drift_info series exported (hopprobe_drift_items counts them all)."}),
 		paths:  map[string]*pathState{},
 		walked: map[string]bool{},
 		edges:  map[[3]string]bool{},
 	}
 	e.reg.MustRegister(e.walkLag, e.reloads, e.reloadOK, e.reloadTime,
-		e.driftItems, e.driftInfo, e.driftServices, e.driftOK,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// A recovered panic is a failed hop, and so shows in the hop's own
 	// series; this counts them by kind, from the first scrape on, so that
@@ -150,6 +154,9 @@ func New(paths []*targets.Path) *Exporter {
 	}
 	e.reloadOK.Set(1)
 	e.reloadTime.SetToCurrentTime()
+	// Both results exist from the first scrape, at 0.
+	e.reloads.WithLabelValues("success")
+	e.reloads.WithLabelValues("failure")
 	e.scrapes = make(chan struct{}, MaxScrapes)
 	e.stalls = DefaultStallIntervals
 	e.progress.Store(time.Now().UnixNano())
@@ -219,12 +226,16 @@ func (e *Exporter) Reloaded(err error) {
 	e.reloads.WithLabelValues("success").Inc()
 	e.reloadOK.Set(1)
 	e.reloadTime.SetToCurrentTime()
+	// Both results exist from the first scrape, at 0.
+	e.reloads.WithLabelValues("success")
+	e.reloads.WithLabelValues("failure")
 }
 
 // SetDrift publishes the last drift check: the differences and the
 // Services compared (negative when the cluster was not read). err means
 // the live side could not be read; the last known differences stay.
 func (e *Exporter) SetDrift(items []targets.DriftItem, documented, live int, err error) {
+	e.EnableDrift()
 	if err != nil {
 		e.driftOK.Set(0)
 		return
@@ -236,19 +247,66 @@ func (e *Exporter) SetDrift(items []targets.DriftItem, documented, live int, err
 	}
 	e.driftItems.Reset()
 	e.driftInfo.Reset()
-	for _, k := range []string{targets.DriftMissingLive, targets.DriftUndocumented, targets.DriftPort, targets.DriftNodePort,
-		targets.DriftNoEndpoints, targets.DriftExposedType, targets.DriftTypeDifferent,
-		targets.DriftRouteMissing, targets.DriftRouteUpstream, targets.DriftRouteUndocumented} {
+	for _, k := range driftKinds {
 		e.driftItems.WithLabelValues(k).Set(0)
 	}
-	for _, d := range items {
+	for i, d := range items {
 		e.driftItems.WithLabelValues(d.Kind).Inc()
-		e.driftInfo.WithLabelValues(d.Kind, d.Subject).Set(1)
+		// The subjects come from live data: bounded in length and count,
+		// so that a runaway export cannot become a cardinality bomb.
+		if i < MaxDriftInfo {
+			e.driftInfo.WithLabelValues(d.Kind, boundLabel(d.Subject)).Set(1)
+		}
+	}
+	e.driftTruncated.Set(float64(max(0, len(items)-MaxDriftInfo)))
+	if len(items) > MaxDriftKept {
+		items = items[:MaxDriftKept]
 	}
 	e.mu.Lock()
 	e.drift = items
 	e.mu.Unlock()
 }
+
+// Bounds on what a drift check exports.
+const (
+	// MaxDriftInfo is how many hopprobe_drift_info series a check exports;
+	// hopprobe_drift_items still counts every difference.
+	MaxDriftInfo = 200
+	// MaxDriftKept is how many differences the map and the JSON keep.
+	MaxDriftKept = 1000
+	maxSubject   = 128
+)
+
+// boundLabel makes live text a label value: printable, at most
+// maxSubject bytes, and still distinct when cut (a hash of the whole
+// stands in for what was cut).
+func boundLabel(v string) string {
+	c := probes.Clean(v, 1<<20)
+	if len(c) <= maxSubject && c == v {
+		return v
+	}
+	h := fnv.New32a()
+	h.Write([]byte(v))
+	return fmt.Sprintf("%s…%08x", probes.Clean(v, maxSubject-12), h.Sum32())
+}
+
+// EnableDrift registers the drift metrics, for a prober with a live side
+// to compare with: they exist from the first scrape (every kind at 0, the
+// last check successful until one fails) and never when there is none,
+// so that an alert on them cannot fire on a prober that does not check.
+func (e *Exporter) EnableDrift() {
+	e.driftOnce.Do(func() {
+		e.reg.MustRegister(e.driftItems, e.driftInfo, e.driftServices, e.driftOK, e.driftTruncated)
+		e.driftOK.Set(1)
+		for _, k := range driftKinds {
+			e.driftItems.WithLabelValues(k).Set(0)
+		}
+	})
+}
+
+var driftKinds = []string{targets.DriftMissingLive, targets.DriftUndocumented, targets.DriftPort, targets.DriftNodePort,
+	targets.DriftNoEndpoints, targets.DriftExposedType, targets.DriftTypeDifferent,
+	targets.DriftRouteMissing, targets.DriftRouteUpstream, targets.DriftRouteUndocumented}
 
 // discoveryMetrics exist only when `probe serve --discover` runs, so that
 // a prober without discovery does not read as one whose discovery is

@@ -183,3 +183,51 @@ func TestLivenessMeansWalks(t *testing.T) {
 		t.Fatalf("the check is off, yet: %v", err)
 	}
 }
+
+// Metrics the rules use exist from the first scrape with a meaningful
+// value, and drift metrics only where drift is checked; drift_info stays
+// bounded however many differences a check finds.
+func TestMetricsExistFromTheFirstScrape(t *testing.T) {
+	paths, _ := manyPaths(1)
+	scrape := func(e *exporter.Exporter) string {
+		var b bytes.Buffer
+		if err := e.WriteMetrics(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	e := exporter.New(paths)
+	m := scrape(e)
+	for _, want := range []string{`hopprobe_config_reloads_total{result="failure"} 0`, `hopprobe_config_reloads_total{result="success"} 0`, `hopprobe_probe_panics_total{kind="redis"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("first scrape lacks %s", want)
+		}
+	}
+	if strings.Contains(m, "hopprobe_drift_last_check_successful") {
+		t.Error("drift metrics without a drift source (an alert on == 0 would fire)")
+	}
+	e.EnableDrift()
+	m = scrape(e)
+	for _, want := range []string{"hopprobe_drift_last_check_successful 1", `hopprobe_drift_items{kind="missing-live"} 0`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("with drift enabled, the first scrape lacks %s", want)
+		}
+	}
+	var items []targets.DriftItem
+	for i := range 5000 {
+		items = append(items, targets.DriftItem{Kind: targets.DriftUndocumented, Subject: fmt.Sprintf("ns/%s-%d", strings.Repeat("x", 300), i)})
+	}
+	e.SetDrift(items, 1, 5000, nil)
+	m = scrape(e)
+	if n := strings.Count(m, "hopprobe_drift_info{"); n != exporter.MaxDriftInfo {
+		t.Errorf("%d drift_info series, want %d", n, exporter.MaxDriftInfo)
+	}
+	if !strings.Contains(m, `hopprobe_drift_items{kind="undocumented"} 5000`) || !strings.Contains(m, "hopprobe_drift_info_omitted 4800") {
+		t.Error("the count of every difference or of the omitted ones is missing")
+	}
+	for _, line := range strings.Split(m, "\n") {
+		if strings.HasPrefix(line, "hopprobe_drift_info{") && len(line) > 300 {
+			t.Fatalf("a drift subject label of %d bytes", len(line))
+		}
+	}
+}

@@ -128,6 +128,11 @@ func (e *APISIXExport) Resolve() ([]APISIXRoute, error) {
 		if len(hosts) == 0 {
 			hosts = []string{"*"}
 		}
+		// Every host times every URI: a small export whose routes list many
+		// of each would expand to millions of pairs.
+		if len(out)+len(hosts)*len(uris) > MaxRoutePairs {
+			return nil, fmt.Errorf("the routes expand to more than %d host and URI pairs (route %s alone has %d hosts and %d URIs); hopprobe compares at most that many", MaxRoutePairs, r.ID, len(hosts), len(uris))
+		}
 		for _, h := range hosts {
 			for _, u := range uris {
 				out = append(out, APISIXRoute{ID: r.ID, Host: strings.ToLower(h), Path: u, Service: target})
@@ -136,6 +141,10 @@ func (e *APISIXExport) Resolve() ([]APISIXRoute, error) {
 	}
 	return out, nil
 }
+
+// MaxRoutePairs bounds the host and URI pairs an APISIX export may expand
+// to; ALLINX documents about a hundred.
+const MaxRoutePairs = 20000
 
 // upstreamService names the Kubernetes Service behind an upstream's
 // first node: NAME.NAMESPACE[.svc[.cluster.local]]:PORT → namespace/name:port.

@@ -136,3 +136,22 @@ func TestRouteDriftReportsExactlyThePlantedDifferences(t *testing.T) {
 		t.Fatalf("route drift\n got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// An export whose routes list many hosts and URIs is refused before it
+// expands to millions of pairs.
+func TestRouteExpansionIsBounded(t *testing.T) {
+	hosts, uris := make([]string, 1500), make([]string, 1500)
+	for i := range hosts {
+		hosts[i], uris[i] = fmt.Sprintf("h%d.example.test", i), fmt.Sprintf("/u%d", i)
+	}
+	route, _ := json.Marshal(map[string]any{"id": "1", "hosts": hosts, "uris": uris,
+		"upstream": map[string]any{"nodes": map[string]int{"svc.ns.svc.cluster.local:80": 1}}})
+	export := fmt.Sprintf(`{"routes":{"list":[{"value":%s}]},"services":{"list":[]},"upstreams":{"list":[]}}`, route)
+	e, err := live.ReadAPISIXExport(strings.NewReader(export))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Resolve(); err == nil || !strings.Contains(err.Error(), "more than 20000 host and URI pairs") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -49,6 +49,8 @@ type Runner struct {
 	paths []*targets.Path
 	gen   *generation
 
+	states *pathStates
+
 	checking atomic.Bool
 	checks   sync.WaitGroup
 }
@@ -61,6 +63,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		opts.Log = slog.Default()
 	}
 	r := &Runner{opts: opts, log: opts.Log, cfg: cfg,
+		states: &pathStates{log: opts.Log, last: map[string]string{}},
 		// One walker for every generation of the topology: its
 		// concurrency cap and shared-hop cache outlive reloads.
 		walker: scheduler.NewWalker(cfg.Defaults.Concurrency)}
@@ -70,6 +73,9 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 	}
 	r.paths = paths
 	r.exp = exporter.New(paths)
+	if opts.Drift != nil {
+		r.exp.EnableDrift()
+	}
 	return r, nil
 }
 
@@ -95,7 +101,7 @@ func (r *Runner) expand(cfg *config.Config, seen *targets.Live) ([]*targets.Path
 
 // Start walks every path until ctx ends or Stop.
 func (r *Runner) Start(ctx context.Context) {
-	r.gen = startGeneration(ctx, r.walker, r.paths, r.exp, r.log)
+	r.gen = startGeneration(ctx, r.walker, r.paths, r.exp, r.states)
 }
 
 // Stop ends the walks in flight and waits for drift checks.
@@ -113,7 +119,7 @@ func (r *Runner) swap(ctx context.Context, next []*targets.Path) {
 	r.gen.stop()
 	r.exp.SetPaths(next)
 	r.paths = next
-	r.gen = startGeneration(ctx, r.walker, next, r.exp, r.log)
+	r.gen = startGeneration(ctx, r.walker, next, r.exp, r.states)
 }
 
 // Reload reads the topology file again. A file that does not load is
@@ -191,18 +197,40 @@ type generation struct {
 	done   sync.WaitGroup
 }
 
-func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.Path, exp *exporter.Exporter, log *slog.Logger) *generation {
+func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.Path, exp *exporter.Exporter, states *pathStates) *generation {
 	ctx, cancel := context.WithCancel(ctx)
 	g := &generation{cancel: cancel}
 	s := &scheduler.Scheduler{Walker: w, Paths: paths, OnResult: func(res scheduler.PathResult) {
 		exp.Observe(res)
-		if !res.Success && res.FirstFailing >= 0 {
-			h := res.Hops[res.FirstFailing]
-			log.Warn("path broken", "path", res.Path.ID, "first_failing_hop", res.Path.Hops[res.FirstFailing].Name, "error", h.Error)
-		}
+		states.observe(res)
 	}}
 	g.done.Go(func() { s.Run(ctx) })
 	return g
+}
+
+// pathStates logs a path's changes of state (broken at a hop, another
+// first failing hop, healthy again), not every walk of a broken path.
+type pathStates struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	last map[string]string // path ID → its first failing hop, "" when healthy
+}
+
+func (p *pathStates) observe(res scheduler.PathResult) {
+	hop := ""
+	if res.FirstFailing >= 0 {
+		hop = res.Path.Hops[res.FirstFailing].Name
+	}
+	p.mu.Lock()
+	was, seen := p.last[res.Path.ID]
+	p.last[res.Path.ID] = hop
+	p.mu.Unlock()
+	switch {
+	case hop != "" && hop != was:
+		p.log.Warn("path broken", "path", res.Path.ID, "first_failing_hop", hop, "error", res.Hops[res.FirstFailing].Error)
+	case hop == "" && was != "" && seen:
+		p.log.Info("path recovered", "path", res.Path.ID, "was_failing_at", was)
+	}
 }
 
 func (g *generation) stop() {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -189,4 +190,61 @@ func TestDiscoveredAddsPodHops(t *testing.T) {
 	if m := metrics(t, r.Exporter()); !strings.Contains(m, "hopprobe_discovery_path_changes_total 1") {
 		t.Fatal("the same inventory twice changed the paths twice")
 	}
+}
+
+// A broken path is logged when it breaks and when it recovers, not on
+// every walk.
+func TestLogsSayWhenAPathChangesState(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	var walks atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		walks.Add(1)
+		if failing.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "topology.yaml")
+	topology(t, path, strings.TrimPrefix(srv.URL, "http://"))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	r, err := runner.New(cfg, runner.Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); r.Stop() }()
+	r.Start(ctx)
+	waitFor(t, "three failed walks", func() bool { return walks.Load() >= 3 })
+	failing.Store(false)
+	waitFor(t, "recovery", func() bool { return walked(r.Exporter(), "svc/ns/app0") })
+	time.Sleep(1500 * time.Millisecond) // more healthy walks
+	out := logs.String()
+	if n := strings.Count(out, "path broken"); n != 1 {
+		t.Errorf("%d 'path broken' lines for one breakage:\n%s", n, out)
+	}
+	if n := strings.Count(out, "path recovered"); n != 1 {
+		t.Errorf("%d 'path recovered' lines for one recovery:\n%s", n, out)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
