@@ -36,6 +36,7 @@ type hopState struct {
 	mustNotOpen bool
 
 	walked, skipped, ok, first bool
+	probed                     bool // answered or failed at least once
 	counts                     [len(results)]uint64
 	count                      uint64
 	sum                        float64
@@ -92,7 +93,7 @@ func (ps *pathState) carry(old *pathState) {
 			continue
 		}
 		h := ps.hops[i]
-		h.walked, h.skipped, h.ok, h.first = o.walked, o.skipped, o.ok, o.first
+		h.walked, h.skipped, h.ok, h.first, h.probed = o.walked, o.skipped, o.ok, o.first, o.probed
 		h.counts, h.count, h.sum, h.buckets = o.counts, o.count, o.sum, o.buckets
 		h.phases, h.certExpiry = slices.Clone(o.phases), o.certExpiry
 	}
@@ -129,19 +130,24 @@ func (ps *pathState) observe(r scheduler.PathResult, st PathStatus) {
 			h.counts[3]++
 			continue
 		}
-		h.ok = hr.Success
+		h.ok, h.probed = hr.Success, true
 		if hr.Success {
 			h.counts[0]++
 		} else {
 			h.counts[1]++
 		}
-		d := hr.Duration.Seconds()
-		h.count++
-		h.sum += d
-		for b, ub := range durationBuckets {
-			if d <= ub {
-				h.buckets[b]++
-				break
+		// The latency objective is about answers: a failed probe's
+		// duration (often its timeout) belongs to the availability alerts,
+		// and counting it as "slow" paged a second time for one outage.
+		if hr.Success {
+			d := hr.Duration.Seconds()
+			h.count++
+			h.sum += d
+			for b, ub := range durationBuckets {
+				if d <= ub {
+					h.buckets[b]++
+					break
+				}
 			}
 		}
 		h.phases = h.phases[:0]
@@ -176,7 +182,7 @@ var families = []family{
 	{"hopprobe_hop_success", "1 if the hop answered as expected in the last walk of its path, 0 if not.", "gauge",
 		func(t *textWriter, ps *pathState) {
 			for _, h := range ps.hops {
-				if h.count > 0 {
+				if h.probed {
 					t.sample("hopprobe_hop_success", hopLabels, h.labels, "", "", b2f(h.ok))
 				}
 			}
@@ -197,7 +203,7 @@ var families = []family{
 				}
 			}
 		}},
-	{"hopprobe_hop_duration_seconds", "Duration of each hop probe.", "histogram",
+	{"hopprobe_hop_duration_seconds", "Duration of each successful hop probe (failures are counted in hopprobe_hop_probes_total, not here).", "histogram",
 		func(t *textWriter, ps *pathState) {
 			for _, h := range ps.hops {
 				if h.count == 0 {
@@ -242,7 +248,7 @@ var families = []family{
 	{"hopprobe_hop_exposed", "1 if a hop that must be unreachable from this vantage (a NodePort kept internal) answered: a security finding.", "gauge",
 		func(t *textWriter, ps *pathState) {
 			for _, h := range ps.hops {
-				if h.mustNotOpen && h.count > 0 {
+				if h.mustNotOpen && h.probed {
 					t.sample("hopprobe_hop_exposed", hopLabels, h.labels, "", "", b2f(!h.ok))
 				}
 			}
