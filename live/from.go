@@ -2,6 +2,8 @@ package live
 
 import (
 	"cmp"
+	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 
@@ -68,7 +70,7 @@ func LiveFrom(inv *KubeInventory) *targets.Live {
 			}
 			ep := targets.Endpoint{IP: e.Addresses[0], Ready: e.Conditions.Ready == nil || *e.Conditions.Ready, Ports: ports}
 			if e.TargetRef != nil {
-				ep.Pod = e.TargetRef.Name
+				ep.Pod = boundName(e.TargetRef.Name)
 			} else {
 				ep.Pod = ep.IP
 			}
@@ -113,4 +115,19 @@ func nodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// maxPodName bounds a pod's name where it becomes a hop's name (and so a
+// label value): Kubernetes allows 253 bytes.
+const maxPodName = 96
+
+// boundName cuts a long name, keeping it distinct with a hash of the
+// whole.
+func boundName(n string) string {
+	if len(n) <= maxPodName {
+		return n
+	}
+	h := fnv.New32a()
+	h.Write([]byte(n))
+	return fmt.Sprintf("%s-%08x", n[:maxPodName-9], h.Sum32())
 }

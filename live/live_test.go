@@ -261,3 +261,25 @@ func BenchmarkDiscoveryChange(b *testing.B) {
 		b.ReportMetric(float64(hops), "hops")
 	})
 }
+
+// A pod's name becomes a hop name and a label value: a long one is cut,
+// and two long ones stay distinct.
+func TestLongPodNamesAreBoundedAndDistinct(t *testing.T) {
+	long := strings.Repeat("p", 200)
+	ready, name, port := true, "http", int32(8080)
+	inv := &live.KubeInventory{
+		Services: []corev1.Service{{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "ns"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 8080}}}}},
+		EndpointSlices: []discoveryv1.EndpointSlice{{
+			ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns", Labels: map[string]string{discoveryv1.LabelServiceName: "app"}},
+			Ports:      []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+			Endpoints: []discoveryv1.Endpoint{
+				{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}, TargetRef: &corev1.ObjectReference{Name: long + "a"}},
+				{Addresses: []string{"10.0.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}, TargetRef: &corev1.ObjectReference{Name: long + "b"}},
+			},
+		}},
+	}
+	eps := live.LiveFrom(inv).Services["ns/app"].Endpoints
+	if len(eps) != 2 || eps[0].Pod == eps[1].Pod || len(eps[0].Pod) > 96 || len(eps[1].Pod) > 96 {
+		t.Fatalf("pods %q", []string{eps[0].Pod, eps[1].Pod})
+	}
+}
