@@ -342,27 +342,51 @@ func formatFloat(v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-// writeHopMetrics streams the hop, path and topology families straight
-// from the exporter's state: a scrape of 10,000 hops never holds its
-// 120,000 samples in memory at once, as client_golang's Gather would.
-//
-// w must not be a network connection: the exporter's lock is held while
-// writing, and a scraper that stops reading would stop every walk
-// (Observe waits for the lock). Handler renders into memory first.
+// writeHopMetrics writes the hop, path and topology families from a
+// snapshot of the exporter's state: the lock is held only to copy a few
+// numbers per hop, never while writing to the scraper, so a scraper
+// that stops reading cannot stop a walk (Observe waits for the lock).
+// The text streams out; a scrape of 10,000 hops never holds its
+// samples in memory at once.
 func (e *Exporter) writeHopMetrics(w io.Writer) error {
+	paths, edges := e.snapshot()
 	bw := bufio.NewWriterSize(w, 64<<10)
 	t := &textWriter{w: bw}
-	e.mu.RLock()
-	defer e.mu.RUnlock()
 	for _, f := range families {
 		t.header(f.name, f.help, f.typ)
-		for _, id := range e.order {
-			f.write(t, e.paths[id])
+		for _, ps := range paths {
+			f.write(t, ps)
 		}
 	}
 	t.header("hopprobe_topology_edge_info", "Always 1: a documented link between two components that some path walks.", "gauge")
-	for k := range e.edges {
+	for _, k := range edges {
 		t.sample("hopprobe_topology_edge_info", []string{"source", "target", "vantage"}, k[:], "", "", 1)
 	}
 	return bw.Flush()
+}
+
+// snapshot copies what the metric families read. Label slices are never
+// changed after a path's state is made, so they are shared; the numbers
+// and the phases (reused in place by observe) are copied.
+func (e *Exporter) snapshot() ([]*pathState, [][3]string) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]*pathState, len(e.order))
+	for i, id := range e.order {
+		ps := *e.paths[id]
+		ps.status = PathStatus{}
+		hops := make([]*hopState, len(ps.hops))
+		for j, h := range ps.hops {
+			c := *h
+			c.phases = slices.Clone(h.phases)
+			hops[j] = &c
+		}
+		ps.hops = hops
+		out[i] = &ps
+	}
+	edges := make([][3]string, 0, len(e.edges))
+	for k := range e.edges {
+		edges = append(edges, k)
+	}
+	return out, edges
 }

@@ -78,8 +78,6 @@ const MaxScrapes = 4
 // pass without a finished walk before /healthz fails.
 const DefaultStallIntervals = 5
 
-var scrapeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // SetStallIntervals sets after how many of the shortest interval without
 // a finished walk /healthz fails (0 turns the check off). Call it before
 // serving.
@@ -447,10 +445,9 @@ var mapHTML []byte
 func (e *Exporter) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		// A scrape is rendered into memory under the lock and written to
-		// the network after it: a scraper that stops reading holds its own
-		// connection, never the walks. At most MaxScrapes are rendered at
-		// once, which bounds that memory.
+		// The text is written from a snapshot, outside the lock: a scraper
+		// that stops reading holds its own connection, never the walks. At
+		// most MaxScrapes run at once, which bounds the snapshots' memory.
 		select {
 		case e.scrapes <- struct{}{}:
 			defer func() { <-e.scrapes }()
@@ -459,18 +456,10 @@ func (e *Exporter) Handler() http.Handler {
 			http.Error(w, "too many scrapes at once", http.StatusServiceUnavailable)
 			return
 		}
-		buf := scrapeBuffers.Get().(*bytes.Buffer)
-		defer func() {
-			buf.Reset()
-			scrapeBuffers.Put(buf)
-		}()
-		if err := e.WriteMetrics(buf); err != nil {
-			slog.Warn("rendering /metrics failed", "error", err)
-			http.Error(w, "rendering the metrics failed", http.StatusInternalServerError)
-			return
-		}
 		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
-		_, _ = w.Write(buf.Bytes())
+		if err := e.WriteMetrics(w); err != nil {
+			slog.Debug("writing /metrics failed", "error", err)
+		}
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
