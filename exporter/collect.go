@@ -32,6 +32,7 @@ var results = [...]string{"success", "failure", "skipped", "not_probed"}
 // hopState is all the exporter keeps of a hop between scrapes.
 type hopState struct {
 	labels      []string // values of hopLabels
+	role        targets.Role
 	nodeLabels  []string // values of descNode's labels
 	mustNotOpen bool
 
@@ -70,6 +71,7 @@ func newPathState(p *targets.Path) *pathState {
 			labels:      []string{h.Name, string(h.Kind), p.Namespace, p.ID, p.Service, p.Vantage},
 			nodeLabels:  []string{h.Name, h.Node, p.ID, fmt.Sprintf("%02d", i), p.Vantage},
 			mustNotOpen: h.Target.ExpectUnreachable,
+			role:        h.Role,
 		})
 	}
 	return ps

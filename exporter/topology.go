@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -45,7 +44,7 @@ type GraphEdge struct {
 // hopView is what the graph needs of one hop.
 type hopView struct {
 	node, verdict string
-	kind          probes.Kind
+	role          targets.Role
 }
 
 // buildGraph folds hops into components; verdicts combine as failed >
@@ -57,7 +56,7 @@ func buildGraph(hops []hopView, edges [][2]string) Graph {
 	for _, h := range hops {
 		n := byID[h.node]
 		if n == nil {
-			n = &GraphNode{ID: h.node, Kind: nodeKind(h.node, h.kind), Health: VerdictSkipped}
+			n = &GraphNode{ID: h.node, Kind: h.role.Component(), Health: VerdictSkipped}
 			byID[h.node] = n
 			order = append(order, h.node)
 		}
@@ -98,18 +97,6 @@ func buildGraph(hops []hopView, edges [][2]string) Graph {
 	return g
 }
 
-func nodeKind(id string, k probes.Kind) string {
-	switch {
-	case k == probes.KindPostgres || k == probes.KindRedis || k == probes.KindKafka || k == probes.KindEtcd:
-		return "store"
-	case k == probes.KindDNS:
-		return "dns"
-	case strings.Contains(id, "/"):
-		return "service"
-	}
-	return "edge"
-}
-
 // Graph returns the topology coloured by the last walks.
 func (e *Exporter) Graph() Graph {
 	e.mu.RLock()
@@ -118,7 +105,7 @@ func (e *Exporter) Graph() Graph {
 	for _, id := range e.order {
 		ps := e.paths[id]
 		for i, h := range ps.hops {
-			hops = append(hops, hopView{node: h.nodeLabels[1], kind: probes.Kind(h.labels[1]), verdict: ps.status.Hops[i].Verdict})
+			hops = append(hops, hopView{node: h.nodeLabels[1], role: h.role, verdict: ps.status.Hops[i].Verdict})
 		}
 	}
 	var edges [][2]string
@@ -145,7 +132,7 @@ func GraphOf(paths []*targets.Path, statuses []PathStatus) Graph {
 	var edges [][2]string
 	for i, p := range paths {
 		for j, h := range p.Hops {
-			hops = append(hops, hopView{node: h.Node, kind: h.Kind, verdict: statuses[i].Hops[j].Verdict})
+			hops = append(hops, hopView{node: h.Node, role: h.Role, verdict: statuses[i].Hops[j].Verdict})
 		}
 		for _, e := range p.Edges() {
 			if !seen[e] {

@@ -132,7 +132,7 @@ func (p *Path) addEndpoints(l *Live, vantage string, svc *config.Service, port, 
 			continue
 		}
 		h := p.Hops[owner]
-		h.Name, h.DependsOn = name(e.Pod), nil
+		h.Name, h.Role, h.DependsOn = name(e.Pod), RolePod, nil
 		h.Target.Address = net.JoinHostPort(e.IP, strconv.Itoa(podPort))
 		if !e.Ready {
 			h.Skip = fmt.Sprintf("pod %s is not ready; the Service sends it no traffic", e.Pod)

@@ -15,6 +15,29 @@ import (
 	"github.com/allinx/hopprobe/probes"
 )
 
+// Role is what a hop probes, as the map groups components.
+type Role string
+
+// The roles of hops.
+const (
+	RoleDNS     Role = "dns"     // the name lookup
+	RoleEdge    Role = "edge"    // an entry hop: CDN, load balancer, gateway
+	RoleService Role = "service" // a Service (its ports, or a route's request to it)
+	RolePod     Role = "pod"     // one pod behind a Service
+	RoleNode    Role = "node"    // a node's NodePort
+	RoleStore   Role = "store"   // a data store
+)
+
+// Component is the kind of map component a hop of this role belongs to:
+// a pod's and a node port's hops belong to their Service.
+func (r Role) Component() string {
+	switch r {
+	case RolePod, RoleNode:
+		return string(RoleService)
+	}
+	return string(r)
+}
+
 // Path kinds.
 const (
 	PathRoute    = "route"
@@ -28,7 +51,9 @@ type Hop struct {
 	// Node is what the hop probes, named the same in every path: an entry
 	// hop's name, "namespace/service", or a data store's name. The
 	// topology map and per-component alerts group hops by it.
-	Node    string
+	Node string
+	// Role is the hop's place on the map, set when the path is built.
+	Role    Role
 	Kind    probes.Kind
 	Target  probes.Target
 	Timeout time.Duration
@@ -152,7 +177,7 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	kind := probes.Kind(r.Protocol)
 	noHost := fmt.Sprintf("route host %s is a wildcard; set probe.host to a concrete name to probe it", host)
 
-	dnsHop := Hop{Name: "dns", Node: "dns", Kind: probes.KindDNS, Target: probes.Target{Host: probeHost, Resolver: cfg.Vantages[vantage].Resolver}}
+	dnsHop := Hop{Name: "dns", Node: "dns", Role: RoleDNS, Kind: probes.KindDNS, Target: probes.Target{Host: probeHost, Resolver: cfg.Vantages[vantage].Resolver}}
 	if probeHost == "" {
 		dnsHop.Skip = noHost
 	}
@@ -186,10 +211,10 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 		}
 		addr = strings.ReplaceAll(addr, "{host}", probeHost)
 		if scheme == "https" {
-			p.add(Hop{Name: eh.Name + "-tls", Node: eh.Name, Kind: probes.KindTLS, Skip: skip,
+			p.add(Hop{Name: eh.Name + "-tls", Node: eh.Name, Role: RoleEdge, Kind: probes.KindTLS, Skip: skip,
 				Target: probes.Target{Address: addr, Host: probeHost, TLS: eh.TLS}})
 		}
-		i := p.add(Hop{Name: eh.Name, Node: eh.Name, Kind: kind, Skip: skip, Target: probes.Target{
+		i := p.add(Hop{Name: eh.Name, Node: eh.Name, Role: RoleEdge, Kind: kind, Skip: skip, Target: probes.Target{
 			Address: addr, Host: probeHost, Scheme: scheme, Path: reqPath, TLS: eh.TLS,
 			Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 		}})
@@ -201,7 +226,7 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	if svcHost == "" {
 		svcHost = serviceHost(svc)
 	}
-	i := p.add(Hop{Name: "service", Node: svc.Key(), Kind: kind, Skip: serviceSkip(vantage, svc), Target: probes.Target{
+	i := p.add(Hop{Name: "service", Node: svc.Key(), Role: RoleService, Kind: kind, Skip: serviceSkip(vantage, svc), Target: probes.Target{
 		Address: ServiceAddr(svc, port), Host: svcHost, Scheme: "http", Path: reqPath,
 		Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 	}})
@@ -239,7 +264,7 @@ func (p *Path) add(h Hop) int {
 func (p *Path) addStores(cfg *config.Config, vantage string, svc *config.Service, owners []int) {
 	for _, name := range svc.DependsOn {
 		st := cfg.FindStore(name)
-		h := Hop{Name: st.Name, Node: st.Name, Kind: probes.Kind(st.Kind), Timeout: st.Timeout,
+		h := Hop{Name: st.Name, Node: st.Name, Role: RoleStore, Kind: probes.Kind(st.Kind), Timeout: st.Timeout,
 			Target: probes.Target{Address: st.Address, Host: hostOf(st.Address), Store: st, TLS: st.TLS, MaxResponseBytes: st.MaxResponseBytes}}
 		if !config.Reaches(st.From, vantage) {
 			h.Skip = fmt.Sprintf("store %s is not reachable from the %s vantage", st.Name, vantage)
@@ -266,7 +291,7 @@ func servicePath(cfg *config.Config, vantage string, s *config.Service, live *Li
 	ports := make([]int, 0, len(s.Ports))
 	for _, pt := range s.Ports {
 		kind := probes.Kind(pt.Protocol)
-		h := Hop{Name: "port-" + strconv.Itoa(pt.Port), Node: s.Key(), Kind: kind, Skip: skip, Target: probes.Target{
+		h := Hop{Name: "port-" + strconv.Itoa(pt.Port), Node: s.Key(), Role: RoleService, Kind: kind, Skip: skip, Target: probes.Target{
 			Address: ServiceAddr(s, pt.Port), Host: serviceHost(s), Scheme: "http", Path: healthPath(s),
 			MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 		}}
@@ -306,7 +331,7 @@ func nodePortPath(cfg *config.Config, vantage string, s *config.Service, live *L
 		if live != nil {
 			why = "discovery sees no Ready node with an address; NodePorts cannot be probed"
 		}
-		p.add(Hop{Name: "nodes", Node: s.Key(), Kind: probes.KindNodePort, Skip: why})
+		p.add(Hop{Name: "nodes", Node: s.Key(), Role: RoleNode, Kind: probes.KindNodePort, Skip: why})
 		return p
 	}
 	for _, pt := range s.Ports {
@@ -319,7 +344,7 @@ func nodePortPath(cfg *config.Config, vantage string, s *config.Service, live *L
 			if pt.Protocol == "http" && !mustNot {
 				scheme = "http"
 			}
-			p.add(Hop{Name: fmt.Sprintf("%s:%d", n.Name, pt.NodePort), Node: s.Key(), Kind: probes.KindNodePort, Target: probes.Target{
+			p.add(Hop{Name: fmt.Sprintf("%s:%d", n.Name, pt.NodePort), Node: s.Key(), Role: RoleNode, Kind: probes.KindNodePort, Target: probes.Target{
 				Address: net.JoinHostPort(n.Address, strconv.Itoa(pt.NodePort)), Host: n.Address,
 				Scheme: scheme, Path: healthPath(s), MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 				ExpectUnreachable: mustNot,
