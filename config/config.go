@@ -81,6 +81,8 @@ type Route struct {
 	Entries  []string   `yaml:"entries"`
 	Probe    RouteProbe `yaml:"probe"`
 	Note     string     `yaml:"note"`
+	// Target is Service parsed, set when the file loads.
+	Target ServiceRef `yaml:"-"`
 }
 
 // RouteProbe says how to exercise a route.

@@ -46,6 +46,13 @@ type hopState struct {
 	certExpiry                 float64
 }
 
+// identity is what a hop is across generations of its path: its name
+// and kind (hopLabels' first two values).
+func (h *hopState) identity() [2]string { return [2]string{h.labels[0], h.labels[1]} }
+
+// node is the component the hop probes (nodeLabels' second value).
+func (h *hopState) node() string { return h.nodeLabels[1] }
+
 type phase struct {
 	name string
 	secs float64
@@ -87,10 +94,10 @@ func newPathState(p *targets.Path) *pathState {
 func (ps *pathState) carry(old *pathState) {
 	idx := make(map[[2]string]int, len(ps.hops))
 	for i, h := range ps.hops {
-		idx[[2]string{h.labels[0], h.labels[1]}] = i
+		idx[h.identity()] = i
 	}
 	for _, o := range old.hops {
-		i, ok := idx[[2]string{o.labels[0], o.labels[1]}]
+		i, ok := idx[o.identity()]
 		if !ok || ps.hops[i].mustNotOpen != o.mustNotOpen {
 			continue
 		}
@@ -105,7 +112,7 @@ func (ps *pathState) carry(old *pathState) {
 	first := -1
 	if old.first >= 0 {
 		o := old.hops[old.first]
-		i, ok := idx[[2]string{o.labels[0], o.labels[1]}]
+		i, ok := idx[o.identity()]
 		if !ok {
 			for _, h := range ps.hops {
 				h.first = false
@@ -185,7 +192,7 @@ var families = []family{
 		func(t *textWriter, ps *pathState) {
 			for _, h := range ps.hops {
 				if h.probed {
-					t.sample("hopprobe_hop_success", hopLabels, h.labels, "", "", b2f(h.ok))
+					t.sample("hopprobe_hop_success", hopLabels, h.labels, "", "", gaugeOf(h.ok))
 				}
 			}
 		}},
@@ -193,7 +200,7 @@ var families = []family{
 		func(t *textWriter, ps *pathState) {
 			for _, h := range ps.hops {
 				if h.walked {
-					t.sample("hopprobe_hop_skipped", hopLabels, h.labels, "", "", b2f(h.skipped))
+					t.sample("hopprobe_hop_skipped", hopLabels, h.labels, "", "", gaugeOf(h.skipped))
 				}
 			}
 		}},
@@ -201,7 +208,7 @@ var families = []family{
 		func(t *textWriter, ps *pathState) {
 			for _, h := range ps.hops {
 				if h.walked {
-					t.sample("hopprobe_hop_first_failing", hopLabels, h.labels, "", "", b2f(h.first))
+					t.sample("hopprobe_hop_first_failing", hopLabels, h.labels, "", "", gaugeOf(h.first))
 				}
 			}
 		}},
@@ -251,7 +258,7 @@ var families = []family{
 		func(t *textWriter, ps *pathState) {
 			for _, h := range ps.hops {
 				if h.mustNotOpen && h.probed {
-					t.sample("hopprobe_hop_exposed", hopLabels, h.labels, "", "", b2f(!h.ok))
+					t.sample("hopprobe_hop_exposed", hopLabels, h.labels, "", "", gaugeOf(!h.ok))
 				}
 			}
 		}},
@@ -264,7 +271,7 @@ var families = []family{
 	{"hopprobe_path_success", "1 if no probed hop of the path failed in its last walk.", "gauge",
 		func(t *textWriter, ps *pathState) {
 			if ps.walked {
-				t.sample("hopprobe_path_success", pathLabels, ps.labels, "", "", b2f(ps.ok))
+				t.sample("hopprobe_path_success", pathLabels, ps.labels, "", "", gaugeOf(ps.ok))
 			}
 		}},
 	{"hopprobe_path_first_failing_hop_position", "Position (0-based) of the first failing hop of the path, -1 when healthy.", "gauge",
@@ -281,7 +288,7 @@ var families = []family{
 		}},
 }
 
-func b2f(b bool) float64 {
+func gaugeOf(b bool) float64 {
 	if b {
 		return 1
 	}

@@ -21,11 +21,11 @@ func apisixExport(t *testing.T, cfg *config.Config, edit func(routes *[]map[stri
 	var upOrder []string
 	var services []map[string]any
 	for i, r := range cfg.Routes {
-		key, port, ok := config.ParseServiceRef(r.Service)
+		ref, ok := config.ParseServiceRef(r.Service)
 		if !ok {
 			t.Fatalf("route %v: bad service %q", r.Hosts, r.Service)
 		}
-		ns, name, _ := strings.Cut(key, "/")
+		ns, name, port := ref.Namespace, ref.Name, ref.Port
 		upID := fmt.Sprintf("u-%s-%s-%d", ns, name, port)
 		if ups[upID] == nil {
 			host := fmt.Sprintf("%s.%s.svc.cluster.local", name, ns)

@@ -118,8 +118,7 @@ func expand(cfg *config.Config, vantage string, live *Live) ([]*Path, error) {
 	routed := map[string]bool{}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
-		key, _, _ := config.ParseServiceRef(r.Service)
-		routed[key] = true
+		routed[r.Target.Key()] = true
 		for _, h := range r.Hosts {
 			for _, e := range r.Entries {
 				paths = append(paths, routePath(cfg, vantage, r, h, e, "", live))
@@ -155,8 +154,8 @@ func RoutePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 }
 
 func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry, reqPath string, live *Live) *Path {
-	key, port, _ := config.ParseServiceRef(r.Service)
-	svc := cfg.FindService(key)
+	port := r.Target.Port
+	svc := cfg.FindService(r.Target.Key())
 	p := newPath(cfg, RouteID(r, host, entry), PathRoute, vantage, svc)
 	if r.Probe.Interval > 0 {
 		p.Interval = r.Probe.Interval

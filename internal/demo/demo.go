@@ -349,8 +349,8 @@ func router(cfg *config.Config, entries map[string]bool) func(*http.Request) (st
 		for _, e := range rt.Entries {
 			ok = ok || entries[e]
 		}
-		key, port, _ := config.ParseServiceRef(rt.Service)
-		svc := cfg.FindService(key)
+		port := rt.Target.Port
+		svc := cfg.FindService(rt.Target.Key())
 		if !ok || svc == nil {
 			return "", false
 		}

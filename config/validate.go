@@ -1,0 +1,474 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// validator collects every problem with the line it sits on.
+type validator struct {
+	cfg  *Config
+	file string
+	root *yaml.Node
+	errs Errors
+}
+
+// errorf records a problem at the YAML node addressed by path: mapping
+// keys as strings, sequence positions as ints. When the exact node is
+// missing (a required key left out) the nearest parent's line is used.
+func (v *validator) errorf(path []any, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) line(path []any) int {
+	n := v.root
+	line := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						next = n.Content[i+1]
+						line = n.Content[i].Line
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		if n.Kind == yaml.SequenceNode || n.Kind == yaml.MappingNode {
+			// keep the key's line, which is where an operator looks
+			continue
+		}
+		line = n.Line
+	}
+	return line
+}
+
+// loc addresses a YAML node: mapping keys as strings, sequence
+// positions as ints.
+func loc(parts ...any) []any { return parts }
+
+var (
+	nameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
+	hostRe = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+)
+
+var (
+	serviceTypes   = []string{"ClusterIP", "NodePort", "LoadBalancer", "None"}
+	portProtocols  = []string{"http", "websocket", "tcp"}
+	routeProtocols = []string{"http", "websocket"}
+	storeKinds     = []string{"postgres", "redis", "kafka", "etcd"}
+)
+
+func oneOf(s string, set []string) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validator) validate() {
+	c := v.cfg
+	if c.Vantage != "" {
+		if _, ok := c.Vantages[c.Vantage]; !ok {
+			v.errorf(loc("vantage"), "vantage %q is not defined under vantages (have %s)", c.Vantage, strings.Join(c.VantageNames(), ", "))
+		}
+	}
+	for name, vt := range c.Vantages {
+		if vt.Resolver != "" {
+			v.checkHostPort(loc("vantages", name, "resolver"), vt.Resolver, "resolver")
+		}
+	}
+	v.checkDurations(loc("defaults"), c.Defaults.Interval, c.Defaults.Timeout)
+	if c.Defaults.Concurrency < 0 {
+		v.errorf(loc("defaults", "concurrency"), "concurrency must be positive, got %d", c.Defaults.Concurrency)
+	}
+	if c.Defaults.MaxBodyBytes < 0 {
+		v.errorf(loc("defaults", "max_body_bytes"), "max_body_bytes must be positive, got %d", c.Defaults.MaxBodyBytes)
+	}
+	v.checkBudget(loc("defaults", "max_response_bytes"), c.Defaults.MaxResponseBytes)
+	v.validateEntries()
+	v.validateStores()
+	v.validateServices()
+	v.validateRoutes()
+	v.validateNodes()
+}
+
+func (v *validator) checkDurations(at []any, interval, timeout time.Duration) {
+	if interval < 0 {
+		v.errorf(append(at, "interval"), "interval must be positive, got %s", interval)
+	}
+	if timeout < 0 {
+		v.errorf(append(at, "timeout"), "timeout must be positive, got %s", timeout)
+	}
+	if interval > 0 && timeout > interval {
+		v.errorf(append(at, "timeout"), "timeout %s is longer than interval %s; probes would overlap", timeout, interval)
+	}
+}
+
+func (v *validator) checkVantages(at []any, from []string) {
+	for i, f := range from {
+		if _, ok := v.cfg.Vantages[f]; !ok {
+			v.errorf(append(at, i), "vantage %q is not defined under vantages (have %s)", f, strings.Join(v.cfg.VantageNames(), ", "))
+		}
+	}
+}
+
+// minResponseBytes is the smallest byte budget that still fits a TLS
+// handshake with a certificate chain.
+const minResponseBytes = 16 << 10
+
+func (v *validator) checkBudget(at []any, n int64) {
+	if n < 0 || (n > 0 && n < minResponseBytes) {
+		v.errorf(at, "max_response_bytes must be at least %d (a TLS handshake needs that much), got %d", minResponseBytes, n)
+	}
+}
+
+func (v *validator) checkHostPort(at []any, addr, what string) {
+	if strings.Contains(addr, "@") {
+		// The part before @ is user information, often with a password:
+		// never echo it into an error or a reload log.
+		v.errorf(at, "%s contains user information (user:password@); write host:port here and the credentials under username and password: {env: …}", what)
+		return
+	}
+	addr = strings.ReplaceAll(addr, "{host}", "host")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		v.errorf(at, "%s %q must be host:port", what, addr)
+		return
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		v.errorf(at, "%s %q: port %q is out of range 1-65535", what, addr, port)
+	}
+}
+
+func (v *validator) checkTLS(at []any, t *TLS) {
+	if t == nil {
+		return
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.errorf(at, "tls needs both cert_file and key_file for a client certificate, or neither")
+	}
+}
+
+func (v *validator) validateEntries() {
+	seen := map[string]bool{}
+	for i, e := range v.cfg.Entries {
+		at := loc("entries", i)
+		if !nameRe.MatchString(e.Name) {
+			v.errorf(append(at, "name"), "entry name %q must be lower-case letters, digits, '.' or '-'", e.Name)
+		}
+		if seen[e.Name] {
+			v.errorf(append(at, "name"), "duplicate entry name %q", e.Name)
+		}
+		seen[e.Name] = true
+		if len(e.Hops) == 0 {
+			v.errorf(at, "entry %q has no hops", e.Name)
+		}
+		hopSeen := map[string]bool{}
+		for j, h := range e.Hops {
+			hopAt := append(loc(), "entries", i, "hops", j)
+			if !nameRe.MatchString(h.Name) {
+				v.errorf(append(hopAt, "name"), "hop name %q must be lower-case letters, digits, '.' or '-'", h.Name)
+			}
+			if hopSeen[h.Name] {
+				v.errorf(append(hopAt, "name"), "duplicate hop name %q in entry %q", h.Name, e.Name)
+			}
+			hopSeen[h.Name] = true
+			if h.Address != "" {
+				v.checkHostPort(append(hopAt, "address"), h.Address, "address")
+			}
+			for vn, a := range h.Addresses {
+				if _, ok := v.cfg.Vantages[vn]; !ok {
+					v.errorf(append(hopAt, "addresses", vn), "vantage %q is not defined under vantages", vn)
+				}
+				v.checkHostPort(append(hopAt, "addresses", vn), a, "address")
+			}
+			v.checkVantages(append(hopAt, "from"), h.From)
+			if h.Scheme != "" && h.Scheme != "http" && h.Scheme != "https" {
+				v.errorf(append(hopAt, "scheme"), "scheme %q must be http or https", h.Scheme)
+			}
+			v.checkTLS(append(hopAt, "tls"), h.TLS)
+		}
+	}
+}
+
+func (v *validator) validateStores() {
+	seen := map[string]bool{}
+	for i := range v.cfg.Stores {
+		s := &v.cfg.Stores[i]
+		at := loc("stores", i)
+		if !nameRe.MatchString(s.Name) {
+			v.errorf(append(at, "name"), "store name %q must be lower-case letters, digits, '.' or '-'", s.Name)
+		}
+		if seen[s.Name] {
+			v.errorf(append(at, "name"), "duplicate store name %q", s.Name)
+		}
+		seen[s.Name] = true
+		if !oneOf(s.Kind, storeKinds) {
+			v.errorf(append(at, "kind"), "store %q has kind %q; want one of %s", s.Name, s.Kind, strings.Join(storeKinds, ", "))
+		}
+		if s.Address == "" && len(s.Addresses) == 0 {
+			v.errorf(at, "store %q needs an address (host:port)", s.Name)
+		}
+		if s.Address != "" {
+			v.checkHostPort(append(at, "address"), s.Address, "address")
+		}
+		for j, a := range s.Addresses {
+			v.checkHostPort(append(at, "addresses", j), a, "address")
+		}
+		v.checkVantages(append(at, "from"), s.From)
+		v.checkSecret(append(at, "password"), s.Password)
+		v.checkTLS(append(at, "tls"), s.TLS)
+		v.checkDurations(at, s.Interval, s.Timeout)
+		v.checkBudget(append(at, "max_response_bytes"), s.MaxResponseBytes)
+		v.validateStoreOpts(at, s)
+	}
+}
+
+func (v *validator) validateStoreOpts(at []any, s *Store) {
+	blocks := map[string]bool{"postgres": s.Postgres != nil, "redis": s.Redis != nil, "kafka": s.Kafka != nil, "etcd": s.Etcd != nil}
+	for k, set := range blocks {
+		if set && k != s.Kind {
+			v.errorf(append(at, k), "store %q is of kind %s but has a %s block", s.Name, s.Kind, k)
+		}
+	}
+	if o := s.Postgres; o != nil {
+		if o.SSLMode != "" && !oneOf(o.SSLMode, []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}) {
+			v.errorf(append(at, "postgres", "sslmode"), "sslmode %q is not one of disable, require, verify-ca, verify-full", o.SSLMode)
+		}
+		if o.Role != "" && o.Role != "primary" && o.Role != "replica" {
+			v.errorf(append(at, "postgres", "role"), "role %q must be primary or replica", o.Role)
+		}
+		for j, m := range o.RequireAuth {
+			if !oneOf(m, []string{"scram-sha-256", "md5", "password", "none"}) {
+				v.errorf(append(at, "postgres", "require_auth", j), "require_auth method %q must be scram-sha-256, md5, password or none", m)
+			}
+		}
+	}
+	if o := s.Redis; o != nil {
+		if o.Mode != "" && !oneOf(o.Mode, []string{"single", "cluster", "sentinel"}) {
+			v.errorf(append(at, "redis", "mode"), "mode %q must be single, cluster or sentinel", o.Mode)
+		}
+		if o.Mode == "sentinel" && o.MasterName == "" {
+			v.errorf(append(at, "redis"), "sentinel mode needs master_name")
+		}
+		if o.Role != "" && o.Role != "master" && o.Role != "replica" {
+			v.errorf(append(at, "redis", "role"), "role %q must be master or replica", o.Role)
+		}
+	}
+	if o := s.Kafka; o != nil {
+		for j, t := range o.Topics {
+			if t == o.CanaryTopic && t != "" {
+				v.errorf(append(at, "kafka", "topics", j), "canary_topic %q is also listed as a business topic; the canary must have a topic of its own", t)
+			}
+		}
+		if o.SASL != nil {
+			if !oneOf(o.SASL.Mechanism, []string{"plain", "scram-sha-256", "scram-sha-512"}) {
+				v.errorf(append(at, "kafka", "sasl", "mechanism"), "sasl mechanism %q must be plain, scram-sha-256 or scram-sha-512", o.SASL.Mechanism)
+			}
+			v.checkSecret(append(at, "kafka", "sasl", "password"), o.SASL.Password)
+		}
+	}
+}
+
+func (v *validator) checkSecret(at []any, s *SecretRef) {
+	if s == nil {
+		return
+	}
+	if s.Inline {
+		v.errorf(at, "secrets may not be written inline; use {env: VAR_NAME} or {file: /path/to/secret}")
+		return
+	}
+	if (s.Env == "") == (s.File == "") {
+		v.errorf(at, "a secret reference needs exactly one of env or file")
+		return
+	}
+	// A secret that is not there yet (validate on a laptop) is checked
+	// again when a probe resolves it.
+	if val, err := s.Resolve(); err == nil {
+		if err := CheckSecret(val); err != nil {
+			v.errorf(at, "the secret from %s: %v", s, err)
+		}
+	}
+}
+
+// CheckSecret refuses a password too short to be scrubbed from messages.
+// An empty one means no password.
+func CheckSecret(val string) error {
+	if n := len(val); n > 0 && n < MinSecretLength {
+		return fmt.Errorf("it is %d characters long; hopprobe refuses passwords shorter than %d, which cannot be kept out of error messages reliably", n, MinSecretLength)
+	}
+	return nil
+}
+
+func (v *validator) validateServices() {
+	seen := map[string]bool{}
+	for i := range v.cfg.Services {
+		s := &v.cfg.Services[i]
+		at := loc("services", i)
+		if !nameRe.MatchString(s.Name) {
+			v.errorf(append(at, "name"), "service name %q must be lower-case letters, digits, '.' or '-'", s.Name)
+		}
+		if !nameRe.MatchString(s.Namespace) {
+			v.errorf(append(at, "namespace"), "service %q needs a namespace", s.Name)
+		}
+		if seen[s.Key()] {
+			v.errorf(append(at, "name"), "duplicate service %s", s.Key())
+		}
+		seen[s.Key()] = true
+		if !oneOf(s.Type, serviceTypes) {
+			v.errorf(append(at, "type"), "service %s has type %q; want one of %s", s.Key(), s.Type, strings.Join(serviceTypes, ", "))
+		}
+		if s.Type == "None" && len(s.Ports) > 0 {
+			v.errorf(append(at, "ports"), "service %s has type None (no Service object) but lists ports", s.Key())
+		}
+		portSeen := map[int]bool{}
+		for j, pt := range s.Ports {
+			portAt := append(loc(), "services", i, "ports", j)
+			if pt.Port < 1 || pt.Port > 65535 {
+				v.errorf(append(portAt, "port"), "port %d of %s is out of range 1-65535", pt.Port, s.Key())
+			}
+			if portSeen[pt.Port] {
+				v.errorf(append(portAt, "port"), "port %d of %s is listed twice", pt.Port, s.Key())
+			}
+			portSeen[pt.Port] = true
+			if pt.NodePort != 0 {
+				if s.Type != "NodePort" && s.Type != "LoadBalancer" {
+					v.errorf(append(portAt, "node_port"), "service %s is %s; only NodePort and LoadBalancer services have node ports", s.Key(), s.Type)
+				}
+				if pt.NodePort < 30000 || pt.NodePort > 32767 {
+					v.errorf(append(portAt, "node_port"), "node port %d of %s is outside the Kubernetes range 30000-32767", pt.NodePort, s.Key())
+				}
+			}
+			if pt.Protocol != "" && !oneOf(pt.Protocol, portProtocols) {
+				v.errorf(append(portAt, "protocol"), "protocol %q of %s must be one of %s", pt.Protocol, s.Key(), strings.Join(portProtocols, ", "))
+			}
+			if pt.Address != "" {
+				v.checkHostPort(append(portAt, "address"), pt.Address, "address")
+			}
+		}
+		for j, d := range s.DependsOn {
+			if v.cfg.FindStore(d) == nil {
+				v.errorf(append(at, "depends_on", j), "service %s depends on store %q, which is not defined under stores", s.Key(), d)
+			}
+		}
+		for j, c := range s.Calls {
+			if v.cfg.FindService(c) == nil {
+				v.errorf(append(at, "calls", j), "service %s calls %q, which is not defined under services (write namespace/name)", s.Key(), c)
+			}
+		}
+		if s.Selects != "" && v.cfg.FindService(s.Selects) == nil {
+			v.errorf(append(at, "selects"), "service %s selects %q, which is not defined under services", s.Key(), s.Selects)
+		}
+		v.checkVantages(append(at, "nodeport_unreachable_from"), s.NodePortUnreachableFrom)
+	}
+}
+
+func (v *validator) validateRoutes() {
+	type routeKey struct{ host, path, entry string }
+	seen := map[routeKey]int{}
+	for i := range v.cfg.Routes {
+		r := &v.cfg.Routes[i]
+		at := loc("routes", i)
+		if len(r.Hosts) == 0 {
+			v.errorf(at, "route needs at least one host")
+		}
+		for j, h := range r.Hosts {
+			if !hostRe.MatchString(h) {
+				v.errorf(append(at, "hosts", j), "host %q is not a host name (a leading '*.' is allowed)", h)
+			}
+		}
+		if !strings.HasPrefix(r.Path, "/") || strings.Contains(strings.TrimSuffix(r.Path, "*"), "*") {
+			v.errorf(append(at, "path"), "path %q must start with '/' and may only end in '*'", r.Path)
+		}
+		ref, ok := ParseServiceRef(r.Service)
+		switch {
+		case !ok:
+			v.errorf(append(at, "service"), "service %q must be namespace/name:port", r.Service)
+		case v.cfg.FindService(ref.Key()) == nil:
+			v.errorf(append(at, "service"), "route %s%s goes to %s, which is not defined under services", first(r.Hosts), r.Path, ref.Key())
+		default:
+			s := v.cfg.FindService(ref.Key())
+			found := false
+			for _, pt := range s.Ports {
+				found = found || pt.Port == ref.Port
+			}
+			if !found {
+				v.errorf(append(at, "service"), "route %s%s goes to port %d, which service %s does not expose", first(r.Hosts), r.Path, ref.Port, ref.Key())
+			}
+		}
+		if r.Protocol != "" && !oneOf(r.Protocol, routeProtocols) {
+			v.errorf(append(at, "protocol"), "protocol %q must be http or websocket", r.Protocol)
+		}
+		for j, e := range r.Entries {
+			if v.cfg.FindEntry(e) == nil {
+				v.errorf(append(at, "entries", j), "entry %q is not defined under entries", e)
+			}
+		}
+		for _, h := range r.Hosts {
+			for _, e := range v.cfg.routeEntries(r) {
+				k := routeKey{h, r.Path, e}
+				if prev, dup := seen[k]; dup {
+					v.errorf(append(at, "path"), "route %s%s via %s is already defined at line %d", h, r.Path, e, v.line(loc("routes", prev)))
+				}
+				seen[k] = i
+			}
+		}
+		if r.Probe.Path != "" && !strings.HasPrefix(r.Probe.Path, "/") {
+			v.errorf(append(at, "probe", "path"), "probe path %q must start with '/'", r.Probe.Path)
+		}
+		if r.Probe.Host != "" && (!hostRe.MatchString(r.Probe.Host) || strings.HasPrefix(r.Probe.Host, "*")) {
+			v.errorf(append(at, "probe", "host"), "probe host %q must be a concrete host name", r.Probe.Host)
+		}
+		v.checkDurations(append(at, "probe"), r.Probe.Interval, r.Probe.Timeout)
+		for j, st := range r.Probe.Expect.Status {
+			if st < 100 || st > 599 {
+				v.errorf(append(at, "probe", "expect", "status", j), "status %d is not an HTTP status code", st)
+			}
+		}
+		if r.Protocol != "websocket" && (r.Probe.Expect.Send != "" || r.Probe.Expect.Reply != "") {
+			v.errorf(append(at, "probe", "expect"), "send/reply only apply to websocket routes")
+		}
+	}
+}
+
+func (v *validator) validateNodes() {
+	seen := map[string]bool{}
+	for i, n := range v.cfg.Nodes {
+		if n.Name == "" || seen[n.Name] {
+			v.errorf(loc("nodes", i, "name"), "node needs a unique name, got %q", n.Name)
+		}
+		seen[n.Name] = true
+		if net.ParseIP(n.Address) == nil && !hostRe.MatchString(n.Address) {
+			v.errorf(loc("nodes", i, "address"), "node address %q must be an IP or host name (no port)", n.Address)
+		}
+	}
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
