@@ -17,6 +17,19 @@ import (
 	"github.com/allinx/hopprobe/targets"
 )
 
+// serve runs e's handler on loopback until the test ends.
+func serve(t *testing.T, e *exporter.Exporter) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: e.Handler(), WriteTimeout: time.Minute}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln
+}
+
 // manyPaths makes a scrape of several MiB, far beyond what the kernel
 // buffers of one connection hold.
 func manyPaths(n int) ([]*targets.Path, []scheduler.PathResult) {
@@ -63,13 +76,7 @@ func TestAStalledScraperNeverBlocksAWalk(t *testing.T) {
 	if err := e.WriteMetrics(&scrape); err != nil || scrape.Len() < 8<<20 {
 		t.Fatalf("a scrape of %d bytes (%v) would fit in the socket buffers", scrape.Len(), err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: e.Handler(), WriteTimeout: time.Minute}
-	go srv.Serve(ln)
-	defer srv.Close()
+	ln := serve(t, e)
 
 	// Baseline: Observe with nobody scraping, in this run.
 	start := time.Now()
@@ -129,13 +136,7 @@ func TestScrapesAreCapped(t *testing.T) {
 	for _, w := range walks {
 		e.Observe(w)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: e.Handler(), WriteTimeout: time.Minute}
-	go srv.Serve(ln)
-	defer srv.Close()
+	ln := serve(t, e)
 	var stalled []net.Conn
 	defer func() {
 		for _, c := range stalled {

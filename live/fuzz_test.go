@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/live"
 )
 
@@ -12,10 +12,7 @@ import (
 // reader, the importer or the drift check. Seeds:
 // testdata/fuzz/FuzzReadKubeList.
 func FuzzReadKubeList(f *testing.F) {
-	cfg, err := config.Load("../config/allinx.yaml")
-	if err != nil {
-		f.Fatal(err)
-	}
+	cfg := testkit.Allinx(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		inv, err := live.ReadKubeList(bytes.NewReader(data))
 		if err != nil {
@@ -33,10 +30,7 @@ func FuzzReadKubeList(f *testing.F) {
 // reader, the route resolution or the route drift check. Seeds:
 // testdata/fuzz/FuzzReadAPISIXExport.
 func FuzzReadAPISIXExport(f *testing.F) {
-	cfg, err := config.Load("../config/allinx.yaml")
-	if err != nil {
-		f.Fatal(err)
-	}
+	cfg := testkit.Allinx(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := live.ReadAPISIXExport(bytes.NewReader(data))
 		if err != nil {

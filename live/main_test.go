@@ -6,17 +6,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/testkit"
 )
 
 // Every test in this package must leave no goroutine behind (informers
 // included).
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func allinx(t testing.TB) *config.Config {
-	t.Helper()
-	cfg, err := config.Load("../config/allinx.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
+func allinx(t testing.TB) *config.Config { return testkit.Allinx(t) }

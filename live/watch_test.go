@@ -21,6 +21,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/allinx/hopprobe/internal/kubetest"
+	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/live"
 )
 
@@ -131,7 +132,7 @@ func TestKubeWatchSaysWhenItCannotList(t *testing.T) {
 	cs.PrependReactor("list", "nodes", func(clienttesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "nodes"}, "", errors.New("RBAC: access denied"))
 	})
-	var logged syncBuffer
+	var logged testkit.Buffer
 	w := &live.KubeWatch{Settle: time.Millisecond, SyncWarn: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&logged, nil))}
 	ctx, cancel := context.WithCancel(t.Context())
 	var done sync.WaitGroup
@@ -149,21 +150,4 @@ func TestKubeWatchSaysWhenItCannotList(t *testing.T) {
 	if called {
 		t.Error("a snapshot was handed on without the nodes")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

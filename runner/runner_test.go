@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/live"
 	"github.com/allinx/hopprobe/runner"
 	"github.com/allinx/hopprobe/targets"
@@ -211,7 +211,7 @@ func TestLogsSayWhenAPathChangesState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	r, err := runner.New(cfg, runner.Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -230,21 +230,4 @@ func TestLogsSayWhenAPathChangesState(t *testing.T) {
 	if n := strings.Count(out, "path recovered"); n != 1 {
 		t.Errorf("%d 'path recovered' lines for one recovery:\n%s", n, out)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -12,10 +13,7 @@ import (
 // route whose host pattern and path pattern really cover them, and Resolve
 // never panics on a query. Seeds: testdata/fuzz/FuzzMatchRoute.
 func FuzzMatchRoute(f *testing.F) {
-	cfg, err := config.Load("../config/allinx.yaml")
-	if err != nil {
-		f.Fatal(err)
-	}
+	cfg := testkit.Allinx(f)
 	for _, s := range [][2]string{{"api.allinpro.com", "/futures/ws"}, {"*.allinpro.com", "/"}, {"", ""}, {"API.ALLINPRO.COM.", "//x"}} {
 		f.Add(s[0], s[1])
 	}

@@ -6,18 +6,12 @@ import (
 	"testing"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/targets"
 )
 
-func allinx(t testing.TB) *config.Config {
-	t.Helper()
-	cfg, err := config.Load("../config/allinx.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
+func allinx(t testing.TB) *config.Config { return testkit.Allinx(t) }
 
 func TestMatchRouteLikeAPISIX(t *testing.T) {
 	cfg := allinx(t)

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/cli"
 	"github.com/allinx/hopprobe/internal/demo"
+	"github.com/allinx/hopprobe/internal/testkit"
 )
 
 // startDemo runs config/demo.yaml on free loopback ports and returns the
@@ -181,24 +181,6 @@ func serveFast(t *testing.T, cfgPath string, logs io.Writer, flags ...string) st
 	return listen
 }
 
-// lockedBuffer collects a server's log lines while the test reads them.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestBadConfigAndUnknownPathExitTwo(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("routes:\n  - hosts: [a.test]\n    path: /*\n    service: ns/missing:80\n"), 0o644)
@@ -264,7 +246,7 @@ func TestDeadStoreIsNamedAndSecretsNeverShow(t *testing.T) {
 		t.Fatalf("wrong password not reported:\n%s", authOut)
 	}
 	// The same through `probe serve`: its log, /metrics and the status API.
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	listen := serveFast(t, cfgPath, logs)
 	var status string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
@@ -419,7 +401,7 @@ func TestEveryHopPositionIsLocalised(t *testing.T) {
 // file:line reason while the running topology goes on. SIGHUP reloads too.
 func TestReloadKeepsUnchangedPathsAndRefusesBrokenFiles(t *testing.T) {
 	cfgPath, _ := startDemo(t)
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	listen := serveFast(t, cfgPath, logs, "--reload-check=200ms")
 	kept := `hopprobe_hop_probes_total{hop="service",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",result="success",service="morph-futuresws-app",vantage="cluster"}`
 	removed := `path="mackerel.aie.prod/api/*"`

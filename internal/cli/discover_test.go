@@ -18,6 +18,7 @@ import (
 
 	"github.com/allinx/hopprobe/internal/cli"
 	"github.com/allinx/hopprobe/internal/kubetest"
+	"github.com/allinx/hopprobe/internal/testkit"
 )
 
 func readyNode(name, ip string) *corev1.Node {
@@ -103,7 +104,7 @@ func TestServeDiscoversPodsAndNodes(t *testing.T) {
 		readyNode("node-a", "127.0.0.1"),
 	)
 	t.Cleanup(cli.UseKubeClient(cs)) // after serve stops (cleanups run last first)
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	listen := serveFast(t, cfgPath, logs, "--cluster", "--discover", "--discover-settle", "200ms", "--drift-every", "1h")
 
 	route := `namespace="landry",path="api.allinpro.com/*",service="landry-spotapi-web",vantage="cluster"}`

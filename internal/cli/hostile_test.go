@@ -23,6 +23,7 @@ import (
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/hostile"
 	"github.com/allinx/hopprobe/internal/peers"
+	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/probes"
 )
 
@@ -142,7 +143,7 @@ services:
 	}
 	write(false)
 	listen := freeAddr(t)
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--listen", listen, "--reload-check", "0")
 	cmd.Env = append(os.Environ(), "HOPPROBE_TEST_HOSTILE_PW="+hostilePW, "GOMEMLIMIT=200MiB")
 	cmd.Stderr = &logs

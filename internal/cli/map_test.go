@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/allinx/hopprobe/internal/cli"
+	"github.com/allinx/hopprobe/internal/testkit"
 )
 
 // The live map in a real headless Chromium: every component of the demo
@@ -24,7 +25,7 @@ func TestMapPageTurnsAStoppedComponentRed(t *testing.T) {
 		t.Skip("SKIPPED LOUDLY: chromium is not installed; the map page was not tested in a browser")
 	}
 	cfgPath, d := startDemo(t)
-	listen := serveFast(t, cfgPath, &lockedBuffer{})
+	listen := serveFast(t, cfgPath, &testkit.Buffer{})
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
