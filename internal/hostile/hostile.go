@@ -65,23 +65,11 @@ func (p *Peer) Stop() {
 // behaviours maps a peer's name to what it does with one connection.
 var behaviours = map[string]func(p *Peer, c net.Conn){
 	// go-redis makes a slice of the announced length: this one is out of range.
-	"redis-length-bomb": func(_ *Peer, c net.Conn) {
-		readSome(c)
-		io.WriteString(c, "*2\r\n$9223372036854775807\r\n")
-		hold(c)
-	},
+	"redis-length-bomb": answer("*2\r\n$9223372036854775807\r\n", hold),
 	// An array count that would be a fatal out-of-memory, not a panic.
-	"redis-array-bomb": func(_ *Peer, c net.Conn) {
-		readSome(c)
-		io.WriteString(c, "*10000000000\r\n")
-		hold(c)
-	},
+	"redis-array-bomb": answer("*10000000000\r\n", hold),
 	// A 1 GiB bulk string, of which Cap bytes are sent.
-	"redis-huge-bulk": func(_ *Peer, c net.Conn) {
-		readSome(c)
-		io.WriteString(c, "$1073741824\r\n")
-		flood(c, 'x')
-	},
+	"redis-huge-bulk": answer("$1073741824\r\n", floodWith('x')),
 	// An error reply with terminal escapes and 1 MiB of text.
 	"redis-escapes": func(_ *Peer, c net.Conn) {
 		reply := "-ERR " + Escapes + strings.Repeat("E", 1<<20) + "\r\n"
@@ -169,18 +157,10 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 		hold(c)
 	},
 	// A healthy-looking answer with an endless body.
-	"http-endless-body": func(_ *Peer, c net.Conn) {
-		readSome(c)
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
-		flood(c, 'b')
-	},
+	"http-endless-body": answer("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", floodWith('b')),
 	// A small 502 whose Server and Via carry terminal escapes, and an
 	// endless body.
-	"http-escapes": func(_ *Peer, c net.Conn) {
-		readSome(c)
-		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nServer: nginx "+Escapes+"\r\nVia: 1.1 "+Escapes+"\r\n\r\n")
-		flood(c, 'b')
-	},
+	"http-escapes": answer("HTTP/1.1 502 Bad Gateway\r\nServer: nginx "+Escapes+"\r\nVia: 1.1 "+Escapes+"\r\n\r\n", floodWith('b')),
 }
 
 // DNS behaviours answer on UDP and TCP at one address.
@@ -272,6 +252,18 @@ func startDNS(name string, h dns.HandlerFunc) (*Peer, error) {
 	}
 	return &Peer{Name: name, Addr: srv.Addr, dns: srv}, nil
 }
+
+// answer reads the client's first bytes, sends reply, then does then.
+func answer(reply string, then func(net.Conn)) func(*Peer, net.Conn) {
+	return func(_ *Peer, c net.Conn) {
+		readSome(c)
+		io.WriteString(c, reply)
+		then(c)
+	}
+}
+
+// floodWith is flood of b, as an answer's tail.
+func floodWith(b byte) func(net.Conn) { return func(c net.Conn) { flood(c, b) } }
 
 // readSome waits for the client's first bytes (a request, a startup
 // message), so that the reply is not mistaken for a server greeting.
