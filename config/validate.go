@@ -171,17 +171,22 @@ func (v *validator) checkTLS(at []any, t *TLS) {
 	}
 }
 
+// checkName wants a lower-case name, unique among seen.
+func (v *validator) checkName(at []any, what, name string, seen map[string]bool) {
+	if !nameRe.MatchString(name) {
+		v.errorf(append(at, "name"), "%s name %q must be lower-case letters, digits, '.' or '-'", what, name)
+	}
+	if seen[name] {
+		v.errorf(append(at, "name"), "duplicate %s name %q", what, name)
+	}
+	seen[name] = true
+}
+
 func (v *validator) validateEntries() {
 	seen := map[string]bool{}
 	for i, e := range v.cfg.Entries {
 		at := loc("entries", i)
-		if !nameRe.MatchString(e.Name) {
-			v.errorf(append(at, "name"), "entry name %q must be lower-case letters, digits, '.' or '-'", e.Name)
-		}
-		if seen[e.Name] {
-			v.errorf(append(at, "name"), "duplicate entry name %q", e.Name)
-		}
-		seen[e.Name] = true
+		v.checkName(at, "entry", e.Name, seen)
 		if len(e.Hops) == 0 {
 			v.errorf(at, "entry %q has no hops", e.Name)
 		}
@@ -218,13 +223,7 @@ func (v *validator) validateStores() {
 	for i := range v.cfg.Stores {
 		s := &v.cfg.Stores[i]
 		at := loc("stores", i)
-		if !nameRe.MatchString(s.Name) {
-			v.errorf(append(at, "name"), "store name %q must be lower-case letters, digits, '.' or '-'", s.Name)
-		}
-		if seen[s.Name] {
-			v.errorf(append(at, "name"), "duplicate store name %q", s.Name)
-		}
-		seen[s.Name] = true
+		v.checkName(at, "store", s.Name, seen)
 		if !oneOf(s.Kind, storeKinds) {
 			v.errorf(append(at, "kind"), "store %q has kind %q; want one of %s", s.Name, s.Kind, strings.Join(storeKinds, ", "))
 		}
