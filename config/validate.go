@@ -74,7 +74,6 @@ var (
 	serviceTypes   = []string{"ClusterIP", "NodePort", "LoadBalancer", "None"}
 	portProtocols  = []string{"http", "websocket", "tcp"}
 	routeProtocols = []string{"http", "websocket"}
-	storeKinds     = []string{"postgres", "redis", "kafka", "etcd"}
 )
 
 func oneOf(s string, set []string) bool {
@@ -224,8 +223,8 @@ func (v *validator) validateStores() {
 		s := &v.cfg.Stores[i]
 		at := loc("stores", i)
 		v.checkName(at, "store", s.Name, seen)
-		if !oneOf(s.Kind, storeKinds) {
-			v.errorf(append(at, "kind"), "store %q has kind %q; want one of %s", s.Name, s.Kind, strings.Join(storeKinds, ", "))
+		if _, known := storeKinds[s.Kind]; !known {
+			v.errorf(append(at, "kind"), "store %q has kind %q; want one of %s", s.Name, s.Kind, strings.Join(storeKindOrder, ", "))
 		}
 		if s.Address == "" && len(s.Addresses) == 0 {
 			v.errorf(at, "store %q needs an address (host:port)", s.Name)
@@ -246,48 +245,13 @@ func (v *validator) validateStores() {
 }
 
 func (v *validator) validateStoreOpts(at []any, s *Store) {
-	blocks := map[string]bool{"postgres": s.Postgres != nil, "redis": s.Redis != nil, "kafka": s.Kafka != nil, "etcd": s.Etcd != nil}
-	for k, set := range blocks {
-		if set && k != s.Kind {
-			v.errorf(append(at, k), "store %q is of kind %s but has a %s block", s.Name, s.Kind, k)
+	for _, name := range storeKindOrder {
+		if storeKinds[name].HasBlock(s) && name != s.Kind {
+			v.errorf(append(at, name), "store %q is of kind %s but has a %s block", s.Name, s.Kind, name)
 		}
 	}
-	if o := s.Postgres; o != nil {
-		if o.SSLMode != "" && !oneOf(o.SSLMode, []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}) {
-			v.errorf(append(at, "postgres", "sslmode"), "sslmode %q is not one of disable, require, verify-ca, verify-full", o.SSLMode)
-		}
-		if o.Role != "" && o.Role != "primary" && o.Role != "replica" {
-			v.errorf(append(at, "postgres", "role"), "role %q must be primary or replica", o.Role)
-		}
-		for j, m := range o.RequireAuth {
-			if !oneOf(m, []string{"scram-sha-256", "md5", "password", "none"}) {
-				v.errorf(append(at, "postgres", "require_auth", j), "require_auth method %q must be scram-sha-256, md5, password or none", m)
-			}
-		}
-	}
-	if o := s.Redis; o != nil {
-		if o.Mode != "" && !oneOf(o.Mode, []string{"single", "cluster", "sentinel"}) {
-			v.errorf(append(at, "redis", "mode"), "mode %q must be single, cluster or sentinel", o.Mode)
-		}
-		if o.Mode == "sentinel" && o.MasterName == "" {
-			v.errorf(append(at, "redis"), "sentinel mode needs master_name")
-		}
-		if o.Role != "" && o.Role != "master" && o.Role != "replica" {
-			v.errorf(append(at, "redis", "role"), "role %q must be master or replica", o.Role)
-		}
-	}
-	if o := s.Kafka; o != nil {
-		for j, t := range o.Topics {
-			if t == o.CanaryTopic && t != "" {
-				v.errorf(append(at, "kafka", "topics", j), "canary_topic %q is also listed as a business topic; the canary must have a topic of its own", t)
-			}
-		}
-		if o.SASL != nil {
-			if !oneOf(o.SASL.Mechanism, []string{"plain", "scram-sha-256", "scram-sha-512"}) {
-				v.errorf(append(at, "kafka", "sasl", "mechanism"), "sasl mechanism %q must be plain, scram-sha-256 or scram-sha-512", o.SASL.Mechanism)
-			}
-			v.checkSecret(append(at, "kafka", "sasl", "password"), o.SASL.Password)
-		}
+	if k, ok := storeKinds[s.Kind]; ok && k.Check != nil {
+		k.Check(s, &Checker{v: v, at: at})
 	}
 }
 

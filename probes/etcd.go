@@ -13,6 +13,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+
+	"github.com/allinx/hopprobe/config"
 )
 
 // etcdProber asks every endpoint for its status (a leader must exist) and
@@ -146,3 +148,7 @@ func (f *firstAnswer) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// etcdKind is the etcd block of a store (the key to read); nothing in it
+// needs checking.
+var etcdKind = config.StoreKind{HasBlock: func(s *config.Store) bool { return s.Etcd != nil }}

@@ -259,3 +259,32 @@ func kafkaDialer(sc *scope, tc *tls.Config, mech *kafkaMech) *kafka.Dialer {
 	}
 	return d
 }
+
+// kafkaKind is the kafka block of a store; its SASL password is a
+// secret to scrub as well.
+var kafkaKind = config.StoreKind{
+	HasBlock: func(s *config.Store) bool { return s.Kafka != nil },
+	Check: func(s *config.Store, c *config.Checker) {
+		o := s.Kafka
+		if o == nil {
+			return
+		}
+		for j, t := range o.Topics {
+			if t == o.CanaryTopic && t != "" {
+				c.Errorf([]any{"kafka", "topics", j}, "canary_topic %q is also listed as a business topic; the canary must have a topic of its own", t)
+			}
+		}
+		if o.SASL != nil {
+			if !config.OneOf(o.SASL.Mechanism, "plain", "scram-sha-256", "scram-sha-512") {
+				c.Errorf([]any{"kafka", "sasl", "mechanism"}, "sasl mechanism %q must be plain, scram-sha-256 or scram-sha-512", o.SASL.Mechanism)
+			}
+			c.Secret([]any{"kafka", "sasl", "password"}, o.SASL.Password)
+		}
+	},
+	Secrets: func(s *config.Store) []*config.SecretRef {
+		if s.Kafka != nil && s.Kafka.SASL != nil {
+			return []*config.SecretRef{s.Kafka.SASL.Password}
+		}
+		return nil
+	},
+}

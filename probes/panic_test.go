@@ -19,7 +19,7 @@ func (panicky) Probe(context.Context, *Target, *Report) error {
 // panic is counted for its kind, and the caller goes on.
 func TestPanicIsAFailedHop(t *testing.T) {
 	old := registry[KindRedis]
-	registry[KindRedis] = panicky{}
+	registry[KindRedis] = entry{prober: panicky{}, store: old.store}
 	defer func() { registry[KindRedis] = old }()
 	before := PanicCount(KindRedis)
 	r := Run(context.Background(), KindRedis, &Target{Address: "127.0.0.1:1"}, time.Second)

@@ -150,3 +150,26 @@ func pgLimit(sc *scope, err error) {
 		sc.tooLarge("a %d-byte PostgreSQL message announced, over the %s budget (max_response_bytes)", big.ActualBodyLen, byteSize(sc.limit))
 	}
 }
+
+// postgresKind is the postgres block of a store: checked where the
+// probe that reads it lives.
+var postgresKind = config.StoreKind{
+	HasBlock: func(s *config.Store) bool { return s.Postgres != nil },
+	Check: func(s *config.Store, c *config.Checker) {
+		o := s.Postgres
+		if o == nil {
+			return
+		}
+		if o.SSLMode != "" && !config.OneOf(o.SSLMode, "disable", "allow", "prefer", "require", "verify-ca", "verify-full") {
+			c.Errorf([]any{"postgres", "sslmode"}, "sslmode %q is not one of disable, require, verify-ca, verify-full", o.SSLMode)
+		}
+		if o.Role != "" && o.Role != "primary" && o.Role != "replica" {
+			c.Errorf([]any{"postgres", "role"}, "role %q must be primary or replica", o.Role)
+		}
+		for j, m := range o.RequireAuth {
+			if !config.OneOf(m, "scram-sha-256", "md5", "password", "none") {
+				c.Errorf([]any{"postgres", "require_auth", j}, "require_auth method %q must be scram-sha-256, md5, password or none", m)
+			}
+		}
+	},
+}

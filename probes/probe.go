@@ -130,7 +130,7 @@ type Result struct {
 // in PanicCount, and every text it returns is scrubbed and bounded.
 func Run(ctx context.Context, kind Kind, t *Target, timeout time.Duration) Result {
 	res := Result{Start: time.Now()}
-	p, ok := registry[kind]
+	e, ok := registry[kind]
 	if !ok {
 		res.Error = fmt.Sprintf("no prober for kind %q", kind)
 		return res
@@ -139,7 +139,7 @@ func Run(ctx context.Context, kind Kind, t *Target, timeout time.Duration) Resul
 	defer cancel()
 	ctx, sc := withScope(ctx, t.MaxResponseBytes)
 	defer sc.end()
-	err := protect(ctx, p, kind, t, &res.Report)
+	err := protect(ctx, e.prober, kind, t, &res.Report)
 	res.Duration = time.Since(res.Start)
 	switch over := sc.overLimit(); {
 	case over != nil:

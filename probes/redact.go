@@ -39,11 +39,8 @@ func targetSecrets(t *Target) []string {
 		return nil
 	}
 	var out []string
-	if v, err := t.Store.Password.Resolve(); err == nil && v != "" {
-		out = append(out, v)
-	}
-	if k := t.Store.Kafka; k != nil && k.SASL != nil {
-		if v, err := k.SASL.Password.Resolve(); err == nil && v != "" {
+	for _, ref := range config.StoreSecrets(t.Store) {
+		if v, err := ref.Resolve(); err == nil && v != "" {
 			out = append(out, v)
 		}
 	}

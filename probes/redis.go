@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/allinx/hopprobe/config"
 )
 
 // go-redis logs its own dial failures to stderr; the probe already
@@ -141,4 +143,24 @@ func infoField(info, key string) string {
 		}
 	}
 	return ""
+}
+
+// redisKind is the redis block of a store.
+var redisKind = config.StoreKind{
+	HasBlock: func(s *config.Store) bool { return s.Redis != nil },
+	Check: func(s *config.Store, c *config.Checker) {
+		o := s.Redis
+		if o == nil {
+			return
+		}
+		if o.Mode != "" && !config.OneOf(o.Mode, "single", "cluster", "sentinel") {
+			c.Errorf([]any{"redis", "mode"}, "mode %q must be single, cluster or sentinel", o.Mode)
+		}
+		if o.Mode == "sentinel" && o.MasterName == "" {
+			c.Errorf([]any{"redis"}, "sentinel mode needs master_name")
+		}
+		if o.Role != "" && o.Role != "master" && o.Role != "replica" {
+			c.Errorf([]any{"redis", "role"}, "role %q must be master or replica", o.Role)
+		}
+	},
 }

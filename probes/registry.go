@@ -2,6 +2,8 @@ package probes
 
 import (
 	"slices"
+
+	"github.com/allinx/hopprobe/config"
 )
 
 // The protocol kinds hopprobe speaks.
@@ -18,19 +20,37 @@ const (
 	KindEtcd      Kind = "etcd"
 )
 
-// registry is the one table of probers: add a protocol here.
-var registry = map[Kind]Prober{
-	KindDNS:       dnsProber{},
-	KindTCP:       tcpProber{},
-	KindTLS:       tlsProber{},
-	KindHTTP:      httpProber{},
-	KindWebSocket: wsProber{},
-	KindNodePort:  nodeportProber{},
-	KindPostgres:  postgresProber{},
-	KindRedis:     redisProber{},
-	KindKafka:     kafkaProber{},
-	KindEtcd:      etcdProber{},
+// entry is everything hopprobe knows of one kind: its prober and, for a
+// data store, what the topology needs (option block, checks, secrets).
+type entry struct {
+	prober Prober
+	store  *config.StoreKind
 }
+
+// registry is the one table of kinds: add a protocol here.
+var registry = map[Kind]entry{
+	KindDNS:       {prober: dnsProber{}},
+	KindTCP:       {prober: tcpProber{}},
+	KindTLS:       {prober: tlsProber{}},
+	KindHTTP:      {prober: httpProber{}},
+	KindWebSocket: {prober: wsProber{}},
+	KindNodePort:  {prober: nodeportProber{}},
+	KindPostgres:  {prober: postgresProber{}, store: &postgresKind},
+	KindRedis:     {prober: redisProber{}, store: &redisKind},
+	KindKafka:     {prober: kafkaProber{}, store: &kafkaKind},
+	KindEtcd:      {prober: etcdProber{}, store: &etcdKind},
+}
+
+// The data store kinds are registered with the topology in this order,
+// the order its errors list them in.
+func init() {
+	for _, k := range []Kind{KindPostgres, KindRedis, KindKafka, KindEtcd} {
+		config.RegisterStoreKind(string(k), *registry[k].store)
+	}
+}
+
+// IsStore reports whether kind probes a data store.
+func IsStore(kind Kind) bool { return registry[kind].store != nil }
 
 // Known reports whether kind has a prober.
 func Known(kind Kind) bool {
