@@ -49,9 +49,6 @@ func init() {
 	}
 }
 
-// IsStore reports whether kind probes a data store.
-func IsStore(kind Kind) bool { return registry[kind].store != nil }
-
 // Known reports whether kind has a prober.
 func Known(kind Kind) bool {
 	_, ok := registry[kind]

@@ -27,6 +27,6 @@ func FuzzMatchRoute(f *testing.F) {
 				t.Fatalf("%s%s matched path pattern %q that does not cover it", host, path, p)
 			}
 		}
-		_, _ = targets.Resolve(cfg, config.VantageCluster, host+path)
+		_, _ = targets.ResolveLive(cfg, config.VantageCluster, host+path, nil)
 	})
 }

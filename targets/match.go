@@ -22,18 +22,13 @@ func (e *UnknownPathError) Error() string {
 	return msg
 }
 
-// Resolve finds the paths an operator means by query: a path ID as
+// ResolveLive finds the paths an operator means by query: a path ID as
 // printed by `probe list` ("api.allinpro.com/futures/ws*",
 // "svc/landry/landry-ces-matchengine"), or a host and request path
 // ("api.allinpro.com/futures/ws", optionally with a scheme) matched the
 // way APISIX matches. A route reached through several entries yields one
-// path per entry.
-func Resolve(cfg *config.Config, vantage, query string) ([]*Path, error) {
-	return ResolveLive(cfg, vantage, query, nil)
-}
-
-// ResolveLive is Resolve with the pods and nodes discovery sees (see
-// ExpandLive).
+// path per entry. live adds the pods and nodes discovery sees (see
+// ExpandLive); nil is the documented topology alone.
 func ResolveLive(cfg *config.Config, vantage, query string, live *Live) ([]*Path, error) {
 	all, err := expand(cfg, vantage, live)
 	if err != nil {

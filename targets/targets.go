@@ -146,13 +146,9 @@ func RouteID(r *config.Route, host, entry string) string {
 	return id
 }
 
-// RoutePath builds the hop chain of route r for host through entry. A
+// routePath builds the hop chain of route r for host through entry. A
 // non-empty reqPath replaces the route's probe path (the CLI passes the
 // path the operator typed).
-func RoutePath(cfg *config.Config, vantage string, r *config.Route, host, entry, reqPath string) *Path {
-	return routePath(cfg, vantage, r, host, entry, reqPath, nil)
-}
-
 func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry, reqPath string, live *Live) *Path {
 	port := r.Target.Port
 	svc := cfg.FindService(r.Target.Key())

@@ -46,7 +46,7 @@ func TestMatchRouteLikeAPISIX(t *testing.T) {
 
 func TestResolveFuturesWSHopChain(t *testing.T) {
 	cfg := allinx(t)
-	paths, err := targets.Resolve(cfg, config.VantageCluster, "api.allinpro.com/futures/ws")
+	paths, err := targets.ResolveLive(cfg, config.VantageCluster, "api.allinpro.com/futures/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestResolveFuturesWSHopChain(t *testing.T) {
 
 func TestExternalVantageSkipsInClusterHops(t *testing.T) {
 	cfg := allinx(t)
-	paths, err := targets.Resolve(cfg, config.VantageExternal, "api.allinpro.com/futures/ws")
+	paths, err := targets.ResolveLive(cfg, config.VantageExternal, "api.allinpro.com/futures/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestExternalVantageSkipsInClusterHops(t *testing.T) {
 
 func TestUnknownPathListsNearest(t *testing.T) {
 	cfg := allinx(t)
-	_, err := targets.Resolve(cfg, config.VantageCluster, "api.allinpro.co/futures/ws")
+	_, err := targets.ResolveLive(cfg, config.VantageCluster, "api.allinpro.co/futures/ws", nil)
 	var up *targets.UnknownPathError
 	if !errors.As(err, &up) {
 		t.Fatalf("want UnknownPathError, got %v", err)
