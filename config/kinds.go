@@ -9,7 +9,8 @@ import "slices"
 // the one table of kinds); a program that loads topologies imports it.
 type StoreKind struct {
 	HasBlock func(*Store) bool
-	// Check validates the option block; nil when there is none to check.
+	// Check validates the option block, when the store has one; nil when
+	// there is nothing to check.
 	Check func(*Store, *Checker)
 	// Secrets are the secret references beyond Store.Password.
 	Secrets func(*Store) []*SecretRef

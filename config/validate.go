@@ -250,7 +250,7 @@ func (v *validator) validateStoreOpts(at []any, s *Store) {
 			v.errorf(append(at, name), "store %q is of kind %s but has a %s block", s.Name, s.Kind, name)
 		}
 	}
-	if k, ok := storeKinds[s.Kind]; ok && k.Check != nil {
+	if k, ok := storeKinds[s.Kind]; ok && k.Check != nil && k.HasBlock(s) {
 		k.Check(s, &Checker{v: v, at: at})
 	}
 }

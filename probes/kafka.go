@@ -266,9 +266,6 @@ var kafkaKind = config.StoreKind{
 	HasBlock: func(s *config.Store) bool { return s.Kafka != nil },
 	Check: func(s *config.Store, c *config.Checker) {
 		o := s.Kafka
-		if o == nil {
-			return
-		}
 		for j, t := range o.Topics {
 			if t == o.CanaryTopic && t != "" {
 				c.Errorf([]any{"kafka", "topics", j}, "canary_topic %q is also listed as a business topic; the canary must have a topic of its own", t)

@@ -157,9 +157,6 @@ var postgresKind = config.StoreKind{
 	HasBlock: func(s *config.Store) bool { return s.Postgres != nil },
 	Check: func(s *config.Store, c *config.Checker) {
 		o := s.Postgres
-		if o == nil {
-			return
-		}
 		if o.SSLMode != "" && !config.OneOf(o.SSLMode, "disable", "allow", "prefer", "require", "verify-ca", "verify-full") {
 			c.Errorf([]any{"postgres", "sslmode"}, "sslmode %q is not one of disable, require, verify-ca, verify-full", o.SSLMode)
 		}

@@ -150,9 +150,6 @@ var redisKind = config.StoreKind{
 	HasBlock: func(s *config.Store) bool { return s.Redis != nil },
 	Check: func(s *config.Store, c *config.Checker) {
 		o := s.Redis
-		if o == nil {
-			return
-		}
 		if o.Mode != "" && !config.OneOf(o.Mode, "single", "cluster", "sentinel") {
 			c.Errorf([]any{"redis", "mode"}, "mode %q must be single, cluster or sentinel", o.Mode)
 		}
