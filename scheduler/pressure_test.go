@@ -96,9 +96,7 @@ func TestAHangingPeerTakesOnlyItsShareOfSlots(t *testing.T) {
 			stuckFailed++
 		}
 	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	s.Run(ctx)
+	runFor(s, 2*time.Second)
 	mu.Lock()
 	defer mu.Unlock()
 	if unhealthy > 0 || healthy < 3*5 {

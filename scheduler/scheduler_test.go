@@ -35,6 +35,13 @@ func counting(t *testing.T, status int) (*httptest.Server, *atomic.Int64) {
 	return srv, &n
 }
 
+// runFor runs s for d.
+func runFor(s *scheduler.Scheduler, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	s.Run(ctx)
+}
+
 func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
 func TestSharedHopIsProbedOncePerInterval(t *testing.T) {
@@ -209,9 +216,7 @@ func TestBlackholedPathDoesNotDelayTheOthers(t *testing.T) {
 			failures++
 		}
 	}}
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	s.Run(ctx)
+	runFor(s, 1500*time.Millisecond)
 	rmu.Lock()
 	defer rmu.Unlock()
 	if failures < 3 {
