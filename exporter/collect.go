@@ -359,11 +359,17 @@ func formatFloat(v float64) string {
 // samples in memory at once.
 func (e *Exporter) writeHopMetrics(w io.Writer) error {
 	paths, edges := e.snapshot()
-	bw := bufio.NewWriterSize(w, 64<<10)
+	// A scraper that hung up ends the scrape at the next path instead of
+	// after every family of every path.
+	sw := &stickyWriter{w: w}
+	bw := bufio.NewWriterSize(sw, 64<<10)
 	t := &textWriter{w: bw}
 	for _, f := range families {
 		t.header(f.name, f.help, f.typ)
 		for _, ps := range paths {
+			if sw.err != nil {
+				return sw.err
+			}
 			f.write(t, ps)
 		}
 	}
@@ -372,6 +378,21 @@ func (e *Exporter) writeHopMetrics(w io.Writer) error {
 		t.sample("hopprobe_topology_edge_info", []string{"source", "target", "vantage"}, k[:], "", "", 1)
 	}
 	return bw.Flush()
+}
+
+// stickyWriter keeps the first error of w and fails every write after it.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	s.err = err
+	return n, err
 }
 
 // snapshot copies what the metric families read. Label slices are never
