@@ -104,15 +104,14 @@ type etcdConns struct {
 }
 
 func (w *etcdConns) dial(ctx context.Context, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := w.scope.dial(ctx, "tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			w.fail(fmt.Errorf("cannot connect to %s: %w", addr, err))
 		}
 		return nil, err
 	}
-	return &firstAnswer{Conn: w.scope.guard(c), tls: w.tls, fail: w.fail}, nil
+	return &firstAnswer{Conn: c, tls: w.tls, fail: w.fail}, nil
 }
 
 // firstAnswer checks the first bytes a peer sends.

@@ -2,6 +2,7 @@ package probes
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -173,6 +174,27 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// dialTLS is dial with a TLS handshake on top when tc is set (the server
+// name defaults to addr's host). Libraries whose framing is checked
+// (framing.go) dial TLS here, so that the check sees their frames and
+// not TLS records.
+func (s *scope) dialTLS(ctx context.Context, network, addr string, tc *tls.Config) (net.Conn, error) {
+	c, err := s.dial(ctx, network, addr)
+	if err != nil || tc == nil {
+		return c, err
+	}
+	cfg := tc.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	tconn := tls.Client(c, cfg)
+	if err := tconn.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return tconn, nil
 }
 
 // dial is a dial function for client libraries: it dials addr and guards

@@ -159,21 +159,9 @@ func checkTopics(topics []string, resp *kmsg.MetadataResponse) error {
 // and not TLS records).
 func kafkaDial(sc *scope, tc *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := sc.dial(ctx, network, addr)
+		c, err := sc.dialTLS(ctx, network, addr, tc)
 		if err != nil {
 			return nil, err
-		}
-		if tc != nil {
-			cfg := tc.Clone()
-			if cfg.ServerName == "" {
-				cfg.ServerName, _, _ = net.SplitHostPort(addr)
-			}
-			tconn := tls.Client(c, cfg)
-			if err := tconn.HandshakeContext(ctx); err != nil {
-				_ = c.Close()
-				return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
-			}
-			c = tconn
 		}
 		return &kafkaFrames{Conn: c, s: sc}, nil
 	}

@@ -2,7 +2,6 @@ package probes
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -56,21 +55,8 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		// here (and the handshake counted as part of connecting).
 		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			start := time.Now()
-			c, err := sc.dial(ctx, network, addr)
-			if err == nil && tc != nil {
-				cfg := tc.Clone()
-				if cfg.ServerName == "" {
-					cfg.ServerName, _, _ = net.SplitHostPort(addr)
-				}
-				tconn := tls.Client(c, cfg)
-				if err = tconn.HandshakeContext(ctx); err != nil {
-					_ = c.Close()
-					c = nil
-				} else {
-					c = tconn
-				}
-			}
-			if c != nil {
+			c, err := sc.dialTLS(ctx, network, addr, tc)
+			if err == nil {
 				c = &respFrames{Conn: c, s: sc}
 			}
 			mu.Lock()
