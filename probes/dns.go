@@ -80,12 +80,11 @@ func lookup(ctx context.Context, server, name string, qtype uint16) ([]string, e
 // answer counts against the byte budget and a cancelled probe stops
 // waiting at once.
 func exchange(ctx context.Context, network, server string, m *dns.Msg) (*dns.Msg, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, network, server)
+	conn, err := scopeOf(ctx).dial(ctx, network, server)
 	if err != nil {
 		return nil, fmt.Errorf("resolver %s did not answer for %s: %w", server, strings.TrimSuffix(m.Question[0].Name, "."), err)
 	}
-	co := &dns.Conn{Conn: scopeOf(ctx).guard(raw), UDPSize: ednsSize}
+	co := &dns.Conn{Conn: conn, UDPSize: ednsSize}
 	defer co.Close()
 	c := &dns.Client{Net: network, UDPSize: ednsSize}
 	in, _, err := c.ExchangeWithConnContext(ctx, m, co)

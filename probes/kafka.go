@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -53,9 +52,7 @@ func (kafkaProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	var mu sync.Mutex
-	var connectTime time.Duration
-	dial := kafkaDial(sc, tc)
+	var connect firstDial
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(storeAddrs(st)...),
 		kgo.ClientID("hopprobe"),
@@ -64,16 +61,7 @@ func (kafkaProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		kgo.FetchMaxBytes(minFetch), kgo.FetchMaxPartitionBytes(minFetch),
 		// One try per broker: a probe reports what it saw.
 		kgo.RequestRetries(0),
-		kgo.Dialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
-			start := time.Now()
-			c, err := dial(ctx, network, addr)
-			mu.Lock()
-			if connectTime == 0 {
-				connectTime = time.Since(start)
-			}
-			mu.Unlock()
-			return c, err
-		}),
+		kgo.Dialer(connect.wrap(kafkaDial(sc, tc))),
 	}
 	if mech != nil {
 		opts = append(opts, kgo.SASL(mech.franz))
@@ -95,13 +83,9 @@ func (kafkaProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		}
 	}
 	resp, err := req.RequestWith(ctx, cl)
-	mu.Lock()
-	if connectTime > 0 {
-		rep.AddPhase("connect", connectTime)
-	}
-	mu.Unlock()
+	dialled := connect.report(rep)
 	if err != nil {
-		if connectTime == 0 || Unreachable(err) {
+		if !dialled || Unreachable(err) {
 			return fmt.Errorf("no bootstrap broker of %s answered metadata: %w", st.Name, err)
 		}
 		return connected(fmt.Errorf("metadata request to %s failed: %w", st.Name, err))
@@ -213,12 +197,9 @@ func kafkaSASL(t *Target) (*kafkaMech, error) {
 	if o == nil || o.SASL == nil {
 		return nil, nil
 	}
-	pw, err := o.SASL.Password.Resolve()
-	if err == nil {
-		err = config.CheckSecret(pw)
-	}
+	pw, err := resolveSecret(o.SASL.Password, "SASL credentials for "+t.Store.Name)
 	if err != nil {
-		return nil, fmt.Errorf("SASL credentials for %s (%s): %w", t.Store.Name, o.SASL.Password, err)
+		return nil, err
 	}
 	m := &kafkaMech{}
 	user := o.SASL.Username

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,8 +40,7 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	// probe's scope: go-redis trusts the lengths a peer announces, so the
 	// byte budget is what bounds a reply.
 	sc := scopeOf(ctx)
-	var mu sync.Mutex
-	var connectTime time.Duration
+	var connect firstDial
 	opts := &redis.UniversalOptions{
 		Addrs: storeAddrs(st), Username: st.Username, Password: pw, TLSConfig: tc,
 		DialTimeout: remaining(ctx), ReadTimeout: remaining(ctx), WriteTimeout: remaining(ctx),
@@ -53,19 +51,13 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		PoolSize: 2, DialerRetries: 1, MaxRetries: -1, DisableIdentity: true, Protocol: 2,
 		// A custom Dialer replaces go-redis's TLS dial, so TLS is set up
 		// here (and the handshake counted as part of connecting).
-		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			start := time.Now()
+		Dialer: connect.wrap(func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := sc.dialTLS(ctx, network, addr, tc)
-			if err == nil {
-				c = &respFrames{Conn: c, s: sc}
+			if err != nil {
+				return nil, err
 			}
-			mu.Lock()
-			if connectTime == 0 {
-				connectTime = time.Since(start)
-			}
-			mu.Unlock()
-			return c, err
-		},
+			return &respFrames{Conn: c, s: sc}, nil
+		}),
 	}
 	var c redis.UniversalClient
 	o := st.Redis
@@ -84,11 +76,7 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	defer c.Close()
 	start := time.Now()
 	err = c.Ping(ctx).Err()
-	mu.Lock()
-	if connectTime > 0 {
-		rep.AddPhase("connect", connectTime)
-	}
-	mu.Unlock()
+	connect.report(rep)
 	rep.since("ping", start)
 	if err != nil {
 		return redisError(st.Name, err)

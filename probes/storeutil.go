@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
+	"sync"
 	"time"
 
 	"github.com/allinx/hopprobe/config"
@@ -39,14 +41,53 @@ func storeTLS(t *Target) (*tls.Config, error) {
 
 // storePassword resolves the store's password reference.
 func storePassword(s *config.Store) (string, error) {
-	pw, err := s.Password.Resolve()
+	return resolveSecret(s.Password, "credentials for "+s.Name)
+}
+
+// resolveSecret reads a secret reference and refuses a secret too short
+// to be scrubbed from messages; what names it in the error.
+func resolveSecret(ref *config.SecretRef, what string) (string, error) {
+	v, err := ref.Resolve()
 	if err == nil {
-		err = config.CheckSecret(pw)
+		err = config.CheckSecret(v)
 	}
 	if err != nil {
-		return "", fmt.Errorf("credentials for %s (%s): %w", s.Name, s.Password, err)
+		return "", fmt.Errorf("%s (%s): %w", what, ref, err)
 	}
-	return pw, nil
+	return v, nil
+}
+
+// firstDial times the first connection a client library makes. Libraries
+// dial from their own goroutines, which may outlive the probe, so the
+// time is handed over under a lock, never written into the report there.
+type firstDial struct {
+	mu sync.Mutex
+	d  time.Duration
+}
+
+// wrap times dial's calls; the first one to finish is kept.
+func (f *firstDial) wrap(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		start := time.Now()
+		c, err := dial(ctx, network, addr)
+		f.mu.Lock()
+		if f.d == 0 {
+			f.d = time.Since(start)
+		}
+		f.mu.Unlock()
+		return c, err
+	}
+}
+
+// report adds the connect phase when a dial finished, and says whether
+// one did.
+func (f *firstDial) report(rep *Report) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.d > 0 {
+		rep.AddPhase("connect", f.d)
+	}
+	return f.d > 0
 }
 
 // remaining is the time left before ctx's deadline (a client library
