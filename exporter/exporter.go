@@ -8,7 +8,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -253,7 +252,7 @@ func (e *Exporter) SetDrift(items []targets.DriftItem, documented, live int, err
 		// The subjects come from live data: bounded in length and count,
 		// so that a runaway export cannot become a cardinality bomb.
 		if i < MaxDriftInfo {
-			e.driftInfo.WithLabelValues(d.Kind, boundLabel(d.Subject)).Set(1)
+			e.driftInfo.WithLabelValues(d.Kind, probes.Bound(d.Subject, maxSubject)).Set(1)
 		}
 	}
 	e.driftTruncated.Set(float64(max(0, len(items)-MaxDriftInfo)))
@@ -274,19 +273,6 @@ const (
 	MaxDriftKept = 1000
 	maxSubject   = 128
 )
-
-// boundLabel makes live text a label value: printable, at most
-// maxSubject bytes, and still distinct when cut (a hash of the whole
-// stands in for what was cut).
-func boundLabel(v string) string {
-	c := probes.Clean(v, 1<<20)
-	if len(c) <= maxSubject && c == v {
-		return v
-	}
-	h := fnv.New32a()
-	h.Write([]byte(v))
-	return fmt.Sprintf("%s…%08x", probes.Clean(v, maxSubject-12), h.Sum32())
-}
 
 // EnableDrift registers the drift metrics, for a prober with a live side
 // to compare with: they exist from the first scrape (every kind at 0, the

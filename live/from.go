@@ -2,14 +2,13 @@ package live
 
 import (
 	"cmp"
-	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -70,7 +69,7 @@ func LiveFrom(inv *KubeInventory) *targets.Live {
 			}
 			ep := targets.Endpoint{IP: e.Addresses[0], Ready: e.Conditions.Ready == nil || *e.Conditions.Ready, Ports: ports}
 			if e.TargetRef != nil {
-				ep.Pod = boundName(e.TargetRef.Name)
+				ep.Pod = probes.Bound(e.TargetRef.Name, maxPodName)
 			} else {
 				ep.Pod = ep.IP
 			}
@@ -120,14 +119,3 @@ func nodeReady(n *corev1.Node) bool {
 // maxPodName bounds a pod's name where it becomes a hop's name (and so a
 // label value): Kubernetes allows 253 bytes.
 const maxPodName = 96
-
-// boundName cuts a long name, keeping it distinct with a hash of the
-// whole.
-func boundName(n string) string {
-	if len(n) <= maxPodName {
-		return n
-	}
-	h := fnv.New32a()
-	h.Write([]byte(n))
-	return fmt.Sprintf("%s-%08x", n[:maxPodName-9], h.Sum32())
-}

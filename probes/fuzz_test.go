@@ -113,9 +113,13 @@ func FuzzRedact(f *testing.F) {
 		if len(secret) >= 8 && alnum && !strings.Contains("[REDACTED]", secret) && strings.Contains(out, secret) {
 			t.Fatalf("secret %q survived in %q", secret, out)
 		}
-		c := Clean(out, MaxReasonBytes)
-		if len(c) > MaxReasonBytes || !utf8.ValidString(c) || strings.IndexFunc(c, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) >= 0 {
-			t.Fatalf("Clean left %q", c)
+		for _, c := range []string{Clean(out, MaxReasonBytes), Bound(msg, 64)} {
+			if len(c) > MaxReasonBytes || !utf8.ValidString(c) || strings.IndexFunc(c, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) >= 0 {
+				t.Fatalf("Clean or Bound left %q", c)
+			}
+		}
+		if b := Bound(msg, 64); len(b) > 64 {
+			t.Fatalf("Bound(%q, 64) is %d bytes", msg, len(b))
 		}
 	})
 }

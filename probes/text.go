@@ -2,6 +2,7 @@ package probes
 
 import (
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -63,4 +64,22 @@ func scrub(s string, t *Target, max int) string {
 		s = s[:redactWindow]
 	}
 	return Clean(Redact(s, t), max)
+}
+
+// Bound makes live text (a drift subject, a pod name) fit where it
+// becomes a name or a label value: printable, at most max bytes (max
+// above 9), and still distinct when cut, since a hash of the whole
+// stands in for what was cut.
+func Bound(v string, max int) string {
+	c := Clean(v, 4*len(v)+16) // escapes only, never cuts
+	if len(c) <= max && c == v {
+		return v
+	}
+	cut := c[:min(len(c), max-9)]
+	for !utf8.ValidString(cut) {
+		cut = cut[:len(cut)-1]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(v))
+	return fmt.Sprintf("%s-%08x", cut, h.Sum32())
 }
