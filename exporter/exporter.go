@@ -107,7 +107,7 @@ func (e *Exporter) Live(now time.Time) error {
 		return nil
 	}
 	if since := now.Sub(time.Unix(0, e.progress.Load())); since > quiet {
-		return fmt.Errorf("no walk finished for %s (the limit is %s, %d times the shortest interval): the scheduler is wedged", since.Round(time.Second), quiet, e.stalls)
+		return fmt.Errorf("no walk finished for %s (the limit is %s, --stall-intervals times the shortest interval): the scheduler is wedged", since.Round(time.Second), quiet)
 	}
 	return nil
 }

@@ -155,13 +155,17 @@ func (w *Walker) probe(ctx context.Context, h *targets.Hop, wait time.Duration) 
 		case sem <- struct{}{}:
 			defer func() { <-sem }()
 		case <-ctx.Done():
-			return HopResult{NotProbed: true, Result: probes.Result{Start: time.Now(), Error: "not probed: shutting down"}}
+			return notProbed("shutting down")
 		case <-t.C:
-			return HopResult{NotProbed: true, Result: probes.Result{Start: time.Now(),
-				Error: fmt.Sprintf("not probed: no probe slot came free within %s (%d in all, %d per peer)", wait, cap(global), cap(own))}}
+			return notProbed(fmt.Sprintf("no probe slot came free within %s (%d in all, %d per peer)", wait, cap(global), cap(own)))
 		}
 	}
 	return HopResult{Result: probes.Run(ctx, h.Kind, &h.Target, h.Timeout)}
+}
+
+// notProbed is the result of a hop that was not probed, and why.
+func notProbed(why string) HopResult {
+	return HopResult{NotProbed: true, Result: probes.Result{Start: time.Now(), Error: "not probed: " + why}}
 }
 
 // peerOf names what a hop talks to, for the per-peer share of slots.
@@ -235,7 +239,7 @@ func (c *hopCache) do(ctx context.Context, key string, ttl time.Duration, run fu
 			case <-e.done:
 				return e.res, true
 			case <-ctx.Done():
-				return HopResult{NotProbed: true, Result: probes.Result{Start: time.Now(), Error: "not probed: shutting down"}}, false
+				return notProbed("shutting down"), false
 			}
 		}
 	}
