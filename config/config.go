@@ -25,6 +25,7 @@ type Config struct {
 	Services []Service          `yaml:"services"`
 	Stores   []Store            `yaml:"stores"`
 	Nodes    []Node             `yaml:"nodes"`
+	Metrics  Metrics            `yaml:"metrics"`
 
 	// File is the path the config was read from; used in error messages.
 	File string `yaml:"-"`

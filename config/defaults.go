@@ -38,6 +38,7 @@ func (c *Config) applyDefaults() {
 	if c.Defaults.MaxResponseBytes == 0 {
 		c.Defaults.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	c.Metrics.applyDefaults()
 	if c.Vantage == "" {
 		c.Vantage = VantageCluster
 	}

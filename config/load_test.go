@@ -40,6 +40,9 @@ func TestParseAcceptsAMinimalTopology(t *testing.T) {
 	if got := cfg.Routes[0].Entries; len(got) != 1 || got[0] != "public" {
 		t.Errorf("route entries default to the first entry, got %v", got)
 	}
+	if m := cfg.Metrics; len(m.DurationBuckets) != 1 || m.DurationBuckets[0] != config.LatencyObjective || m.Phases != config.PhasesEdge || !m.NativeOn() {
+		t.Errorf("metrics defaults not applied: %+v", m)
+	}
 }
 
 // Each bad topology must be rejected with file:line and a reason an
@@ -60,6 +63,10 @@ func TestParseRejectsBadTopologyWithFileAndLine(t *testing.T) {
 		{"node port outside range", "{port: 8080, protocol: http}", "{port: 8080, node_port: 8081, protocol: http}", "t.yaml:14: service ns/api is ClusterIP; only NodePort and LoadBalancer services have node ports"},
 		{"undefined entry", "    path: /*\n", "    path: /*\n    entries: [side]\n", "t.yaml:9: entry \"side\" is not defined under entries"},
 		{"bad yaml", "    path: /*\n", "    path: [/*\n", "t.yaml:"},
+		{"buckets without the objective", "entries:\n", "metrics:\n  duration_buckets: [0.1, 1]\nentries:\n", `t.yaml:2: duration_buckets must include 0.5, the latency objective's bound that the shipped rules read (le="0.5")`},
+		{"buckets out of order", "entries:\n", "metrics:\n  duration_buckets: [0.5, 0.1]\nentries:\n", "t.yaml:2: bucket bounds must be ascending: 0.1 follows 0.5"},
+		{"negative bucket", "entries:\n", "metrics:\n  duration_buckets: [-1, 0.5]\nentries:\n", "t.yaml:2: a bucket bound must be a positive number of seconds, got -1"},
+		{"unknown phases", "entries:\n", "metrics: {phases: some}\nentries:\n", `t.yaml:1: phases must be edge, all or none, got "some"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -110,6 +110,7 @@ func (v *validator) validate() {
 	v.validateServices()
 	v.validateRoutes()
 	v.validateNodes()
+	v.validateMetrics()
 }
 
 func (v *validator) checkDurations(at []any, interval, timeout time.Duration) {

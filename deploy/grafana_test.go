@@ -21,8 +21,9 @@ import (
 )
 
 // exposedMetrics is every metric name a scrape of the exporter can hold,
-// read from a real registry after one walk of each production path
-// (results made up: only the names matter here).
+// read from a real registry after one walk of each production path, the
+// first of them broken (results made up: only the names matter here;
+// some series exist only on a broken path).
 func exposedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	cfg, err := config.Load("../config/allinx.yaml")
@@ -44,6 +45,9 @@ func exposedMetrics(t *testing.T) map[string]bool {
 		for i := range r.Hops {
 			r.Hops[i].Success, r.Hops[i].CertExpiry = true, time.Now().Add(time.Hour)
 			r.Hops[i].Phases = []probes.Phase{{Name: "connect", Duration: time.Millisecond}}
+		}
+		if p == paths[0] {
+			r.Success, r.FirstFailing, r.Hops[0].Success = false, 0, false
 		}
 		e.Observe(r)
 	}

@@ -5,6 +5,7 @@ package exporter
 
 import (
 	"bytes"
+	"compress/gzip"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
@@ -62,6 +64,7 @@ type Exporter struct {
 	stalls   int
 
 	mu     sync.RWMutex
+	layout layout
 	order  []string
 	paths  map[string]*pathState
 	walked map[string]bool
@@ -138,6 +141,7 @@ func New(paths []*targets.Path) *Exporter {
 		paths:  map[string]*pathState{},
 		walked: map[string]bool{},
 		edges:  map[[3]string]bool{},
+		layout: layoutOf(config.Metrics{}),
 	}
 	e.reg.MustRegister(e.walkLag, e.reloads, e.reloadOK, e.reloadTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -188,9 +192,9 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 			next[p.ID] = old
 			continue
 		}
-		ps := newPathState(p)
+		ps := newPathState(p, e.layout)
 		if ok {
-			ps.carry(old)
+			ps.carry(old, true)
 		}
 		next[p.ID] = ps
 		if !ps.walked {
@@ -210,6 +214,27 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 	}
 	e.paths, e.order, e.edges = next, order, edges
 	e.setQuiet()
+}
+
+// SetMetrics sets what is exported per hop (the topology's metrics
+// block). A changed layout rebuilds every hop's series: a histogram
+// cannot go on in other buckets, and the old series end. Call it before
+// SetPaths on a reload, so that the paths are built once in the new
+// layout.
+func (e *Exporter) SetMetrics(m config.Metrics) {
+	l := layoutOf(m)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if l.equal(e.layout) {
+		return
+	}
+	same := slices.Equal(l.bounds, e.layout.bounds) && l.native == e.layout.native
+	e.layout = l
+	for id, ps := range e.paths {
+		next := newPathState(ps.path, l)
+		next.carry(ps, same)
+		e.paths[id] = next
+	}
 }
 
 // Reloaded records a reload attempt; err is nil when the new topology
@@ -335,17 +360,35 @@ func (e *Exporter) SetDiscovery(nodes, ready, notReady, omitted int, changed boo
 
 // WriteMetrics writes every metric in the Prometheus text format.
 func (e *Exporter) WriteMetrics(w io.Writer) error {
+	return e.writeMetrics(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+}
+
+// writeMetrics writes every metric in format: the delimited protobuf
+// format (with native histograms where the metrics block allows them),
+// or else the text format.
+func (e *Exporter) writeMetrics(w io.Writer, format expfmt.Format) error {
+	proto := format.FormatType() == expfmt.TypeProtoDelim
+	if !proto {
+		format = expfmt.NewFormat(expfmt.TypeTextPlain)
+	}
 	mfs, err := e.reg.Gather()
 	if err != nil {
 		return err
 	}
-	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	sw := &stickyWriter{w: w}
+	enc := expfmt.NewEncoder(sw, format)
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
 			return err
 		}
 	}
-	return e.writeHopMetrics(w)
+	var s sink
+	if proto {
+		s = newProtoSink(sw, true)
+	} else {
+		s = newTextSink(sw)
+	}
+	return e.writeHopMetrics(s, proto)
 }
 
 // Gatherer parses a scrape back into metric families, for tests and
@@ -387,7 +430,7 @@ func (e *Exporter) Observe(r scheduler.PathResult) {
 	if ps == nil || ps.path != r.Path {
 		return // a walk of a path the last reload removed or changed
 	}
-	ps.observe(r, st)
+	ps.observe(r, st, e.layout.bounds)
 	e.walked[r.Path.ID] = true
 	if len(e.walked) >= len(e.order) {
 		e.ready = true
@@ -415,6 +458,25 @@ func (e *Exporter) Ready() bool {
 	return e.ready || len(e.walked) >= len(e.order)
 }
 
+// gzipWriters are reused across scrapes: a gzip writer's tables are
+// most of its cost to make.
+var gzipWriters = sync.Pool{New: func() any {
+	gz, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return gz
+}}
+
+// gzipAccepted says whether the scraper asked for gzip (Prometheus does
+// by default), as client_golang's handler reads Accept-Encoding.
+func gzipAccepted(h http.Header) bool {
+	for _, part := range strings.Split(h.Get("Accept-Encoding"), ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.ReplaceAll(q, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}
+
 // indexHTML is the hop health page: every path a row, its hops left to
 // right, coloured from /api/v1/paths.
 //
@@ -430,7 +492,7 @@ var mapHTML []byte
 // and /api/v1/paths.
 func (e *Exporter) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		// The text is written from a snapshot, outside the lock: a scraper
 		// that stops reading holds its own connection, never the walks. At
 		// most MaxScrapes run at once, which bounds the snapshots' memory.
@@ -442,8 +504,23 @@ func (e *Exporter) Handler() http.Handler {
 			http.Error(w, "too many scrapes at once", http.StatusServiceUnavailable)
 			return
 		}
-		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
-		if err := e.WriteMetrics(w); err != nil {
+		// The two formats served: protobuf (which carries native
+		// histograms) when asked for, else text.
+		format := expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeProtoDelim), expfmt.NewFormat(expfmt.TypeTextPlain))
+		w.Header().Set("Content-Type", string(format))
+		var out io.Writer = w
+		if gzipAccepted(r.Header) {
+			w.Header().Set("Content-Encoding", "gzip")
+			gz := gzipWriters.Get().(*gzip.Writer)
+			gz.Reset(w)
+			defer func() {
+				_ = gz.Close()
+				gz.Reset(io.Discard)
+				gzipWriters.Put(gz)
+			}()
+			out = gz
+		}
+		if err := e.writeMetrics(out, format); err != nil {
 			slog.Debug("writing /metrics failed", "error", err)
 		}
 	})

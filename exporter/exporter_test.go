@@ -49,34 +49,27 @@ func TestObserveExportsEveryHopWithItsKind(t *testing.T) {
 	e.Observe(r)
 	e.Observe(r)
 	want := `
-# HELP hopprobe_hop_first_failing 1 if this hop is the first failing hop of its path (the one to page about), else 0.
+# HELP hopprobe_hop_first_failing 1 on the first failing hop of a broken path (the one to page about); absent on every other hop.
 # TYPE hopprobe_hop_first_failing gauge
-hopprobe_hop_first_failing{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
-hopprobe_hop_first_failing{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
-hopprobe_hop_first_failing{hop="node-c:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
+hopprobe_hop_first_failing{hop="node-b:31603",path="nodeport/landry/landry-trans-web",vantage="cluster"} 1
 # HELP hopprobe_hop_success 1 if the hop answered as expected in the last walk of its path, 0 if not.
 # TYPE hopprobe_hop_success gauge
-hopprobe_hop_success{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
-hopprobe_hop_success{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
-# HELP hopprobe_hop_skipped 1 if the hop cannot be reached from this vantage and was not probed.
+hopprobe_hop_success{hop="node-a:31603",path="nodeport/landry/landry-trans-web",vantage="cluster"} 1
+hopprobe_hop_success{hop="node-b:31603",path="nodeport/landry/landry-trans-web",vantage="cluster"} 0
+# HELP hopprobe_hop_skipped 1 on a hop that cannot be reached from this vantage and is not probed (absent on probed hops).
 # TYPE hopprobe_hop_skipped gauge
-hopprobe_hop_skipped{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
-hopprobe_hop_skipped{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
-hopprobe_hop_skipped{hop="node-c:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
+hopprobe_hop_skipped{hop="node-c:31603",path="nodeport/landry/landry-trans-web",vantage="cluster"} 1
 # HELP hopprobe_hop_probes_total Hop results by outcome: success, failure, skipped, or not_probed (no probe slot came free in time; the hop's last verdict stands).
 # TYPE hopprobe_hop_probes_total counter
-hopprobe_hop_probes_total{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="success",service="landry-trans-web",vantage="cluster"} 2
-hopprobe_hop_probes_total{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="failure",service="landry-trans-web",vantage="cluster"} 2
-hopprobe_hop_probes_total{hop="node-c:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="skipped",service="landry-trans-web",vantage="cluster"} 2
-# HELP hopprobe_path_first_failing_hop_position Position (0-based) of the first failing hop of the path, -1 when healthy.
-# TYPE hopprobe_path_first_failing_hop_position gauge
-hopprobe_path_first_failing_hop_position{namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
+hopprobe_hop_probes_total{hop="node-a:31603",path="nodeport/landry/landry-trans-web",result="success",vantage="cluster"} 2
+hopprobe_hop_probes_total{hop="node-b:31603",path="nodeport/landry/landry-trans-web",result="failure",vantage="cluster"} 2
+hopprobe_hop_probes_total{hop="node-c:31603",path="nodeport/landry/landry-trans-web",result="skipped",vantage="cluster"} 2
 # HELP hopprobe_path_success 1 if no probed hop of the path failed in its last walk.
 # TYPE hopprobe_path_success gauge
 hopprobe_path_success{namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
 `
 	names := []string{"hopprobe_hop_first_failing", "hopprobe_hop_success", "hopprobe_hop_skipped", "hopprobe_hop_probes_total",
-		"hopprobe_path_first_failing_hop_position", "hopprobe_path_success"}
+		"hopprobe_path_success"}
 	if err := testutil.GatherAndCompare(e.Gatherer(), strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +82,7 @@ hopprobe_path_success{namespace="landry",path="nodeport/landry/landry-trans-web"
 	exposed := `
 # HELP hopprobe_hop_exposed 1 if a hop that must be unreachable from this vantage (a NodePort kept internal) answered: a security finding.
 # TYPE hopprobe_hop_exposed gauge
-hopprobe_hop_exposed{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
+hopprobe_hop_exposed{hop="node-b:31603",path="nodeport/landry/landry-trans-web",vantage="cluster"} 1
 `
 	if err := testutil.GatherAndCompare(e.Gatherer(), strings.NewReader(exposed), "hopprobe_hop_exposed"); err != nil {
 		t.Fatal(err)
@@ -181,7 +174,7 @@ func TestSetPathsKeepsUnchangedAndDropsRemoved(t *testing.T) {
 	kept := `
 # HELP hopprobe_hop_probes_total Hop results by outcome: success, failure, skipped, or not_probed (no probe slot came free in time; the hop's last verdict stands).
 # TYPE hopprobe_hop_probes_total counter
-hopprobe_hop_probes_total{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",result="success",service="landry-trans-web",vantage="cluster"} 1
+hopprobe_hop_probes_total{hop="node-a:31603",path="nodeport/landry/landry-trans-web",result="success",vantage="cluster"} 1
 `
 	if err := testutil.GatherAndCompare(e.Gatherer(), strings.NewReader(kept), "hopprobe_hop_probes_total"); err != nil {
 		t.Fatalf("the hop the changed path keeps: %v", err)
@@ -209,20 +202,21 @@ func TestSetPathsCarriesTheVerdictWhenAHopJoins(t *testing.T) {
 	grown.Hops = append([]targets.Hop{{Name: "node-0:31603", Kind: probes.KindNodePort}}, p.Hops...)
 	e.SetPaths([]*targets.Path{&grown})
 	want := `
-# HELP hopprobe_hop_first_failing 1 if this hop is the first failing hop of its path (the one to page about), else 0.
+# HELP hopprobe_hop_first_failing 1 on the first failing hop of a broken path (the one to page about); absent on every other hop.
 # TYPE hopprobe_hop_first_failing gauge
-hopprobe_hop_first_failing{hop="node-a:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
-hopprobe_hop_first_failing{hop="node-b:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 1
-hopprobe_hop_first_failing{hop="node-c:31603",kind="nodeport",namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
-# HELP hopprobe_path_first_failing_hop_position Position (0-based) of the first failing hop of the path, -1 when healthy.
-# TYPE hopprobe_path_first_failing_hop_position gauge
-hopprobe_path_first_failing_hop_position{namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 2
+hopprobe_hop_first_failing{hop="node-b:31603",path="nodeport/landry/landry-trans-web",vantage="cluster"} 1
+# HELP hopprobe_hop_node_info Always 1: what a hop is (kind, namespace, the component it probes, its position 00, 01, … in its path), for joins on path, hop and vantage.
+# TYPE hopprobe_hop_node_info gauge
+hopprobe_hop_node_info{hop="node-0:31603",kind="nodeport",namespace="landry",node="",path="nodeport/landry/landry-trans-web",position="00",vantage="cluster"} 1
+hopprobe_hop_node_info{hop="node-a:31603",kind="nodeport",namespace="landry",node="landry/landry-trans-web",path="nodeport/landry/landry-trans-web",position="01",vantage="cluster"} 1
+hopprobe_hop_node_info{hop="node-b:31603",kind="nodeport",namespace="landry",node="",path="nodeport/landry/landry-trans-web",position="02",vantage="cluster"} 1
+hopprobe_hop_node_info{hop="node-c:31603",kind="nodeport",namespace="landry",node="",path="nodeport/landry/landry-trans-web",position="03",vantage="cluster"} 1
 # HELP hopprobe_path_success 1 if no probed hop of the path failed in its last walk.
 # TYPE hopprobe_path_success gauge
 hopprobe_path_success{namespace="landry",path="nodeport/landry/landry-trans-web",service="landry-trans-web",vantage="cluster"} 0
 `
 	if err := testutil.GatherAndCompare(e.Gatherer(), strings.NewReader(want),
-		"hopprobe_hop_first_failing", "hopprobe_path_first_failing_hop_position", "hopprobe_path_success"); err != nil {
+		"hopprobe_hop_first_failing", "hopprobe_hop_node_info", "hopprobe_path_success"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,19 +1,20 @@
 package exporter
 
 import (
-	"bufio"
 	"bytes"
 	"math"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
 
 // FuzzTextWriter: whatever label values a topology or a live cluster
-// hands the exporter, the text it writes parses back to the same values.
+// hands the exporter, both formats it writes (text and protobuf) parse
+// back to the same values.
 func FuzzTextWriter(f *testing.F) {
 	f.Add("api.allinpro.com/futures/ws*", `pod/a"b\c`, "line\nbreak", 1.5)
 	f.Add("", "\\", "\"", math.Inf(1))
@@ -22,26 +23,42 @@ func FuzzTextWriter(f *testing.F) {
 		if !utf8.ValidString(path) || !utf8.ValidString(hop) || !utf8.ValidString(help) || math.IsNaN(v) {
 			return // YAML and the API server hand over UTF-8; NaN never equals itself
 		}
-		var buf bytes.Buffer
-		tw := &textWriter{w: bufio.NewWriter(&buf)}
-		tw.header("hopprobe_fuzz", help, "gauge")
-		tw.sample("hopprobe_fuzz", []string{"hop", "path"}, []string{hop, path}, "phase", "connect", v)
-		tw.w.Flush()
+		ls := newLabelSet([]string{"hop", "path"}, []string{hop, path})
+		var text, pb bytes.Buffer
+		for _, s := range []sink{newTextSink(&stickyWriter{w: &text}), newProtoSink(&stickyWriter{w: &pb}, true)} {
+			s.begin("hopprobe_fuzz", help, typeGauge)
+			s.sample(&ls, "phase", "connect", v)
+			s.end()
+			if err := s.flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		p := expfmt.NewTextParser(model.UTF8Validation)
-		fams, err := p.TextToMetricFamilies(strings.NewReader(buf.String()))
+		fams, err := p.TextToMetricFamilies(strings.NewReader(text.String()))
 		if err != nil {
-			t.Fatalf("%v in\n%s", err, buf.String())
+			t.Fatalf("%v in\n%s", err, text.String())
 		}
-		m := fams["hopprobe_fuzz"].GetMetric()[0]
-		got := map[string]string{}
-		for _, l := range m.GetLabel() {
-			got[l.GetName()] = l.GetValue()
+		check := func(format string, m *dto.Metric) {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if got["hop"] != hop || got["path"] != path || got["phase"] != "connect" {
+				t.Fatalf("%s: labels %v, want hop %q path %q", format, got, hop, path)
+			}
+			if g := m.GetGauge().GetValue(); g != v {
+				t.Fatalf("%s: value %v, want %v", format, g, v)
+			}
 		}
-		if got["hop"] != hop || got["path"] != path || got["phase"] != "connect" {
-			t.Fatalf("labels %v, want hop %q path %q", got, hop, path)
+		check("text", fams["hopprobe_fuzz"].GetMetric()[0])
+		var mf dto.MetricFamily
+		dec := expfmt.NewDecoder(&pb, expfmt.NewFormat(expfmt.TypeProtoDelim))
+		if err := dec.Decode(&mf); err != nil {
+			t.Fatalf("protobuf: %v", err)
 		}
-		if g := m.GetGauge().GetValue(); g != v {
-			t.Fatalf("value %v, want %v", g, v)
+		if mf.GetName() != "hopprobe_fuzz" || mf.GetHelp() != help || mf.GetType() != dto.MetricType_GAUGE {
+			t.Fatalf("protobuf family %v", &mf)
 		}
+		check("protobuf", mf.GetMetric()[0])
 	})
 }

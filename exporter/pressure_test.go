@@ -67,7 +67,7 @@ func stalledScraper(t *testing.T, addr string) net.Conn {
 // connection, never the walks: Observe returns as fast as it does with
 // no scraper at all.
 func TestAStalledScraperNeverBlocksAWalk(t *testing.T) {
-	paths, walks := manyPaths(3000)
+	paths, walks := manyPaths(12000)
 	e := exporter.New(paths)
 	for _, w := range walks {
 		e.Observe(w)
@@ -124,14 +124,14 @@ func TestAStalledScraperNeverBlocksAWalk(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if got := e.Statuses(); len(got) != 3000 {
+	if got := e.Statuses(); len(got) != len(paths) {
 		t.Fatalf("%d statuses", len(got))
 	}
 }
 
 // More scrapes at once than MaxScrapes are refused, not queued.
 func TestScrapesAreCapped(t *testing.T) {
-	paths, walks := manyPaths(3000)
+	paths, walks := manyPaths(12000)
 	e := exporter.New(paths)
 	for _, w := range walks {
 		e.Observe(w)

@@ -105,7 +105,7 @@ func (e *Exporter) Graph() Graph {
 	for _, id := range e.order {
 		ps := e.paths[id]
 		for i, h := range ps.hops {
-			hops = append(hops, hopView{node: h.node(), role: h.role, verdict: ps.status.Hops[i].Verdict})
+			hops = append(hops, hopView{node: h.node, role: h.role, verdict: ps.status.Hops[i].Verdict})
 		}
 	}
 	var edges [][2]string

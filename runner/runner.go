@@ -73,6 +73,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 	}
 	r.paths = paths
 	r.exp = exporter.New(paths)
+	r.exp.SetMetrics(cfg.Metrics)
 	if opts.Drift != nil {
 		r.exp.EnableDrift()
 	}
@@ -142,6 +143,8 @@ func (r *Runner) Reload(ctx context.Context, why string) {
 	}
 	r.cfg, r.seen = next, seen
 	r.walker.Resize(next.Defaults.Concurrency)
+	r.gen.stop()
+	r.exp.SetMetrics(next.Metrics)
 	r.swap(ctx, paths)
 	r.log.Info("topology reloaded", "trigger", why, "paths", len(paths))
 	r.CheckDrift(ctx)

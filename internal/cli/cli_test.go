@@ -109,19 +109,22 @@ func TestServeExportsTheFirstFailingHop(t *testing.T) {
 	}
 	listen := serveFast(t, cfgPath, io.Discard)
 	want := []string{
-		`hopprobe_hop_first_failing{hop="apisix",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",service="morph-futuresws-app",vantage="cluster"} 1`,
+		`hopprobe_hop_first_failing{hop="apisix",path="api.allinpro.com/futures/ws*",vantage="cluster"} 1`,
 		`hopprobe_path_success{namespace="morph",path="api.allinpro.com/futures/ws*",service="morph-futuresws-app",vantage="cluster"} 0`,
-		`hopprobe_hop_success{hop="service",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",service="morph-futuresws-app",vantage="cluster"} 1`,
-		`hopprobe_hop_first_failing{hop="cloudfront",kind="websocket"`,
+		`hopprobe_hop_success{hop="service",path="api.allinpro.com/futures/ws*",vantage="cluster"} 1`,
+		`hopprobe_hop_node_info{hop="cloudfront",kind="websocket",namespace="morph",node="cloudfront",path="api.allinpro.com/futures/ws*",position="02",vantage="cluster"} 1`,
 		`hopprobe_tls_cert_expiry_timestamp_seconds{hop="cloudfront-tls"`,
-		`hopprobe_hop_phase_duration_seconds{hop="cloudfront",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",phase="handshake"`,
-		`hopprobe_hop_probes_total{hop="apisix",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",result="failure"`,
+		`hopprobe_hop_phase_duration_seconds{hop="cloudfront",path="api.allinpro.com/futures/ws*",vantage="cluster",phase="handshake"`,
+		`hopprobe_hop_probes_total{hop="apisix",path="api.allinpro.com/futures/ws*",vantage="cluster",result="failure"`,
 		`hopprobe_hop_duration_seconds_bucket{hop="dns"`,
-		`hopprobe_hop_probes_total{hop="spotdb",kind="postgres"`,
-		`hopprobe_hop_probes_total{hop="spotredis",kind="redis"`,
-		`hopprobe_hop_probes_total{hop="kafkanew",kind="kafka"`,
-		`hopprobe_hop_probes_total{hop="etcdnew",kind="etcd"`,
+		`hopprobe_hop_node_info{hop="spotdb",kind="postgres"`,
+		`hopprobe_hop_probes_total{hop="spotdb",`,
+		`hopprobe_hop_probes_total{hop="spotredis",`,
+		`hopprobe_hop_probes_total{hop="kafkanew",`,
+		`hopprobe_hop_probes_total{hop="etcdnew",`,
 	}
+	// Only the first failing hop carries hopprobe_hop_first_failing.
+	notWant := `hopprobe_hop_first_failing{hop="cloudfront"`
 	var missing []string
 	var body string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
@@ -138,6 +141,9 @@ func TestServeExportsTheFirstFailingHop(t *testing.T) {
 	}
 	for _, m := range missing {
 		t.Errorf("metrics never showed %s", m)
+	}
+	if strings.Contains(body, notWant) {
+		t.Errorf("a hop above the first failing one has a first_failing series: %s", notWant)
 	}
 	promtoolCheckMetrics(t, body)
 	var doc struct{ Paths []exporter.PathStatus }
@@ -403,7 +409,7 @@ func TestReloadKeepsUnchangedPathsAndRefusesBrokenFiles(t *testing.T) {
 	cfgPath, _ := startDemo(t)
 	logs := &testkit.Buffer{}
 	listen := serveFast(t, cfgPath, logs, "--reload-check=200ms")
-	kept := `hopprobe_hop_probes_total{hop="service",kind="websocket",namespace="morph",path="api.allinpro.com/futures/ws*",result="success",service="morph-futuresws-app",vantage="cluster"}`
+	kept := `hopprobe_hop_probes_total{hop="service",path="api.allinpro.com/futures/ws*",vantage="cluster",result="success"}`
 	removed := `path="mackerel.aie.prod/api/*"`
 	before := waitMetric(t, listen, kept, func(v float64) bool { return v >= 2 })
 	if !strings.Contains(get(t, "http://"+listen+"/metrics"), removed) {

@@ -108,11 +108,11 @@ func TestServeDiscoversPodsAndNodes(t *testing.T) {
 	listen := serveFast(t, cfgPath, logs, "--cluster", "--discover", "--discover-settle", "200ms", "--drift-every", "1h")
 
 	route := `namespace="landry",path="api.allinpro.com/*",service="landry-spotapi-web",vantage="cluster"}`
-	hop := func(name, kind string) string {
-		return fmt.Sprintf(`{hop=%q,kind=%q,`, name, kind) + route
+	hop := func(name, _ string) string {
+		return fmt.Sprintf(`{hop=%q,path="api.allinpro.com/*",vantage="cluster"}`, name)
 	}
 	nodeHop := func(node string) string {
-		return fmt.Sprintf(`{hop="%s:%d",kind="nodeport",namespace="landry",path="nodeport/landry/landry-brokerserver-web",service="landry-brokerserver-web",vantage="cluster"}`, node, nodePort)
+		return fmt.Sprintf(`{hop="%s:%d",path="nodeport/landry/landry-brokerserver-web",vantage="cluster"}`, node, nodePort)
 	}
 	is := func(v float64) func(float64) bool { return func(got float64) bool { return got == v } }
 	waitMetric(t, listen, "hopprobe_discovery_synced ", is(1))

@@ -161,7 +161,7 @@ services:
 		}
 	}()
 	pid := cmd.Process.Pid
-	healthyEdge := `hopprobe_hop_probes_total{hop="edge",kind="http",namespace="ns",path="healthy.example.test/*",result="success",service="healthy",vantage="cluster"}`
+	healthyEdge := `hopprobe_hop_probes_total{hop="edge",path="healthy.example.test/*",vantage="cluster",result="success"}`
 	waitMetric(t, listen, healthyEdge, func(v float64) bool { return v >= 3 })
 	baseline := memKiB(t, pid, "VmHWM")
 

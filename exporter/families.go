@@ -1,0 +1,236 @@
+package exporter
+
+import (
+	"io"
+	"slices"
+)
+
+// Metric types, as the text format names them and protobuf numbers them.
+type metricType int32
+
+const (
+	typeCounter   metricType = 0
+	typeGauge     metricType = 1
+	typeHistogram metricType = 4
+)
+
+func (t metricType) String() string {
+	switch t {
+	case typeCounter:
+		return "counter"
+	case typeHistogram:
+		return "histogram"
+	}
+	return "gauge"
+}
+
+// sink is one exposition format. A family is begun, its samples of
+// every path written, then ended; a format that needs the whole family
+// at once (protobuf) holds one family, never the scrape.
+type sink interface {
+	begin(name, help string, typ metricType)
+	// sample writes a gauge or counter; extraKey/extraValue is one more
+	// label (result, phase) or empty.
+	sample(l *labelSet, extraKey, extraValue string, v float64)
+	histogram(l *labelSet, bounds []float64, h *hopState)
+	end()
+	// err is the first write error: a scraper that hung up.
+	err() error
+	flush() error
+}
+
+// family is one metric family of the hop state: how to write its samples
+// for one path.
+type family struct {
+	name, help string
+	typ        metricType
+	write      func(s sink, ps *pathState, bounds []float64)
+}
+
+var families = []family{
+	{"hopprobe_hop_success", "1 if the hop answered as expected in the last walk of its path, 0 if not.", typeGauge,
+		func(s sink, ps *pathState, _ []float64) {
+			for _, h := range ps.hops {
+				if h.probed {
+					s.sample(&h.lbl, "", "", gaugeOf(h.ok))
+				}
+			}
+		}},
+	// Sparse: present, at 1, only on a hop that cannot be reached from
+	// this vantage; a probed hop has hopprobe_hop_success instead.
+	{"hopprobe_hop_skipped", "1 on a hop that cannot be reached from this vantage and is not probed (absent on probed hops).", typeGauge,
+		func(s sink, ps *pathState, _ []float64) {
+			for _, h := range ps.hops {
+				if h.walked && h.skipped {
+					s.sample(&h.lbl, "", "", 1)
+				}
+			}
+		}},
+	// Sparse: one series per broken path, on the hop to page about.
+	{"hopprobe_hop_first_failing", "1 on the first failing hop of a broken path (the one to page about); absent on every other hop.", typeGauge,
+		func(s sink, ps *pathState, _ []float64) {
+			for _, h := range ps.hops {
+				if h.walked && h.first {
+					s.sample(&h.lbl, "", "", 1)
+				}
+			}
+		}},
+	{"hopprobe_hop_duration_seconds", "Duration of each successful hop probe (failures are counted in hopprobe_hop_probes_total, not here).", typeHistogram,
+		func(s sink, ps *pathState, bounds []float64) {
+			for _, h := range ps.hops {
+				if h.count > 0 {
+					s.histogram(&h.lbl, bounds, h)
+				}
+			}
+		}},
+	{"hopprobe_hop_phase_duration_seconds", "Duration of each phase (dns, connect, tls, first_byte, transfer, …) of the last probe of a hop (entry hops by default: metrics.phases).", typeGauge,
+		func(s sink, ps *pathState, _ []float64) {
+			for _, h := range ps.hops {
+				for _, p := range h.phases {
+					s.sample(&h.lbl, "phase", p.name, p.secs)
+				}
+			}
+		}},
+	{"hopprobe_hop_probes_total", "Hop results by outcome: success, failure, skipped, or not_probed (no probe slot came free in time; the hop's last verdict stands).", typeCounter,
+		func(s sink, ps *pathState, _ []float64) {
+			for _, h := range ps.hops {
+				for i, n := range h.counts {
+					if n > 0 {
+						s.sample(&h.lbl, "result", results[i], float64(n))
+					}
+				}
+			}
+		}},
+	{"hopprobe_tls_cert_expiry_timestamp_seconds", "Earliest NotAfter of the certificate chain the hop presented, as a Unix timestamp.", typeGauge,
+		func(s sink, ps *pathState, _ []float64) {
+			for _, h := range ps.hops {
+				if h.certExpiry > 0 {
+					s.sample(&h.lbl, "", "", h.certExpiry)
+				}
+			}
+		}},
+	{"hopprobe_hop_exposed", "1 if a hop that must be unreachable from this vantage (a NodePort kept internal) answered: a security finding.", typeGauge,
+		func(s sink, ps *pathState, _ []float64) {
+			for _, h := range ps.hops {
+				if h.mustNotOpen && h.probed {
+					s.sample(&h.lbl, "", "", gaugeOf(!h.ok))
+				}
+			}
+		}},
+	{"hopprobe_hop_node_info", "Always 1: what a hop is (kind, namespace, the component it probes, its position 00, 01, … in its path), for joins on path, hop and vantage.", typeGauge,
+		func(s sink, ps *pathState, _ []float64) {
+			for _, h := range ps.hops {
+				s.sample(&h.nodeLbl, "", "", 1)
+			}
+		}},
+	{"hopprobe_path_success", "1 if no probed hop of the path failed in its last walk.", typeGauge,
+		func(s sink, ps *pathState, _ []float64) {
+			if ps.walked {
+				s.sample(&ps.lbl, "", "", gaugeOf(ps.ok))
+			}
+		}},
+	{"hopprobe_path_duration_seconds", "Wall time of the last walk of the path.", typeGauge,
+		func(s sink, ps *pathState, _ []float64) {
+			if ps.walked {
+				s.sample(&ps.walkLbl, "", "", ps.duration)
+			}
+		}},
+}
+
+func gaugeOf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var edgeLabelNames = []string{"source", "target", "vantage"}
+
+// writeHopMetrics writes the hop, path and topology families from a
+// snapshot of the exporter's state: the lock is held only to copy a few
+// numbers per hop, never while writing to the scraper, so a scraper
+// that stops reading cannot stop a walk (Observe waits for the lock).
+// The text streams out; a scrape of 10,000 hops never holds its
+// samples in memory at once (protobuf holds one family).
+func (e *Exporter) writeHopMetrics(s sink, withNative bool) error {
+	paths, edges, l := e.snapshot(withNative)
+	for _, f := range families {
+		s.begin(f.name, f.help, f.typ)
+		for _, ps := range paths {
+			// A scraper that hung up ends the scrape at the next path
+			// instead of after every family of every path.
+			if err := s.err(); err != nil {
+				return err
+			}
+			f.write(s, ps, l.bounds)
+		}
+		s.end()
+	}
+	s.begin("hopprobe_topology_edge_info", "Always 1: a documented link between two components that some path walks.", typeGauge)
+	for _, k := range edges {
+		ls := newLabelSet(edgeLabelNames, k[:])
+		s.sample(&ls, "", "", 1)
+	}
+	s.end()
+	return s.flush()
+}
+
+// stickyWriter keeps the first error of w and fails every write after it.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	s.err = err
+	return n, err
+}
+
+// snapshot copies what the metric families read. Label sets are never
+// changed after a path's state is made, so they are shared; the numbers,
+// the phases and the native buckets (changed in place by observe) are
+// copied.
+func (e *Exporter) snapshot(withNative bool) ([]*pathState, [][3]string, layout) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]*pathState, len(e.order))
+	for i, id := range e.order {
+		ps := *e.paths[id]
+		ps.status = PathStatus{}
+		hops := make([]hopState, len(ps.hops))
+		ptrs := make([]*hopState, len(ps.hops))
+		for j, h := range ps.hops {
+			hops[j] = *h
+			c := &hops[j]
+			c.phases = slices.Clone(h.phases)
+			c.buckets = slices.Clone(h.buckets)
+			c.native = nil
+			if withNative {
+				c.native = h.native.clone()
+			}
+			ptrs[j] = c
+		}
+		ps.hops = ptrs
+		out[i] = &ps
+	}
+	edges := make([][3]string, 0, len(e.edges))
+	for k := range e.edges {
+		edges = append(edges, k)
+	}
+	slices.SortFunc(edges, func(a, b [3]string) int {
+		for i := range a {
+			if a[i] != b[i] {
+				if a[i] < b[i] {
+					return -1
+				}
+				return 1
+			}
+		}
+		return 0
+	})
+	return out, edges, e.layout
+}

@@ -1,0 +1,111 @@
+package exporter
+
+import (
+	"bufio"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// textSink writes the Prometheus text exposition format (0.0.4). Label
+// pairs come pre-rendered; a sample is a few appends into one buffer.
+type textSink struct {
+	w    *bufio.Writer
+	sw   *stickyWriter
+	name string
+	buf  []byte
+}
+
+func newTextSink(sw *stickyWriter) *textSink {
+	return &textSink{w: bufio.NewWriterSize(sw, 64<<10), sw: sw, buf: make([]byte, 0, 512)}
+}
+
+var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+
+func (t *textSink) begin(name, help string, typ metricType) {
+	t.name = name
+	t.w.WriteString("# HELP " + name + " " + helpEscaper.Replace(help) + "\n")
+	t.w.WriteString("# TYPE " + name + " " + typ.String() + "\n")
+}
+
+func (t *textSink) end()         {}
+func (t *textSink) err() error   { return t.sw.err }
+func (t *textSink) flush() error { return t.w.Flush() }
+
+func (t *textSink) sample(l *labelSet, k, v string, val float64) {
+	t.line(t.name, l, k, v, val)
+}
+
+// line writes name{labels[,k="v"]} value.
+func (t *textSink) line(name string, l *labelSet, k, v string, val float64) {
+	b := append(t.buf[:0], name...)
+	b = append(b, '{')
+	b = append(b, l.text...)
+	if k != "" {
+		if len(l.text) > 0 {
+			b = append(b, ',')
+		}
+		b = appendLabel(b, k, v)
+	}
+	b = append(b, '}', ' ')
+	b = appendFloat(b, val)
+	b = append(b, '\n')
+	t.w.Write(b)
+	t.buf = b
+}
+
+func (t *textSink) histogram(l *labelSet, bounds []float64, h *hopState) {
+	bucket, sum, count := t.name+"_bucket", t.name+"_sum", t.name+"_count"
+	var acc uint64
+	var le [32]byte
+	for i, ub := range bounds {
+		acc += h.buckets[i]
+		t.line(bucket, l, "le", string(appendFloat(le[:0], ub)), float64(acc))
+	}
+	t.line(bucket, l, "le", "+Inf", float64(h.count))
+	t.line(sum, l, "", "", float64(h.sumNanos)/1e9)
+	t.line(count, l, "", "", float64(h.count))
+}
+
+// renderText renders label pairs as the text format writes them, in the
+// order given (the format does not require any; names are sorted here).
+func renderText(names, values []string) string {
+	var b []byte
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendLabel(b, n, values[i])
+	}
+	return string(b)
+}
+
+func appendLabel(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, '=', '"')
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b = append(b, `\\`...)
+		case '"':
+			b = append(b, `\"`...)
+		case '\n':
+			b = append(b, `\n`...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+func appendFloat(b []byte, v float64) []byte {
+	switch {
+	case math.IsInf(v, 1):
+		return append(b, "+Inf"...)
+	case math.IsInf(v, -1):
+		return append(b, "-Inf"...)
+	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
