@@ -1,0 +1,153 @@
+package deploy_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allinx/hopprobe/internal/cli"
+	"github.com/allinx/hopprobe/internal/peers"
+)
+
+// The shipped recording rules and the dashboards' latency queries give
+// the same answer whichever way Prometheus ingests the duration
+// histogram: two real Prometheus servers scrape one `probe serve`, one
+// with native histograms on (it negotiates protobuf and keeps no _bucket
+// series), one without (text, classic buckets). A gateway that answers
+// in 600 ms is slow for every probe (ratio 1), the service behind it is
+// never slow (ratio 0), on both. Bounded: about 20 s, loopback only.
+func TestRulesReadClassicAndNativeHistograms(t *testing.T) {
+	prom := tool(t, "prometheus", "prometheus")
+	dir := t.TempDir()
+	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(600 * time.Millisecond):
+		case <-r.Context().Done():
+		}
+		w.Write([]byte(`{"status":"ok"}`))
+	}))
+	defer gateway.Close()
+	service := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) }))
+	defer service.Close()
+	topo := filepath.Join(dir, "topology.yaml")
+	write(t, topo, fmt.Sprintf(`vantage: cluster
+defaults: {interval: 1s, timeout: 950ms}
+entries:
+  - name: public
+    hops:
+      - {name: apisix, address: %q}
+routes:
+  - hosts: [api.example.test]
+    path: /*
+    service: ns/app:8080
+services:
+  - {name: app, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: http, address: %q}]}
+`, strings.TrimPrefix(gateway.URL, "http://"), strings.TrimPrefix(service.URL, "http://")))
+	listen, _ := peers.FreePort()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan int)
+	go func() {
+		served <- cli.Main(ctx, []string{"serve", "--config", topo, "--listen", listen, "--reload-check", "0"}, io.Discard, io.Discard)
+	}()
+	defer func() { cancel(); <-served }()
+
+	rules, err := os.ReadFile("prometheus/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "rules.yaml"), string(rules))
+	write(t, filepath.Join(dir, "prometheus.yaml"), fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: [rules.yaml]
+scrape_configs:
+  - job_name: hopprobe
+    static_configs: [{targets: [%q]}]
+`, listen))
+	start := func(name string, extra ...string) string {
+		addr, _ := peers.FreePort()
+		args := append([]string{"--config.file", filepath.Join(dir, "prometheus.yaml"), "--storage.tsdb.path", filepath.Join(dir, name),
+			"--web.listen-address", addr}, extra...)
+		cmd := exec.Command(prom, args...)
+		var out lockedOutput
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			if t.Failed() {
+				t.Logf("prometheus (%s) said:\n%s", name, out.tail())
+			}
+		})
+		return addr
+	}
+	classic := start("classic")
+	native := start("native", "--enable-feature=native-histograms")
+
+	want := map[string]float64{"apisix": 1, "service": 0}
+	for _, c := range []struct{ name, addr string }{{"classic", classic}, {"native", native}} {
+		got := map[string]float64{}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+			got = promValues(c.addr, `hopprobe:hop_slow_ratio:rate5m{hop=~"apisix|service"}`, "hop")
+			if len(got) == 2 && got["apisix"] == 1 && got["service"] == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: slow ratio per hop %v, want %v", c.name, got, want)
+			}
+		}
+		// The dashboards' p99: the gateway's is at least its 600 ms.
+		q := `histogram_quantile(0.99, sum by (path, hop) (rate(hopprobe_hop_duration_seconds{hop="apisix"}[1m]))) or histogram_quantile(0.99, sum by (le, path, hop) (rate(hopprobe_hop_duration_seconds_bucket{hop="apisix"}[1m])))`
+		if p99 := promValues(c.addr, q, "hop")["apisix"]; p99 < 0.5 {
+			t.Errorf("%s: the dashboards' p99 of the gateway reads %v s, want above 0.5", c.name, p99)
+		}
+	}
+	// Each really ingested the way it says: native keeps no classic
+	// buckets, classic no native histogram.
+	if promQuery(native, `hopprobe_hop_duration_seconds_bucket`) || !promQuery(native, `histogram_count(hopprobe_hop_duration_seconds) > 0`) {
+		t.Error("the native-histogram Prometheus did not ingest a native histogram (or kept classic buckets)")
+	}
+	if !promQuery(classic, `hopprobe_hop_duration_seconds_bucket{le="0.5"}`) {
+		t.Error("the classic Prometheus has no objective bucket")
+	}
+}
+
+// promValues runs an instant query and returns each result's value by
+// the given label.
+func promValues(listen, q, by string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get("http://" + listen + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&r) != nil {
+		return out
+	}
+	for _, s := range r.Data.Result {
+		var v float64
+		if str, ok := s.Value[1].(string); ok {
+			fmt.Sscan(str, &v)
+			out[s.Metric[by]] = v
+		}
+	}
+	return out
+}
