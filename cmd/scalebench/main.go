@@ -70,7 +70,35 @@ func main() {
 	memprofile := flag.String("memprofile", "", "child: write a heap profile here at the end")
 	blackbox := flag.String("blackbox", os.Getenv("BLACKBOX_EXPORTER"), "blackbox_exporter binary for a paired CPU-per-probe run ($BLACKBOX_EXPORTER)")
 	childHTTP := flag.String("child-http", "", "internal: run the hopprobe side of the paired run against this peer")
+	steadyMode := flag.Bool("steady", false, "steady state: the probe serve binary on N targets with scrapes, beside the paced and back-to-back floors (and $CLOUDPROBER)")
+	cloudprober := flag.String("cloudprober", os.Getenv("CLOUDPROBER"), "cloudprober binary for the steady-state comparison ($CLOUDPROBER)")
+	floorMode := flag.String("floor", "", "internal: run a floor (paced or b2b) and print CPU seconds per GET")
+	floorPeer := flag.String("floor-peer", "", "internal: the floor's peer")
+	floorN := flag.Int("floor-n", 2000, "internal: the floor's GETs")
+	floorGap := flag.Duration("floor-gap", 0, "internal: the paced floor's gap")
 	flag.Parse()
+	if *floorMode != "" {
+		if err := runFloor(*floorPeer, *floorN, *floorGap); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *steadyMode {
+		self, err := os.Executable()
+		if err != nil {
+			log.Fatal(err)
+		}
+		var sizes []int
+		for _, s := range strings.Split(*hopsFlag, ",") {
+			if n, err := strconv.Atoi(s); err == nil && n > 0 {
+				sizes = append(sizes, n)
+			}
+		}
+		if err := steady(self, sizes, *interval, *duration, *cloudprober); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	memProfile = *memprofile
 	if *childHTTP != "" {
 		if err := hopprobeHTTP(*childHTTP); err != nil {

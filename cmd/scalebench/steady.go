@@ -1,0 +1,365 @@
+package main
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The steady-state run (-steady): `probe serve` itself, the binary, on N
+// HTTP targets at the interval, scraped like Prometheus scrapes it, with
+// a neutral loopback peer that counts the probes; then, in the same run
+// and on the same peer, the floors: a bare Go GET on a fresh connection,
+// paced at the prober's rate, and back to back. Each process's CPU comes
+// from its own /proc counters. With CLOUDPROBER set, cloudprober runs the
+// same targets and interval with its Prometheus surfacer, measured the
+// same way.
+
+// counter is the neutral peer: it answers every GET and, while armed,
+// counts requests and how far each target's arrivals stray from the
+// interval (jitter, as the target sees it).
+type counter struct {
+	interval time.Duration
+	armed    atomic.Bool
+	hits     atomic.Int64
+	mu       sync.Mutex
+	last     map[string]time.Time
+	jitter   []time.Duration
+}
+
+func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.WriteString(w, `{"status":"ok"}`)
+	if !c.armed.Load() {
+		return
+	}
+	c.hits.Add(1)
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.last[r.URL.Path]; ok {
+		d := now.Sub(prev) - c.interval
+		c.jitter = append(c.jitter, max(d, -d))
+	}
+	c.last[r.URL.Path] = now
+}
+
+func (c *counter) arm() {
+	c.mu.Lock()
+	c.last, c.jitter = map[string]time.Time{}, nil
+	c.mu.Unlock()
+	c.hits.Store(0)
+	c.armed.Store(true)
+}
+
+func (c *counter) p99() (p99, worst time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.jitter) == 0 {
+		return 0, 0
+	}
+	j := slices.Clone(c.jitter)
+	slices.Sort(j)
+	return j[min(len(j)-1, len(j)*99/100)], j[len(j)-1]
+}
+
+// procCPU is a process's user+system CPU from /proc/PID/stat.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// procHWM is a process's peak RSS in MiB.
+func procHWM(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+type steadyResult struct {
+	name                    string
+	probes                  int64
+	cpu, perProbe           float64 // seconds
+	rss                     float64 // MiB
+	p99, worst              time.Duration
+	scrapeBytes, scrapeGzip int
+	scrapeWall, scrapeCPU   time.Duration
+}
+
+// scrape fetches /metrics as Prometheus does (text, gzip) and returns
+// the bytes on the wire and the text's length.
+func scrape(url string, gz bool) (wire, text int, err error) {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	if resp.Header.Get("Content-Encoding") != "gzip" {
+		return len(raw), len(raw), nil
+	}
+	zr, err := gzip.NewReader(strings.NewReader(string(raw)))
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := io.Copy(io.Discard, zr)
+	return len(raw), int(n), err
+}
+
+// measure runs a started prober through warm-up and the window, scraping
+// every 15 s, then times 50 scrapes back to back for their CPU.
+func measure(name string, pid int, metricsURL string, c *counter, interval, duration time.Duration) (*steadyResult, error) {
+	time.Sleep(interval + 2*time.Second) // every target probed once: warm-up
+	c.arm()
+	cpu0, t0 := procCPU(pid), time.Now()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_, _, _ = scrape(metricsURL, true)
+			}
+		}
+	})
+	time.Sleep(duration)
+	close(stop)
+	wg.Wait()
+	c.armed.Store(false)
+	cpu, wall := procCPU(pid)-cpu0, time.Since(t0)
+	r := &steadyResult{name: name, probes: c.hits.Load(), cpu: cpu}
+	r.p99, r.worst = c.p99()
+	if r.probes > 0 {
+		r.perProbe = cpu / float64(r.probes)
+	}
+	var err error
+	if r.scrapeGzip, r.scrapeBytes, err = scrape(metricsURL, true); err != nil {
+		return nil, fmt.Errorf("%s: scrape: %w", name, err)
+	}
+	// The CPU of a scrape: 50 back to back, less what probing costs in
+	// that time (the window's rate).
+	const n = 50
+	c0, s0 := procCPU(pid), time.Now()
+	for range n {
+		if _, _, err := scrape(metricsURL, true); err != nil {
+			return nil, err
+		}
+	}
+	took := time.Since(s0)
+	r.scrapeWall = took / n
+	r.scrapeCPU = time.Duration(max(0, procCPU(pid)-c0-cpu/wall.Seconds()*took.Seconds()) / n * 1e9)
+	r.rss = procHWM(pid)
+	return r, nil
+}
+
+func steady(self string, sizes []int, interval, duration time.Duration, cloudprober string) error {
+	c := &counter{interval: interval}
+	var addrs []string
+	for i := range peers {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", 2+i))
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: c, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	dir, err := os.MkdirTemp("", "hopprobe-steady-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "probe")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/allinx/hopprobe/cmd/probe").CombinedOutput(); err != nil {
+		return fmt.Errorf("building probe: %v: %s", err, out)
+	}
+	fmt.Printf("steady state: %d loopback peer listeners in one counting process, interval %s, %s measured after one interval of warm-up, a text+gzip scrape every 15 s\n\n", peers, interval, duration)
+	fmt.Println("| hops | prober | probes counted | CPU per probe | paced floor | ratio | back-to-back floor | ratio | peak RSS | jitter p99 (max) | scrape text (gzip) | scrape wall | scrape CPU |")
+	fmt.Println("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, n := range sizes {
+		topo, err := topology(n, addrs, interval)
+		if err != nil {
+			return err
+		}
+		listen, err := freePort()
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(bin, "serve", "--config", topo, "--listen", listen, "--reload-check", "0")
+		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		r, err := measure("hopprobe", cmd.Process.Pid, "http://"+listen+"/metrics", c, interval, duration)
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		os.RemoveAll(filepath.Dir(topo))
+		if err != nil {
+			return err
+		}
+		var cp *steadyResult
+		if cloudprober != "" {
+			if cp, err = runCloudprober(cloudprober, dir, n, addrs, c, interval, duration); err != nil {
+				return err
+			}
+		}
+		gap := interval / time.Duration(n)
+		// The paced floor runs for about 20 s at the prober's rate.
+		paced, err := floor(self, "paced", addrs[0], min(2000, max(200, int(20*time.Second/gap))), gap)
+		if err != nil {
+			return err
+		}
+		b2b, err := floor(self, "b2b", addrs[0], 2000, 0)
+		if err != nil {
+			return err
+		}
+		for _, x := range []*steadyResult{r, cp} {
+			if x == nil {
+				continue
+			}
+			fmt.Printf("| %d | %s | %d | %.0f µs | %.0f µs (one per %s) | %.2f | %.0f µs | %.2f | %.0f MiB | %.2f ms (%.1f ms) | %.0f KB (%.0f KB) | %.1f ms | %.1f ms |\n",
+				n, x.name, x.probes, x.perProbe*1e6, paced*1e6, gap, x.perProbe/paced, b2b*1e6, x.perProbe/b2b, x.rss,
+				float64(x.p99)/1e6, float64(x.worst)/1e6, float64(x.scrapeBytes)/1e3, float64(x.scrapeGzip)/1e3,
+				float64(x.scrapeWall)/1e6, float64(x.scrapeCPU)/1e6)
+		}
+		if cp != nil && r.perProbe > 0 {
+			fmt.Printf("\n%d hops: cloudprober spends %.2f× hopprobe's CPU per probe; its scrape is %.2f× the size.\n\n", n, cp.perProbe/r.perProbe, float64(cp.scrapeBytes)/float64(r.scrapeBytes))
+		}
+	}
+	if cloudprober == "" {
+		fmt.Println("\ncloudprober: not compared (set CLOUDPROBER=/path/to/cloudprober)")
+	}
+	return nil
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// floor runs n bare GETs in a child process and returns its CPU per GET.
+func floor(self, mode, peer string, n int, gap time.Duration) (float64, error) {
+	out, err := exec.Command(self, "-floor", mode, "-floor-peer", peer, "-floor-n", strconv.Itoa(n), "-floor-gap", gap.String()).Output()
+	if err != nil {
+		return 0, fmt.Errorf("%s floor: %w", mode, err)
+	}
+	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+}
+
+// runFloor is the child: n GETs of peer on a fresh connection each, one
+// per gap (0: back to back); it prints its own CPU seconds per GET.
+func runFloor(peer string, n int, gap time.Duration) error {
+	tr := &http.Transport{DisableKeepAlives: true}
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	get := func(i int) error {
+		resp, err := client.Get(fmt.Sprintf("http://%s/floor-%d", peer, i%1000))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return err
+	}
+	for i := range 100 { // warm-up, not counted
+		if err := get(i); err != nil {
+			return err
+		}
+	}
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	for i := range n {
+		if gap > 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * gap)))
+		}
+		if err := get(i); err != nil {
+			return err
+		}
+	}
+	fmt.Println((cpuSeconds() - cpu0) / float64(n))
+	return nil
+}
+
+// runCloudprober runs cloudprober's HTTP probe on the same targets with
+// its Prometheus surfacer, measured as the prober is.
+func runCloudprober(bin, dir string, n int, addrs []string, c *counter, interval, duration time.Duration) (*steadyResult, error) {
+	listen, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(listen)
+	var b strings.Builder
+	fmt.Fprintf(&b, "host: %q\nport: %s\nprobe {\n  name: \"bench\"\n  type: HTTP\n  interval_msec: %d\n  timeout_msec: 2000\n  targets {\n",
+		host, port, interval.Milliseconds())
+	for i := range n {
+		fmt.Fprintf(&b, "    endpoint { name: \"svc-%05d\" url: \"http://%s/svc-%05d\" }\n", i, addrs[i%len(addrs)], i)
+	}
+	b.WriteString("  }\n}\nsurfacer { type: PROMETHEUS }\n")
+	cfg := filepath.Join(dir, "cloudprober.cfg")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--config_file", cfg, "--logtostderr=false")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil { // up when its metrics answer
+		if _, _, err := scrape("http://"+listen+"/metrics", false); err == nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return measure("cloudprober", cmd.Process.Pid, "http://"+listen+"/metrics", c, interval, duration)
+}
+
+func init() { log.SetFlags(0) }
