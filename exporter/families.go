@@ -3,6 +3,7 @@ package exporter
 import (
 	"io"
 	"slices"
+	"sync"
 )
 
 // Metric types, as the text format names them and protobuf numbers them.
@@ -153,7 +154,9 @@ var edgeLabelNames = []string{"source", "target", "vantage"}
 // The text streams out; a scrape of 10,000 hops never holds its
 // samples in memory at once (protobuf holds one family).
 func (e *Exporter) writeHopMetrics(s sink, withNative bool) error {
-	paths, edges, l := e.snapshot(withNative)
+	sn := snapPool.Get().(*snap)
+	defer snapPool.Put(sn)
+	paths, edges, l := e.snapshot(sn, withNative)
 	for _, f := range families {
 		s.begin(f.name, f.help, f.typ)
 		for _, ps := range paths {
@@ -175,6 +178,25 @@ func (e *Exporter) writeHopMetrics(s sink, withNative bool) error {
 	return s.flush()
 }
 
+// snap holds a scrape's copy of the hop state, reused by the next scrape.
+type snap struct {
+	states  []pathState
+	out     []*pathState
+	hops    []hopState
+	ptrs    []*hopState
+	buckets []uint64
+}
+
+var snapPool = sync.Pool{New: func() any { return new(snap) }}
+
+// grow returns s with length n, reusing its array when it is big enough.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
 // stickyWriter keeps the first error of w and fails every write after it.
 type stickyWriter struct {
 	w   io.Writer
@@ -194,29 +216,46 @@ func (s *stickyWriter) Write(p []byte) (int, error) {
 // changed after a path's state is made, so they are shared; the numbers,
 // the phases and the native buckets (changed in place by observe) are
 // copied.
-func (e *Exporter) snapshot(withNative bool) ([]*pathState, [][3]string, layout) {
+func (e *Exporter) snapshot(sn *snap, withNative bool) ([]*pathState, [][3]string, layout) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	out := make([]*pathState, len(e.order))
+	// Slabs reused from scrape to scrape (snapPool), instead of several
+	// small objects per hop on every scrape: the garbage of back-to-back
+	// scrapes was what raised the prober's peak RSS.
+	nHops := 0
+	for _, id := range e.order {
+		nHops += len(e.paths[id].hops)
+	}
+	states, out := grow(sn.states, len(e.order)), grow(sn.out, len(e.order))
+	hops, ptrs := grow(sn.hops, nHops), grow(sn.ptrs, nHops)
+	buckets := grow(sn.buckets, nHops*len(e.layout.bounds))[:0]
+	sn.states, sn.out, sn.hops, sn.ptrs = states, out, hops, ptrs
 	for i, id := range e.order {
-		ps := *e.paths[id]
+		states[i] = *e.paths[id]
+		ps := &states[i]
 		ps.status = PathStatus{}
-		hops := make([]hopState, len(ps.hops))
-		ptrs := make([]*hopState, len(ps.hops))
+		n := len(ps.hops)
+		mine, myPtrs := hops[:n:n], ptrs[:n:n]
+		hops, ptrs = hops[n:], ptrs[n:]
 		for j, h := range ps.hops {
-			hops[j] = *h
-			c := &hops[j]
-			c.phases = slices.Clone(h.phases)
-			c.buckets = slices.Clone(h.buckets)
+			mine[j] = *h
+			c := &mine[j]
+			if len(h.phases) > 0 {
+				c.phases = slices.Clone(h.phases)
+			}
+			start := len(buckets)
+			buckets = append(buckets, h.buckets...)
+			c.buckets = buckets[start:len(buckets):len(buckets)]
 			c.native = nil
 			if withNative {
 				c.native = h.native.clone()
 			}
-			ptrs[j] = c
+			myPtrs[j] = c
 		}
-		ps.hops = ptrs
-		out[i] = &ps
+		ps.hops = myPtrs
+		out[i] = ps
 	}
+	sn.buckets = buckets
 	edges := make([][3]string, 0, len(e.edges))
 	for k := range e.edges {
 		edges = append(edges, k)

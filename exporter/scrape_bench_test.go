@@ -2,7 +2,10 @@ package exporter
 
 import (
 	"compress/gzip"
+	"strings"
+
 	"fmt"
+	kgzip "github.com/klauspost/compress/gzip"
 	"io"
 	"testing"
 	"time"
@@ -51,7 +54,8 @@ func BenchmarkScrape(b *testing.B) {
 		gz     bool
 	}{
 		{"text", expfmt.NewFormat(expfmt.TypeTextPlain), false},
-		{"text-gzip", expfmt.NewFormat(expfmt.TypeTextPlain), true},
+		{"text-gzip-bestspeed", expfmt.NewFormat(expfmt.TypeTextPlain), true},
+		{"text-gzip-stateless", expfmt.NewFormat(expfmt.TypeTextPlain), true},
 		{"protobuf", expfmt.NewFormat(expfmt.TypeProtoDelim), false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -59,9 +63,13 @@ func BenchmarkScrape(b *testing.B) {
 			for b.Loop() {
 				c := &countingWriter{}
 				var w io.Writer = c
-				var gz *gzip.Writer
+				var gz io.WriteCloser
 				if tc.gz {
-					gz, _ = gzip.NewWriterLevel(c, gzip.BestSpeed)
+					if strings.HasSuffix(tc.name, "stateless") {
+						gz, _ = kgzip.NewWriterLevel(c, kgzip.StatelessCompression)
+					} else {
+						gz, _ = gzip.NewWriterLevel(c, gzip.BestSpeed)
+					}
 					w = gz
 				}
 				if err := e.writeMetrics(w, tc.format); err != nil {

@@ -3,8 +3,10 @@ package exporter
 import (
 	"bufio"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // textSink writes the Prometheus text exposition format (0.0.4). Label
@@ -14,23 +16,42 @@ type textSink struct {
 	sw   *stickyWriter
 	name string
 	buf  []byte
+	// A histogram family's sample names and its bounds as text, made
+	// once per family rather than once per hop.
+	bucket, sum, count string
+	les                []string
+	lesOf              []float64
 }
 
 func newTextSink(sw *stickyWriter) *textSink {
-	return &textSink{w: bufio.NewWriterSize(sw, 64<<10), sw: sw, buf: make([]byte, 0, 512)}
+	w := textBuffers.Get().(*bufio.Writer)
+	w.Reset(sw)
+	return &textSink{w: w, sw: sw, buf: make([]byte, 0, 512)}
 }
+
+// textBuffers are the scrapes' write buffers, reused.
+var textBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
 
 func (t *textSink) begin(name, help string, typ metricType) {
 	t.name = name
+	if typ == typeHistogram {
+		t.bucket, t.sum, t.count = name+"_bucket", name+"_sum", name+"_count"
+	}
 	t.w.WriteString("# HELP " + name + " " + helpEscaper.Replace(help) + "\n")
 	t.w.WriteString("# TYPE " + name + " " + typ.String() + "\n")
 }
 
-func (t *textSink) end()         {}
-func (t *textSink) err() error   { return t.sw.err }
-func (t *textSink) flush() error { return t.w.Flush() }
+func (t *textSink) end()       {}
+func (t *textSink) err() error { return t.sw.err }
+func (t *textSink) flush() error {
+	err := t.w.Flush()
+	t.w.Reset(nil)
+	textBuffers.Put(t.w)
+	t.w = nil
+	return err
+}
 
 func (t *textSink) sample(l *labelSet, k, v string, val float64) {
 	t.line(t.name, l, k, v, val)
@@ -55,16 +76,20 @@ func (t *textSink) line(name string, l *labelSet, k, v string, val float64) {
 }
 
 func (t *textSink) histogram(l *labelSet, bounds []float64, h *hopState) {
-	bucket, sum, count := t.name+"_bucket", t.name+"_sum", t.name+"_count"
-	var acc uint64
-	var le [32]byte
-	for i, ub := range bounds {
-		acc += h.buckets[i]
-		t.line(bucket, l, "le", string(appendFloat(le[:0], ub)), float64(acc))
+	if !slices.Equal(t.lesOf, bounds) {
+		t.lesOf, t.les = bounds, t.les[:0]
+		for _, ub := range bounds {
+			t.les = append(t.les, string(appendFloat(nil, ub)))
+		}
 	}
-	t.line(bucket, l, "le", "+Inf", float64(h.count))
-	t.line(sum, l, "", "", float64(h.sumNanos)/1e9)
-	t.line(count, l, "", "", float64(h.count))
+	var acc uint64
+	for i := range bounds {
+		acc += h.buckets[i]
+		t.line(t.bucket, l, "le", t.les[i], float64(acc))
+	}
+	t.line(t.bucket, l, "le", "+Inf", float64(h.count))
+	t.line(t.sum, l, "", "", float64(h.sumNanos)/1e9)
+	t.line(t.count, l, "", "", float64(h.count))
 }
 
 // renderText renders label pairs as the text format writes them, in the
