@@ -4,7 +4,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEMO_LISTEN ?= 127.0.0.1:9115
 
-.PHONY: all build test unit lint fmt-check vet demo bench clean image deploy-sync fuzz
+.PHONY: all build test unit lint fmt-check vet demo bench bench-steady clean image deploy-sync fuzz
 
 all: build
 
@@ -60,6 +60,15 @@ SCALE_DURATION ?= 45s
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./probes/ ./scheduler/
 	$(GO) run ./cmd/scalebench -hops $(SCALE_HOPS) -interval 15s -duration $(SCALE_DURATION)
+
+## bench-steady: probe serve (the binary) on 1,000 and 10,000 HTTP targets every 15 s with
+## Prometheus-like scrapes, beside the paced and back-to-back bare-GET floors on the same
+## counting peer; CLOUDPROBER=/path/to/cloudprober adds cloudprober on the same targets.
+## About 4 minutes per size (9 with cloudprober).
+STEADY_HOPS     ?= 1000,10000
+STEADY_DURATION ?= 60s
+bench-steady:
+	$(GO) run ./cmd/scalebench -steady -hops $(STEADY_HOPS) -interval 15s -duration $(STEADY_DURATION)
 
 clean:
 	rm -rf bin config/.demo

@@ -50,18 +50,13 @@ func (l layout) equal(o layout) bool {
 	return slices.Equal(l.bounds, o.bounds) && l.phases == o.phases && l.native == o.native
 }
 
-// labelSet is a series' label pairs, rendered once when the path is
-// built, for each format: text (`k="v",…`) and protobuf (encoded
-// LabelPair fields). A scrape then copies bytes instead of escaping and
-// encoding the same strings on every scrape.
-type labelSet struct {
-	text string
-	pb   []byte
-}
-
-func newLabelSet(names, values []string) labelSet {
-	return labelSet{text: renderText(names, values), pb: renderProto(names, values)}
-}
+// labels are a series' label pairs as the text format writes them
+// (`k="v",…`); the protobuf format encodes them from this text. A hop's
+// own labels, on most of its series, are rendered once when its path is
+// built; the labels of a series written once per hop or path per scrape
+// (node info, path) are rendered into a scratch buffer as they are
+// written, so that 10,000 hops do not keep megabytes of copies.
+type labels []byte
 
 // hopState is all the exporter keeps of a hop between scrapes.
 type hopState struct {
@@ -71,7 +66,8 @@ type hopState struct {
 	mustNotOpen bool
 	phased      bool // exports its phases
 
-	lbl, nodeLbl labelSet
+	lbl      labels // hopLabelNames
+	position string
 
 	walked, skipped, ok, first bool
 	probed                     bool // answered or failed at least once
@@ -96,8 +92,6 @@ type phase struct {
 type pathState struct {
 	sig      string
 	path     *targets.Path // the running generation's path; walks of any other are stale
-	lbl      labelSet      // pathLabelNames
-	walkLbl  labelSet      // walkLabelNames
 	hops     []*hopState
 	walked   bool
 	ok       bool
@@ -107,18 +101,15 @@ type pathState struct {
 }
 
 func newPathState(p *targets.Path, l layout) *pathState {
-	ps := &pathState{sig: signature(p), path: p, status: Pending(p),
-		lbl:     newLabelSet(pathLabelNames, []string{p.Namespace, p.ID, p.Service, p.Vantage}),
-		walkLbl: newLabelSet(walkLabelNames, []string{p.ID, p.Vantage})}
+	ps := &pathState{sig: signature(p), path: p, status: Pending(p)}
 	for i, h := range p.Hops {
 		hs := &hopState{
 			name: h.Name, kind: string(h.Kind), node: h.Node, role: h.Role,
 			mustNotOpen: h.Target.ExpectUnreachable,
 			phased:      l.phases == config.PhasesAll || (l.phases == config.PhasesEdge && h.Role == targets.RoleEdge && h.Kind != probes.KindTLS),
-			lbl:         newLabelSet(hopLabelNames, []string{h.Name, p.ID, p.Vantage}),
-			nodeLbl: newLabelSet(nodeLabelNames, []string{h.Name, string(h.Kind), p.Namespace, h.Node, p.ID,
-				fmt.Sprintf("%02d", i), p.Vantage}),
-			buckets: make([]uint64, len(l.bounds)),
+			lbl:         renderText(nil, hopLabelNames, []string{h.Name, p.ID, p.Vantage}),
+			position:    fmt.Sprintf("%02d", i),
+			buckets:     make([]uint64, len(l.bounds)),
 		}
 		if l.native {
 			hs.native = newNativeHist()

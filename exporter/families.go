@@ -32,8 +32,8 @@ type sink interface {
 	begin(name, help string, typ metricType)
 	// sample writes a gauge or counter; extraKey/extraValue is one more
 	// label (result, phase) or empty.
-	sample(l *labelSet, extraKey, extraValue string, v float64)
-	histogram(l *labelSet, bounds []float64, h *hopState)
+	sample(l labels, extraKey, extraValue string, v float64)
+	histogram(l labels, bounds []float64, h *hopState)
 	end()
 	// err is the first write error: a scraper that hung up.
 	err() error
@@ -45,95 +45,102 @@ type sink interface {
 type family struct {
 	name, help string
 	typ        metricType
-	write      func(s sink, ps *pathState, bounds []float64)
+	// write writes the family's samples of one path; scratch is the
+	// scrape's own buffer for labels that are not kept.
+	write func(s sink, ps *pathState, bounds []float64, scratch *[]byte)
 }
 
 var families = []family{
 	{"hopprobe_hop_success", "1 if the hop answered as expected in the last walk of its path, 0 if not.", typeGauge,
-		func(s sink, ps *pathState, _ []float64) {
+		func(s sink, ps *pathState, _ []float64, _ *[]byte) {
 			for _, h := range ps.hops {
 				if h.probed {
-					s.sample(&h.lbl, "", "", gaugeOf(h.ok))
+					s.sample(h.lbl, "", "", gaugeOf(h.ok))
 				}
 			}
 		}},
 	// Sparse: present, at 1, only on a hop that cannot be reached from
 	// this vantage; a probed hop has hopprobe_hop_success instead.
 	{"hopprobe_hop_skipped", "1 on a hop that cannot be reached from this vantage and is not probed (absent on probed hops).", typeGauge,
-		func(s sink, ps *pathState, _ []float64) {
+		func(s sink, ps *pathState, _ []float64, _ *[]byte) {
 			for _, h := range ps.hops {
 				if h.walked && h.skipped {
-					s.sample(&h.lbl, "", "", 1)
+					s.sample(h.lbl, "", "", 1)
 				}
 			}
 		}},
 	// Sparse: one series per broken path, on the hop to page about.
 	{"hopprobe_hop_first_failing", "1 on the first failing hop of a broken path (the one to page about); absent on every other hop.", typeGauge,
-		func(s sink, ps *pathState, _ []float64) {
+		func(s sink, ps *pathState, _ []float64, _ *[]byte) {
 			for _, h := range ps.hops {
 				if h.walked && h.first {
-					s.sample(&h.lbl, "", "", 1)
+					s.sample(h.lbl, "", "", 1)
 				}
 			}
 		}},
 	{"hopprobe_hop_duration_seconds", "Duration of each successful hop probe (failures are counted in hopprobe_hop_probes_total, not here).", typeHistogram,
-		func(s sink, ps *pathState, bounds []float64) {
+		func(s sink, ps *pathState, bounds []float64, _ *[]byte) {
 			for _, h := range ps.hops {
 				if h.count > 0 {
-					s.histogram(&h.lbl, bounds, h)
+					s.histogram(h.lbl, bounds, h)
 				}
 			}
 		}},
 	{"hopprobe_hop_phase_duration_seconds", "Duration of each phase (dns, connect, tls, first_byte, transfer, …) of the last probe of a hop (entry hops by default: metrics.phases).", typeGauge,
-		func(s sink, ps *pathState, _ []float64) {
+		func(s sink, ps *pathState, _ []float64, _ *[]byte) {
 			for _, h := range ps.hops {
 				for _, p := range h.phases {
-					s.sample(&h.lbl, "phase", p.name, p.secs)
+					s.sample(h.lbl, "phase", p.name, p.secs)
 				}
 			}
 		}},
 	{"hopprobe_hop_probes_total", "Hop results by outcome: success, failure, skipped, or not_probed (no probe slot came free in time; the hop's last verdict stands).", typeCounter,
-		func(s sink, ps *pathState, _ []float64) {
+		func(s sink, ps *pathState, _ []float64, _ *[]byte) {
 			for _, h := range ps.hops {
 				for i, n := range h.counts {
 					if n > 0 {
-						s.sample(&h.lbl, "result", results[i], float64(n))
+						s.sample(h.lbl, "result", results[i], float64(n))
 					}
 				}
 			}
 		}},
 	{"hopprobe_tls_cert_expiry_timestamp_seconds", "Earliest NotAfter of the certificate chain the hop presented, as a Unix timestamp.", typeGauge,
-		func(s sink, ps *pathState, _ []float64) {
+		func(s sink, ps *pathState, _ []float64, _ *[]byte) {
 			for _, h := range ps.hops {
 				if h.certExpiry > 0 {
-					s.sample(&h.lbl, "", "", h.certExpiry)
+					s.sample(h.lbl, "", "", h.certExpiry)
 				}
 			}
 		}},
 	{"hopprobe_hop_exposed", "1 if a hop that must be unreachable from this vantage (a NodePort kept internal) answered: a security finding.", typeGauge,
-		func(s sink, ps *pathState, _ []float64) {
+		func(s sink, ps *pathState, _ []float64, _ *[]byte) {
 			for _, h := range ps.hops {
 				if h.mustNotOpen && h.probed {
-					s.sample(&h.lbl, "", "", gaugeOf(!h.ok))
+					s.sample(h.lbl, "", "", gaugeOf(!h.ok))
 				}
 			}
 		}},
 	{"hopprobe_hop_node_info", "Always 1: what a hop is (kind, namespace, the component it probes, its position 00, 01, … in its path), for joins on path, hop and vantage.", typeGauge,
-		func(s sink, ps *pathState, _ []float64) {
+		func(s sink, ps *pathState, _ []float64, scratch *[]byte) {
+			p := ps.path
 			for _, h := range ps.hops {
-				s.sample(&h.nodeLbl, "", "", 1)
+				*scratch = renderText((*scratch)[:0], nodeLabelNames, []string{h.name, h.kind, p.Namespace, h.node, p.ID, h.position, p.Vantage})
+				s.sample(*scratch, "", "", 1)
 			}
 		}},
 	{"hopprobe_path_success", "1 if no probed hop of the path failed in its last walk.", typeGauge,
-		func(s sink, ps *pathState, _ []float64) {
+		func(s sink, ps *pathState, _ []float64, scratch *[]byte) {
 			if ps.walked {
-				s.sample(&ps.lbl, "", "", gaugeOf(ps.ok))
+				p := ps.path
+				*scratch = renderText((*scratch)[:0], pathLabelNames, []string{p.Namespace, p.ID, p.Service, p.Vantage})
+				s.sample(*scratch, "", "", gaugeOf(ps.ok))
 			}
 		}},
 	{"hopprobe_path_duration_seconds", "Wall time of the last walk of the path.", typeGauge,
-		func(s sink, ps *pathState, _ []float64) {
+		func(s sink, ps *pathState, _ []float64, scratch *[]byte) {
 			if ps.walked {
-				s.sample(&ps.walkLbl, "", "", ps.duration)
+				*scratch = renderText((*scratch)[:0], walkLabelNames, []string{ps.path.ID, ps.path.Vantage})
+				s.sample(*scratch, "", "", ps.duration)
 			}
 		}},
 }
@@ -157,6 +164,8 @@ func (e *Exporter) writeHopMetrics(s sink, withNative bool) error {
 	sn := snapPool.Get().(*snap)
 	defer snapPool.Put(sn)
 	paths, edges, l := e.snapshot(sn, withNative)
+	scratch := sn.scratch[:0]
+	defer func() { sn.scratch = scratch }()
 	for _, f := range families {
 		s.begin(f.name, f.help, f.typ)
 		for _, ps := range paths {
@@ -165,14 +174,14 @@ func (e *Exporter) writeHopMetrics(s sink, withNative bool) error {
 			if err := s.err(); err != nil {
 				return err
 			}
-			f.write(s, ps, l.bounds)
+			f.write(s, ps, l.bounds, &scratch)
 		}
 		s.end()
 	}
 	s.begin("hopprobe_topology_edge_info", "Always 1: a documented link between two components that some path walks.", typeGauge)
 	for _, k := range edges {
-		ls := newLabelSet(edgeLabelNames, k[:])
-		s.sample(&ls, "", "", 1)
+		scratch = renderText(scratch[:0], edgeLabelNames, k[:])
+		s.sample(scratch, "", "", 1)
 	}
 	s.end()
 	return s.flush()
@@ -185,6 +194,7 @@ type snap struct {
 	hops    []hopState
 	ptrs    []*hopState
 	buckets []uint64
+	scratch []byte
 }
 
 var snapPool = sync.Pool{New: func() any { return new(snap) }}

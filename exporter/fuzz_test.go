@@ -23,11 +23,11 @@ func FuzzTextWriter(f *testing.F) {
 		if !utf8.ValidString(path) || !utf8.ValidString(hop) || !utf8.ValidString(help) || math.IsNaN(v) {
 			return // YAML and the API server hand over UTF-8; NaN never equals itself
 		}
-		ls := newLabelSet([]string{"hop", "path"}, []string{hop, path})
+		ls := renderText(nil, []string{"hop", "path"}, []string{hop, path})
 		var text, pb bytes.Buffer
 		for _, s := range []sink{newTextSink(&stickyWriter{w: &text}), newProtoSink(&stickyWriter{w: &pb}, true)} {
 			s.begin("hopprobe_fuzz", help, typeGauge)
-			s.sample(&ls, "phase", "connect", v)
+			s.sample(ls, "phase", "connect", v)
 			s.end()
 			if err := s.flush(); err != nil {
 				t.Fatal(err)

@@ -24,6 +24,8 @@ type protoSink struct {
 	h      []byte // scratch for one histogram
 	sub    []byte // scratch for a bucket or span
 	deltas []byte // scratch for a native histogram's bucket deltas
+	val    []byte // scratch for an unescaped label value
+	lp     []byte // scratch for a label pair
 	out    []byte
 }
 
@@ -63,13 +65,45 @@ const (
 	fSpanLength = 2
 )
 
-// renderProto encodes label pairs as repeated Metric.label fields.
-func renderProto(names, values []string) []byte {
-	var b, lp []byte
-	for i, n := range names {
-		b = appendLabelPair(b, &lp, n, values[i])
+// appendLabels encodes text-format label pairs (as renderText writes
+// them: `k="v"` joined by commas, values escaped with \\, \" and \n) as
+// repeated Metric.label fields.
+func (p *protoSink) appendLabels(b []byte, l labels) []byte {
+	for len(l) > 0 {
+		eq := bytesIndex(l, '=')
+		if eq < 0 || eq+1 >= len(l) || l[eq+1] != '"' {
+			return b // not ours: renderText always writes k="v"
+		}
+		k := l[:eq]
+		v := p.val[:0]
+		i := eq + 2
+		for ; i < len(l) && l[i] != '"'; i++ {
+			if l[i] == '\\' && i+1 < len(l) {
+				i++
+				if l[i] == 'n' {
+					v = append(v, '\n')
+					continue
+				}
+			}
+			v = append(v, l[i])
+		}
+		p.val = v
+		b = appendLabelPair(b, &p.lp, string(k), string(v))
+		l = l[min(len(l), i+1):]
+		if len(l) > 0 && l[0] == ',' {
+			l = l[1:]
+		}
 	}
 	return b
+}
+
+func bytesIndex(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
 }
 
 func appendLabelPair(b []byte, scratch *[]byte, k, v string) []byte {
@@ -111,8 +145,8 @@ func (p *protoSink) end() {
 func (p *protoSink) err() error   { return p.sw.err }
 func (p *protoSink) flush() error { return p.sw.err }
 
-func (p *protoSink) metric(l *labelSet, k, v string) []byte {
-	m := append(p.m[:0], l.pb...)
+func (p *protoSink) metric(l labels, k, v string) []byte {
+	m := p.appendLabels(p.m[:0], l)
 	if k != "" {
 		m = appendLabelPair(m, &p.sub, k, v)
 	}
@@ -125,7 +159,7 @@ func (p *protoSink) addMetric(m []byte) {
 	p.m = m
 }
 
-func (p *protoSink) sample(l *labelSet, k, v string, val float64) {
+func (p *protoSink) sample(l labels, k, v string, val float64) {
 	m := p.metric(l, k, v)
 	// Gauge and Counter both hold one double in field 1; which one the
 	// metric is comes from the family's type.
@@ -140,7 +174,7 @@ func (p *protoSink) sample(l *labelSet, k, v string, val float64) {
 	p.addMetric(m)
 }
 
-func (p *protoSink) histogram(l *labelSet, bounds []float64, hs *hopState) {
+func (p *protoSink) histogram(l labels, bounds []float64, hs *hopState) {
 	h := p.h[:0]
 	h = protowire.AppendTag(h, fHistCount, protowire.VarintType)
 	h = protowire.AppendVarint(h, hs.count)

@@ -53,17 +53,17 @@ func (t *textSink) flush() error {
 	return err
 }
 
-func (t *textSink) sample(l *labelSet, k, v string, val float64) {
+func (t *textSink) sample(l labels, k, v string, val float64) {
 	t.line(t.name, l, k, v, val)
 }
 
 // line writes name{labels[,k="v"]} value.
-func (t *textSink) line(name string, l *labelSet, k, v string, val float64) {
+func (t *textSink) line(name string, l labels, k, v string, val float64) {
 	b := append(t.buf[:0], name...)
 	b = append(b, '{')
-	b = append(b, l.text...)
+	b = append(b, l...)
 	if k != "" {
-		if len(l.text) > 0 {
+		if len(l) > 0 {
 			b = append(b, ',')
 		}
 		b = appendLabel(b, k, v)
@@ -75,7 +75,7 @@ func (t *textSink) line(name string, l *labelSet, k, v string, val float64) {
 	t.buf = b
 }
 
-func (t *textSink) histogram(l *labelSet, bounds []float64, h *hopState) {
+func (t *textSink) histogram(l labels, bounds []float64, h *hopState) {
 	if !slices.Equal(t.lesOf, bounds) {
 		t.lesOf, t.les = bounds, t.les[:0]
 		for _, ub := range bounds {
@@ -92,17 +92,17 @@ func (t *textSink) histogram(l *labelSet, bounds []float64, h *hopState) {
 	t.line(t.count, l, "", "", float64(h.count))
 }
 
-// renderText renders label pairs as the text format writes them, in the
-// order given (the format does not require any; names are sorted here).
-func renderText(names, values []string) string {
-	var b []byte
+// renderText appends label pairs to b as the text format writes them, in
+// the order given (the format does not require any; names are sorted
+// here).
+func renderText(b []byte, names, values []string) labels {
 	for i, n := range names {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = appendLabel(b, n, values[i])
 	}
-	return string(b)
+	return b
 }
 
 func appendLabel(b []byte, k, v string) []byte {

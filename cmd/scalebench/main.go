@@ -94,7 +94,7 @@ func main() {
 				sizes = append(sizes, n)
 			}
 		}
-		if err := steady(self, sizes, *interval, *duration, *cloudprober); err != nil {
+		if err := steady(self, sizes, *interval, *duration, *cloudprober, *blackbox); err != nil {
 			log.Fatal(err)
 		}
 		return

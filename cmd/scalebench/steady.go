@@ -209,7 +209,7 @@ func measure(name string, pid int, metricsURL string, c *counter, interval, dura
 	return r, nil
 }
 
-func steady(self string, sizes []int, interval, duration time.Duration, cloudprober string) error {
+func steady(self string, sizes []int, interval, duration time.Duration, cloudprober, blackbox string) error {
 	c := &counter{interval: interval}
 	var addrs []string
 	for i := range peers {
@@ -268,9 +268,14 @@ func steady(self string, sizes []int, interval, duration time.Duration, cloudpro
 		if err != nil {
 			return err
 		}
-		var cp *steadyResult
+		var cp, bb *steadyResult
 		if cloudprober != "" {
 			if cp, err = runCloudprober(cloudprober, dir, n, addrs, c, interval, duration); err != nil {
+				return err
+			}
+		}
+		if blackbox != "" {
+			if bb, err = runBlackbox(blackbox, dir, n, addrs, c, interval, duration); err != nil {
 				return err
 			}
 		}
@@ -284,7 +289,7 @@ func steady(self string, sizes []int, interval, duration time.Duration, cloudpro
 		if err != nil {
 			return err
 		}
-		for _, x := range []*steadyResult{r, cp} {
+		for _, x := range []*steadyResult{r, cp, bb} {
 			if x == nil {
 				continue
 			}
@@ -296,9 +301,15 @@ func steady(self string, sizes []int, interval, duration time.Duration, cloudpro
 		if cp != nil && r.perProbe > 0 {
 			fmt.Printf("\n%d hops: cloudprober spends %.2f× hopprobe's CPU per probe; its scrape is %.2f× the size.\n\n", n, cp.perProbe/r.perProbe, float64(cp.scrapeBytes)/float64(r.scrapeBytes))
 		}
+		if bb != nil && r.perProbe > 0 {
+			fmt.Printf("\n%d hops: blackbox_exporter, driven evenly, spends %.2f× hopprobe's CPU per probe.\n\n", n, bb.perProbe/r.perProbe)
+		}
 	}
 	if cloudprober == "" {
 		fmt.Println("\ncloudprober: not compared (set CLOUDPROBER=/path/to/cloudprober)")
+	}
+	if blackbox == "" {
+		fmt.Println("blackbox_exporter: not compared (set BLACKBOX_EXPORTER=/path/to/blackbox_exporter)")
 	}
 	return nil
 }
@@ -400,3 +411,54 @@ func runCloudprober(bin, dir string, n int, addrs []string, c *counter, interval
 }
 
 func init() { log.SetFlags(0) }
+
+// runBlackbox drives blackbox_exporter as Prometheus would: one
+// /probe?target=… per target per interval, evenly spread, each answered
+// with its own metrics; measured as the prober is (its /metrics scrape
+// is its process metrics only).
+func runBlackbox(bin, dir string, n int, addrs []string, c *counter, interval, duration time.Duration) (*steadyResult, error) {
+	listen, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "blackbox.yml")
+	if err := os.WriteFile(cfg, []byte("modules:\n  http_2xx:\n    prober: http\n    timeout: 2s\n    http:\n      preferred_ip_protocol: ip4\n"), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--config.file", cfg, "--web.listen-address", listen)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if _, _, err := scrape("http://"+listen+"/metrics", false); err == nil {
+			break
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	gap := interval / time.Duration(n)
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	wg.Go(func() {
+		start := time.Now()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Until(start.Add(time.Duration(i) * gap))):
+			}
+			target := fmt.Sprintf("http://%s/svc-%05d", addrs[(i%n)%len(addrs)], i%n)
+			wg.Go(func() {
+				resp, err := client.Get("http://" + listen + "/probe?module=http_2xx&target=" + target)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+	})
+	return measure("blackbox_exporter (driven evenly)", cmd.Process.Pid, "http://"+listen+"/metrics", c, interval, duration)
+}
