@@ -2,9 +2,10 @@
 # `make test` runs every check CI runs.
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOTESTSUM   ?= gotest.tools/gotestsum@v1.13.0
 DEMO_LISTEN ?= 127.0.0.1:9115
 
-.PHONY: all build test unit lint fmt-check vet demo bench bench-steady clean image deploy-sync fuzz
+.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz
 
 all: build
 
@@ -12,13 +13,18 @@ build:
 	$(GO) build -o bin/probe ./cmd/probe
 	$(GO) build -o bin/demo ./cmd/demo
 
-## test: formatting, vet, staticcheck, then every test with the race detector,
-## one package at a time (-p 1) so that the fault tests' millisecond checks
-## are not measured against another package's load
-test: fmt-check vet lint unit
+## test: formatting, go.mod tidiness, vet, staticcheck, then every test with
+## the race detector, one package at a time (-p 1) so that the fault tests'
+## millisecond checks are not measured against another package's load.
+## gotestsum ends with a summary that names every skipped test and its
+## reason, so that a missing server is never a silent "ok".
+test: fmt-check tidy-check vet lint unit
 
 unit:
-	$(GO) test -race -count=1 -p 1 -timeout 8m ./...
+	$(GO) run $(GOTESTSUM) --format pkgname --format-hide-empty-pkg -- -race -count=1 -p 1 -timeout 8m ./...
+
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -41,7 +47,9 @@ deploy-sync:
 
 ## demo: loopback stand-ins for DNS, CloudFront, ALBs, APISIX and services + probe serve
 demo:
-	$(GO) run ./cmd/demo --config config/demo.yaml --listen $(DEMO_LISTEN)
+	@echo "make demo: building bin/demo (a first build with a cold cache compiles about 900 packages and takes several minutes on 2 cores; later builds take seconds)"
+	@$(GO) build -o bin/demo ./cmd/demo
+	bin/demo --config config/demo.yaml --listen $(DEMO_LISTEN)
 
 ## fuzz: run each fuzz target for FUZZTIME (seeds in */testdata/fuzz run in every `make test`)
 FUZZTIME ?= 30s
