@@ -2,6 +2,7 @@ package targets
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -130,22 +131,52 @@ func HostMatches(pattern, host string) bool {
 	return pattern == host
 }
 
-// Nearest returns up to n candidates closest to q by edit distance.
+// Nearest returns up to n candidates most like q: first by how well q
+// fits somewhere inside the candidate (what was typed is usually a part
+// of a path ID: "futures/ws" of "api.allinpro.com/futures/ws*"), then by
+// the edit distance of the whole.
 func Nearest(candidates []string, q string, n int) []string {
 	type scored struct {
-		s string
-		d int
+		s       string
+		in, all int
 	}
+	q = strings.ToLower(q)
 	sc := make([]scored, len(candidates))
 	for i, c := range candidates {
-		sc[i] = scored{c, editDistance(strings.ToLower(c), strings.ToLower(q))}
+		lc := strings.ToLower(c)
+		sc[i] = scored{c, substringDistance(q, lc), editDistance(lc, q)}
 	}
-	sort.SliceStable(sc, func(i, j int) bool { return sc[i].d < sc[j].d })
+	sort.SliceStable(sc, func(i, j int) bool {
+		if sc[i].in != sc[j].in {
+			return sc[i].in < sc[j].in
+		}
+		return sc[i].all < sc[j].all
+	})
 	var out []string
 	for i := 0; i < len(sc) && i < n; i++ {
 		out = append(out, sc[i].s)
 	}
 	return out
+}
+
+// substringDistance is the fewest edits that turn q into some substring
+// of c: the edit distance with c's prefix and suffix free (0 when c
+// contains q).
+func substringDistance(q, c string) int {
+	prev := make([]int, len(c)+1) // row 0: any start in c is free
+	cur := make([]int, len(c)+1)
+	for i := 1; i <= len(q); i++ {
+		cur[0] = i
+		for j := 1; j <= len(c); j++ {
+			cost := 1
+			if q[i-1] == c[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return slices.Min(prev) // any end in c is free
 }
 
 func editDistance(a, b string) int {

@@ -105,13 +105,18 @@ func TestExternalVantageSkipsInClusterHops(t *testing.T) {
 
 func TestUnknownPathListsNearest(t *testing.T) {
 	cfg := allinx(t)
-	_, err := targets.ResolveLive(cfg, config.VantageCluster, "api.allinpro.co/futures/ws", nil)
-	var up *targets.UnknownPathError
-	if !errors.As(err, &up) {
-		t.Fatalf("want UnknownPathError, got %v", err)
-	}
-	if len(up.Nearest) == 0 || up.Nearest[0] != "api.allinpro.com/futures/ws*" {
-		t.Fatalf("nearest = %v", up.Nearest)
+	// A typo in the host, and only a part of the path ID typed: the
+	// path that contains what was typed comes first, not a short ID a
+	// few edits away (ws.allinpro.com/ws* once was).
+	for _, q := range []string{"api.allinpro.co/futures/ws", "futures/ws"} {
+		_, err := targets.ResolveLive(cfg, config.VantageCluster, q, nil)
+		var up *targets.UnknownPathError
+		if !errors.As(err, &up) {
+			t.Fatalf("%s: want UnknownPathError, got %v", q, err)
+		}
+		if len(up.Nearest) == 0 || up.Nearest[0] != "api.allinpro.com/futures/ws*" {
+			t.Fatalf("%s: nearest = %v", q, up.Nearest)
+		}
 	}
 }
 

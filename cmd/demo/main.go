@@ -31,7 +31,12 @@ func main() {
 	}
 	defer d.Close()
 	fmt.Printf("demo stand-ins up: %v\n", d.Names())
-	fmt.Printf("metrics: http://%s/metrics\nstatus:  http://%s/api/v1/paths\n", *listen, *listen)
+	for _, page := range []struct{ what, path string }{
+		{"hop health", "/"}, {"topology map", "/map"}, {"metrics", "/metrics"}, {"paths (JSON)", "/api/v1/paths"},
+		{"topology (JSON)", "/api/v1/topology"}, {"liveness", "/healthz"}, {"readiness", "/readyz"},
+	} {
+		fmt.Printf("  %-16s http://%s%s\n", page.what, *listen, page.path)
+	}
 	fmt.Printf("one-shot walk: go run ./cmd/probe --config %s --path api.allinpro.com/futures/ws\n", *cfgPath)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -5,17 +5,22 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
 	"github.com/allinx/hopprobe/config"
@@ -35,119 +40,313 @@ const (
 // DefaultConfig is used when neither --config nor HOPPROBE_CONFIG is set.
 const DefaultConfig = "config/allinx.yaml"
 
-const usage = `usage:
-  probe --path HOST/PATH [--config FILE] [--vantage external|internal|cluster] [--output table|json]
-                 [--kube FILE | --cluster]   (also probe each pod behind the Service, each node of a NodePort)
-  probe list     [--config FILE] [--vantage V]
-  probe validate [--config FILE]
-  probe drift    [--config FILE] [--kube FILE | --cluster] [--apisix FILE | --admin-url URL] [--output table|json]
-  probe import kube --from FILE | --cluster [--config FILE]
-  probe import apisix --from FILE | --admin-url URL
-  probe map      [--config FILE] [--vantage V] [--format mermaid|json] [--walk=false]
-  probe serve    [--config FILE] [--vantage V] [--listen ADDR] [--reload-check 10s]
-                 [--kube FILE | --cluster] [--apisix FILE | --admin-url URL] [--drift-every 5m]
-                 [--discover [--discover-settle 10s]]
-
---path walks one documented path once, prints every hop and exits 0 when
-it is healthy, 1 when a hop failed, 2 on bad config or an unknown path.
-`
-
 // Main runs the command line args (without the program name) and returns
-// the exit code.
+// the exit code: 0 healthy (or help), 1 a hop failed or drift was found,
+// 2 bad arguments or configuration.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
-	}
-	// `probe import kube`: the source is part of the command.
-	if cmd == "import" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = "import "+args[0], args[1:]
-	}
-	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	def := os.Getenv("HOPPROBE_CONFIG")
-	if def == "" {
-		def = DefaultConfig
-	}
-	cfgPath := fs.String("config", def, "topology file")
-	vantage := fs.String("vantage", "", "vantage point (default: the topology's vantage)")
-	path := fs.String("path", "", "walk this path once: HOST/PATH or a path ID from `probe list`")
-	output := fs.String("output", "table", "table or json")
-	listen := fs.String("listen", ":9115", "serve: address for /metrics, /healthz and /api/v1/paths")
-	format := fs.String("format", "mermaid", "map: mermaid or json")
-	kubeFile := fs.String("kube", "", "drift, serve, --path: the output of `kubectl get svc,endpointslices,nodes -A -o json`")
-	cluster := fs.Bool("cluster", false, "drift, import kube, serve, --path: read the live cluster (in-cluster service account or kubeconfig) instead of a file")
-	from := fs.String("from", "", "import kube|apisix: the kubectl JSON, or the APISIX Admin API export")
-	apisixFile := fs.String("apisix", "", "drift: the APISIX Admin API export ({\"routes\":…,\"services\":…,\"upstreams\":…})")
-	adminURL := fs.String("admin-url", "", "drift, import apisix: read the routes from this APISIX Admin API (key from $APISIX_ADMIN_KEY)")
-	walkMap := fs.Bool("walk", true, "map: walk every path once to colour the graph (false: draw it uncoloured)")
-	driftEvery := fs.Duration("drift-every", 5*time.Minute, "serve: how often to compare with --kube/--cluster and --apisix/--admin-url")
-	discover := fs.Bool("discover", false, "serve: follow the live cluster (needs --cluster): NodePort hops on every Ready node, a hop per pod behind each Service")
-	discoverSettle := fs.Duration("discover-settle", 10*time.Second, "serve: gather cluster changes this long before the paths change (at most one change per period)")
-	reloadEvery := fs.Duration("reload-check", 10*time.Second, "serve: how often to look for a changed topology file (0: only on SIGHUP)")
-	stalls := fs.Int("stall-intervals", exporter.DefaultStallIntervals, "serve: /healthz fails once no walk finished for this many of the shortest path interval, so that a wedged prober is restarted (0: never)")
-	if err := fs.Parse(args); err != nil {
+	code := ExitOK
+	root := newRoot(&code)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		// Flag and argument errors, as kubectl reports them.
+		fmt.Fprintf(stderr, "error: %v\nSee 'probe --help' for usage.\n", err)
 		return ExitBadArgs
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected argument %q\n%s", fs.Arg(0), usage)
-		return ExitBadArgs
-	}
-	if *output != "table" && *output != "json" {
-		fmt.Fprintf(stderr, "--output must be table or json, got %q\n", *output)
-		return ExitBadArgs
-	}
-	cfg, err := config.Load(*cfgPath)
+	return code
+}
+
+// globals are the flags every command takes, before or after its name.
+type globals struct {
+	config, vantage string
+}
+
+// load reads the topology; a file that does not load is exit 2 with its
+// file:line reasons.
+func (g *globals) load(cmd *cobra.Command, code *int) (*config.Config, string, bool) {
+	cfg, err := config.Load(g.config)
 	if err != nil {
-		fmt.Fprintf(stderr, "invalid topology:\n%v\n", err)
-		return ExitBadArgs
+		fmt.Fprintf(cmd.ErrOrStderr(), "invalid topology:\n%v\n", err)
+		if errors.Is(err, fs.ErrNotExist) && g.config == DefaultConfig {
+			fmt.Fprintf(cmd.ErrOrStderr(), "(%s is relative to the current directory; give --config FILE or set $HOPPROBE_CONFIG)\n", DefaultConfig)
+		}
+		*code = ExitBadArgs
+		return nil, "", false
 	}
-	v := *vantage
+	v := g.vantage
 	if v == "" {
 		v = cfg.Vantage
 	}
-	switch {
-	case cmd == "" && *path != "":
-		return walkOnce(ctx, cfg, v, *path, *output, kubeSource{*kubeFile, *cluster}, stdout, stderr)
-	case cmd == "list":
-		return list(cfg, v, stdout, stderr)
-	case cmd == "validate":
+	return cfg, v, true
+}
+
+func defaultConfig() string {
+	if env := os.Getenv("HOPPROBE_CONFIG"); env != "" {
+		return env
+	}
+	return DefaultConfig
+}
+
+// version is the build's version and VCS revision, from the module's
+// build information.
+func version() string {
+	v, rev, modified, goVersion := "(devel)", "", false, runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	out := v
+	if rev != "" {
+		out += " (revision " + rev
+		if modified {
+			out += ", modified"
+		}
+		out += ")"
+	}
+	return out + ", built with " + goVersion + " for " + runtime.GOOS + "/" + runtime.GOARCH
+}
+
+func newRoot(code *int) *cobra.Command {
+	g := &globals{}
+	var path, output string
+	var kube kubeSource
+	root := &cobra.Command{
+		Use:   "probe [--path HOST/PATH | COMMAND]",
+		Short: "Walk the documented ALLINX paths hop by hop",
+		Long: `probe walks every documented path (DNS, CloudFront, ALB, APISIX, Service,
+data stores) with a protocol-specific probe per hop and says which hop broke.
+
+  probe --path api.allinpro.com/futures/ws      walk one path once
+  probe serve                                    walk every path, serve /metrics
+
+--path exits 0 when the path is healthy, 1 when a hop failed (the first
+failing hop is named), 2 on bad configuration or an unknown path (the
+nearest known paths are listed).`,
+		Version:       version(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if path == "" {
+				return cmd.Help()
+			}
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			cfg, v, ok := g.load(cmd, code)
+			if !ok {
+				return nil
+			}
+			*code = walkOnce(cmd.Context(), cfg, v, path, output, kube, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return nil
+		},
+	}
+	root.SetVersionTemplate("probe {{.Version}}\n")
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.config, "config", defaultConfig(), "topology file (default $HOPPROBE_CONFIG, else "+DefaultConfig+", relative to the current directory)")
+	pf.StringVar(&g.vantage, "vantage", "", "vantage point: external, internal or cluster (default: the topology's vantage)")
+	f := root.Flags()
+	f.StringVar(&path, "path", "", "walk this path once: HOST/PATH, or a path ID from `probe list`")
+	f.StringVarP(&output, "output", "o", "table", "table or json")
+	addKubeFlags(f, &kube, "with the cluster, also walk each pod behind the Service and each node of a NodePort: ")
+	_ = root.RegisterFlagCompletionFunc("path", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+		cfg, err := config.Load(g.config)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		v := g.vantage
+		if v == "" {
+			v = cfg.Vantage
+		}
 		paths, err := targets.Expand(cfg, v)
 		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return ExitBadArgs
+			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		fmt.Fprintf(stdout, "%s: ok (%d routes, %d services, %d stores, %d paths)\n", cfg.File, len(cfg.Routes), len(cfg.Services), len(cfg.Stores), len(paths))
-		return ExitOK
-	case cmd == "drift":
-		return drift(ctx, cfg, kubeSource{*kubeFile, *cluster}, *apisixFile, *adminURL, *output, stdout, stderr)
-	case cmd == "import kube":
-		return importKube(ctx, cfg, kubeSource{*from, *cluster}, stdout, stderr)
-	case cmd == "import apisix":
-		return importAPISIX(ctx, *from, *adminURL, stdout, stderr)
-	case cmd == "map":
-		return drawMap(ctx, cfg, v, *format, *walkMap, stdout, stderr)
-	case cmd == "serve":
-		if *discover && !*cluster {
-			fmt.Fprintln(stderr, "--discover follows the live cluster: give --cluster too (a kubectl export does not change)")
-			return ExitBadArgs
-		}
-		if *discoverSettle <= 0 {
-			fmt.Fprintf(stderr, "--discover-settle must be positive, got %s\n", *discoverSettle)
-			return ExitBadArgs
-		}
-		if *stalls < 0 {
-			fmt.Fprintf(stderr, "--stall-intervals must be 0 or more, got %d\n", *stalls)
-			return ExitBadArgs
-		}
-		return serve(ctx, cfg, *vantage, *listen, *reloadEvery, *stalls,
-			liveOpts{kube: kubeSource{*kubeFile, *cluster}, apisixFile: *apisixFile, adminURL: *adminURL, every: *driftEvery,
-				discover: *discover, settle: *discoverSettle}, stderr)
-	default:
-		fmt.Fprint(stderr, usage)
-		return ExitBadArgs
+		return targets.IDs(paths), cobra.ShellCompDirectiveNoFileComp
+	})
+	root.AddCommand(listCmd(g, code), validateCmd(g, code), driftCmd(g, code), importCmd(g, code), mapCmd(g, code), serveCmd(g, code))
+	return root
+}
+
+func checkOutput(o string) error {
+	if o != "table" && o != "json" {
+		return fmt.Errorf("--output must be table or json, got %q", o)
 	}
+	return nil
+}
+
+func addKubeFlags(f *pflag.FlagSet, k *kubeSource, why string) {
+	f.StringVar(&k.file, "kube", "", why+"the output of `kubectl get svc,endpointslices,nodes -A -o json`")
+	f.BoolVar(&k.cluster, "cluster", false, why+"read the live cluster (in-cluster service account, else $KUBECONFIG or ~/.kube/config)")
+}
+
+func addAPISIXFlags(f *pflag.FlagSet, file, url *string) {
+	f.StringVar(file, "apisix", "", `the APISIX Admin API export ({"routes": …, "services": …, "upstreams": …})`)
+	f.StringVar(url, "admin-url", "", "read the routes from this APISIX Admin API (key from $APISIX_ADMIN_KEY)")
+}
+
+func listCmd(g *globals, code *int) *cobra.Command {
+	return &cobra.Command{
+		Use: "list", Short: "Every path and its hops, with the reason a hop is skipped", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg, v, ok := g.load(cmd, code); ok {
+				*code = list(cfg, v, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
+			return nil
+		},
+	}
+}
+
+func validateCmd(g *globals, code *int) *cobra.Command {
+	return &cobra.Command{
+		Use: "validate", Short: "Load and check the topology: exit 0, or 2 with file:line and the reason for every problem", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, v, ok := g.load(cmd, code)
+			if !ok {
+				return nil
+			}
+			paths, err := targets.Expand(cfg, v)
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				*code = ExitBadArgs
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d routes, %d services, %d stores, %d paths)\n", cfg.File, len(cfg.Routes), len(cfg.Services), len(cfg.Stores), len(paths))
+			return nil
+		},
+	}
+}
+
+func driftCmd(g *globals, code *int) *cobra.Command {
+	var kube kubeSource
+	var apisixFile, adminURL, output string
+	cmd := &cobra.Command{
+		Use:   "drift",
+		Short: "Every difference between the topology and the cluster or APISIX: exit 0 none, 1 drift, 2 bad input",
+		Long: `drift compares the documented topology with the cluster (a kubectl export or
+the live API) and with APISIX (an Admin API export or the live Admin API):
+a documented Service missing live, a live one not documented, a port or node
+port that differs, a Service with no ready endpoint, an internal Service
+exposed as NodePort or LoadBalancer; a documented route APISIX lacks, sends
+elsewhere, or has undocumented.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if cfg, _, ok := g.load(cmd, code); ok {
+				*code = drift(cmd.Context(), cfg, kube, apisixFile, adminURL, output, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
+			return nil
+		},
+	}
+	addKubeFlags(cmd.Flags(), &kube, "")
+	addAPISIXFlags(cmd.Flags(), &apisixFile, &adminURL)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+func importCmd(g *globals, code *int) *cobra.Command {
+	imp := &cobra.Command{Use: "import", Short: "The live Services and Nodes, or APISIX's routes, as topology YAML to merge by hand", Args: cobra.NoArgs}
+	var kubeFrom kubeSource
+	kube := &cobra.Command{
+		Use: "kube", Short: "The Services of the documented namespaces and the Nodes, as topology YAML", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !kubeFrom.set() {
+				return errors.New("give --from FILE (kubectl get svc,endpointslices,nodes -A -o json) or --cluster")
+			}
+			if cfg, _, ok := g.load(cmd, code); ok {
+				*code = importKube(cmd.Context(), cfg, kubeFrom, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
+			return nil
+		},
+	}
+	kube.Flags().StringVar(&kubeFrom.file, "from", "", "the output of `kubectl get svc,endpointslices,nodes -A -o json`")
+	kube.Flags().BoolVar(&kubeFrom.cluster, "cluster", false, "read the live cluster instead")
+	var from, adminURL string
+	apisix := &cobra.Command{
+		Use: "apisix", Short: "APISIX's routes (one per host and URI), as topology YAML", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			*code = importAPISIX(cmd.Context(), from, adminURL, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return nil
+		},
+	}
+	apisix.Flags().StringVar(&from, "from", "", `the Admin API export ({"routes": …, "services": …, "upstreams": …})`)
+	apisix.Flags().StringVar(&adminURL, "admin-url", "", "read the routes from this APISIX Admin API (key from $APISIX_ADMIN_KEY)")
+	imp.AddCommand(kube, apisix)
+	return imp
+}
+
+func mapCmd(g *globals, code *int) *cobra.Command {
+	var format string
+	var walk bool
+	cmd := &cobra.Command{
+		Use: "map", Short: "The documented topology as a graph, each component coloured by one walk of every path", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg, v, ok := g.load(cmd, code); ok {
+				*code = drawMap(cmd.Context(), cfg, v, format, walk, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "mermaid", "mermaid (to paste into a README) or json")
+	cmd.Flags().BoolVar(&walk, "walk", true, "walk every path once to colour the graph (false: draw it uncoloured)")
+	return cmd
+}
+
+func serveCmd(g *globals, code *int) *cobra.Command {
+	var listen string
+	var reloadEvery, driftEvery, settle time.Duration
+	var stalls int
+	var discover bool
+	var lo liveOpts
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Walk every path at its interval; serve /metrics, /healthz, /readyz, /api/v1/paths and the pages",
+		Long: `serve walks every path at its interval and serves /metrics, /healthz, /readyz,
+/api/v1/paths, the hop health page (/) and the topology map (/map). It reloads
+the topology on SIGHUP or when the file's content changes; a file that does
+not load is logged and the running topology stays.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if discover && !lo.kube.cluster {
+				return errors.New("--discover follows the live cluster: give --cluster too (a kubectl export does not change)")
+			}
+			if settle <= 0 {
+				return fmt.Errorf("--discover-settle must be positive, got %s", settle)
+			}
+			if stalls < 0 {
+				return fmt.Errorf("--stall-intervals must be 0 or more, got %d", stalls)
+			}
+			cfg, _, ok := g.load(cmd, code)
+			if !ok {
+				return nil
+			}
+			lo.every, lo.discover, lo.settle = driftEvery, discover, settle
+			*code = serve(cmd.Context(), cfg, g.vantage, listen, reloadEvery, stalls, lo, cmd.ErrOrStderr())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", ":9115", "address for the metrics, status and pages")
+	f.DurationVar(&reloadEvery, "reload-check", 10*time.Second, "how often to look for a changed topology file (0: only on SIGHUP)")
+	f.IntVar(&stalls, "stall-intervals", exporter.DefaultStallIntervals, "/healthz fails once no walk finished for this many of the shortest path interval, so that a wedged prober is restarted (0: never)")
+	addKubeFlags(f, &lo.kube, "compare with the cluster every --drift-every: ")
+	addAPISIXFlags(f, &lo.apisixFile, &lo.adminURL)
+	f.DurationVar(&driftEvery, "drift-every", 5*time.Minute, "how often to compare with --kube/--cluster and --apisix/--admin-url")
+	f.BoolVar(&discover, "discover", false, "follow the live cluster (needs --cluster): NodePort hops on every Ready node, a hop per pod behind each Service")
+	f.DurationVar(&settle, "discover-settle", 10*time.Second, "gather cluster changes this long before the paths change (at most one change per period)")
+	return cmd
 }
 
 func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output string, kube kubeSource, stdout, stderr io.Writer) int {
@@ -192,10 +391,47 @@ func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output st
 	return code
 }
 
+// newTable aligns tab-separated cells in columns, as kubectl does, with
+// no spaces left at the end of a line (tabwriter pads a cell even when
+// the cells after it are empty).
+func newTable(out io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(&trimSpaces{w: out}, 0, 4, 2, ' ', 0)
+}
+
+// trimSpaces drops the spaces before each newline. tabwriter writes a
+// line in several pieces (cell, padding, cell), so a run of spaces is
+// held back until what follows it shows whether it ends a line.
+type trimSpaces struct {
+	w       io.Writer
+	pending int // spaces held back
+}
+
+func (t *trimSpaces) Write(p []byte) (int, error) {
+	var out []byte
+	for _, c := range p {
+		switch c {
+		case ' ':
+			t.pending++
+			continue
+		case '\n':
+			t.pending = 0
+		default:
+			for ; t.pending > 0; t.pending-- {
+				out = append(out, ' ')
+			}
+		}
+		out = append(out, c)
+	}
+	if _, err := t.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 // PrintTable writes one path's walk as a table and its verdict.
 func PrintTable(out io.Writer, st exporter.PathStatus) {
 	fmt.Fprintf(out, "path %s (vantage %s, %s/%s)\n", st.ID, st.Vantage, st.Namespace, st.Service)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	tw := newTable(out)
 	fmt.Fprintln(tw, "HOP\tKIND\tTARGET\tLATENCY\tVERDICT\tERROR")
 	for _, h := range st.Hops {
 		lat := "-"
@@ -238,7 +474,7 @@ func list(cfg *config.Config, vantage string, stdout, stderr io.Writer) int {
 			if h.Skip != "" {
 				note = "  (skipped: " + h.Skip + ")"
 			}
-			fmt.Fprintf(stdout, "  %-22s %-10s %s%s\n", h.Name, h.Kind, h.Describe(), note)
+			fmt.Fprintf(stdout, "  %-22s %-10s %s\n", h.Name, h.Kind, strings.TrimRight(h.Describe()+note, " "))
 		}
 	}
 	return ExitOK
@@ -358,7 +594,7 @@ func drift(ctx context.Context, cfg *config.Config, kube kubeSource, apisixFile,
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"drift": append([]targets.DriftItem{}, items...)})
 	} else {
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(stdout)
 		fmt.Fprintln(tw, "KIND\tSUBJECT\tDETAIL")
 		for _, d := range items {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Kind, d.Subject, d.Detail)

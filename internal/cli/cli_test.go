@@ -74,7 +74,7 @@ func TestPathWalkOnTheDemoIsHealthy(t *testing.T) {
 			t.Errorf("no line for hop %s in\n%s", hop, out)
 		}
 	}
-	if strings.Count(out, " ok ") != 7 || !strings.Contains(out, "verdict: OK") {
+	if strings.Count(strings.ReplaceAll(out, "\n", " \n"), " ok ") != 7 || !strings.Contains(out, "verdict: OK") {
 		t.Fatalf("want seven ok hops and an OK verdict:\n%s", out)
 	}
 }
@@ -341,7 +341,8 @@ func addNodePortService(t *testing.T, cfgPath string) int {
 
 func hopLine(out, hop, want string) bool {
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, hop+" ") && strings.Contains(line, want) {
+		// A cell at the end of the line has no padding after it.
+		if strings.HasPrefix(line, hop+" ") && strings.Contains(line+" ", want) {
 			return true
 		}
 	}

@@ -1,0 +1,86 @@
+package cli_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/allinx/hopprobe/internal/cli"
+)
+
+// Help and version behave as kubectl's and promtool's do: on stdout,
+// exit 0, one help per command with its own flags and their defaults.
+func TestHelpAndVersionGoToStdoutAndExitZero(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {}} {
+		code, out, errs := probe(t, args...)
+		if code != cli.ExitOK || !strings.Contains(out, "probe serve") || errs != "" {
+			t.Errorf("probe %v: exit %d, stdout %q, stderr %q; want the help on stdout, exit 0", args, code, out, errs)
+		}
+	}
+	for _, args := range [][]string{{"serve", "--help"}, {"help", "serve"}} {
+		code, out, _ := probe(t, args...)
+		for _, want := range []string{"--listen string", `(default ":9115")`, "--reload-check", "--config string", "$HOPPROBE_CONFIG", "--discover-settle"} {
+			if code != cli.ExitOK || !strings.Contains(out, want) {
+				t.Errorf("probe %v: exit %d; its help lacks %q:\n%s", args, code, want, out)
+			}
+		}
+		if strings.Contains(out, "--path string") {
+			t.Errorf("probe %v lists the root's own --path flag:\n%s", args, out)
+		}
+	}
+	code, out, _ := probe(t, "--version")
+	if code != cli.ExitOK || !strings.HasPrefix(out, "probe ") || !strings.Contains(out, "built with go") {
+		t.Errorf("--version: exit %d, %q", code, out)
+	}
+}
+
+// Global flags work before or after the command; unknown commands and
+// flags are exit 2 on stderr.
+func TestGlobalFlagsGoAnywhereAndMistakesAreExitTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{"--config", "../../config/demo.yaml", "validate"},
+		{"validate", "--config", "../../config/demo.yaml"},
+		{"--config=../../config/demo.yaml", "--vantage", "external", "list"},
+	} {
+		if code, out, errs := probe(t, args...); code != cli.ExitOK || out == "" {
+			t.Errorf("probe %v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+	for _, args := range [][]string{{"nosuch"}, {"list", "--nosuch"}, {"--path"}, {"--output", "yaml", "--path", "x"}} {
+		code, out, errs := probe(t, args...)
+		if code != cli.ExitBadArgs || out != "" || !strings.Contains(errs, "error: ") {
+			t.Errorf("probe %v: exit %d, stdout %q, stderr %q; want exit 2 and the reason on stderr", args, code, out, errs)
+		}
+	}
+	// From another directory the default file is not found: say so.
+	t.Chdir(t.TempDir())
+	t.Setenv("HOPPROBE_CONFIG", "")
+	if code, _, errs := probe(t, "list"); code != cli.ExitBadArgs || !strings.Contains(errs, "give --config FILE or set $HOPPROBE_CONFIG") {
+		t.Errorf("default config missing: exit %d, %q", code, errs)
+	}
+}
+
+// Shell completion for bash and zsh, and --path completes path IDs.
+func TestShellCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh"} {
+		if code, out, _ := probe(t, "completion", sh); code != cli.ExitOK || !strings.Contains(out, "probe") || len(out) < 1000 {
+			t.Errorf("completion %s: exit %d, %d bytes", sh, code, len(out))
+		}
+	}
+	code, out, _ := probe(t, "__complete", "--config", "../../config/allinx.yaml", "--path", "api.allinpro.com/fut")
+	if code != cli.ExitOK || !strings.Contains(out, "api.allinpro.com/futures/ws*") {
+		t.Errorf("--path completion: exit %d:\n%s", code, out)
+	}
+}
+
+// Tables end their lines without padding.
+func TestTablesHaveNoTrailingSpaces(t *testing.T) {
+	_, out, _ := probe(t, "drift", "--config", "../../config/allinx.yaml", "--kube", "../../live/testdata/kube/drifted.json")
+	if out == "" {
+		t.Fatal("drift printed nothing")
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasSuffix(line, " ") {
+			t.Errorf("trailing spaces: %q", line)
+		}
+	}
+}
