@@ -83,6 +83,16 @@ var grafanaVars = strings.NewReplacer(
 	"${datasource}", "prom", "$vantage", "cluster", "$namespace", "landry", "$path", "api.allinpro.com/*",
 )
 
+// grafanaPanels are the ids of Grafana's core panel plugins, as each
+// one's plugin.json under public/app/plugins/panel spells it.
+var grafanaPanels = map[string]bool{
+	"alertlist": true, "annolist": true, "barchart": true, "bargauge": true, "candlestick": true, "canvas": true,
+	"dashlist": true, "datagrid": true, "flamegraph": true, "gauge": true, "geomap": true, "heatmap": true,
+	"histogram": true, "logs": true, "news": true, "nodeGraph": true, "piechart": true, "row": true, "stat": true,
+	"state-timeline": true, "status-history": true, "table": true, "text": true, "timeseries": true, "traces": true,
+	"trend": true, "xychart": true,
+}
+
 func TestDashboardsUseOnlyRealMetricsAndValidPromQL(t *testing.T) {
 	known := exposedMetrics(t)
 	files, _ := filepath.Glob("grafana/dashboards/*.json")
@@ -135,6 +145,9 @@ func TestDashboardsUseOnlyRealMetricsAndValidPromQL(t *testing.T) {
 			}
 		}
 		for _, p := range d.Panels {
+			if !grafanaPanels[p.Type] {
+				t.Errorf("%s: panel %q has type %q, which is no Grafana core panel (ids are case-sensitive; Grafana shows \"Panel plugin not found\")", f, p.Title, p.Type)
+			}
 			if p.Datasource.UID != "${datasource}" {
 				t.Errorf("%s: panel %q uses data source %q, not the ${datasource} variable", f, p.Title, p.Datasource.UID)
 			}
