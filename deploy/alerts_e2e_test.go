@@ -153,13 +153,7 @@ stores:
   - {name: cache, kind: redis, address: %q, password: {env: HOPPROBE_E2E_REDIS_PW}}
 `, resolver.Addr, strings.TrimPrefix(gateway.URL, "http://"), strings.TrimPrefix(service.URL, "http://"), redisAddr))
 	t.Setenv("HOPPROBE_E2E_REDIS_PW", pw)
-	listen, _ := peers.FreePort()
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan int)
-	go func() {
-		served <- cli.Main(ctx, []string{"serve", "--config", topo, "--listen", listen, "--reload-check", "0"}, io.Discard, io.Discard)
-	}()
-	defer func() { cancel(); <-served }()
+	listen := serveProbe(t, topo)
 
 	pages := &pageLog{}
 	hook := httptest.NewServer(pages)
@@ -198,21 +192,7 @@ scrape_configs:
   - job_name: hopprobe
     static_configs: [{targets: [%q]}]
 `, amListen, listen))
-	run := func(name string, args ...string) {
-		cmd := exec.Command(name, args...)
-		var out lockedOutput
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
-			if t.Failed() {
-				t.Logf("%s said:\n%s", filepath.Base(name), out.tail())
-			}
-		})
-	}
+	run := func(name string, args ...string) { runServer(t, filepath.Base(name), name, args...) }
 	run(am, "--config.file", filepath.Join(dir, "am.yaml"), "--storage.path", filepath.Join(dir, "am"),
 		"--web.listen-address", amListen, "--cluster.listen-address=")
 	run(prom, "--config.file", filepath.Join(dir, "prometheus.yaml"), "--storage.tsdb.path", filepath.Join(dir, "tsdb"),
@@ -262,6 +242,39 @@ scrape_configs:
 			t.Errorf("an outage raised a latency alert: %s", s)
 		}
 	}
+}
+
+// serveProbe runs `probe serve` on topo until the test ends and returns
+// its listen address.
+func serveProbe(t *testing.T, topo string) string {
+	t.Helper()
+	listen, _ := peers.FreePort()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan int)
+	go func() {
+		served <- cli.Main(ctx, []string{"serve", "--config", topo, "--listen", listen, "--reload-check", "0"}, io.Discard, io.Discard)
+	}()
+	t.Cleanup(func() { cancel(); <-served })
+	return listen
+}
+
+// runServer runs a server process until the test ends, and shows what it
+// said when the test failed.
+func runServer(t *testing.T, label, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out lockedOutput
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s said:\n%s", label, out.tail())
+		}
+	})
 }
 
 func write(t *testing.T, path, content string) {

@@ -1,21 +1,17 @@
 package deploy_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/allinx/hopprobe/internal/cli"
 	"github.com/allinx/hopprobe/internal/peers"
 )
 
@@ -53,13 +49,7 @@ routes:
 services:
   - {name: app, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: http, address: %q}]}
 `, strings.TrimPrefix(gateway.URL, "http://"), strings.TrimPrefix(service.URL, "http://")))
-	listen, _ := peers.FreePort()
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan int)
-	go func() {
-		served <- cli.Main(ctx, []string{"serve", "--config", topo, "--listen", listen, "--reload-check", "0"}, io.Discard, io.Discard)
-	}()
-	defer func() { cancel(); <-served }()
+	listen := serveProbe(t, topo)
 
 	rules, err := os.ReadFile("prometheus/rules.yaml")
 	if err != nil {
@@ -76,19 +66,7 @@ scrape_configs:
 		addr, _ := peers.FreePort()
 		args := append([]string{"--config.file", filepath.Join(dir, "prometheus.yaml"), "--storage.tsdb.path", filepath.Join(dir, name),
 			"--web.listen-address", addr}, extra...)
-		cmd := exec.Command(prom, args...)
-		var out lockedOutput
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
-			if t.Failed() {
-				t.Logf("prometheus (%s) said:\n%s", name, out.tail())
-			}
-		})
+		runServer(t, "prometheus ("+name+")", prom, args...)
 		return addr
 	}
 	classic := start("classic")
@@ -96,7 +74,7 @@ scrape_configs:
 
 	want := map[string]float64{"apisix": 1, "service": 0}
 	for _, c := range []struct{ name, addr string }{{"classic", classic}, {"native", native}} {
-		got := map[string]float64{}
+		var got map[string]float64
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 			got = promValues(c.addr, `hopprobe:hop_slow_ratio:rate5m{hop=~"apisix|service"}`, "hop")
 			if len(got) == 2 && got["apisix"] == 1 && got["service"] == 0 {

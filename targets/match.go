@@ -162,28 +162,20 @@ func Nearest(candidates []string, q string, n int) []string {
 // substringDistance is the fewest edits that turn q into some substring
 // of c: the edit distance with c's prefix and suffix free (0 when c
 // contains q).
-func substringDistance(q, c string) int {
-	prev := make([]int, len(c)+1) // row 0: any start in c is free
-	cur := make([]int, len(c)+1)
-	for i := 1; i <= len(q); i++ {
-		cur[0] = i
-		for j := 1; j <= len(c); j++ {
-			cost := 1
-			if q[i-1] == c[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return slices.Min(prev) // any end in c is free
-}
+func substringDistance(q, c string) int { return distance(q, c, true) }
 
-func editDistance(a, b string) int {
+func editDistance(a, b string) int { return distance(a, b, false) }
+
+// distance is Levenshtein's distance from a to b; with freeEnds, b's
+// leading and trailing characters cost nothing (a is matched against
+// the best-fitting part of b).
+func distance(a, b string, freeEnds bool) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
-		prev[j] = j
+		if !freeEnds {
+			prev[j] = j
+		}
 	}
 	for i := 1; i <= len(a); i++ {
 		cur[0] = i
@@ -195,6 +187,9 @@ func editDistance(a, b string) int {
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 		}
 		prev, cur = cur, prev
+	}
+	if freeEnds {
+		return slices.Min(prev)
 	}
 	return prev[len(b)]
 }

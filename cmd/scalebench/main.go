@@ -323,19 +323,7 @@ func cpuSeconds() float64 {
 func peakRSS() float64 { return procStatus("VmHWM:") }
 
 // procStatus reads a size field of /proc/self/status in MiB.
-func procStatus(field string) float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
+func procStatus(field string) float64 { return procStatusOf(os.Getpid(), field) }
 
 func signalContext(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)

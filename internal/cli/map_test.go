@@ -14,27 +14,36 @@ import (
 	"github.com/allinx/hopprobe/internal/testkit"
 )
 
-// The live map in a real headless Chromium: every component of the demo
-// is drawn, and stopping one stand-in turns its node red.
-func TestMapPageTurnsAStoppedComponentRed(t *testing.T) {
+// headless is a tab of a real headless Chromium for one test, which
+// skips loudly where Chromium is missing (and fails in CI, whose .ci/run
+// installs it); what names what was not tested then.
+func headless(t *testing.T, what string) context.Context {
+	t.Helper()
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("CI must have chromium (.ci/run installs it)")
 		}
-		t.Skip("SKIPPED LOUDLY: chromium is not installed; the map page was not tested in a browser")
+		t.Skipf("SKIPPED LOUDLY: chromium is not installed; %s was not tested in a browser", what)
 	}
-	cfgPath, d := startDemo(t)
-	listen := serveFast(t, cfgPath, &testkit.Buffer{})
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()))
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
+	t.Cleanup(cancel)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelTimeout()
+	t.Cleanup(cancelTimeout)
+	return ctx
+}
+
+// The live map in a real headless Chromium: every component of the demo
+// is drawn, and stopping one stand-in turns its node red.
+func TestMapPageTurnsAStoppedComponentRed(t *testing.T) {
+	cfgPath, d := startDemo(t)
+	ctx := headless(t, "the map page")
+	listen := serveFast(t, cfgPath, &testkit.Buffer{})
 	// The node's health as the page drew it ("" while it is not drawn).
 	health := func(id string) string {
 		h, err := chromedp.Run(ctx, chromedp.Evaluate[string](

@@ -1,11 +1,8 @@
 package cli_test
 
 import (
-	"context"
 	"fmt"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -22,13 +19,6 @@ import (
 // namespaces: the namespace with broken paths comes first and its broken
 // paths lead it, and the filter box narrows the rows.
 func TestHopHealthPageSortsGroupsAndFilters(t *testing.T) {
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must have chromium (.ci/run installs it)")
-		}
-		t.Skip("SKIPPED LOUDLY: chromium is not installed; the hop health page was not tested in a browser")
-	}
 	var paths []*targets.Path
 	var walks []scheduler.PathResult
 	for i := range 100 {
@@ -49,16 +39,7 @@ func TestHopHealthPageSortsGroupsAndFilters(t *testing.T) {
 	}
 	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()))
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelTimeout()
+	ctx := headless(t, "the hop health page")
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
 		t.Fatalf("opening the page: %v", err)
 	}
