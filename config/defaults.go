@@ -38,7 +38,7 @@ func (c *Config) applyDefaults() {
 	if c.Defaults.MaxResponseBytes == 0 {
 		c.Defaults.MaxResponseBytes = DefaultMaxResponseBytes
 	}
-	c.Metrics.applyDefaults()
+	c.Metrics = c.Metrics.WithDefaults()
 	if c.Vantage == "" {
 		c.Vantage = VantageCluster
 	}

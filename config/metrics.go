@@ -48,13 +48,16 @@ var DefaultDurationBuckets = []float64{LatencyObjective}
 // NativeOn says whether native histograms are offered (default yes).
 func (m Metrics) NativeOn() bool { return m.NativeHistograms == nil || *m.NativeHistograms }
 
-func (m *Metrics) applyDefaults() {
+// WithDefaults is m with what the file left out filled in; the loader
+// applies it, and so does anyone holding a Metrics of their own making.
+func (m Metrics) WithDefaults() Metrics {
 	if len(m.DurationBuckets) == 0 {
 		m.DurationBuckets = slices.Clone(DefaultDurationBuckets)
 	}
 	if m.Phases == "" {
 		m.Phases = PhasesEdge
 	}
+	return m
 }
 
 func (v *validator) validateMetrics() {

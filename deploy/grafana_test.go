@@ -15,6 +15,7 @@ import (
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
@@ -26,11 +27,7 @@ import (
 // some series exist only on a broken path).
 func exposedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	cfg, err := config.Load("../config/allinx.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	paths, err := targets.Expand(cfg, config.VantageCluster)
+	paths, err := targets.Expand(testkit.Allinx(t), config.VantageCluster)
 	if err != nil {
 		t.Fatal(err)
 	}

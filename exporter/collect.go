@@ -36,14 +36,8 @@ type layout struct {
 }
 
 func layoutOf(m config.Metrics) layout {
-	l := layout{bounds: slices.Clone(m.DurationBuckets), phases: m.Phases, native: m.NativeOn()}
-	if len(l.bounds) == 0 {
-		l.bounds = slices.Clone(config.DefaultDurationBuckets)
-	}
-	if l.phases == "" {
-		l.phases = config.PhasesEdge
-	}
-	return l
+	m = m.WithDefaults()
+	return layout{bounds: slices.Clone(m.DurationBuckets), phases: m.Phases, native: m.NativeOn()}
 }
 
 func (l layout) equal(o layout) bool {

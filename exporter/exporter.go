@@ -5,6 +5,7 @@ package exporter
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -68,8 +69,8 @@ type Exporter struct {
 	order  []string
 	paths  map[string]*pathState
 	walked map[string]bool
-	ready  bool // every path was walked once; latched
-	edges  map[[3]string]bool
+	ready  bool        // every path was walked once; latched
+	edges  [][3]string // source, target, vantage: sorted, no duplicates
 }
 
 // MaxScrapes is how many /metrics requests are rendered at once; more
@@ -140,7 +141,6 @@ func New(paths []*targets.Path) *Exporter {
 			Help: "Differences of the last drift check beyond the hopprobe_drift_info series exported (hopprobe_drift_items counts them all)."}),
 		paths:  map[string]*pathState{},
 		walked: map[string]bool{},
-		edges:  map[[3]string]bool{},
 		layout: layoutOf(config.Metrics{}),
 	}
 	e.reg.MustRegister(e.walkLag, e.reloads, e.reloadOK, e.reloadTime,
@@ -206,13 +206,18 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 			delete(e.walked, id)
 		}
 	}
-	edges := map[[3]string]bool{}
+	// The links, deduplicated and sorted once here rather than on every
+	// scrape; the slice is replaced, never changed, so a scrape may keep it.
+	var edges [][3]string
 	for _, p := range paths {
 		for _, ed := range p.Edges() {
-			edges[[3]string{ed[0], ed[1], p.Vantage}] = true
+			edges = append(edges, [3]string{ed[0], ed[1], p.Vantage})
 		}
 	}
-	e.paths, e.order, e.edges = next, order, edges
+	slices.SortFunc(edges, func(a, b [3]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]), strings.Compare(a[2], b[2]))
+	})
+	e.paths, e.order, e.edges = next, order, slices.Compact(edges)
 	e.setQuiet()
 }
 
@@ -384,7 +389,7 @@ func (e *Exporter) writeMetrics(w io.Writer, format expfmt.Format) error {
 	}
 	var s sink
 	if proto {
-		s = newProtoSink(sw, true)
+		s = newProtoSink(sw)
 	} else {
 		s = newTextSink(sw)
 	}

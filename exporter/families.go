@@ -266,20 +266,5 @@ func (e *Exporter) snapshot(sn *snap, withNative bool) ([]*pathState, [][3]strin
 		out[i] = ps
 	}
 	sn.buckets = buckets
-	edges := make([][3]string, 0, len(e.edges))
-	for k := range e.edges {
-		edges = append(edges, k)
-	}
-	slices.SortFunc(edges, func(a, b [3]string) int {
-		for i := range a {
-			if a[i] != b[i] {
-				if a[i] < b[i] {
-					return -1
-				}
-				return 1
-			}
-		}
-		return 0
-	})
-	return out, edges, e.layout
+	return out, e.edges, e.layout
 }

@@ -25,7 +25,7 @@ func FuzzTextWriter(f *testing.F) {
 		}
 		ls := renderText(nil, []string{"hop", "path"}, []string{hop, path})
 		var text, pb bytes.Buffer
-		for _, s := range []sink{newTextSink(&stickyWriter{w: &text}), newProtoSink(&stickyWriter{w: &pb}, true)} {
+		for _, s := range []sink{newTextSink(&stickyWriter{w: &text}), newProtoSink(&stickyWriter{w: &pb})} {
 			s.begin("hopprobe_fuzz", help, typeGauge)
 			s.sample(ls, "phase", "connect", v)
 			s.end()

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bytes"
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -16,7 +17,6 @@ import (
 // Field numbers are those of prometheus/client_model's metrics.proto.
 type protoSink struct {
 	sw     *stickyWriter
-	native bool
 	typ    metricType
 	fam    []byte // the family being built, without its metrics
 	body   []byte // its metrics
@@ -29,9 +29,7 @@ type protoSink struct {
 	out    []byte
 }
 
-func newProtoSink(sw *stickyWriter, native bool) *protoSink {
-	return &protoSink{sw: sw, native: native}
-}
+func newProtoSink(sw *stickyWriter) *protoSink { return &protoSink{sw: sw} }
 
 const (
 	fFamilyName   = 1
@@ -70,7 +68,7 @@ const (
 // repeated Metric.label fields.
 func (p *protoSink) appendLabels(b []byte, l labels) []byte {
 	for len(l) > 0 {
-		eq := bytesIndex(l, '=')
+		eq := bytes.IndexByte(l, '=')
 		if eq < 0 || eq+1 >= len(l) || l[eq+1] != '"' {
 			return b // not ours: renderText always writes k="v"
 		}
@@ -95,15 +93,6 @@ func (p *protoSink) appendLabels(b []byte, l labels) []byte {
 		}
 	}
 	return b
-}
-
-func bytesIndex(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func appendLabelPair(b []byte, scratch *[]byte, k, v string) []byte {
@@ -192,7 +181,9 @@ func (p *protoSink) histogram(l labels, bounds []float64, hs *hopState) {
 		h = protowire.AppendTag(h, fHistBucket, protowire.BytesType)
 		h = protowire.AppendBytes(h, b)
 	}
-	if nh := hs.native; p.native && nh != nil {
+	// The snapshot carries native buckets only for a protobuf scrape and
+	// only when the metrics block offers them.
+	if nh := hs.native; nh != nil {
 		h = protowire.AppendTag(h, fHistSchema, protowire.VarintType)
 		h = protowire.AppendVarint(h, protowire.EncodeZigZag(int64(nh.schema)))
 		h = protowire.AppendTag(h, fHistZeroThresh, protowire.Fixed64Type)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
@@ -30,11 +31,7 @@ var phasesOf = map[probes.Kind][]string{
 // and of each path in one text scrape.
 func seriesPerHop(t *testing.T, m config.Metrics) (perHop map[[2]string]int, kindOf map[[2]string]string, roleOf map[[2]string]targets.Role, perPath int) {
 	t.Helper()
-	cfg, err := config.Load("../config/allinx.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	paths, err := targets.Expand(cfg, config.VantageCluster)
+	paths, err := targets.Expand(testkit.Allinx(t), config.VantageCluster)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,7 +109,7 @@ func (e *Exporter) Graph() Graph {
 		}
 	}
 	var edges [][2]string
-	for k := range e.edges {
+	for _, k := range e.edges {
 		edges = append(edges, [2]string{k[0], k[1]})
 	}
 	g := buildGraph(hops, edges)
