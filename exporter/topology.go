@@ -13,8 +13,12 @@ import (
 // component coloured by the last walks of the hops that probe it: the
 // live version of the documents' Mermaid flowcharts.
 type Graph struct {
-	Nodes []GraphNode `json:"nodes"`
-	Edges []GraphEdge `json:"edges"`
+	Nodes  []GraphNode  `json:"nodes"`
+	Edges  []GraphEdge  `json:"edges"`
+	Groups []GraphGroup `json:"groups"`
+	// Width and Height are the drawing's size in pixels.
+	Width  float64 `json:"width"`
+	Height float64 `json:"height"`
 }
 
 // GraphNode is one component: an entry hop, a namespace/service or a
@@ -33,18 +37,42 @@ type GraphNode struct {
 	Hops int `json:"hops"`
 	// Drift lists how the live side differs for this component.
 	Drift []string `json:"drift,omitempty"`
+	// LatencyMS is the slowest of its hops' last answers (0 when none
+	// answered).
+	LatencyMS float64 `json:"latency_ms"`
+	// Group is a service's namespace or a store's kind; Label is what the
+	// map writes in the box (a service's name without its namespace,
+	// which its group's frame shows).
+	Group string `json:"group,omitempty"`
+	Label string `json:"label"`
+	// Box is where the map draws it.
+	Box
+	storeKind string
 }
 
 // GraphEdge is a documented link that some path walks.
 type GraphEdge struct {
 	Source string `json:"source"`
 	Target string `json:"target"`
+	// Points is the polyline the map draws, from the source's bottom to
+	// the target, through the free space between boxes only.
+	Points [][2]float64 `json:"points"`
 }
 
 // hopView is what the graph needs of one hop.
 type hopView struct {
 	node, verdict string
 	role          targets.Role
+	storeKind     string
+	latencyMS     float64
+}
+
+func viewOf(h *targets.Hop, st HopStatus) hopView {
+	v := hopView{node: h.Node, role: h.Role, verdict: st.Verdict, latencyMS: st.LatencyMS}
+	if h.Role == targets.RoleStore {
+		v.storeKind = string(h.Kind)
+	}
+	return v
 }
 
 // buildGraph folds hops into components; verdicts combine as failed >
@@ -61,6 +89,12 @@ func buildGraph(hops []hopView, edges [][2]string) Graph {
 			order = append(order, h.node)
 		}
 		n.Hops++
+		if h.verdict == VerdictOK || h.verdict == VerdictFailed {
+			n.LatencyMS = max(n.LatencyMS, h.latencyMS)
+		}
+		if h.storeKind != "" {
+			n.storeKind = h.storeKind
+		}
 		if weight[h.verdict] > weight[n.Health] {
 			n.Health = h.verdict
 		}
@@ -94,6 +128,7 @@ func buildGraph(hops []hopView, edges [][2]string) Graph {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+	g.layout()
 	return g
 }
 
@@ -104,8 +139,8 @@ func (e *Exporter) Graph() Graph {
 	var hops []hopView
 	for _, id := range e.order {
 		ps := e.paths[id]
-		for i, h := range ps.hops {
-			hops = append(hops, hopView{node: h.node, role: h.role, verdict: ps.status.Hops[i].Verdict})
+		for i := range ps.hops {
+			hops = append(hops, viewOf(&ps.path.Hops[i], ps.status.Hops[i]))
 		}
 	}
 	var edges [][2]string
@@ -131,8 +166,8 @@ func GraphOf(paths []*targets.Path, statuses []PathStatus) Graph {
 	seen := map[[2]string]bool{}
 	var edges [][2]string
 	for i, p := range paths {
-		for j, h := range p.Hops {
-			hops = append(hops, hopView{node: h.Node, role: h.Role, verdict: statuses[i].Hops[j].Verdict})
+		for j := range p.Hops {
+			hops = append(hops, viewOf(&p.Hops[j], statuses[i].Hops[j]))
 		}
 		for _, e := range p.Edges() {
 			if !seen[e] {

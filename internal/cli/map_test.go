@@ -1,9 +1,7 @@
 package cli_test
 
 import (
-	"context"
-	"os"
-	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,35 +12,11 @@ import (
 	"github.com/allinx/hopprobe/internal/testkit"
 )
 
-// headless is a tab of a real headless Chromium for one test, which
-// skips loudly where Chromium is missing (and fails in CI, whose .ci/run
-// installs it); what names what was not tested then.
-func headless(t *testing.T, what string) context.Context {
-	t.Helper()
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI must have chromium (.ci/run installs it)")
-		}
-		t.Skipf("SKIPPED LOUDLY: chromium is not installed; %s was not tested in a browser", what)
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()))
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(cancel)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(cancelTimeout)
-	return ctx
-}
-
 // The live map in a real headless Chromium: every component of the demo
 // is drawn, and stopping one stand-in turns its node red.
 func TestMapPageTurnsAStoppedComponentRed(t *testing.T) {
 	cfgPath, d := startDemo(t)
-	ctx := headless(t, "the map page")
+	ctx := testkit.Headless(t, "the map page")
 	listen := serveFast(t, cfgPath, &testkit.Buffer{})
 	// The node's health as the page drew it ("" while it is not drawn).
 	health := func(id string) string {
@@ -80,6 +54,11 @@ func TestMapPageTurnsAStoppedComponentRed(t *testing.T) {
 		}
 	}
 	waitHealth("futuresnewredis", "ok")
+	// Each box says its verdict and latency under its name.
+	sub, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('g[data-node="apisix"] text.sub').textContent`))
+	if err != nil || !regexp.MustCompile(`^ok · [0-9.]+ ms$`).MatchString(sub) {
+		t.Errorf("apisix's box reads %q (%v), want its verdict and latency", sub, err)
+	}
 	if err := d.Stop("futuresnewredis"); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
@@ -39,7 +40,7 @@ func TestHopHealthPageSortsGroupsAndFilters(t *testing.T) {
 	}
 	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
-	ctx := headless(t, "the hop health page")
+	ctx := testkit.Headless(t, "the hop health page")
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
 		t.Fatalf("opening the page: %v", err)
 	}

@@ -1,0 +1,396 @@
+package exporter
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strings"
+)
+
+// The map's geometry, in SVG pixels. Node labels are set in a monospace
+// font so that their width can be known here: charWidth is the advance of
+// a 12 px monospace glyph (DejaVu Sans Mono, Liberation Mono: 7.2 px),
+// rounded up.
+const (
+	charWidth   = 7.4
+	nodeHeight  = 38
+	minNodeW    = 150
+	maxNodeW    = 330
+	gutter      = 40 // between columns: the vertical runs of edges
+	rowGap      = 44 // between rows: the horizontal runs of edges
+	tierGap     = 64 // between tiers: room for a group's title as well
+	margin      = 16
+	maxColumns  = 8
+	groupPad    = 10 // a group's frame around its nodes, inside the gutter
+	groupTitleH = 16
+)
+
+// GraphGroup is a frame drawn around components that belong together:
+// a namespace's services, the data stores of one kind.
+type GraphGroup struct {
+	Name string `json:"name"`
+	Box
+}
+
+// Box is a rectangle on the map.
+type Box struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+	W float64 `json:"w"`
+	H float64 `json:"h"`
+}
+
+// cell is a node's place in the grid before it becomes pixels.
+type cell struct{ row, col int }
+
+// layout places every node on a grid and routes every edge along the
+// free space between the grid's cells, so that no edge ever crosses a
+// box: tiers top to bottom as the documents draw the system (the entry,
+// the load balancers, APISIX, the services grouped by namespace, the data
+// layer grouped by kind), each tier one or more rows of the grid. An edge
+// leaves its source's bottom into the gap under its row, runs along that
+// gap to the gutter beside its target's column, along the gutter to the
+// gap next to the target's row, and into the target: gaps and gutters
+// hold no boxes, whatever the rows and columns.
+func (g *Graph) layout() {
+	if len(g.Nodes) == 0 {
+		return
+	}
+	idx := make(map[string]int, len(g.Nodes))
+	longest := 0
+	for i := range g.Nodes {
+		n := &g.Nodes[i]
+		idx[n.ID] = i
+		n.Label = n.ID
+		if n.Kind == "service" {
+			if ns, name, ok := strings.Cut(n.ID, "/"); ok {
+				n.Group, n.Label = ns, name
+			}
+		}
+		longest = max(longest, len([]rune(n.Label)))
+	}
+	nodeW := math.Ceil(min(maxNodeW, max(minNodeW, float64(longest)*charWidth+20)))
+
+	// Tiers: the entry components by their rank among themselves, then
+	// services, then stores.
+	var edgeRanks []int
+	tierOf := make([]int, len(g.Nodes))
+	for _, n := range g.Nodes {
+		if n.Kind != "service" && n.Kind != "store" && !slices.Contains(edgeRanks, n.Rank) {
+			edgeRanks = append(edgeRanks, n.Rank)
+		}
+	}
+	slices.Sort(edgeRanks)
+	svcTier, storeTier := len(edgeRanks), len(edgeRanks)+1
+	for i, n := range g.Nodes {
+		switch n.Kind {
+		case "service":
+			tierOf[i] = svcTier
+		case "store":
+			tierOf[i] = storeTier
+		default:
+			tierOf[i] = slices.Index(edgeRanks, n.Rank)
+		}
+	}
+	parents := make([][]int, len(g.Nodes))
+	children := make([][]int, len(g.Nodes))
+	for _, e := range g.Edges {
+		s, okS := idx[e.Source]
+		t, okT := idx[e.Target]
+		if okS && okT {
+			children[s] = append(children[s], t)
+			parents[t] = append(parents[t], s)
+		}
+	}
+
+	// Services first, by namespace then name; the columns they take set
+	// the grid's width. Then stores under their services, then the entry
+	// tiers, bottom up, above theirs.
+	cells := make([]cell, len(g.Nodes))
+	placed := make([]bool, len(g.Nodes))
+	var groups []groupSpan
+	rowBase := 0
+	tierRows := map[int][2]int{} // tier → first row, row count
+	members := func(tier int) []int {
+		var out []int
+		for i := range g.Nodes {
+			if tierOf[i] == tier {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	bary := func(i int, near []int) float64 {
+		sum, n := 0.0, 0
+		for _, j := range near {
+			if placed[j] {
+				sum += float64(cells[j].col)
+				n++
+			}
+		}
+		if n == 0 {
+			return math.Inf(1)
+		}
+		return sum / float64(n)
+	}
+
+	svc := members(svcTier)
+	svcBlocks := blocksBy(svc, func(i int) string { return g.Nodes[i].Group })
+	for _, b := range svcBlocks {
+		slices.SortFunc(b.nodes, func(x, y int) int { return strings.Compare(g.Nodes[x].Label, g.Nodes[y].Label) })
+	}
+	columns, svcRows := packBlocks(svcBlocks, maxColumns)
+	// The entry tiers are laid out after the services, but their rows
+	// come first: count them now.
+	entryRows := make([]int, len(edgeRanks))
+	for t := range edgeRanks {
+		n := len(members(t))
+		columns = max(columns, min(n, maxColumns))
+		entryRows[t] = (n + maxColumns - 1) / maxColumns
+	}
+	for t := range edgeRanks {
+		tierRows[t] = [2]int{rowBase, entryRows[t]}
+		rowBase += entryRows[t]
+	}
+	tierRows[svcTier] = [2]int{rowBase, svcRows}
+	groups = append(groups, placeBlocks(svcBlocks, svcRows, rowBase, 0, cells, placed)...)
+	rowBase += svcRows
+
+	stores := members(storeTier)
+	for _, i := range stores {
+		g.Nodes[i].Group = g.Nodes[i].storeKind
+	}
+	storeBlocks := blocksBy(stores, func(i int) string { return g.Nodes[i].Group })
+	for _, b := range storeBlocks {
+		slices.SortStableFunc(b.nodes, func(x, y int) int { return cmp.Compare(bary(x, parents[x]), bary(y, parents[y])) })
+		b.bary = bary(b.nodes[0], parents[b.nodes[0]])
+	}
+	slices.SortStableFunc(storeBlocks, func(a, b *block) int { return cmp.Compare(a.bary, b.bary) })
+	storeCols, storeRows := packBlocks(storeBlocks, max(columns, maxColumns))
+	columns = max(columns, storeCols)
+	tierRows[storeTier] = [2]int{rowBase, storeRows}
+	groups = append(groups, placeBlocks(storeBlocks, storeRows, rowBase, (columns-storeCols)/2, cells, placed)...)
+	rowBase += storeRows
+
+	for t := len(edgeRanks) - 1; t >= 0; t-- {
+		m := members(t)
+		want := make(map[int]float64, len(m))
+		for _, i := range m {
+			want[i] = bary(i, children[i])
+			if math.IsInf(want[i], 1) {
+				want[i] = float64(columns-1) / 2
+			}
+		}
+		slices.SortStableFunc(m, func(x, y int) int { return cmp.Compare(want[x], want[y]) })
+		first := tierRows[t][0]
+		for r := 0; r*columns < len(m); r++ {
+			row := m[r*columns : min(len(m), (r+1)*columns)]
+			// Each as near its children as the row allows: greedy left to
+			// right, then pushed back inside the grid from the right.
+			cols := make([]int, len(row))
+			for k, i := range row {
+				c := max(0, int(math.Round(want[i])))
+				if k > 0 {
+					c = max(c, cols[k-1]+1)
+				}
+				cols[k] = c
+			}
+			for k := len(row) - 1; k >= 0; k-- {
+				limit := columns - (len(row) - k)
+				if cols[k] > limit {
+					cols[k] = limit
+				}
+				if k+1 < len(row) && cols[k] >= cols[k+1] {
+					cols[k] = cols[k+1] - 1
+				}
+			}
+			for k, i := range row {
+				cells[i], placed[i] = cell{row: first + r, col: cols[k]}, true
+			}
+		}
+	}
+
+	// Pixels. Row r's top is after r gaps; a gap is a tier gap where a
+	// tier starts.
+	rows := rowBase
+	gapH := make([]float64, rows+1) // gapH[r] is the gap above row r
+	tierStart := map[int]bool{}
+	for _, tr := range tierRows {
+		tierStart[tr[0]] = true
+	}
+	for r := range gapH {
+		switch {
+		case r == 0 || r == rows:
+			gapH[r] = rowGap
+		case tierStart[r]:
+			gapH[r] = tierGap
+		default:
+			gapH[r] = rowGap
+		}
+	}
+	rowTop := make([]float64, rows)
+	y := float64(margin)
+	for r := range rows {
+		y += gapH[r]
+		rowTop[r] = y
+		y += nodeHeight
+	}
+	g.Height = y + gapH[rows] + margin
+	colX := func(c int) float64 { return margin + gutter + float64(c)*(nodeW+gutter) }
+	g.Width = colX(columns) + margin
+	for i := range g.Nodes {
+		c := cells[i]
+		g.Nodes[i].Box = Box{X: colX(c.col), Y: rowTop[c.row], W: nodeW, H: nodeHeight}
+	}
+	for _, s := range groups {
+		top := rowTop[s.row0] - groupPad - groupTitleH
+		g.Groups = append(g.Groups, GraphGroup{Name: s.name, Box: Box{
+			X: colX(s.col0) - groupPad, Y: top,
+			W: float64(s.cols)*(nodeW+gutter) - gutter + 2*groupPad,
+			H: rowTop[s.row0+s.rows-1] + nodeHeight + groupPad - top,
+		}})
+	}
+
+	g.route(cells, idx, rowTop, gapH, colX, nodeW)
+}
+
+// route draws each edge as a polyline through the gaps and gutters. Runs
+// that share a gap or a gutter are spread over lanes, one per source (or,
+// entering a target, one per target), so that a bus of links from one
+// component reads as one.
+func (g *Graph) route(cells []cell, idx map[string]int, rowTop, gapH []float64, colX func(int) float64, nodeW float64) {
+	type plan struct {
+		exitGap, entryGap, gut int
+		down, direct           bool
+	}
+	plans := make([]plan, len(g.Edges))
+	keys := map[int][]string{} // by gap row, or -1-column for a gutter
+	use := func(where int, key string) {
+		if !slices.Contains(keys[where], key) {
+			keys[where] = append(keys[where], key)
+		}
+	}
+	for k, e := range g.Edges {
+		s, t := cells[idx[e.Source]], cells[idx[e.Target]]
+		p := plan{exitGap: s.row + 1, down: t.row > s.row}
+		if p.down {
+			p.entryGap = t.row
+		} else {
+			p.entryGap = t.row + 1
+		}
+		p.direct = p.exitGap == p.entryGap
+		use(p.exitGap, "s:"+e.Source)
+		if !p.direct {
+			// The gutter on the target's side nearer the source.
+			p.gut = t.col
+			if s.col > t.col {
+				p.gut = t.col + 1
+			}
+			use(-1-p.gut, "s:"+e.Source)
+			use(p.entryGap, "t:"+e.Target)
+		}
+		plans[k] = p
+	}
+	for w := range keys {
+		slices.Sort(keys[w])
+	}
+	laneAt := func(where int, key string, from, span float64) float64 {
+		ks := keys[where]
+		i := slices.Index(ks, key)
+		return from + span*(float64(i)+1)/float64(len(ks)+1)
+	}
+	gapY := func(gap int, key string) float64 {
+		top := margin + 0.0
+		if gap > 0 {
+			top = rowTop[gap-1] + nodeHeight
+		}
+		h := gapH[min(gap, len(gapH)-1)]
+		if gap < len(rowTop) && gap > 0 && h > rowGap {
+			// A tier gap: the group titles sit in its lower part.
+			h -= groupPad + groupTitleH
+		}
+		return math.Round(laneAt(gap, key, top, h)*10) / 10
+	}
+	for k := range g.Edges {
+		e, p := &g.Edges[k], plans[k]
+		sb, tb := g.Nodes[idx[e.Source]].Box, g.Nodes[idx[e.Target]].Box
+		sx, tx := sb.X+sb.W/2, tb.X+tb.W/2
+		ty := tb.Y
+		if !p.down {
+			ty = tb.Y + tb.H
+		}
+		y1 := gapY(p.exitGap, "s:"+e.Source)
+		pts := [][2]float64{{sx, sb.Y + sb.H}, {sx, y1}}
+		if p.direct {
+			pts = append(pts, [2]float64{tx, y1}, [2]float64{tx, ty})
+		} else {
+			gx := colX(p.gut) - gutter + laneAt(-1-p.gut, "s:"+e.Source, groupPad, gutter-2*groupPad)
+			gx = math.Round(gx*10) / 10
+			y2 := gapY(p.entryGap, "t:"+e.Target)
+			pts = append(pts, [2]float64{gx, y1}, [2]float64{gx, y2}, [2]float64{tx, y2}, [2]float64{tx, ty})
+		}
+		e.Points = pts
+	}
+}
+
+// block is a group's nodes, laid out as a rectangle of cells.
+type block struct {
+	name  string
+	nodes []int
+	bary  float64
+}
+
+// groupSpan is where a block landed in the grid.
+type groupSpan struct {
+	name                   string
+	row0, rows, col0, cols int
+}
+
+func blocksBy(nodes []int, key func(int) string) []*block {
+	var out []*block
+	for _, i := range nodes {
+		k := key(i)
+		j := slices.IndexFunc(out, func(b *block) bool { return b.name == k })
+		if j < 0 {
+			out = append(out, &block{name: k})
+			j = len(out) - 1
+		}
+		out[j].nodes = append(out[j].nodes, i)
+	}
+	return out
+}
+
+// packBlocks finds the fewest rows for which the blocks, side by side,
+// fit in width columns; a block needs ceil(n/rows) columns.
+func packBlocks(blocks []*block, width int) (columns, rows int) {
+	if len(blocks) == 0 {
+		return 0, 0
+	}
+	for rows = 1; ; rows++ {
+		columns = 0
+		for _, b := range blocks {
+			columns += (len(b.nodes) + rows - 1) / rows
+		}
+		if columns <= width || columns == len(blocks) {
+			return columns, rows
+		}
+	}
+}
+
+// placeBlocks fills each block's columns top to bottom, blocks left to
+// right from column col.
+func placeBlocks(blocks []*block, rows, row0, col int, cells []cell, placed []bool) []groupSpan {
+	var spans []groupSpan
+	for _, b := range blocks {
+		cols := (len(b.nodes) + rows - 1) / rows
+		used := (len(b.nodes) + cols - 1) / cols
+		for k, i := range b.nodes {
+			cells[i], placed[i] = cell{row: row0 + k/cols, col: col + k%cols}, true
+		}
+		if b.name != "" {
+			spans = append(spans, groupSpan{name: b.name, row0: row0, rows: used, col0: col, cols: cols})
+		}
+		col += cols
+	}
+	return spans
+}
