@@ -5,7 +5,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOTESTSUM   ?= gotest.tools/gotestsum@v1.13.0
 DEMO_LISTEN ?= 127.0.0.1:9115
 
-.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz
+.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz dashboards
 
 all: build
 
@@ -44,6 +44,10 @@ image:
 ## deploy-sync: copy config/allinx.yaml into the kustomize base and regenerate the PrometheusRule
 deploy-sync:
 	$(GO) test -count=1 -run 'TestTopologyCopyMatchesConfig|TestPrometheusRuleMatchesRulesFile' ./deploy -update
+
+## dashboards: write deploy/grafana/dashboards/*.json from the Go that builds them (deploy/grafana)
+dashboards:
+	$(GO) run ./cmd/dashboards
 
 ## demo: loopback stand-ins for DNS, CloudFront, ALBs, APISIX and services + probe serve
 demo:
