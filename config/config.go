@@ -5,6 +5,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/allinx/hopprobe/chain"
 )
 
 // Vantage names known to hopprobe. A topology may add its own.
@@ -42,6 +44,9 @@ type Defaults struct {
 	// MaxResponseBytes caps everything one probe reads from its peers
 	// (headers, handshakes, replies, all connections together).
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
+	// History is how many walks of each path `probe serve` keeps with
+	// their evidence (/api/v1/paths/{id}, the hop health page).
+	History int `yaml:"history"`
 }
 
 // Vantage is a place the prober runs from.
@@ -71,6 +76,22 @@ type EntryHop struct {
 	From   []string `yaml:"from"`
 	Scheme string   `yaml:"scheme"` // http or https
 	TLS    *TLS     `yaml:"tls"`
+	// Component is what answers at this hop, for the chain attestation:
+	// cloudfront, alb, nlb, apisix or nginx. Default: guessed from the
+	// name (chain.KindOf).
+	Component string `yaml:"component"`
+	// Fingerprints replace the component's built-in marks: the response
+	// headers (and texts in them) that show an answer passed this hop.
+	Fingerprints []chain.Fingerprint `yaml:"fingerprints"`
+}
+
+// ChainComponent is the hop as the chain attestation sees it.
+func (h *EntryHop) ChainComponent() chain.Component {
+	kind := h.Component
+	if kind == "" {
+		kind = chain.KindOf(h.Name)
+	}
+	return chain.Component{Name: h.Name, Kind: kind, Fingerprints: h.Fingerprints}
 }
 
 // Route is one APISIX route: hosts + path pattern → namespace/service:port.

@@ -35,6 +35,9 @@ func (c *Config) applyDefaults() {
 	if c.Defaults.MaxBodyBytes == 0 {
 		c.Defaults.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.Defaults.History == 0 {
+		c.Defaults.History = DefaultHistory
+	}
 	if c.Defaults.MaxResponseBytes == 0 {
 		c.Defaults.MaxResponseBytes = DefaultMaxResponseBytes
 	}

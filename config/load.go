@@ -22,6 +22,10 @@ const (
 	// DefaultMaxResponseBytes is what one probe may read from its peers:
 	// far above a healthy answer, far below the Deployment's memory limit.
 	DefaultMaxResponseBytes = 4 << 20
+	// DefaultHistory is how many walks of each path are kept with their
+	// evidence; MaxHistory bounds it (a walk's evidence is a few KiB).
+	DefaultHistory = 20
+	MaxHistory     = 1000
 	// MinSecretLength is the shortest password hopprobe accepts: a shorter
 	// one cannot be scrubbed from messages without mangling them ("a",
 	// "prod"), so it would either leak or garble every error.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/allinx/hopprobe/chain"
 )
 
 // validator collects every problem with the line it sits on.
@@ -105,6 +107,9 @@ func (v *validator) validate() {
 		v.errorf(loc("defaults", "max_body_bytes"), "max_body_bytes must be positive, got %d", c.Defaults.MaxBodyBytes)
 	}
 	v.checkBudget(loc("defaults", "max_response_bytes"), c.Defaults.MaxResponseBytes)
+	if c.Defaults.History < 0 || c.Defaults.History > MaxHistory {
+		v.errorf(loc("defaults", "history"), "history must be between 1 and %d walks, got %d", MaxHistory, c.Defaults.History)
+	}
 	v.validateEntries()
 	v.validateStores()
 	v.validateServices()
@@ -214,6 +219,30 @@ func (v *validator) validateEntries() {
 				v.errorf(append(hopAt, "scheme"), "scheme %q must be http or https", h.Scheme)
 			}
 			v.checkTLS(append(hopAt, "tls"), h.TLS)
+			v.checkComponent(hopAt, h)
+		}
+	}
+}
+
+// maxFingerprints bounds the marks an entry hop may list.
+const maxFingerprints = 8
+
+var headerNameRe = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
+
+func (v *validator) checkComponent(at []any, h EntryHop) {
+	switch h.Component {
+	case "", chain.CloudFront, chain.ALB, chain.NLB, chain.APISIX, chain.Nginx:
+	default:
+		if len(h.Fingerprints) == 0 {
+			v.errorf(append(at, "component"), "component %q has no built-in fingerprints; use one of cloudfront, alb, nlb, apisix, nginx, or give fingerprints", h.Component)
+		}
+	}
+	if len(h.Fingerprints) > maxFingerprints {
+		v.errorf(append(at, "fingerprints"), "at most %d fingerprints per hop, not %d", maxFingerprints, len(h.Fingerprints))
+	}
+	for k, f := range h.Fingerprints {
+		if !headerNameRe.MatchString(f.Header) {
+			v.errorf(append(at, "fingerprints", k, "header"), "fingerprint header %q is not an HTTP header name", f.Header)
 		}
 	}
 }

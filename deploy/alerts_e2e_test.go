@@ -115,6 +115,9 @@ func TestAlertsPageOncePerIncident(t *testing.T) {
 			}
 			return
 		}
+		// What APISIX leaves in every answer; without it the chain
+		// attestation would page that the gateway was bypassed.
+		w.Header().Set("Server", "APISIX/3.9.0")
 		w.Write([]byte(`{"status":"ok"}`))
 	}))
 	defer gateway.Close()

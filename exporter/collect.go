@@ -92,10 +92,11 @@ type pathState struct {
 	first    int
 	duration float64
 	status   PathStatus
+	walkLbl  labels // path, vantage
 }
 
 func newPathState(p *targets.Path, l layout) *pathState {
-	ps := &pathState{sig: signature(p), path: p, status: Pending(p)}
+	ps := &pathState{sig: signature(p), path: p, status: Pending(p), walkLbl: renderText(nil, walkLabelNames, []string{p.ID, p.Vantage})}
 	for i, h := range p.Hops {
 		hs := &hopState{
 			name: h.Name, kind: string(h.Kind), node: h.Node, role: h.Role,

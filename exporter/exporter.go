@@ -71,6 +71,9 @@ type Exporter struct {
 	walked map[string]bool
 	ready  bool        // every path was walked once; latched
 	edges  [][3]string // source, target, vantage: sorted, no duplicates
+	// history keeps each path's last walks and evidence changes, by id.
+	history map[string]*pathHistory
+	keep    int
 }
 
 // MaxScrapes is how many /metrics requests are rendered at once; more
@@ -139,9 +142,11 @@ func New(paths []*targets.Path) *Exporter {
 			Help: "1 if the last drift check could read the live side, 0 if not."}),
 		driftTruncated: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_drift_info_omitted",
 			Help: "Differences of the last drift check beyond the hopprobe_drift_info series exported (hopprobe_drift_items counts them all)."}),
-		paths:  map[string]*pathState{},
-		walked: map[string]bool{},
-		layout: layoutOf(config.Metrics{}),
+		paths:   map[string]*pathState{},
+		walked:  map[string]bool{},
+		history: map[string]*pathHistory{},
+		keep:    DefaultHistory,
+		layout:  layoutOf(config.Metrics{}),
 	}
 	e.reg.MustRegister(e.walkLag, e.reloads, e.reloadOK, e.reloadTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -204,6 +209,11 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 	for id := range e.walked {
 		if _, keep := next[id]; !keep {
 			delete(e.walked, id)
+		}
+	}
+	for id := range e.history {
+		if _, keep := next[id]; !keep {
+			delete(e.history, id)
 		}
 	}
 	// The links, deduplicated and sorted once here rather than on every
@@ -436,6 +446,12 @@ func (e *Exporter) Observe(r scheduler.PathResult) {
 		return // a walk of a path the last reload removed or changed
 	}
 	ps.observe(r, st, e.layout.bounds)
+	h := e.history[r.Path.ID]
+	if h == nil {
+		h = &pathHistory{}
+		e.history[r.Path.ID] = h
+	}
+	h.record(st, e.keep)
 	e.walked[r.Path.ID] = true
 	if len(e.walked) >= len(e.order) {
 		e.ready = true
@@ -448,7 +464,14 @@ func (e *Exporter) Statuses() []PathStatus {
 	defer e.mu.RUnlock()
 	out := make([]PathStatus, 0, len(e.order))
 	for _, id := range e.order {
-		out = append(out, e.paths[id].status)
+		st := e.paths[id].status
+		if rec := e.history[id].recent(len(st.Hops)); rec != nil {
+			st.Hops = slices.Clone(st.Hops)
+			for i := range st.Hops {
+				st.Hops[i].Recent = rec[i]
+			}
+		}
+		out = append(out, st)
 	}
 	return out
 }
@@ -563,6 +586,20 @@ func (e *Exporter) Handler() http.Handler {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"paths": st})
+	})
+	// One path's last walks with each hop's evidence, and the evidence
+	// changes between them. Path ids hold slashes (api.allinpro.com/ws*),
+	// so the id is the rest of the URL path.
+	mux.HandleFunc("GET /api/v1/paths/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := e.History(r.PathValue("id"))
+		if !ok {
+			http.Error(w, fmt.Sprintf("no path %q; GET /api/v1/paths lists them", r.PathValue("id")), http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(h)
 	})
 	return mux
 }

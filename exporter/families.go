@@ -184,11 +184,28 @@ func (e *Exporter) writeHopMetrics(s sink, withNative bool) error {
 		s.sample(scratch, "", "", 1)
 	}
 	s.end()
+	s.begin("hopprobe_path_chain_info", "Always 1: the chain of components the last answer of a route path showed (observed) against the documented one (expected), and the verdict: matched, alternative (a documented alternative way in answered), mismatch, or unknown.", typeGauge)
+	for _, c := range sn.chains {
+		s.sample(c.lbl, "", "", 1)
+	}
+	s.end()
+	s.begin("hopprobe_path_chain_mismatch", "1 if the last answer of a route path showed a chain of components that is neither its documented one nor a documented alternative (a gateway bypassed, a layer answering itself).", typeGauge)
+	for _, c := range sn.chains {
+		s.sample(c.pathLbl, "", "", gaugeOf(c.mismatch))
+	}
+	s.end()
+	s.begin("hopprobe_hop_evidence_changes_total", "Changes in what a hop showed between two walks, by kind: certificate, dns_answer, leader, role, pop, chain.", typeCounter)
+	for _, c := range sn.changes {
+		s.sample(c.lbl, "", "", float64(c.n))
+	}
+	s.end()
 	return s.flush()
 }
 
 // snap holds a scrape's copy of the hop state, reused by the next scrape.
 type snap struct {
+	chains  []chainSample
+	changes []changeCount
 	states  []pathState
 	out     []*pathState
 	hops    []hopState
@@ -266,5 +283,23 @@ func (e *Exporter) snapshot(sn *snap, withNative bool) ([]*pathState, [][3]strin
 		out[i] = ps
 	}
 	sn.buckets = buckets
+	sn.chains, sn.changes = sn.chains[:0], sn.changes[:0]
+	for _, id := range e.order {
+		h := e.history[id]
+		if h == nil {
+			continue
+		}
+		if h.chainLbl != nil {
+			ps := e.paths[id]
+			sn.chains = append(sn.chains, chainSample{lbl: h.chainLbl, pathLbl: ps.walkLbl, mismatch: h.chainMismatch})
+		}
+		sn.changes = append(sn.changes, h.changes...)
+	}
 	return out, e.edges, e.layout
+}
+
+// chainSample is a route path's chain series, copied for a scrape.
+type chainSample struct {
+	lbl, pathLbl []byte
+	mismatch     bool
 }

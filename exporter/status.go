@@ -1,8 +1,10 @@
 package exporter
 
 import (
+	"strings"
 	"time"
 
+	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -31,20 +33,26 @@ type HopStatus struct {
 	CertExpiry *time.Time         `json:"cert_expiry,omitempty"`
 	Shared     bool               `json:"shared,omitempty"`
 	FirstFail  bool               `json:"first_failing,omitempty"`
+	// Recent are the hop's latencies over the kept walks, oldest first,
+	// -1 where it did not answer (served by /api/v1/paths only).
+	Recent []float64 `json:"recent_ms,omitempty"`
 }
 
 // PathStatus is one path's last walk.
 type PathStatus struct {
-	ID              string      `json:"id"`
-	Kind            string      `json:"kind"`
-	Vantage         string      `json:"vantage"`
-	Namespace       string      `json:"namespace"`
-	Service         string      `json:"service"`
-	Verdict         string      `json:"verdict"`
-	FirstFailingHop string      `json:"first_failing_hop,omitempty"`
-	LastWalk        *time.Time  `json:"last_walk,omitempty"`
-	DurationMS      float64     `json:"duration_ms"`
-	Hops            []HopStatus `json:"hops"`
+	ID              string     `json:"id"`
+	Kind            string     `json:"kind"`
+	Vantage         string     `json:"vantage"`
+	Namespace       string     `json:"namespace"`
+	Service         string     `json:"service"`
+	Verdict         string     `json:"verdict"`
+	FirstFailingHop string     `json:"first_failing_hop,omitempty"`
+	LastWalk        *time.Time `json:"last_walk,omitempty"`
+	DurationMS      float64    `json:"duration_ms"`
+	// Chain says whether the answer showed the documented way in (route
+	// paths only).
+	Chain *chain.Result `json:"chain,omitempty"`
+	Hops  []HopStatus   `json:"hops"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -106,5 +114,39 @@ func StatusOf(r scheduler.PathResult) PathStatus {
 			hs.CertExpiry = &exp
 		}
 	}
+	ps.Chain = attest(r)
 	return ps
+}
+
+// attest reads the chain from the first entry hop that sent the route's
+// request and got an answer (a status line) it accepted: CloudFront's when it is
+// probed, else the first layer behind it, which shows only its own part
+// of the chain. Nil for a path without an entry.
+func attest(r scheduler.PathResult) *chain.Result {
+	p := r.Path
+	if len(p.Entry) == 0 {
+		return nil
+	}
+	for i, h := range p.Hops {
+		hr := r.Hops[i]
+		if h.Layer == 0 || hr.Skipped || hr.NotProbed || hr.Details["status"] == "" {
+			continue
+		}
+		var alts []chain.Alternative
+		if h.Layer == 1 {
+			alts = p.Alternatives
+		}
+		res := chain.Attest(p.Entry[h.Layer-1:], alts, func(name string) string {
+			return hr.Details["header."+strings.ToLower(name)]
+		})
+		res.Hop = h.Name
+		// An error page proves no bypass: when APISIX is down, the ALB's
+		// 502 carries no APISIX marks. Only an answer the hop accepted is
+		// attested; an error keeps what it showed, as evidence.
+		if !hr.Success {
+			res.Verdict, res.Detail = chain.Unknown, "the answer was an error; only accepted answers are attested"
+		}
+		return &res
+	}
+	return &chain.Result{Verdict: chain.Unknown, Expected: chain.Expected(p.Entry), Detail: "no entry hop answered"}
 }

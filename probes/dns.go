@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,8 @@ func (dnsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		}
 		return lastErr
 	}
+	// Sorted, so that a change of the answer set is a change of the text.
+	slices.Sort(addrs)
 	rep.Detail("addresses", strings.Join(addrs, ","))
 	return nil
 }

@@ -73,6 +73,8 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	}
 	rep.since("status", start)
 	rep.Detail("leader", strconv.FormatUint(last.Leader, 16))
+	rep.Detail("member", strconv.FormatUint(last.Header.GetMemberId(), 16))
+	rep.Detail("version", last.Version)
 	rep.Detail("raft_index", strconv.FormatUint(last.RaftIndex, 10))
 	rep.Detail("db_size_bytes", strconv.FormatInt(last.DbSize, 10))
 	key := "health"

@@ -41,6 +41,9 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 			sink.do(func(s *traceSink) {
 				s.rep.Phases = append(s.rep.Phases, dr.Phases...)
 				s.conn = err == nil
+				if err == nil {
+					s.rep.Detail("remote", c.RemoteAddr().String())
+				}
 			})
 			return c, err
 		},
@@ -73,6 +76,7 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return fmt.Errorf("cannot build request: %w", err)
 	}
 	req.Header.Set("User-Agent", "hopprobe")
+	requestIDs(ctx, req.Header, rep)
 	resp, err := client.Do(req)
 	seen := sink.seal(rep)
 	if err != nil {
@@ -86,9 +90,7 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		rep.AddPhase("first_byte", seen.firstByte.Sub(seen.wroteAt))
 	}
 	rep.Detail("status", strconv.Itoa(resp.StatusCode))
-	if s := answeredBy(resp.Header); s != "" {
-		rep.Detail("answered_by", s)
-	}
+	recordHeaders(resp.Header, t.EvidenceHeaders, rep)
 	start := time.Now()
 	body, err := readLimited(resp.Body, t.MaxBodyBytes)
 	rep.since("transfer", start)

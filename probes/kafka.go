@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -91,6 +93,11 @@ func (kafkaProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return connected(fmt.Errorf("metadata request to %s failed: %w", st.Name, err))
 	}
 	rep.Detail("brokers", strconv.Itoa(len(resp.Brokers)))
+	rep.Detail("broker_list", brokerList(resp))
+	rep.Detail("controller", strconv.Itoa(int(resp.ControllerID)))
+	if leaders := partitionLeaders(resp); leaders != "" {
+		rep.Detail("leaders", leaders)
+	}
 	if o != nil && len(o.Topics) > 0 {
 		if err := checkTopics(o.Topics, resp); err != nil {
 			return connected(fmt.Errorf("%s: %w", st.Name, err))
@@ -253,4 +260,37 @@ var kafkaKind = config.StoreKind{
 		}
 		return nil
 	},
+}
+
+// brokerList names the brokers a metadata answer lists, "id@host:port",
+// sorted, at most 16.
+func brokerList(resp *kmsg.MetadataResponse) string {
+	var out []string
+	for _, b := range resp.Brokers {
+		out = append(out, fmt.Sprintf("%d@%s", b.NodeID, net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))))
+	}
+	slices.Sort(out)
+	if len(out) > 16 {
+		out = append(out[:16], "…")
+	}
+	return strings.Join(out, ",")
+}
+
+// partitionLeaders gives the leader of each partition of the topics the
+// probe asked about, "topic/partition=broker", at most 32.
+func partitionLeaders(resp *kmsg.MetadataResponse) string {
+	var out []string
+	for _, t := range resp.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		for _, p := range t.Partitions {
+			out = append(out, fmt.Sprintf("%s/%d=%d", *t.Topic, p.Partition, p.Leader))
+		}
+	}
+	slices.Sort(out)
+	if len(out) > 32 {
+		out = append(out[:32], "…")
+	}
+	return strings.Join(out, ",")
 }

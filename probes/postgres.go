@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,6 +110,10 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		actual = "replica"
 	}
 	rep.Detail("role", actual)
+	rep.Detail("in_recovery", strconv.FormatBool(inRecovery))
+	if v := conn.PgConn().ParameterStatus("server_version"); v != "" {
+		rep.Detail("server_version", v)
+	}
 	if expect != "" && got != expect {
 		return connected(fmt.Errorf("query on %s returned %q, want %q", st.Name, got, expect))
 	}

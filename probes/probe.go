@@ -45,6 +45,9 @@ type Target struct {
 	MaxResponseBytes int64
 	// Store is set for data-store hops.
 	Store *config.Store
+	// EvidenceHeaders are response headers to keep beyond the built-in
+	// ones (EvidenceHeaders), for a topology's own fingerprints.
+	EvidenceHeaders []string
 	// ExpectUnreachable inverts the verdict: the hop is healthy only when
 	// nothing answers (a NodePort that must stay internal).
 	ExpectUnreachable bool
@@ -70,7 +73,7 @@ func (t *Target) Key(kind Kind) string {
 	if t.Store != nil {
 		store = t.Store.Name
 	}
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%v|%v", kind, t.Address, t.Host, t.Scheme, t.Path, t.Resolver, store, t.ExpectUnreachable, t.Expect)
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%v|%v|%v", kind, t.Address, t.Host, t.Scheme, t.Path, t.Resolver, store, t.ExpectUnreachable, t.Expect, t.EvidenceHeaders)
 }
 
 // Prober speaks one protocol. Probe returns nil when the hop answered as

@@ -40,13 +40,3 @@ func tlsConfig(c *config.TLS, serverName string) (*tls.Config, error) {
 	}
 	return tc, nil
 }
-
-// recordCert notes the earliest expiry in the verified (or presented) chain.
-func recordCert(cs tls.ConnectionState, rep *Report) {
-	for _, c := range cs.PeerCertificates {
-		if rep.CertExpiry.IsZero() || c.NotAfter.Before(rep.CertExpiry) {
-			rep.CertExpiry = c.NotAfter
-		}
-	}
-	rep.Detail("tls_version", tls.VersionName(cs.Version))
-}

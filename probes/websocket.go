@@ -35,6 +35,7 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 			if err != nil {
 				return nil, err
 			}
+			rep.Detail("remote", c.RemoteAddr().String())
 			hs = &handshakeLimit{Conn: c, left: maxHeaderBytes + wsReadBuffer}
 			return hs, nil
 		},
@@ -54,13 +55,13 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	}
 	url := scheme + "://" + t.Host + path
 	start := time.Now()
-	c, resp, err := d.DialContext(ctx, url, http.Header{"User-Agent": {"hopprobe"}})
+	h := http.Header{"User-Agent": {"hopprobe"}}
+	requestIDs(ctx, h, rep)
+	c, resp, err := d.DialContext(ctx, url, h)
 	rep.since("handshake", start)
 	if resp != nil {
 		rep.Detail("status", fmt.Sprint(resp.StatusCode))
-		if by := answeredBy(resp.Header); by != "" {
-			rep.Detail("answered_by", by)
-		}
+		recordHeaders(resp.Header, t.EvidenceHeaders, rep)
 	}
 	if err != nil {
 		if resp != nil {

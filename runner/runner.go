@@ -74,6 +74,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 	r.paths = paths
 	r.exp = exporter.New(paths)
 	r.exp.SetMetrics(cfg.Metrics)
+	r.exp.SetHistory(cfg.Defaults.History)
 	if opts.Drift != nil {
 		r.exp.EnableDrift()
 	}
@@ -145,6 +146,7 @@ func (r *Runner) Reload(ctx context.Context, why string) {
 	r.walker.Resize(next.Defaults.Concurrency)
 	r.gen.stop()
 	r.exp.SetMetrics(next.Metrics)
+	r.exp.SetHistory(next.Defaults.History)
 	r.swap(ctx, paths)
 	r.log.Info("topology reloaded", "trigger", why, "paths", len(paths))
 	r.CheckDrift(ctx)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/probes"
 )
@@ -59,6 +60,9 @@ type Hop struct {
 	Timeout time.Duration
 	// Skip, when set, says why this hop is not probed from this vantage.
 	Skip string
+	// Layer is, for an entry hop that sends the route's request, its
+	// 1-based place in the path's Entry; 0 for every other hop.
+	Layer int
 	// DependsOn lists the positions of hops whose failure explains this
 	// hop's failure: a request through the edge fails when the ALB behind
 	// it fails, a service's health check fails when its Redis does.
@@ -97,6 +101,13 @@ type Path struct {
 	Interval  time.Duration
 	Timeout   time.Duration
 	Hops      []Hop
+	// Entry is a route path's documented way in, as the chain
+	// attestation sees it: the entry's components in order. An entry
+	// request hop's Layer is its place here.
+	Entry []chain.Component
+	// Alternatives are the route's other entries that begin at the same
+	// component (CloudFront with two documented origins).
+	Alternatives []chain.Alternative
 
 	// budget is the topology's max_response_bytes, handed to every hop
 	// that has no budget of its own.
@@ -179,6 +190,26 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	p.add(dnsHop)
 
 	e := cfg.FindEntry(entry)
+	for k := range e.Hops {
+		p.Entry = append(p.Entry, e.Hops[k].ChainComponent())
+	}
+	for _, other := range r.Entries {
+		if o := cfg.FindEntry(other); other != entry && o != nil && len(o.Hops) > 0 && o.Hops[0].Name == e.Hops[0].Name {
+			alt := chain.Alternative{Entry: other}
+			for k := range o.Hops {
+				alt.Components = append(alt.Components, o.Hops[k].ChainComponent())
+			}
+			p.Alternatives = append(p.Alternatives, alt)
+		}
+	}
+	// Headers the topology's own fingerprints read, besides the built-in
+	// evidence headers.
+	var custom []string
+	for _, c := range p.Entry {
+		if len(c.Fingerprints) > 0 {
+			custom = append(custom, chain.Headers([]chain.Component{c})...)
+		}
+	}
 	prevRequest := -1
 	link := func(i int) {
 		if prevRequest >= 0 {
@@ -186,7 +217,7 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 		}
 		prevRequest = i
 	}
-	for _, eh := range e.Hops {
+	for layer, eh := range e.Hops {
 		addr := eh.Addresses[vantage]
 		if addr == "" {
 			addr = eh.Address
@@ -209,9 +240,9 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 			p.add(Hop{Name: eh.Name + "-tls", Node: eh.Name, Role: RoleEdge, Kind: probes.KindTLS, Skip: skip,
 				Target: probes.Target{Address: addr, Host: probeHost, TLS: eh.TLS}})
 		}
-		i := p.add(Hop{Name: eh.Name, Node: eh.Name, Role: RoleEdge, Kind: kind, Skip: skip, Target: probes.Target{
+		i := p.add(Hop{Name: eh.Name, Node: eh.Name, Role: RoleEdge, Kind: kind, Skip: skip, Layer: layer + 1, Target: probes.Target{
 			Address: addr, Host: probeHost, Scheme: scheme, Path: reqPath, TLS: eh.TLS,
-			Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
+			Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes, EvidenceHeaders: custom,
 		}})
 		if skip == "" {
 			link(i)

@@ -18,6 +18,7 @@ import (
 func main() {
 	cfgPath := flag.String("config", "config/demo.yaml", "demo topology")
 	listen := flag.String("listen", "127.0.0.1:9115", "address for /metrics and /api/v1/paths")
+	edge := flag.String("edge", demo.EdgeDocumented, "how the demo's CloudFront sends requests on: documented (ALB → APISIX), bypass (straight to the Service) or nlb (through awf-spa-nlb where a route documents it)")
 	flag.Parse()
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -30,7 +31,12 @@ func main() {
 		os.Exit(1)
 	}
 	defer d.Close()
+	if err := d.SetEdge(*edge); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(cli.ExitBadArgs)
+	}
 	fmt.Printf("demo stand-ins up: %v\n", d.Names())
+	fmt.Printf("edge: %s (bin/demo --edge documented|bypass|nlb)\n", d.Edge())
 	for _, page := range []struct{ what, path string }{
 		{"hop health", "/"}, {"topology map", "/map"}, {"metrics", "/metrics"}, {"paths (JSON)", "/api/v1/paths"},
 		{"topology (JSON)", "/api/v1/topology"}, {"liveness", "/healthz"}, {"readiness", "/readyz"},

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -23,6 +24,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/live"
@@ -119,6 +121,7 @@ func version() string {
 func newRoot(code *int) *cobra.Command {
 	g := &globals{}
 	var path, output string
+	var verbose bool
 	var kube kubeSource
 	root := &cobra.Command{
 		Use:   "probe [--path HOST/PATH | COMMAND]",
@@ -147,7 +150,7 @@ nearest known paths are listed).`,
 			if !ok {
 				return nil
 			}
-			*code = walkOnce(cmd.Context(), cfg, v, path, output, kube, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			*code = walkOnce(cmd.Context(), cfg, v, path, output, verbose, kube, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			return nil
 		},
 	}
@@ -158,6 +161,7 @@ nearest known paths are listed).`,
 	f := root.Flags()
 	f.StringVar(&path, "path", "", "walk this path once: HOST/PATH, or a path ID from `probe list`")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
+	f.BoolVarP(&verbose, "verbose", "v", false, "print each hop's evidence under it: status and identifying headers, the address dialled, the certificate, DNS answers, store roles and leaders, the trace id")
 	addKubeFlags(f, &kube, "with the cluster, also walk each pod behind the Service and each node of a NodePort: ")
 	_ = root.RegisterFlagCompletionFunc("path", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
 		cfg, err := config.Load(g.config)
@@ -349,7 +353,7 @@ not load is logged and the running topology stays.`,
 	return cmd
 }
 
-func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output string, kube kubeSource, stdout, stderr io.Writer) int {
+func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output string, verbose bool, kube kubeSource, stdout, stderr io.Writer) int {
 	// With the cluster at hand, each pod behind the Service and each node
 	// of a NodePort is its own hop, as `probe serve --discover` walks them.
 	var seen *targets.Live
@@ -386,7 +390,7 @@ func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output st
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		PrintTable(stdout, st)
+		PrintTable(stdout, st, verbose)
 	}
 	return code
 }
@@ -428,8 +432,9 @@ func (t *trimSpaces) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// PrintTable writes one path's walk as a table and its verdict.
-func PrintTable(out io.Writer, st exporter.PathStatus) {
+// PrintTable writes one path's walk as a table, the chain its answer
+// showed and its verdict; verbose adds each hop's evidence under it.
+func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 	fmt.Fprintf(out, "path %s (vantage %s, %s/%s)\n", st.ID, st.Vantage, st.Namespace, st.Service)
 	tw := newTable(out)
 	fmt.Fprintln(tw, "HOP\tKIND\tTARGET\tLATENCY\tVERDICT\tERROR")
@@ -445,6 +450,29 @@ func PrintTable(out io.Writer, st exporter.PathStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Kind, h.Target, lat, verdict, oneLine(h.Error))
 	}
 	_ = tw.Flush()
+	if verbose {
+		fmt.Fprintln(out, "evidence:")
+		for _, h := range st.Hops {
+			if len(h.Details) == 0 {
+				continue
+			}
+			fmt.Fprintf(out, "  %s\n", h.Name)
+			for _, k := range slices.Sorted(maps.Keys(h.Details)) {
+				fmt.Fprintf(out, "    %s: %s\n", k, oneLine(h.Details[k]))
+			}
+		}
+	}
+	if c := st.Chain; c != nil {
+		line := fmt.Sprintf("chain: %s (expected %s, observed %s", c.Verdict, chain.String(c.Expected), chain.String(c.Observed))
+		if c.Hop != "" {
+			line += ", read at " + c.Hop
+		}
+		line += ")"
+		if c.Detail != "" {
+			line += ": " + c.Detail
+		}
+		fmt.Fprintln(out, line)
+	}
 	switch st.Verdict {
 	case exporter.VerdictOK:
 		fmt.Fprintf(out, "verdict: OK in %.1fms\n", st.DurationMS)

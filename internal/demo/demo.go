@@ -6,6 +6,8 @@
 package demo
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,18 +18,31 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/miekg/dns"
 
+	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/targets"
 )
 
+// Edge modes: the way the demo's CloudFront sends requests on.
+const (
+	// EdgeDocumented: each route's first documented entry (ALB → APISIX).
+	EdgeDocumented = "documented"
+	// EdgeBypass: straight to the Service, past the ALB and APISIX.
+	EdgeBypass = "bypass"
+	// EdgeNLB: through the NLB where a route documents one.
+	EdgeNLB = "nlb"
+)
+
 // Demo is a running set of stand-ins.
 type Demo struct {
+	edge     atomic.Value // string: EdgeDocumented, EdgeBypass or EdgeNLB
 	mu       sync.Mutex
 	stoppers map[string]func() error
 	order    []string
@@ -38,12 +53,27 @@ type Demo struct {
 // production topology can never be impersonated by mistake.
 func Start(cfg *config.Config) (*Demo, error) {
 	d := &Demo{stoppers: map[string]func() error{}}
+	d.edge.Store(EdgeDocumented)
 	if err := d.start(cfg); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
 }
+
+// SetEdge switches the way the demo's CloudFront sends requests on:
+// EdgeDocumented, EdgeBypass or EdgeNLB.
+func (d *Demo) SetEdge(mode string) error {
+	switch mode {
+	case EdgeDocumented, EdgeBypass, EdgeNLB:
+		d.edge.Store(mode)
+		return nil
+	}
+	return fmt.Errorf("edge mode %q: want %s, %s or %s", mode, EdgeDocumented, EdgeBypass, EdgeNLB)
+}
+
+// Edge is the current edge mode.
+func (d *Demo) Edge() string { return d.edge.Load().(string) }
 
 func (d *Demo) add(name string, stop func() error) {
 	d.mu.Lock()
@@ -106,41 +136,44 @@ func (d *Demo) start(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("demo: cannot make the edge certificate: %w", err)
 	}
-	// One stand-in per distinct address; a proxy forwards to the next
-	// hop of its entry, the last hop of an entry routes like APISIX.
+	// One stand-in per distinct address. A layer forwards to the next
+	// hop of the entry the request's route takes through it; the last
+	// layer of an entry routes like APISIX. Each answers with the marks
+	// its real counterpart leaves (chain.Builtin): CloudFront its Via and
+	// X-Amz-Cf-*, APISIX its Server header, an ALB nothing unless it
+	// answers itself.
 	type role struct {
-		name, scheme, next string
+		name, scheme, kind string
 		tls                *config.TLS
-		entries            map[string]bool
+		next               map[string]string // entry → next address
+		last               map[string]bool   // entries whose last layer this is
 	}
 	roles := map[string]*role{}
 	var addrs []string
 	for _, e := range cfg.Entries {
 		for i, h := range e.Hops {
-			addr := h.Addresses[config.VantageCluster]
-			if addr == "" {
-				addr = h.Address
-			}
+			addr := hopAddr(h)
 			if addr == "" || strings.Contains(addr, "{host}") {
 				continue
 			}
 			r, ok := roles[addr]
 			if !ok {
-				r = &role{name: h.Name, scheme: h.Scheme, tls: h.TLS, entries: map[string]bool{}}
+				r = &role{name: h.Name, scheme: h.Scheme, kind: h.ChainComponent().Kind, tls: h.TLS, next: map[string]string{}, last: map[string]bool{}}
 				roles[addr] = r
 				addrs = append(addrs, addr)
 			}
 			if i+1 < len(e.Hops) {
-				next := e.Hops[i+1].Addresses[config.VantageCluster]
-				if next == "" {
-					next = e.Hops[i+1].Address
-				}
-				if r.next != "" && r.next != next {
-					return fmt.Errorf("demo: %s forwards to both %s and %s", addr, r.next, next)
-				}
-				r.next = next
+				r.next[e.Name] = hopAddr(e.Hops[i+1])
 			} else {
-				r.entries[e.Name] = true
+				r.last[e.Name] = true
+			}
+		}
+	}
+	nlbEntries := map[string]bool{}
+	for _, e := range cfg.Entries {
+		for _, h := range e.Hops {
+			if h.ChainComponent().Kind == chain.NLB {
+				nlbEntries[e.Name] = true
 			}
 		}
 	}
@@ -154,13 +187,39 @@ func (d *Demo) start(cfg *config.Config) error {
 				return err
 			}
 		}
-		var h http.Handler
-		if r.next != "" {
-			h = proxy(r.name, func(*http.Request) (string, bool) { return r.next, true })
-		} else {
-			h = proxy(r.name, router(cfg, r.entries))
+		next := func(req *http.Request) (string, bool) {
+			rt := matchRoute(cfg, req)
+			if rt == nil {
+				return "", false
+			}
+			if r.kind == chain.CloudFront && d.Edge() == EdgeBypass {
+				return serviceAddr(cfg, rt)
+			}
+			// The route's entries through this layer, in the route's order;
+			// under the nlb switch CloudFront prefers the NLB's.
+			var ways []string
+			for _, e := range rt.Entries {
+				if _, ok := r.next[e]; ok || r.last[e] {
+					ways = append(ways, e)
+				}
+			}
+			if len(ways) == 0 {
+				return "", false
+			}
+			way := ways[0]
+			if r.kind == chain.CloudFront && d.Edge() == EdgeNLB {
+				for _, e := range ways {
+					if nlbEntries[e] {
+						way = e
+					}
+				}
+			}
+			if r.last[way] {
+				return serviceAddr(cfg, rt)
+			}
+			return r.next[way], true
 		}
-		if err := d.serveHTTP(r.name, addr, h, r.scheme == "https", cert); err != nil {
+		if err := d.serveHTTP(r.name, addr, proxy(r.name, r.kind, next), r.scheme == "https", cert); err != nil {
 			return err
 		}
 	}
@@ -301,31 +360,60 @@ func (d *Demo) startDNS(cfg *config.Config) error {
 	return nil
 }
 
-// proxy forwards to the address next picks, adding this layer's Via, and
-// answers 502/404 itself (with its own Server header) when it cannot.
-func proxy(name string, next func(*http.Request) (string, bool)) http.Handler {
+// proxy forwards to the address next picks and answers itself (a 502,
+// or APISIX's 404) when it cannot, leaving the marks of its kind.
+func proxy(name, kind string, next func(*http.Request) (string, bool)) http.Handler {
+	mark := func(h http.Header) {
+		switch kind {
+		case chain.CloudFront:
+			h.Set("Via", "1.1 d3demo.cloudfront.net (CloudFront)")
+			h.Set("X-Amz-Cf-Pop", "SIN2-P1")
+			h.Set("X-Amz-Cf-Id", demoCfID())
+			h.Set("X-Cache", "Miss from cloudfront")
+		case chain.APISIX:
+			h.Set("Server", "APISIX/3.9.0")
+		case chain.ALB, chain.NLB:
+			// Transparent on the way back.
+		default:
+			h.Add("Via", "1.1 "+name)
+		}
+	}
+	// What the layer says when it answers itself.
+	own := func(w http.ResponseWriter) {
+		mark(w.Header())
+		switch kind {
+		case chain.ALB:
+			w.Header().Set("Server", "awselb/2.0")
+		case chain.CloudFront:
+			w.Header().Set("Server", "CloudFront")
+		case chain.APISIX:
+		default:
+			w.Header().Set("Server", name)
+		}
+	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			addr, _ := next(pr.In)
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = addr
 			pr.Out.Host = pr.In.Host
-			pr.Out.Header.Add("Via", "1.1 "+name)
+			if kind != chain.ALB && kind != chain.NLB {
+				pr.Out.Header.Add("Via", "1.1 "+name)
+			}
 		},
 		ModifyResponse: func(r *http.Response) error {
-			r.Header.Add("Via", "1.1 "+name)
+			mark(r.Header)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			w.Header().Set("Server", name)
-			w.Header().Set("Via", "1.1 "+name)
+			own(w)
 			http.Error(w, fmt.Sprintf("%s: upstream unavailable: %v", name, err), http.StatusBadGateway)
 		},
 		Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext, ResponseHeaderTimeout: 5 * time.Second},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := next(r); !ok {
-			w.Header().Set("Server", name)
+			own(w)
 			http.Error(w, `{"error_msg":"404 Route Not Found"}`, http.StatusNotFound)
 			return
 		}
@@ -333,29 +421,36 @@ func proxy(name string, next func(*http.Request) (string, bool)) http.Handler {
 	})
 }
 
-// router picks the upstream Service the way APISIX would, among the
-// routes that enter through one of entries.
-func router(cfg *config.Config, entries map[string]bool) func(*http.Request) (string, bool) {
-	return func(r *http.Request) (string, bool) {
-		host, _, err := net.SplitHostPort(r.Host)
-		if err != nil {
-			host = r.Host
-		}
-		rt, _ := targets.MatchRoute(cfg, strings.ToLower(host), r.URL.Path)
-		if rt == nil {
-			return "", false
-		}
-		ok := false
-		for _, e := range rt.Entries {
-			ok = ok || entries[e]
-		}
-		port := rt.Target.Port
-		svc := cfg.FindService(rt.Target.Key())
-		if !ok || svc == nil {
-			return "", false
-		}
-		return targets.ServiceAddr(svc, port), true
+// demoCfID is a request id shaped like CloudFront's.
+func demoCfID() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+func hopAddr(h config.EntryHop) string {
+	if a := h.Addresses[config.VantageCluster]; a != "" {
+		return a
 	}
+	return h.Address
+}
+
+// matchRoute finds the route a request is for, the way APISIX would.
+func matchRoute(cfg *config.Config, r *http.Request) *config.Route {
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = r.Host
+	}
+	rt, _ := targets.MatchRoute(cfg, strings.ToLower(host), r.URL.Path)
+	return rt
+}
+
+func serviceAddr(cfg *config.Config, rt *config.Route) (string, bool) {
+	svc := cfg.FindService(rt.Target.Key())
+	if svc == nil {
+		return "", false
+	}
+	return targets.ServiceAddr(svc, rt.Target.Port), true
 }
 
 var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}

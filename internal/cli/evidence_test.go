@@ -1,0 +1,125 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allinx/hopprobe/chain"
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/internal/cli"
+	"github.com/allinx/hopprobe/internal/demo"
+)
+
+// history reads /api/v1/paths/{id}.
+func history(t *testing.T, listen, id string) exporter.PathHistory {
+	t.Helper()
+	var h exporter.PathHistory
+	body := get(t, "http://"+listen+"/api/v1/paths/"+url.PathEscape(id))
+	_ = json.Unmarshal([]byte(body), &h)
+	return h
+}
+
+// waitChain waits for a path's last walk to show the chain verdict.
+func waitChain(t *testing.T, listen, id, verdict string) exporter.PathHistory {
+	t.Helper()
+	var h exporter.PathHistory
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		h = history(t, listen, id)
+		if c := h.Status.Chain; c != nil && c.Verdict == verdict {
+			return h
+		}
+	}
+	t.Fatalf("%s: the chain never read %s; last status %+v", id, verdict, h.Status.Chain)
+	return h
+}
+
+// The demo's edge sends requests the documented way, then straight to
+// the Service past APISIX, then through the NLB: the chain attestation,
+// its metrics, the walk history with its evidence, the change events and
+// the one-shot CLI each say which way the answer came.
+func TestChainAttestationFollowsTheEdge(t *testing.T) {
+	cfgPath, d := startDemo(t)
+	listen := serveFast(t, cfgPath, io.Discard)
+	const api, www, wwwNLB = "api.allinpro.com/*", "www.allinpro.com/*", "www.allinpro.com/*@awf-spa-nlb"
+
+	// Documented: CloudFront → ALB → APISIX.
+	h := waitChain(t, listen, api, chain.Matched)
+	if got := chain.String(h.Status.Chain.Observed); got != "cloudfront>apisix" || h.Status.Chain.Hop != "cloudfront" {
+		t.Errorf("documented way: observed %s at %s", got, h.Status.Chain.Hop)
+	}
+	waitMetric(t, listen, `hopprobe_path_chain_info{expected="cloudfront>apisix",observed="cloudfront>apisix",path="api.allinpro.com/*",vantage="cluster",verdict="matched"}`, func(v float64) bool { return v == 1 })
+	waitMetric(t, listen, `hopprobe_path_chain_mismatch{path="api.allinpro.com/*",vantage="cluster"}`, func(v float64) bool { return v == 0 })
+	waitChain(t, listen, www, chain.Matched)
+	waitChain(t, listen, wwwNLB, chain.Alternate)
+
+	// The walk history keeps each hop's evidence.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if h = history(t, listen, api); len(h.Walks) >= 2 {
+			break
+		}
+	}
+	if len(h.Walks) < 2 || h.Keep != 20 {
+		t.Fatalf("history of %s: %d walks, keep %d", api, len(h.Walks), h.Keep)
+	}
+	var cf exporter.HopStatus
+	for _, hop := range h.Walks[0].Hops {
+		if hop.Name == "cloudfront" {
+			cf = hop
+		}
+	}
+	for _, k := range []string{"header.via", "header.x-amz-cf-pop", "header.server", "cert.sha256", "cert.subject", "remote", "trace_id", "status"} {
+		if cf.Details[k] == "" {
+			t.Errorf("the cloudfront hop's evidence lacks %s: %v", k, cf.Details)
+		}
+	}
+	if resp := get(t, "http://"+listen+"/api/v1/paths/no.such/path"); !strings.Contains(resp, "no path") {
+		t.Errorf("an unknown path's history: %q", resp)
+	}
+
+	// Bypass: CloudFront straight to the Service.
+	if err := d.SetEdge(demo.EdgeBypass); err != nil {
+		t.Fatal(err)
+	}
+	h = waitChain(t, listen, api, chain.Mismatch)
+	if want := "cloudfront answered without passing apisix"; h.Status.Chain.Detail != want {
+		t.Errorf("bypass: %q, want %q", h.Status.Chain.Detail, want)
+	}
+	waitMetric(t, listen, `hopprobe_path_chain_mismatch{path="api.allinpro.com/*",vantage="cluster"}`, func(v float64) bool { return v == 1 })
+	waitMetric(t, listen, `hopprobe_path_chain_info{expected="cloudfront>apisix",observed="cloudfront",path="api.allinpro.com/*",vantage="cluster",verdict="mismatch"}`, func(v float64) bool { return v == 1 })
+	waitMetric(t, listen, `hopprobe_hop_evidence_changes_total{change="chain",hop="cloudfront",path="api.allinpro.com/*",vantage="cluster"}`, func(v float64) bool { return v >= 1 })
+	h = history(t, listen, api)
+	found := false
+	for _, ev := range h.Events {
+		found = found || (ev.Change == "chain" && ev.From == "cloudfront>apisix" && ev.To == "cloudfront")
+	}
+	if !found {
+		t.Errorf("no chain change event: %+v", h.Events)
+	}
+	// The one-shot CLI says the same.
+	code, out, errs := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/", "-v")
+	if code != cli.ExitOK || !strings.Contains(out, "chain: mismatch (expected cloudfront>apisix, observed cloudfront, read at cloudfront): cloudfront answered without passing apisix") ||
+		!strings.Contains(out, "evidence:") || !strings.Contains(out, "header.via: 1.1 d3demo.cloudfront.net (CloudFront)") {
+		t.Errorf("probe --path -v under bypass: exit %d\n%s%s", code, out, errs)
+	}
+
+	// NLB: www's CloudFront uses the NLB origin; the api routes, which
+	// document no NLB, go the documented way again.
+	if err := d.SetEdge(demo.EdgeNLB); err != nil {
+		t.Fatal(err)
+	}
+	waitChain(t, listen, wwwNLB, chain.Matched)
+	h = waitChain(t, listen, www, chain.Alternate)
+	if !strings.Contains(h.Status.Chain.Detail, "entry awf-spa-nlb") {
+		t.Errorf("www through the NLB: %q", h.Status.Chain.Detail)
+	}
+	waitChain(t, listen, api, chain.Matched)
+	code, out, _ = probe(t, "--config", cfgPath, "--path", "www.allinpro.com/")
+	if code != cli.ExitOK || !strings.Contains(out, "chain: alternative (expected cloudfront>apisix, observed cloudfront, read at cloudfront): the answer came the way of entry awf-spa-nlb (cloudfront), not this path's") ||
+		!strings.Contains(out, "chain: matched (expected cloudfront, observed cloudfront, read at cloudfront): the answer came this path's way, not entry public's") {
+		t.Errorf("probe --path www.allinpro.com/ through the NLB: exit %d\n%s", code, out)
+	}
+}
