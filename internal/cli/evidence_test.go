@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/cli"
 	"github.com/allinx/hopprobe/internal/demo"
+	"github.com/allinx/hopprobe/internal/testkit"
 )
 
 // history reads /api/v1/paths/{id}.
@@ -121,5 +124,47 @@ func TestChainAttestationFollowsTheEdge(t *testing.T) {
 	if code != cli.ExitOK || !strings.Contains(out, "chain: alternative (expected cloudfront>apisix, observed cloudfront, read at cloudfront): the answer came the way of entry awf-spa-nlb (cloudfront), not this path's") ||
 		!strings.Contains(out, "chain: matched (expected cloudfront, observed cloudfront, read at cloudfront): the answer came this path's way, not entry public's") {
 		t.Errorf("probe --path www.allinpro.com/ through the NLB: exit %d\n%s", code, out)
+	}
+}
+
+// The hop health page on the demo, in headless Chromium: each hop has a
+// sparkline of its recent latencies, a route path its chain badge, and a
+// click on a hop opens its evidence and previous walks.
+func TestHopHealthPageShowsEvidence(t *testing.T) {
+	cfgPath, _ := startDemo(t)
+	listen := serveFast(t, cfgPath, io.Discard)
+	ctx := testkit.Headless(t, "the hop health page's evidence")
+	// Two walks at least, so that a sparkline has a line.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && len(history(t, listen, "api.allinpro.com/*").Walks) < 3; time.Sleep(200 * time.Millisecond) {
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Navigate("http://"+listen+"/")); err != nil {
+		t.Fatal(err)
+	}
+	cf := `tr[data-path="api.allinpro.com/*"] div.hop[data-hop="cloudfront"]`
+	if _, err := chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS(cf+` svg.spark polyline`))); err != nil {
+		t.Fatalf("no sparkline on the cloudfront hop: %v", err)
+	}
+	points, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('`+cf+` svg.spark polyline').getAttribute('points')`))
+	if err != nil || len(strings.Fields(points)) < 2 {
+		t.Errorf("the sparkline has points %q (%v), want one per kept walk", points, err)
+	}
+	badge, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('tr[data-path="api.allinpro.com/*"] .chain').textContent`))
+	if err != nil || badge != "chain matched" {
+		t.Errorf("chain badge %q (%v)", badge, err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Click(chromedp.CSS(cf))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.WaitVisible(chromedp.CSS(`#panel.open table.evidence`))); err != nil {
+		t.Fatalf("clicking the hop opened no evidence: %v", err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('panel').innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cloudfront on api.allinpro.com/*", "header.via", "(CloudFront)", "cert.sha256", "trace_id", "previous walks", "chain matched"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the evidence panel lacks %q:\n%s", want, text)
+		}
 	}
 }
