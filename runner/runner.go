@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/live"
@@ -32,6 +34,8 @@ type Options struct {
 	// Drift is nil when no live side is configured.
 	Drift DriftCheck
 	Log   *slog.Logger
+	// Tracer, when set, traces every walk (--otlp-endpoint).
+	Tracer trace.Tracer
 }
 
 // Runner holds the running prober. Its event methods (Reload,
@@ -67,6 +71,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		// One walker for every generation of the topology: its
 		// concurrency cap and shared-hop cache outlive reloads.
 		walker: scheduler.NewWalker(cfg.Defaults.Concurrency)}
+	r.walker.SetTracer(opts.Tracer)
 	paths, err := r.expand(cfg, nil)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -55,6 +60,7 @@ func (r *PathResult) Failed(i int) bool {
 // fairly: one target (an address, a data store) holds at most a share of
 // the slots, so that a blackholed peer cannot starve unrelated paths.
 type Walker struct {
+	tr      atomic.Pointer[tracerRef]
 	mu      sync.Mutex
 	sem     chan struct{}
 	perPeer int
@@ -118,6 +124,17 @@ func (w *Walker) slots(peer string) (global, own chan struct{}, done func()) {
 // hop. Shared hops probed within the path's interval are reused.
 func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 	res := PathResult{Path: p, Hops: make([]HopResult, len(p.Hops)), Start: time.Now()}
+	ctx, walk := w.tracer().Start(ctx, "walk "+p.ID, trace.WithTimestamp(res.Start), trace.WithAttributes(
+		attribute.String("hopprobe.path", p.ID), attribute.String("hopprobe.path_kind", p.Kind), attribute.String("hopprobe.vantage", p.Vantage),
+		attribute.String("hopprobe.namespace", p.Namespace), attribute.String("hopprobe.service", p.Service)))
+	defer func() {
+		walk.SetAttributes(attribute.Bool("hopprobe.success", res.Success))
+		if res.FirstFailing >= 0 {
+			walk.SetAttributes(attribute.String("hopprobe.first_failing_hop", p.Hops[res.FirstFailing].Name))
+			walk.SetStatus(codes.Error, "first failing hop: "+p.Hops[res.FirstFailing].Name)
+		}
+		walk.End(trace.WithTimestamp(res.Start.Add(res.Duration)))
+	}()
 	var wg sync.WaitGroup
 	for i := range p.Hops {
 		h := &p.Hops[i]
@@ -126,13 +143,17 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 			continue
 		}
 		wg.Go(func() {
+			// The hop's span is the parent its probe request names in
+			// its traceparent.
+			hctx, span := w.tracer().Start(ctx, "hop "+h.Name, trace.WithSpanKind(trace.SpanKindClient))
 			// Reuse is bounded a little below the interval so that each
 			// tick of the path probes afresh.
-			r, shared := w.cache.do(ctx, h.Target.Key(h.Kind), p.Interval*9/10, func() HopResult {
-				return w.probe(ctx, h, p.Interval)
+			r, shared := w.cache.do(hctx, h.Target.Key(h.Kind), p.Interval*9/10, func() HopResult {
+				return w.probe(hctx, h, p.Interval)
 			})
 			r.Shared = shared
 			res.Hops[i] = r
+			endHopSpan(span, h, r)
 		})
 	}
 	wg.Wait()
@@ -140,6 +161,69 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 	res.FirstFailing = firstFailing(&res)
 	res.Success = res.FirstFailing < 0
 	return res
+}
+
+// SetTracer makes the walker trace each walk (nil: no traces; probe
+// requests still carry fresh trace ids).
+func (w *Walker) SetTracer(t trace.Tracer) {
+	if t == nil {
+		w.tr.Store(nil)
+		return
+	}
+	w.tr.Store(&tracerRef{t})
+}
+
+type tracerRef struct{ t trace.Tracer }
+
+func (w *Walker) tracer() trace.Tracer {
+	if r := w.tr.Load(); r != nil {
+		return r.t
+	}
+	return noopTracer
+}
+
+var noopTracer = noop.NewTracerProvider().Tracer("")
+
+// endHopSpan records a hop's outcome and evidence on its span, and its
+// phases as spans under it, laid end to end from the probe's start.
+func endHopSpan(span trace.Span, h *targets.Hop, r HopResult) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	verdict := "ok"
+	switch {
+	case r.Skipped:
+		verdict = "skipped"
+	case r.NotProbed:
+		verdict = "not_probed"
+	case !r.Success:
+		verdict = "failed"
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("hopprobe.hop", h.Name), attribute.String("hopprobe.kind", string(h.Kind)),
+		attribute.String("hopprobe.component", h.Node), attribute.String("hopprobe.target", h.Describe()),
+		attribute.String("hopprobe.verdict", verdict), attribute.Bool("hopprobe.shared", r.Shared),
+	}
+	// Details are scrubbed of secrets and bounded by probes.Run.
+	for k, v := range r.Details {
+		attrs = append(attrs, attribute.String("hopprobe.evidence."+k, v))
+	}
+	span.SetAttributes(attrs...)
+	if verdict == "failed" {
+		span.SetStatus(codes.Error, r.Error)
+	}
+	start := r.Start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	at := start
+	for _, ph := range r.Phases {
+		_, ps := span.TracerProvider().Tracer("").Start(trace.ContextWithSpan(context.Background(), span), ph.Name, trace.WithTimestamp(at))
+		at = at.Add(ph.Duration)
+		ps.End(trace.WithTimestamp(at))
+	}
+	span.End(trace.WithTimestamp(start.Add(r.Duration)))
 }
 
 // probe runs one hop once a slot of its peer and a global slot are

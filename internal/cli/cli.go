@@ -313,6 +313,7 @@ func serveCmd(g *globals, code *int) *cobra.Command {
 	var reloadEvery, driftEvery, settle time.Duration
 	var stalls int
 	var discover bool
+	var otlp string
 	var lo liveOpts
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -337,7 +338,7 @@ not load is logged and the running topology stays.`,
 				return nil
 			}
 			lo.every, lo.discover, lo.settle = driftEvery, discover, settle
-			*code = serve(cmd.Context(), cfg, g.vantage, listen, reloadEvery, stalls, lo, cmd.ErrOrStderr())
+			*code = serve(cmd.Context(), cfg, g.vantage, listen, reloadEvery, stalls, lo, otlp, cmd.ErrOrStderr())
 			return nil
 		},
 	}
@@ -349,6 +350,7 @@ not load is logged and the running topology stays.`,
 	addAPISIXFlags(f, &lo.apisixFile, &lo.adminURL)
 	f.DurationVar(&driftEvery, "drift-every", 5*time.Minute, "how often to compare with --kube/--cluster and --apisix/--admin-url")
 	f.BoolVar(&discover, "discover", false, "follow the live cluster (needs --cluster): NodePort hops on every Ready node, a hop per pod behind each Service")
+	f.StringVar(&otlp, "otlp-endpoint", "", "export every walk as an OpenTelemetry trace to this OTLP/HTTP receiver, e.g. http://otel-collector:4318 (the walk a root span, each hop and phase a child span with its evidence)")
 	f.DurationVar(&settle, "discover-settle", 10*time.Second, "gather cluster changes this long before the paths change (at most one change per period)")
 	return cmd
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"github.com/allinx/hopprobe/live"
 	"github.com/allinx/hopprobe/runner"
 	"github.com/allinx/hopprobe/targets"
+	"github.com/allinx/hopprobe/tracing"
 )
 
 // serve walks every path until ctx ends or SIGTERM, and reloads the
@@ -30,10 +32,29 @@ import (
 // update swaps the file under the pod). A topology that does not load is
 // logged with its file:line reasons and the running one is kept. With
 // discovery the paths also follow the cluster (nodes, node ports, pods).
-func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, stalls int, lopts liveOpts, stderr io.Writer) int {
+func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, stalls int, lopts liveOpts, otlp string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	slog.SetDefault(log)
 	opts := runner.Options{Vantage: vantageFlag, Log: log}
+	if otlp != "" {
+		vantage := cmp.Or(vantageFlag, cfg.Vantage)
+		tp, err := tracing.Start(otlp, version(), vantage)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return ExitBadArgs
+		}
+		defer func() {
+			// Send what is queued; a receiver that is gone costs at most
+			// this long at shutdown.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("sending the last traces failed", "error", err)
+			}
+		}()
+		opts.Tracer = tp.Tracer()
+		log.Info("tracing walks", "otlp_endpoint", otlp)
+	}
 	if lopts.enabled() {
 		opts.Drift = lopts.check
 	}
