@@ -32,23 +32,25 @@ func TestAttest(t *testing.T) {
 	straight := answer(append(viaCF, "Server", "morph-awf-spa")...)
 	albError := answer(append(viaCF, "Server", "awselb/2.0")...)
 	for _, c := range []struct {
-		name    string
-		cs      []chain.Component
-		alts    []chain.Alternative
-		answer  func(string) string
-		verdict string
-		detail  string
+		name     string
+		cs       []chain.Component
+		expected []string
+		alts     []chain.Alternative
+		answer   func(string) string
+		verdict  string
+		detail   string
 	}{
-		{"documented way", public, nil, throughAPISIX, chain.Matched, ""},
-		{"gateway bypassed", public, nil, straight, chain.Mismatch, "cloudfront answered without passing apisix"},
-		{"the ALB's own error", public, nil, albError, chain.Mismatch, "cloudfront answered without passing apisix; alb-public answered itself"},
-		{"CloudFront used the NLB origin", public, []chain.Alternative{{Entry: "awf-spa-nlb", Components: nlb}}, straight, chain.Alternate, "the answer came the way of entry awf-spa-nlb (cloudfront), not this path's"},
-		{"the NLB path, answered through APISIX", nlb, []chain.Alternative{{Entry: "public", Components: public}}, throughAPISIX, chain.Alternate, "the answer came the way of entry public (cloudfront>apisix), not this path's"},
-		{"the NLB path, answered through the NLB", nlb, []chain.Alternative{{Entry: "public", Components: public}}, straight, chain.Matched, "the answer came this path's way, not entry public's"},
-		{"no CloudFront marks", public, nil, answer("Server", "APISIX/3.9.0"), chain.Mismatch, "apisix answered without passing cloudfront"},
-		{"custom fingerprint", []chain.Component{{Name: "edge", Fingerprints: []chain.Fingerprint{{Header: "X-Edge", Contains: "pop"}}}}, nil, answer("x-edge", "POP-1"), chain.Matched, ""},
+		{"documented way", public, nil, nil, throughAPISIX, chain.Matched, ""},
+		{"gateway bypassed", public, nil, nil, straight, chain.Mismatch, "cloudfront answered without passing apisix"},
+		{"the ALB's own error", public, nil, nil, albError, chain.Mismatch, "cloudfront answered without passing apisix; alb-public answered itself"},
+		{"CloudFront used the NLB origin", public, nil, []chain.Alternative{{Entry: "awf-spa-nlb", Components: nlb}}, straight, chain.Alternate, "the answer came the way of entry awf-spa-nlb (cloudfront), not this path's"},
+		{"the NLB path, answered through APISIX", nlb, nil, []chain.Alternative{{Entry: "public", Components: public}}, throughAPISIX, chain.Alternate, "the answer came the way of entry public (cloudfront>apisix), not this path's"},
+		{"the NLB path, answered through the NLB", nlb, nil, []chain.Alternative{{Entry: "public", Components: public}}, straight, chain.Matched, "the answer came this path's way, not entry public's"},
+		{"no CloudFront marks", public, nil, nil, answer("Server", "APISIX/3.9.0"), chain.Mismatch, "apisix answered without passing cloudfront"},
+		{"an explicit chain", public, []string{"cloudfront"}, nil, straight, chain.Matched, ""},
+		{"custom fingerprint", []chain.Component{{Name: "edge", Fingerprints: []chain.Fingerprint{{Header: "X-Edge", Contains: "pop"}}}}, nil, nil, answer("x-edge", "POP-1"), chain.Matched, ""},
 	} {
-		r := chain.Attest(c.cs, c.alts, c.answer)
+		r := chain.Attest(c.cs, c.expected, c.alts, c.answer)
 		if r.Verdict != c.verdict || r.Detail != c.detail {
 			t.Errorf("%s: %s %q (observed %v), want %s %q", c.name, r.Verdict, r.Detail, r.Observed, c.verdict, c.detail)
 		}

@@ -116,6 +116,10 @@ type RouteProbe struct {
 	Interval time.Duration `yaml:"interval"`
 	Timeout  time.Duration `yaml:"timeout"`
 	Expect   Expect        `yaml:"expect"`
+	// Chain names the entry hops whose marks an answer must show, when
+	// the one derived from the entry's components is not right (e.g. an
+	// APISIX that hides its Server header and has no fingerprint).
+	Chain []string `yaml:"chain"`
 }
 
 // Expect is what a healthy HTTP or WebSocket hop answers.

@@ -66,6 +66,10 @@ func TestParseRejectsBadTopologyWithFileAndLine(t *testing.T) {
 		{"buckets without the objective", "entries:\n", "metrics:\n  duration_buckets: [0.1, 1]\nentries:\n", `t.yaml:2: duration_buckets must include 0.5, the latency objective's bound that the shipped rules read (le="0.5")`},
 		{"buckets out of order", "entries:\n", "metrics:\n  duration_buckets: [0.5, 0.1]\nentries:\n", "t.yaml:2: bucket bounds must be ascending: 0.1 follows 0.5"},
 		{"negative bucket", "entries:\n", "metrics:\n  duration_buckets: [-1, 0.5]\nentries:\n", "t.yaml:2: a bucket bound must be a positive number of seconds, got -1"},
+		{"chain names no hop", "    path: /*\n", "    path: /*\n    probe: {chain: [edge, apisix]}\n", `t.yaml:9: chain names "apisix", which is not a hop of entry "public"`},
+		{"unknown component", "        address: 127.0.0.1:8443\n", "        address: 127.0.0.1:8443\n        component: varnish\n", `t.yaml:6: component "varnish" has no built-in fingerprints; use one of cloudfront, alb, nlb, apisix, nginx, or give fingerprints`},
+		{"bad fingerprint header", "        address: 127.0.0.1:8443\n", "        address: 127.0.0.1:8443\n        fingerprints: [{header: \"X Edge\"}]\n", `t.yaml:6: fingerprint header "X Edge" is not an HTTP header name`},
+		{"history out of range", "entries:\n", "defaults: {history: 5000}\nentries:\n", "t.yaml:1: history must be between 1 and 1000 walks, got 5000"},
 		{"unknown phases", "entries:\n", "metrics: {phases: some}\nentries:\n", `t.yaml:1: phases must be edge, all or none, got "some"`},
 	}
 	for _, c := range cases {

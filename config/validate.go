@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -426,6 +427,13 @@ func (v *validator) validateRoutes() {
 					v.errorf(append(at, "path"), "route %s%s via %s is already defined at line %d", h, r.Path, e, v.line(loc("routes", prev)))
 				}
 				seen[k] = i
+			}
+		}
+		for j, name := range r.Probe.Chain {
+			for _, e := range v.cfg.routeEntries(r) {
+				if en := v.cfg.FindEntry(e); en != nil && !slices.ContainsFunc(en.Hops, func(h EntryHop) bool { return h.Name == name }) {
+					v.errorf(append(at, "probe", "chain", j), "chain names %q, which is not a hop of entry %q", name, e)
+				}
 			}
 		}
 		if r.Probe.Path != "" && !strings.HasPrefix(r.Probe.Path, "/") {

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,9 @@ type HopStatus struct {
 	CertExpiry *time.Time         `json:"cert_expiry,omitempty"`
 	Shared     bool               `json:"shared,omitempty"`
 	FirstFail  bool               `json:"first_failing,omitempty"`
+	// Components are the components whose marks this hop's answer
+	// carried (entry hops that send the route's request).
+	Components []string `json:"components,omitempty"`
 	// Recent are the hop's latencies over the kept walks, oldest first,
 	// -1 where it did not answer (served by /api/v1/paths only).
 	Recent []float64 `json:"recent_ms,omitempty"`
@@ -115,6 +119,13 @@ func StatusOf(r scheduler.PathResult) PathStatus {
 		}
 	}
 	ps.Chain = attest(r)
+	for i, h := range r.Path.Hops {
+		if hr := r.Hops[i]; h.Layer > 0 && hr.Details["status"] != "" {
+			ps.Hops[i].Components = chain.Observe(chain.Union(r.Path.Entry[h.Layer-1:], r.Path.Alternatives), func(name string) string {
+				return hr.Details["header."+strings.ToLower(name)]
+			})
+		}
+	}
 	return ps
 }
 
@@ -133,10 +144,20 @@ func attest(r scheduler.PathResult) *chain.Result {
 			continue
 		}
 		var alts []chain.Alternative
+		var expected []string
 		if h.Layer == 1 {
 			alts = p.Alternatives
 		}
-		res := chain.Attest(p.Entry[h.Layer-1:], alts, func(name string) string {
+		if p.ExpectChain != nil {
+			// The route's own chain, less the layers before this one.
+			expected = []string{}
+			for _, c := range p.Entry[h.Layer-1:] {
+				if slices.Contains(p.ExpectChain, c.Name) {
+					expected = append(expected, c.Name)
+				}
+			}
+		}
+		res := chain.Attest(p.Entry[h.Layer-1:], expected, alts, func(name string) string {
 			return hr.Details["header."+strings.ToLower(name)]
 		})
 		res.Hop = h.Name

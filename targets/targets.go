@@ -108,6 +108,9 @@ type Path struct {
 	// Alternatives are the route's other entries that begin at the same
 	// component (CloudFront with two documented origins).
 	Alternatives []chain.Alternative
+	// ExpectChain, when set, is the chain the answer must show (the
+	// route's probe.chain) instead of the one Entry implies.
+	ExpectChain []string
 
 	// budget is the topology's max_response_bytes, handed to every hop
 	// that has no budget of its own.
@@ -190,6 +193,7 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	p.add(dnsHop)
 
 	e := cfg.FindEntry(entry)
+	p.ExpectChain = r.Probe.Chain
 	for k := range e.Hops {
 		p.Entry = append(p.Entry, e.Hops[k].ChainComponent())
 	}

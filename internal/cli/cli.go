@@ -459,6 +459,9 @@ func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 				continue
 			}
 			fmt.Fprintf(out, "  %s\n", h.Name)
+			if len(h.Components) > 0 {
+				fmt.Fprintf(out, "    components: %s\n", chain.String(h.Components))
+			}
 			for _, k := range slices.Sorted(maps.Keys(h.Details)) {
 				fmt.Fprintf(out, "    %s: %s\n", k, oneLine(h.Details[k]))
 			}

@@ -1,0 +1,135 @@
+package exporter_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/internal/testkit"
+	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/targets"
+)
+
+// walkWith is a walk of p whose hops all answered with the given
+// details.
+func walkWith(p *targets.Path, at time.Time, details func(i int) map[string]string) scheduler.PathResult {
+	r := scheduler.PathResult{Path: p, Success: true, FirstFailing: -1, Start: at, Hops: make([]scheduler.HopResult, len(p.Hops))}
+	for i := range r.Hops {
+		r.Hops[i] = scheduler.HopResult{Result: probes.Result{Success: true, Start: at, Duration: time.Millisecond}}
+		r.Hops[i].Details = details(i)
+	}
+	return r
+}
+
+// What changed between two walks becomes an event with its time and
+// both values, counted per hop and kind; a hop that failed without the
+// detail changed nothing; the history keeps the last walks only.
+func TestEvidenceChangesAreEventsAndCounted(t *testing.T) {
+	p := &targets.Path{ID: "api.example.test/*", Vantage: "cluster", Hops: []targets.Hop{
+		{Name: "dns", Kind: probes.KindDNS}, {Name: "cloudfront", Kind: probes.KindHTTP}, {Name: "cache", Kind: probes.KindRedis}}}
+	e := exporter.New([]*targets.Path{p})
+	e.SetHistory(3)
+	values := []struct{ addrs, pop, cert, role string }{
+		{"10.0.0.1", "SIN2-P1", "aa", "master"},
+		{"10.0.0.1", "SIN2-P1", "aa", "master"},
+		{"10.0.0.1,10.0.0.2", "SIN52-C1", "bb", "slave"},
+		{"", "SIN52-C1", "bb", "slave"}, // the DNS hop failed: no answer to compare
+		{"10.0.0.1,10.0.0.2", "SIN52-C1", "bb", "slave"},
+	}
+	start := time.Unix(1_800_000_000, 0)
+	for k, v := range values {
+		e.Observe(walkWith(p, start.Add(time.Duration(k)*time.Minute), func(i int) map[string]string {
+			return []map[string]string{{"addresses": v.addrs}, {"header.x-amz-cf-pop": v.pop, "cert.sha256": v.cert, "status": "200"}, {"role": v.role}}[i]
+		}))
+	}
+	h, ok := e.History(p.ID)
+	if !ok || len(h.Walks) != 3 || h.Keep != 3 {
+		t.Fatalf("history: %v, %d walks, keep %d", ok, len(h.Walks), h.Keep)
+	}
+	if !h.Walks[0].LastWalk.Equal(start.Add(4 * time.Minute)) {
+		t.Errorf("the newest walk is not first: %v", h.Walks[0].LastWalk)
+	}
+	got := map[string]string{}
+	for _, ev := range h.Events {
+		got[ev.Hop+" "+ev.Change] = fmt.Sprintf("%s→%s@%d", ev.From, ev.To, ev.Time.Sub(start)/time.Minute)
+	}
+	want := map[string]string{
+		"dns dns_answer":         "10.0.0.1→10.0.0.1,10.0.0.2@2",
+		"cloudfront pop":         "SIN2-P1→SIN52-C1@2",
+		"cloudfront certificate": "aa→bb@2",
+		"cache role":             "master→slave@2",
+	}
+	if len(got) != len(want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("event %s: %q, want %q", k, got[k], w)
+		}
+	}
+	body := scrape(t, e)
+	for _, line := range []string{
+		`hopprobe_hop_evidence_changes_total{change="certificate",hop="cloudfront",path="api.example.test/*",vantage="cluster"} 1`,
+		`hopprobe_hop_evidence_changes_total{change="dns_answer",hop="dns",path="api.example.test/*",vantage="cluster"} 1`,
+	} {
+		if !strings.Contains(body, line) {
+			t.Errorf("the scrape lacks %s", line)
+		}
+	}
+}
+
+// The history's memory on the shipped topology, with evidence as large
+// as a route hop's (headers, certificate, trace id): measured, and held
+// under a bound so that a change that bloats it fails here.
+func TestHistoryMemoryIsBounded(t *testing.T) {
+	paths, err := targets.Expand(testkit.Allinx(t), config.VantageCluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	details := func(i int) map[string]string {
+		return map[string]string{"status": "200", "remote": "10.0.12.34:443", "trace_id": fmt.Sprintf("%032x", i),
+			"header.server": "APISIX/3.9.0", "header.via": "1.1 3f1a2b.cloudfront.net (CloudFront)", "header.x-amz-cf-pop": "SIN2-P1",
+			"header.x-amz-cf-id": "q2mX8Gk0bLwVJ7X8Y5pQ9mXb0vA6k3X2sRrT1w==", "header.x-cache": "Miss from cloudfront",
+			"cert.subject": "CN=*.allinpro.com", "cert.issuer": "CN=Amazon RSA 2048 M02,O=Amazon,C=US", "cert.sans": "*.allinpro.com,allinpro.com",
+			"cert.not_after": "2027-06-01T23:59:59Z", "cert.sha256": fmt.Sprintf("%064x", 7), "tls_version": "TLS 1.3"}
+	}
+	e := exporter.New(paths)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for k := range config.DefaultHistory {
+		for _, p := range paths {
+			e.Observe(walkWith(p, time.Now().Add(time.Duration(k)*time.Second), details))
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perPath := float64(after.HeapAlloc-before.HeapAlloc) / float64(len(paths))
+	t.Logf("%d paths × %d walks: %.0f KiB heap in all, %.1f KiB per path", len(paths), config.DefaultHistory, float64(after.HeapAlloc-before.HeapAlloc)/1024, perPath/1024)
+	if perPath > 256<<10 {
+		t.Errorf("the history holds %.0f KiB per path, want under 256 KiB", perPath/1024)
+	}
+	runtime.KeepAlive(e)
+}
+
+// scrape reads /metrics as text.
+func scrape(t *testing.T, e *exporter.Exporter) string {
+	t.Helper()
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
