@@ -48,6 +48,17 @@ func exposedMetrics(t *testing.T) map[string]bool {
 		}
 		e.Observe(r)
 	}
+	// An evidence change (a new DNS answer set), which only a second
+	// walk can show.
+	for _, answer := range []string{"10.0.0.1", "10.0.0.2"} {
+		p := paths[1]
+		r := scheduler.PathResult{Path: p, Hops: make([]scheduler.HopResult, len(p.Hops)), Success: true, FirstFailing: -1, Start: time.Now()}
+		for i := range r.Hops {
+			r.Hops[i].Success = true
+			r.Hops[i].Details = map[string]string{"addresses": answer}
+		}
+		e.Observe(r)
+	}
 	// A drift check, as `probe serve --kube/--cluster` makes.
 	e.SetDrift([]targets.DriftItem{{Kind: targets.DriftMissingLive, Subject: "landry/x"}}, 1, 0, nil)
 	// Discovery, as `probe serve --discover` runs it.

@@ -253,6 +253,21 @@ func hopHealth() *dashboard.DashboardBuilder {
 			WithTransformation(hide("Time")).
 			Unit("percentunit").Thresholds(steps("red", 0.5, "orange", 0.99, "green")).ColorScheme(byThresholds()).
 			CellOptions(colouredCells())).
+		WithPanel(table.NewPanelBuilder().Title("Chain: which components answered (security)").Span(12).Height(8).
+			Description("Route paths whose last accepted answer did not show their documented chain of components: mismatch (e.g. CloudFront answered without passing APISIX: the gateway's plugins did not run) or alternative (another documented way in answered, such as www's NLB origin). Empty when every chain matched.").
+			Datasource(datasource).
+			WithTarget(instant("A", `max by (path, vantage, expected, observed, verdict) (hopprobe_path_chain_info{`+vantage+`,verdict!="matched"})`, "", prometheus.PromQueryFormatTable)).
+			WithTransformation(hide("Time", "Value")).
+			OverrideByName("verdict", []dashboard.DynamicConfigValue{
+				{Id: "custom.cellOptions", Value: map[string]any{"type": "color-background"}},
+				{Id: "mappings", Value: valueText("mismatch", "mismatch/red", "alternative", "alternative/blue", "unknown", "unknown/gray")},
+			})).
+		WithPanel(table.NewPanelBuilder().Title("Evidence changes in the range").Span(12).Height(8).
+			Description("What a hop showed changed between two walks: a new certificate, DNS answer set, leader or role, CloudFront POP, or chain. /api/v1/paths/{id} on the prober lists each change with its time and values.").
+			Datasource(datasource).
+			WithTarget(instant("A", `sum by (path, hop, change) (increase(hopprobe_hop_evidence_changes_total{`+vantage+`}[$__range])) > 0`, "", prometheus.PromQueryFormatTable)).
+			WithTransformation(hide("Time")).
+			Decimals(0)).
 		WithPanel(stat.NewPanelBuilder().Orientation(common.VizOrientationAuto).Title("NodePorts answering where they must not (security)").Span(8).Height(5).
 			Description("NodePort hops documented as internal that answered from this vantage.").
 			Datasource(datasource).
