@@ -4,6 +4,8 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOTESTSUM   ?= gotest.tools/gotestsum@v1.13.0
 DEMO_LISTEN ?= 127.0.0.1:9115
+# DEMO_EDGE: how the demo's CloudFront sends requests on: documented, bypass or nlb.
+DEMO_EDGE   ?= documented
 
 .PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz dashboards
 
@@ -53,7 +55,7 @@ dashboards:
 demo:
 	@echo "make demo: building bin/demo (a first build with a cold cache compiles about 900 packages and takes several minutes on 2 cores; later builds take seconds)"
 	@$(GO) build -o bin/demo ./cmd/demo
-	bin/demo --config config/demo.yaml --listen $(DEMO_LISTEN)
+	bin/demo --config config/demo.yaml --listen $(DEMO_LISTEN) --edge $(DEMO_EDGE)
 
 ## fuzz: run each fuzz target for FUZZTIME (seeds in */testdata/fuzz run in every `make test`)
 FUZZTIME ?= 30s

@@ -69,6 +69,7 @@ func TestParseRejectsBadTopologyWithFileAndLine(t *testing.T) {
 		{"chain names no hop", "    path: /*\n", "    path: /*\n    probe: {chain: [edge, apisix]}\n", `t.yaml:9: chain names "apisix", which is not a hop of entry "public"`},
 		{"unknown component", "        address: 127.0.0.1:8443\n", "        address: 127.0.0.1:8443\n        component: varnish\n", `t.yaml:6: component "varnish" has no built-in fingerprints; use one of cloudfront, alb, nlb, apisix, nginx, or give fingerprints`},
 		{"bad fingerprint header", "        address: 127.0.0.1:8443\n", "        address: 127.0.0.1:8443\n        fingerprints: [{header: \"X Edge\"}]\n", `t.yaml:6: fingerprint header "X Edge" is not an HTTP header name`},
+		{"credential fingerprint header", "        address: 127.0.0.1:8443\n", "        address: 127.0.0.1:8443\n        fingerprints: [{header: Set-Cookie, contains: edge}]\n", `t.yaml:6: fingerprint header "Set-Cookie" can carry credentials, which would be kept as evidence; pick a header that identifies the component`},
 		{"history out of range", "entries:\n", "defaults: {history: 5000}\nentries:\n", "t.yaml:1: history must be between 1 and 1000 walks, got 5000"},
 		{"unknown phases", "entries:\n", "metrics: {phases: some}\nentries:\n", `t.yaml:1: phases must be edge, all or none, got "some"`},
 	}

@@ -228,6 +228,10 @@ func (v *validator) validateEntries() {
 // maxFingerprints bounds the marks an entry hop may list.
 const maxFingerprints = 8
 
+// credentialHeaders may carry a session or a secret.
+var credentialHeaders = map[string]bool{"set-cookie": true, "cookie": true, "authorization": true, "proxy-authorization": true,
+	"www-authenticate": true, "proxy-authenticate": true, "x-api-key": true, "x-amz-security-token": true}
+
 var headerNameRe = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]+$`)
 
 func (v *validator) checkComponent(at []any, h EntryHop) {
@@ -242,8 +246,13 @@ func (v *validator) checkComponent(at []any, h EntryHop) {
 		v.errorf(append(at, "fingerprints"), "at most %d fingerprints per hop, not %d", maxFingerprints, len(h.Fingerprints))
 	}
 	for k, f := range h.Fingerprints {
-		if !headerNameRe.MatchString(f.Header) {
+		switch {
+		case !headerNameRe.MatchString(f.Header):
 			v.errorf(append(at, "fingerprints", k, "header"), "fingerprint header %q is not an HTTP header name", f.Header)
+		case credentialHeaders[strings.ToLower(f.Header)]:
+			// The header a fingerprint reads is kept as evidence, served
+			// by /api/v1/paths and exported in traces.
+			v.errorf(append(at, "fingerprints", k, "header"), "fingerprint header %q can carry credentials, which would be kept as evidence; pick a header that identifies the component", f.Header)
 		}
 	}
 }
