@@ -151,8 +151,7 @@ const (
 	Matched     = "matched"
 	Alternate   = "alternative" // a documented alternative answered, not this path's way
 	Mismatch    = "mismatch"
-	Unknown     = "unknown" // nothing answered to attest
-	Unattested  = ""        // the path has no entry to attest
+	Unknown     = "unknown" // nothing answered, or only with an error
 	chainJoiner = ">"
 )
 
