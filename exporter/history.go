@@ -1,10 +1,12 @@
 package exporter
 
 import (
+	"slices"
 	"time"
 
 	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/probes"
 )
 
 // DefaultHistory is how many walks of each path are kept until the
@@ -31,7 +33,7 @@ var changeKinds = []struct{ change, detail string }{
 	{"leader", "leader"},
 	{"leader", "controller"},
 	{"role", "role"},
-	{"pop", "header.x-amz-cf-pop"},
+	{"pop", probes.HeaderDetail("X-Amz-Cf-Pop")},
 }
 
 // Change kinds, for the counter's label.
@@ -80,16 +82,9 @@ type hopRecord struct {
 }
 
 // volatileKeys are evidence that differs on every request.
-var volatileKeys = [...]string{"trace_id", "header.x-amz-cf-id", "header.x-request-id"}
+var volatileKeys = [...]string{probes.TraceIDDetail, probes.HeaderDetail("X-Amz-Cf-Id"), probes.HeaderDetail("X-Request-Id")}
 
-func isVolatile(k string) bool {
-	for _, v := range volatileKeys {
-		if k == v {
-			return true
-		}
-	}
-	return false
-}
+func isVolatile(k string) bool { return slices.Contains(volatileKeys[:], k) }
 
 // sameEvidence says whether two hops showed the same, volatile keys
 // apart.
@@ -150,6 +145,7 @@ func (h *pathHistory) record(st PathStatus, keep int) {
 				r.evidence = p.evidence
 			}
 			if r.err == p.err {
+				// The same text: keep one copy of it, not one per walk.
 				r.err = p.err
 			}
 		}

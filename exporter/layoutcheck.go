@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -95,21 +96,14 @@ func inside(a, b Box) bool {
 func onBorder(p [2]float64, b Box) bool {
 	const eps = 0.5
 	in := p[0] >= b.X-eps && p[0] <= b.X+b.W+eps && p[1] >= b.Y-eps && p[1] <= b.Y+b.H+eps
-	edge := abs(p[0]-b.X) < eps || abs(p[0]-b.X-b.W) < eps || abs(p[1]-b.Y) < eps || abs(p[1]-b.Y-b.H) < eps
+	edge := math.Abs(p[0]-b.X) < eps || math.Abs(p[0]-b.X-b.W) < eps || math.Abs(p[1]-b.Y) < eps || math.Abs(p[1]-b.Y-b.H) < eps
 	return in && edge
-}
-
-func abs(f float64) float64 {
-	if f < 0 {
-		return -f
-	}
-	return f
 }
 
 // segmentHits says whether the segment a–b (horizontal or vertical, as
 // the map draws them; any other is checked by its bounding box) meets the
 // box, border included.
 func segmentHits(a, b [2]float64, box Box) bool {
-	seg := Box{X: min(a[0], b[0]), Y: min(a[1], b[1]), W: abs(a[0] - b[0]), H: abs(a[1] - b[1])}
+	seg := Box{X: min(a[0], b[0]), Y: min(a[1], b[1]), W: math.Abs(a[0] - b[0]), H: math.Abs(a[1] - b[1])}
 	return seg.X <= box.X+box.W && box.X <= seg.X+seg.W && seg.Y <= box.Y+box.H && box.Y <= seg.Y+seg.H
 }

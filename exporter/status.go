@@ -2,21 +2,21 @@ package exporter
 
 import (
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/allinx/hopprobe/chain"
+	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
 
-// Hop verdicts.
+// Hop verdicts: a walk's (scheduler.HopResult.Verdict), and pending
+// before the first walk.
 const (
-	VerdictOK      = "ok"
-	VerdictFailed  = "failed"
-	VerdictSkipped = "skipped"
-	// VerdictNotProbed: no probe slot came free in time; unknown, not failed.
-	VerdictNotProbed = "not_probed"
+	VerdictOK        = scheduler.VerdictOK
+	VerdictFailed    = scheduler.VerdictFailed
+	VerdictSkipped   = scheduler.VerdictSkipped
+	VerdictNotProbed = scheduler.VerdictNotProbed
 	VerdictPending   = "pending"
 )
 
@@ -91,17 +91,9 @@ func StatusOf(r scheduler.PathResult) PathStatus {
 	for i, hr := range r.Hops {
 		hs := &ps.Hops[i]
 		hs.Error = hr.Error
-		switch {
-		case hr.Skipped:
-			hs.Verdict = VerdictSkipped
+		hs.Verdict = hr.Verdict()
+		if hr.Skipped || hr.NotProbed {
 			continue
-		case hr.NotProbed:
-			hs.Verdict = VerdictNotProbed
-			continue
-		case hr.Success:
-			hs.Verdict = VerdictOK
-		default:
-			hs.Verdict = VerdictFailed
 		}
 		hs.LatencyMS = ms(hr.Duration)
 		hs.Shared = hr.Shared
@@ -121,12 +113,15 @@ func StatusOf(r scheduler.PathResult) PathStatus {
 	ps.Chain = attest(r)
 	for i, h := range r.Path.Hops {
 		if hr := r.Hops[i]; h.Layer > 0 && hr.Details["status"] != "" {
-			ps.Hops[i].Components = chain.Observe(chain.Union(r.Path.Entry[h.Layer-1:], r.Path.Alternatives), func(name string) string {
-				return hr.Details["header."+strings.ToLower(name)]
-			})
+			ps.Hops[i].Components = chain.Observe(chain.Union(r.Path.Entry[h.Layer-1:], r.Path.Alternatives), answerHeader(hr.Details))
 		}
 	}
 	return ps
+}
+
+// answerHeader reads a response header back from a hop's evidence.
+func answerHeader(details map[string]string) func(string) string {
+	return func(name string) string { return details[probes.HeaderDetail(name)] }
 }
 
 // attest reads the chain from the first entry hop that sent the route's
@@ -157,9 +152,7 @@ func attest(r scheduler.PathResult) *chain.Result {
 				}
 			}
 		}
-		res := chain.Attest(p.Entry[h.Layer-1:], expected, alts, func(name string) string {
-			return hr.Details["header."+strings.ToLower(name)]
-		})
+		res := chain.Attest(p.Entry[h.Layer-1:], expected, alts, answerHeader(hr.Details))
 		res.Hop = h.Name
 		// An error page proves no bypass: when APISIX is down, the ALB's
 		// 502 carries no APISIX marks. Only an answer the hop accepted is

@@ -23,9 +23,15 @@ var EvidenceHeaders = []string{"Server", "Via", "X-Amz-Cf-Id", "X-Amz-Cf-Pop", "
 // maxEvidenceHeaders bounds the extra headers a topology may ask for.
 const maxEvidenceHeaders = 8
 
-// recordHeaders keeps the evidence headers of an answer, lower-cased
-// ("header.via"), several values joined with ", ". Probe's scrub bounds
-// each value.
+// TraceIDDetail is the detail key of the trace id a request carried.
+const TraceIDDetail = "trace_id"
+
+// HeaderDetail is the detail key under which a response header is kept
+// as evidence: "header.via" for Via.
+func HeaderDetail(name string) string { return "header." + strings.ToLower(name) }
+
+// recordHeaders keeps the evidence headers of an answer (HeaderDetail),
+// several values joined with ", ". Probe's scrub bounds each value.
 func recordHeaders(h http.Header, extra []string, rep *Report) {
 	names := EvidenceHeaders
 	if len(extra) > 0 {
@@ -33,7 +39,7 @@ func recordHeaders(h http.Header, extra []string, rep *Report) {
 	}
 	for _, n := range names {
 		if v := h.Values(n); len(v) > 0 {
-			rep.Detail("header."+strings.ToLower(n), strings.Join(v, ", "))
+			rep.Detail(HeaderDetail(n), strings.Join(v, ", "))
 		}
 	}
 }
@@ -81,5 +87,5 @@ func requestIDs(ctx context.Context, h http.Header, rep *Report) {
 	}
 	h.Set("Traceparent", "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-"+sc.TraceFlags().String())
 	h.Set("X-Request-Id", sc.TraceID().String())
-	rep.Detail("trace_id", sc.TraceID().String())
+	rep.Detail(TraceIDDetail, sc.TraceID().String())
 }

@@ -35,6 +35,28 @@ type HopResult struct {
 	NotProbed bool
 }
 
+// Hop verdicts, as the status, the metrics and the traces name them.
+const (
+	VerdictOK      = "ok"
+	VerdictFailed  = "failed"
+	VerdictSkipped = "skipped"
+	// VerdictNotProbed: no probe slot came free in time; unknown, not failed.
+	VerdictNotProbed = "not_probed"
+)
+
+// Verdict names the hop's outcome.
+func (h *HopResult) Verdict() string {
+	switch {
+	case h.Skipped:
+		return VerdictSkipped
+	case h.NotProbed:
+		return VerdictNotProbed
+	case h.Success:
+		return VerdictOK
+	}
+	return VerdictFailed
+}
+
 // PathResult is the outcome of one walk of a path.
 type PathResult struct {
 	Path *targets.Path
@@ -191,15 +213,7 @@ func endHopSpan(span trace.Span, h *targets.Hop, r HopResult) {
 		span.End()
 		return
 	}
-	verdict := "ok"
-	switch {
-	case r.Skipped:
-		verdict = "skipped"
-	case r.NotProbed:
-		verdict = "not_probed"
-	case !r.Success:
-		verdict = "failed"
-	}
+	verdict := r.Verdict()
 	attrs := []attribute.KeyValue{
 		attribute.String("hopprobe.hop", h.Name), attribute.String("hopprobe.kind", string(h.Kind)),
 		attribute.String("hopprobe.component", h.Node), attribute.String("hopprobe.target", h.Describe()),
@@ -210,7 +224,7 @@ func endHopSpan(span trace.Span, h *targets.Hop, r HopResult) {
 		attrs = append(attrs, attribute.String("hopprobe.evidence."+k, v))
 	}
 	span.SetAttributes(attrs...)
-	if verdict == "failed" {
+	if verdict == VerdictFailed {
 		span.SetStatus(codes.Error, r.Error)
 	}
 	start := r.Start
@@ -218,8 +232,9 @@ func endHopSpan(span trace.Span, h *targets.Hop, r HopResult) {
 		start = time.Now()
 	}
 	at := start
+	tracer, parent := span.TracerProvider().Tracer(""), trace.ContextWithSpan(context.Background(), span)
 	for _, ph := range r.Phases {
-		_, ps := span.TracerProvider().Tracer("").Start(trace.ContextWithSpan(context.Background(), span), ph.Name, trace.WithTimestamp(at))
+		_, ps := tracer.Start(parent, ph.Name, trace.WithTimestamp(at))
 		at = at.Add(ph.Duration)
 		ps.End(trace.WithTimestamp(at))
 	}
