@@ -63,7 +63,8 @@ func exposedMetrics(t *testing.T) map[string]bool {
 	e.SetDrift([]targets.DriftItem{{Kind: targets.DriftMissingLive, Subject: "landry/x"}}, 1, 0, nil)
 	// Discovery, as `probe serve --discover` runs it.
 	e.EnableDiscovery()
-	e.SetDiscovery(3, 5, 1, 0, true)
+	e.SetDiscovery(3, 1, 5, 1, 0, true)
+	e.SetDiscoverySynced(true)
 	mfs, err := e.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)

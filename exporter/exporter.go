@@ -338,33 +338,45 @@ var driftKinds = []string{targets.DriftMissingLive, targets.DriftUndocumented, t
 type discoveryMetrics struct {
 	synced    prometheus.Gauge
 	nodes     prometheus.Gauge
+	cordoned  prometheus.Gauge
 	endpoints *prometheus.GaugeVec
 	changes   prometheus.Counter
 }
 
 // EnableDiscovery registers the discovery metrics; synced stays 0 until
-// the first SetDiscovery.
+// discovery says it has listed the cluster (SetDiscoverySynced).
 func (e *Exporter) EnableDiscovery() {
 	d := &discoveryMetrics{
 		synced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_discovery_synced",
-			Help: "1 once discovery has listed the cluster, 0 while it cannot (RBAC, API server down): paths then stay as documented."}),
+			Help: "1 while discovery's inventory is current; 0 before its first list and while it cannot list or watch the cluster (RBAC, API server down): the paths then stay as last seen."}),
 		nodes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_discovery_nodes",
 			Help: "Ready nodes with an address that NodePort hops are probed on."}),
+		cordoned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_discovery_nodes_cordoned",
+			Help: "Ready nodes marked unschedulable (cordoned): still probed, since kube-proxy serves their NodePorts until they leave."}),
 		endpoints: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hopprobe_discovery_endpoints",
 			Help: "Pods behind the documented Services by state: ready (probed), not_ready (listed, not probed), omitted (beyond the per-Service cap)."}, []string{"state"}),
 		changes: prometheus.NewCounter(prometheus.CounterOpts{Name: "hopprobe_discovery_path_changes_total",
 			Help: "Times a change in the cluster changed the probed paths."}),
 	}
-	e.reg.MustRegister(d.synced, d.nodes, d.endpoints, d.changes)
+	e.reg.MustRegister(d.synced, d.nodes, d.cordoned, d.endpoints, d.changes)
 	e.discovery = d
+}
+
+// SetDiscoverySynced says whether discovery's inventory is current.
+func (e *Exporter) SetDiscoverySynced(ok bool) {
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	e.discovery.synced.Set(v)
 }
 
 // SetDiscovery publishes what discovery sees; changed says whether it
 // changed the paths.
-func (e *Exporter) SetDiscovery(nodes, ready, notReady, omitted int, changed bool) {
+func (e *Exporter) SetDiscovery(nodes, cordoned, ready, notReady, omitted int, changed bool) {
 	d := e.discovery
-	d.synced.Set(1)
 	d.nodes.Set(float64(nodes))
+	d.cordoned.Set(float64(cordoned))
 	d.endpoints.WithLabelValues("ready").Set(float64(ready))
 	d.endpoints.WithLabelValues("not_ready").Set(float64(notReady))
 	d.endpoints.WithLabelValues("omitted").Set(float64(omitted))

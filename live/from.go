@@ -107,6 +107,20 @@ func cmpBool(a, b bool) int {
 	return -1
 }
 
+// CordonedNodes counts the Ready nodes marked unschedulable. Their
+// NodePort hops stay: kube-proxy serves NodePorts on a cordoned node
+// until it leaves, and load balancers keep it unless it is labelled
+// node.kubernetes.io/exclude-from-external-load-balancers.
+func CordonedNodes(inv *KubeInventory) int {
+	n := 0
+	for i := range inv.Nodes {
+		if inv.Nodes[i].Spec.Unschedulable && nodeReady(&inv.Nodes[i]) {
+			n++
+		}
+	}
+	return n
+}
+
 func nodeReady(n *corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {

@@ -28,22 +28,22 @@ func KubeClient() (kubernetes.Interface, error) {
 
 // KubeInventoryFrom lists Services, EndpointSlices and Nodes of every
 // namespace: the live equivalent of `kubectl get svc,endpointslices,nodes
-// -A -o json`. It needs get/list on those three, nothing more.
+// -A -o json`. It needs list on those three, nothing more.
 func KubeInventoryFrom(ctx context.Context, cs kubernetes.Interface) (*KubeInventory, error) {
 	inv := &KubeInventory{}
 	svcs, err := cs.CoreV1().Services(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("listing Services: %w", err)
+		return nil, fmt.Errorf("listing Services: %w", Explain(err))
 	}
 	inv.Services = svcs.Items
 	eps, err := cs.DiscoveryV1().EndpointSlices(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("listing EndpointSlices: %w", err)
+		return nil, fmt.Errorf("listing EndpointSlices: %w", Explain(err))
 	}
 	inv.EndpointSlices = eps.Items
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("listing Nodes: %w", err)
+		return nil, fmt.Errorf("listing Nodes: %w", Explain(err))
 	}
 	inv.Nodes = nodes.Items
 	return inv, nil

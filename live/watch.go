@@ -3,8 +3,11 @@ package live
 import (
 	"cmp"
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,8 +21,8 @@ import (
 
 // KubeWatch keeps an inventory of Services, EndpointSlices and Nodes
 // current with informers (list once, then watch), so that `probe serve`
-// follows the cluster without listing it on every check. It needs get,
-// list and watch on those three.
+// follows the cluster without listing it on every check. It needs list
+// and watch on those three.
 type KubeWatch struct {
 	// Settle is how long changes are gathered before one snapshot is
 	// handed on: a rollout moves many endpoints in a few seconds, and the
@@ -30,6 +33,15 @@ type KubeWatch struct {
 	// like this).
 	SyncWarn time.Duration
 	Log      *slog.Logger
+	// Synced, when set, hears whether the inventory is current: true
+	// after the first list, false from the moment a list or watch fails
+	// (API server down, RBAC), true again once every informer that
+	// failed has made progress (a relist, or an event on its resumed
+	// watch). Meanwhile the last inventory stays in use.
+	Synced func(bool)
+	// Ping is how often the API server's /readyz is asked while in sync
+	// (default 5 s); out of sync, every second.
+	Ping time.Duration
 }
 
 // Run watches until ctx ends. It calls changed with the first full
@@ -46,8 +58,16 @@ func (w *KubeWatch) Run(ctx context.Context, cs kubernetes.Interface, changed fu
 		}
 	}
 	h := cache.ResourceEventHandlerFuncs{AddFunc: func(any) { mark() }, UpdateFunc: func(_, _ any) { mark() }, DeleteFunc: func(any) { mark() }}
-	for _, inf := range []cache.SharedIndexInformer{svcs.Informer(), eps.Informer(), nodes.Informer()} {
+	infs := []cache.SharedIndexInformer{svcs.Informer(), eps.Informer(), nodes.Informer()}
+	health := newWatchHealth(w.Log)
+	for _, inf := range infs {
 		if _, err := inf.AddEventHandler(h); err != nil {
+			w.Log.Error("discovery cannot watch", "error", err)
+			return
+		}
+		// Replaces client-go's own handler, which logs through klog
+		// without saying what to do about it.
+		if err := inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) { health.failed(inf, err) }); err != nil {
 			w.Log.Error("discovery cannot watch", "error", err)
 			return
 		}
@@ -57,7 +77,7 @@ func (w *KubeWatch) Run(ctx context.Context, cs kubernetes.Interface, changed fu
 	defer f.Shutdown()
 
 	warn := time.AfterFunc(cmp.Or(w.SyncWarn, time.Minute), func() {
-		w.Log.Error("discovery has not listed the cluster yet; check the ServiceAccount may get, list and watch services, endpointslices and nodes",
+		w.Log.Error("discovery has not listed the cluster yet; check the ServiceAccount may list and watch services, endpointslices and nodes",
 			"waiting", cmp.Or(w.SyncWarn, time.Minute))
 	})
 	synced := f.WaitForCacheSync(ctx.Done())
@@ -91,26 +111,182 @@ func (w *KubeWatch) Run(ctx context.Context, cs kubernetes.Interface, changed fu
 	default:
 	}
 	changed(snapshot())
+	report := func(ok bool) {
+		if w.Synced != nil {
+			w.Synced(ok)
+		}
+	}
+	report(true)
+	health.arm(apiPing(cs), cmp.Or(w.Ping, 5*time.Second))
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
+	var settled <-chan time.Time
+	recheck := time.NewTicker(time.Second)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-health.lost:
+			report(false)
+		case now := <-recheck.C:
+			if ok, changed := health.check(ctx, now); changed {
+				report(ok)
+				if ok {
+					mark() // what changed meanwhile is in the next snapshot
+				}
+			}
 		case <-dirty:
+			if settled == nil {
+				settle.Reset(w.Settle)
+				settled = settle.C
+			}
+		case <-settled:
+			settled = nil
+			select { // what came in while settling is in this snapshot
+			case <-dirty:
+			default:
+			}
+			changed(snapshot())
 		}
-		settle.Reset(w.Settle)
+	}
+}
+
+// apiPing asks the API server whether it is ready (/readyz, open to
+// every authenticated identity). client-go's informers retry a refused
+// connection quietly, without telling their error handler, so this is
+// how discovery notices the API server is gone.
+func apiPing(cs kubernetes.Interface) func(context.Context) error {
+	rc := cs.Discovery().RESTClient()
+	if rc == nil { // client-go's fake clientset
+		return nil
+	}
+	return func(ctx context.Context) error {
+		return rc.Get().AbsPath("/readyz").Timeout(5 * time.Second).Do(ctx).Error()
+	}
+}
+
+// watchHealth follows whether discovery's inventory is current: not
+// from the first failed list or watch, or failed ping of the API server,
+// until the API server answers again and every informer that failed has
+// moved on from the resource version it held then (a relist, or an event
+// on its resumed watch) or has been quiet for longer than client-go's
+// longest back-off.
+type watchHealth struct {
+	log  *slog.Logger
+	lost chan struct{}
+
+	mu        sync.Mutex
+	armed     bool // failures before the first sync are the sync warning's
+	inSync    bool
+	ping      func(context.Context) error
+	pingEvery time.Duration
+	lastPing  time.Time
+	apiErr    error
+	stale     map[cache.SharedIndexInformer]staleWatch
+	lastWhy   string
+	lastTime  time.Time
+}
+
+type staleWatch struct {
+	rv   string    // the informer's resource version at its first failure
+	last time.Time // its latest failure
+}
+
+// quietAfter is longer than client-go's longest back-off between a
+// reflector's retries (30 s): an informer without a failure for that
+// long has its list and watch working again.
+const quietAfter = 45 * time.Second
+
+func newWatchHealth(log *slog.Logger) *watchHealth {
+	return &watchHealth{log: log, lost: make(chan struct{}, 1), stale: map[cache.SharedIndexInformer]staleWatch{}}
+}
+
+// arm starts following, after the first sync.
+func (h *watchHealth) arm(ping func(context.Context) error, every time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.armed, h.inSync, h.ping, h.pingEvery, h.lastPing = true, true, ping, every, time.Now()
+}
+
+// failed is client-go's watch error handler: it runs on the informer's
+// goroutine and must return quickly.
+func (h *watchHealth) failed(inf cache.SharedIndexInformer, err error) {
+	// A watch the server closed, or one whose resource version is
+	// compacted away, client-go resumes or lists again by itself (the
+	// latter never reaches this handler).
+	if errors.Is(err, io.EOF) {
+		return
+	}
+	why := Explain(err).Error()
+	h.mu.Lock()
+	armed, wasInSync := h.armed, h.inSync
+	if armed {
+		st, ok := h.stale[inf]
+		if !ok {
+			st.rv = inf.LastSyncResourceVersion()
+		}
+		st.last = time.Now()
+		h.stale[inf] = st
+		h.inSync = false
+	}
+	// One line per distinct failure a minute: client-go retries every
+	// few seconds.
+	logIt := why != h.lastWhy || time.Since(h.lastTime) > time.Minute
+	if logIt {
+		h.lastWhy, h.lastTime = why, time.Now()
+	}
+	h.mu.Unlock()
+	switch {
+	case !armed && logIt:
+		h.log.Error("discovery cannot read the cluster", "error", why)
+	case armed && logIt:
+		h.log.Error("discovery lost the cluster; probing the last inventory it saw", "error", why)
+	}
+	if armed && wasInSync {
 		select {
-		case <-ctx.Done():
-			return
-		case <-settle.C:
-		}
-		select { // what came in while settling is in this snapshot
-		case <-dirty:
+		case h.lost <- struct{}{}:
 		default:
 		}
-		changed(snapshot())
 	}
+}
+
+// check pings the API server when due (every pingEvery in sync, every
+// call out of it) and says whether discovery is in sync, and whether
+// that changed.
+func (h *watchHealth) check(ctx context.Context, now time.Time) (inSync, changed bool) {
+	h.mu.Lock()
+	ping, due := h.ping, !h.inSync || now.Sub(h.lastPing) >= h.pingEvery
+	h.mu.Unlock()
+	if ping != nil && due {
+		err := ping(ctx)
+		h.mu.Lock()
+		h.lastPing = now
+		if err != nil && h.apiErr == nil {
+			h.log.Error("discovery cannot reach the API server; probing the last inventory it saw", "error", Explain(err))
+		}
+		h.apiErr = err
+		h.mu.Unlock()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.apiErr == nil {
+		for inf, st := range h.stale {
+			if inf.LastSyncResourceVersion() != st.rv || now.Sub(st.last) > quietAfter {
+				delete(h.stale, inf)
+			}
+		}
+	}
+	ok := h.apiErr == nil && len(h.stale) == 0
+	if ok == h.inSync {
+		return ok, false
+	}
+	h.inSync = ok
+	if ok {
+		h.lastWhy = ""
+		h.log.Info("discovery is in sync with the cluster again")
+	}
+	return ok, true
 }
 
 // dropBulk keeps the informers' cache to what discovery reads: managed

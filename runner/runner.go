@@ -176,7 +176,7 @@ func (r *Runner) Discovered(ctx context.Context, inv *live.KubeInventory) {
 		r.log.Info("discovery changed the paths", "sees", seen.String(), "paths", len(next))
 	}
 	nodes, ready, notReady, omitted := seen.Counts()
-	r.exp.SetDiscovery(nodes, ready, notReady, omitted, changed)
+	r.exp.SetDiscovery(nodes, live.CordonedNodes(inv), ready, notReady, omitted, changed)
 	if changed || first {
 		r.CheckDrift(ctx)
 	}

@@ -87,7 +87,7 @@ func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, 
 		r.Exporter().EnableDiscovery()
 		// client-go logs through klog; its retries belong in our log.
 		klog.SetSlogLogger(log.With("component", "client-go"))
-		w := &live.KubeWatch{Settle: lopts.settle, Log: log}
+		w := &live.KubeWatch{Settle: lopts.settle, Log: log, Synced: r.Exporter().SetDiscoverySynced}
 		watching.Go(func() {
 			w.Run(ctx, cs, func(next *live.KubeInventory) {
 				select {
