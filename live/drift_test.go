@@ -118,9 +118,14 @@ func plant(svcs map[string]*corev1.Service, eps map[string]*discoveryv1.Endpoint
 	delete(eps, "landry/landry-userserver-web")
 	dbg := svcs["landry/landry-cobocb-web"].DeepCopy() // 2 undocumented
 	dbg.Name = "landry-debug-web"
+	dbg.Spec.ClusterIP = "172.20.255.1" // a ClusterIP belongs to one Service
 	svcs["landry/landry-debug-web"] = dbg
 	gw := svcs["landry/landry-gateway-web"] // 3 an extra live port
-	gw.Spec.Ports = append(gw.Spec.Ports, corev1.ServicePort{Port: 9999, Protocol: corev1.ProtocolTCP})
+	// A Service with two ports names both (the API server refuses it
+	// otherwise), and its EndpointSlice carries the same names.
+	gw.Spec.Ports[0].Name = "http"
+	eps["landry/landry-gateway-web"].Ports[0].Name = new("http")
+	gw.Spec.Ports = append(gw.Spec.Ports, corev1.ServicePort{Name: "debug", Port: 9999, Protocol: corev1.ProtocolTCP})
 	svcs["landry/landry-trans-web"].Spec.Ports[0].NodePort = 31999   // 4 node port moved
 	for i := range eps["morph/morph-narwhal-accesshttp"].Endpoints { // 5 nobody ready behind it
 		eps["morph/morph-narwhal-accesshttp"].Endpoints[i].Conditions.Ready = new(false)
