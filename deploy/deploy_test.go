@@ -269,7 +269,7 @@ func checkRBAC(t *testing.T, overlay string, d *appsv1.Deployment, roles []*rbac
 	if len(roles) != 1 {
 		t.Fatalf("%s: want one ClusterRole, got %d", overlay, len(roles))
 	}
-	want := []string{"get", "list"}
+	want := []string{"list"}
 	if slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--discover") {
 		want = append(want, "watch")
 	}
