@@ -7,7 +7,7 @@ DEMO_LISTEN ?= 127.0.0.1:9115
 # DEMO_EDGE: how the demo's CloudFront sends requests on: documented, bypass or nlb.
 DEMO_EDGE   ?= documented
 
-.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz dashboards
+.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz dashboards e2e
 
 all: build
 
@@ -86,3 +86,21 @@ bench-steady:
 
 clean:
 	rm -rf bin config/.demo
+
+## e2e: the end-to-end suite against a real kube-apiserver and etcd, in a
+## network namespace of its own (it needs root to make one).
+## kube-apiserver is built from the Go module proxy once
+## (e2e/kube-apiserver) and cached under E2E_CACHE, keyed by its module.
+E2E_CACHE      ?= $(HOME)/.cache/hopprobe
+KUBE_APISERVER ?= $(E2E_CACHE)/kube-apiserver-$(shell cat e2e/kube-apiserver/go.mod e2e/kube-apiserver/go.sum e2e/kube-apiserver/main.go | sha256sum | cut -c1-16)
+e2e: $(KUBE_APISERVER)
+	$(GO) build -o bin/probe ./cmd/probe
+	$(GO) vet -tags e2e ./e2e/
+	$(GO) run $(STATICCHECK) -tags e2e ./e2e/
+	HOPPROBE_KUBE_APISERVER=$(KUBE_APISERVER) HOPPROBE_PROBE=$(CURDIR)/bin/probe \
+		$(GO) run $(GOTESTSUM) --format testname -- -tags e2e -count=1 -timeout 15m ./e2e/
+
+$(KUBE_APISERVER):
+	@echo "make e2e: building kube-apiserver from the Go module proxy (once; about 8-15 minutes on 2 cores with a cold cache)"
+	@mkdir -p $(E2E_CACHE)
+	cd e2e/kube-apiserver && $(GO) build -trimpath -ldflags=-s -o $@.tmp . && mv $@.tmp $@

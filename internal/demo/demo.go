@@ -237,7 +237,7 @@ func (d *Demo) start(cfg *config.Config) error {
 			if p.Protocol == "tcp" {
 				err = d.serveTCP(name, p.Address)
 			} else {
-				err = d.serveHTTP(name, p.Address, service(s.Name), false, cert)
+				err = d.serveHTTP(name, p.Address, Service(s.Name), false, cert)
 			}
 			if err != nil {
 				return err
@@ -455,9 +455,10 @@ func serviceAddr(cfg *config.Config, rt *config.Route) (string, bool) {
 
 var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 
-// service answers HTTP with a small JSON document and WebSocket
-// messages containing "ping" with a pong.
-func service(name string) http.Handler {
+// Service is the stand-in for the service name (and, in the end-to-end
+// suite, for each of its pods): it answers HTTP with a small JSON
+// document and WebSocket messages containing "ping" with a pong.
+func Service(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Server", name)
 		if websocket.IsWebSocketUpgrade(r) {
