@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/kubetest"
 	"github.com/allinx/hopprobe/live"
 )
 
@@ -220,7 +221,7 @@ func TestKubeInventoryFromTheAPIMatchesTheExport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		listed, err := live.KubeInventoryFrom(t.Context(), fake.NewClientset(apiObjects(exported)...))
+		listed, err := live.KubeInventoryFrom(t.Context(), kubetest.API(fake.NewClientset(apiObjects(exported)...)))
 		if err != nil {
 			t.Fatal(err)
 		}

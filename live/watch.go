@@ -13,9 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -47,9 +44,10 @@ type KubeWatch struct {
 // Run watches until ctx ends. It calls changed with the first full
 // snapshot, and after that with a fresh one at most once per Settle while
 // anything changes.
-func (w *KubeWatch) Run(ctx context.Context, cs kubernetes.Interface, changed func(*KubeInventory)) {
-	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTransform(dropBulk))
-	svcs, eps, nodes := f.Core().V1().Services(), f.Discovery().V1().EndpointSlices(), f.Core().V1().Nodes()
+func (w *KubeWatch) Run(ctx context.Context, api *KubeAPI, changed func(*KubeInventory)) {
+	svcs := cache.NewSharedIndexInformer(api.Services, &corev1.Service{}, 0, cache.Indexers{})
+	eps := cache.NewSharedIndexInformer(api.EndpointSlices, &discoveryv1.EndpointSlice{}, 0, cache.Indexers{})
+	nodes := cache.NewSharedIndexInformer(api.Nodes, &corev1.Node{}, 0, cache.Indexers{})
 	dirty := make(chan struct{}, 1)
 	mark := func() {
 		select {
@@ -58,9 +56,13 @@ func (w *KubeWatch) Run(ctx context.Context, cs kubernetes.Interface, changed fu
 		}
 	}
 	h := cache.ResourceEventHandlerFuncs{AddFunc: func(any) { mark() }, UpdateFunc: func(_, _ any) { mark() }, DeleteFunc: func(any) { mark() }}
-	infs := []cache.SharedIndexInformer{svcs.Informer(), eps.Informer(), nodes.Informer()}
+	infs := []cache.SharedIndexInformer{svcs, eps, nodes}
 	health := newWatchHealth(w.Log)
 	for _, inf := range infs {
+		if err := inf.SetTransform(dropBulk); err != nil {
+			w.Log.Error("discovery cannot watch", "error", err)
+			return
+		}
 		if _, err := inf.AddEventHandler(h); err != nil {
 			w.Log.Error("discovery cannot watch", "error", err)
 			return
@@ -72,36 +74,37 @@ func (w *KubeWatch) Run(ctx context.Context, cs kubernetes.Interface, changed fu
 			return
 		}
 	}
-	f.Start(ctx.Done())
-	// Shutdown waits for the informers' goroutines, which end with ctx.
-	defer f.Shutdown()
+	// Every return waits for the informers' goroutines, which end with
+	// ctx (cancelled first).
+	ctx, cancel := context.WithCancel(ctx)
+	var running sync.WaitGroup
+	defer running.Wait()
+	defer cancel()
+	for _, inf := range infs {
+		running.Go(func() { inf.RunWithContext(ctx) })
+	}
 
 	warn := time.AfterFunc(cmp.Or(w.SyncWarn, time.Minute), func() {
 		w.Log.Error("discovery has not listed the cluster yet; check the ServiceAccount may list and watch services, endpointslices and nodes",
 			"waiting", cmp.Or(w.SyncWarn, time.Minute))
 	})
-	synced := f.WaitForCacheSync(ctx.Done())
+	synced := cache.WaitForCacheSync(ctx.Done(), svcs.HasSynced, eps.HasSynced, nodes.HasSynced)
 	warn.Stop()
-	for _, ok := range synced {
-		if !ok {
-			return // ctx ended first
-		}
+	if !synced {
+		return // ctx ended first
 	}
 	// The objects are the informers' own: the snapshot shares them and
 	// nobody may change them.
 	snapshot := func() *KubeInventory {
 		inv := &KubeInventory{}
-		s, _ := svcs.Lister().List(labels.Everything())
-		for _, o := range s {
-			inv.Services = append(inv.Services, *o)
+		for _, o := range svcs.GetStore().List() {
+			inv.Services = append(inv.Services, *o.(*corev1.Service))
 		}
-		e, _ := eps.Lister().List(labels.Everything())
-		for _, o := range e {
-			inv.EndpointSlices = append(inv.EndpointSlices, *o)
+		for _, o := range eps.GetStore().List() {
+			inv.EndpointSlices = append(inv.EndpointSlices, *o.(*discoveryv1.EndpointSlice))
 		}
-		n, _ := nodes.Lister().List(labels.Everything())
-		for _, o := range n {
-			inv.Nodes = append(inv.Nodes, *o)
+		for _, o := range nodes.GetStore().List() {
+			inv.Nodes = append(inv.Nodes, *o.(*corev1.Node))
 		}
 		sortInventory(inv)
 		return inv
@@ -117,7 +120,10 @@ func (w *KubeWatch) Run(ctx context.Context, cs kubernetes.Interface, changed fu
 		}
 	}
 	report(true)
-	health.arm(apiPing(cs), cmp.Or(w.Ping, 5*time.Second))
+	// client-go's informers retry a refused connection quietly, without
+	// telling their error handler: asking /readyz is how discovery
+	// notices that the API server is gone.
+	health.arm(api.Ready, cmp.Or(w.Ping, 5*time.Second))
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
 	var settled <-chan time.Time
@@ -149,20 +155,6 @@ func (w *KubeWatch) Run(ctx context.Context, cs kubernetes.Interface, changed fu
 			}
 			changed(snapshot())
 		}
-	}
-}
-
-// apiPing asks the API server whether it is ready (/readyz, open to
-// every authenticated identity). client-go's informers retry a refused
-// connection quietly, without telling their error handler, so this is
-// how discovery notices the API server is gone.
-func apiPing(cs kubernetes.Interface) func(context.Context) error {
-	rc := cs.Discovery().RESTClient()
-	if rc == nil { // client-go's fake clientset
-		return nil
-	}
-	return func(ctx context.Context) error {
-		return rc.Get().AbsPath("/readyz").Timeout(5 * time.Second).Do(ctx).Error()
 	}
 }
 

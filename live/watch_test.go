@@ -69,7 +69,7 @@ func TestKubeWatchFollowsTheCluster(t *testing.T) {
 	w := &live.KubeWatch{Settle: 300 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var done sync.WaitGroup
 	ctx, cancel := context.WithCancel(t.Context())
-	done.Go(func() { w.Run(ctx, cs, func(inv *live.KubeInventory) { snaps <- inv }) })
+	done.Go(func() { w.Run(ctx, kubetest.API(cs), func(inv *live.KubeInventory) { snaps <- inv }) })
 	defer func() { cancel(); done.Wait() }()
 
 	first := receive(t, snaps, "the initial list")
@@ -137,7 +137,7 @@ func TestKubeWatchSaysWhenItCannotList(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var done sync.WaitGroup
 	called := false
-	done.Go(func() { w.Run(ctx, cs, func(*live.KubeInventory) { called = true }) })
+	done.Go(func() { w.Run(ctx, kubetest.API(cs), func(*live.KubeInventory) { called = true }) })
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(logged.String(), "may list and watch services, endpointslices and nodes") {
 		if time.Now().After(deadline) {
