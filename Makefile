@@ -7,7 +7,7 @@ DEMO_LISTEN ?= 127.0.0.1:9115
 # DEMO_EDGE: how the demo's CloudFront sends requests on: documented, bypass or nlb.
 DEMO_EDGE   ?= documented
 
-.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz dashboards e2e
+.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz dashboards e2e kube-apiserver
 
 all: build
 
@@ -93,6 +93,8 @@ clean:
 ## (e2e/kube-apiserver) and cached under E2E_CACHE, keyed by its module.
 E2E_CACHE      ?= $(HOME)/.cache/hopprobe
 KUBE_APISERVER ?= $(E2E_CACHE)/kube-apiserver-$(shell cat e2e/kube-apiserver/go.mod e2e/kube-apiserver/go.sum e2e/kube-apiserver/main.go | sha256sum | cut -c1-16)
+kube-apiserver: $(KUBE_APISERVER)
+
 e2e: $(KUBE_APISERVER)
 	$(GO) build -o bin/probe ./cmd/probe
 	$(GO) vet -tags e2e ./e2e/

@@ -76,12 +76,19 @@ func stopCluster() {
 	}
 }
 
-func startCluster() (*cluster, error) {
+func startCluster() (_ *cluster, err error) {
 	c := &cluster{bin: os.Getenv("HOPPROBE_KUBE_APISERVER")}
-	var err error
 	if c.dir, err = os.MkdirTemp("", "hopprobe-e2e-"); err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			if c.etcd != nil {
+				c.etcd.Stop()
+			}
+			os.RemoveAll(c.dir)
+		}
+	}()
 	if c.etcd, err = peers.Etcd(""); err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
@@ -131,7 +138,6 @@ func startCluster() (*cluster, error) {
 		return nil, err
 	}
 	if err := c.startAPIServer(); err != nil {
-		c.etcd.Stop()
 		return nil, err
 	}
 	return c, nil
