@@ -136,7 +136,7 @@ func (w *KubeWatch) Run(ctx context.Context, api *KubeAPI, changed func(*KubeInv
 		case <-health.lost:
 			report(false)
 		case now := <-recheck.C:
-			if ok, changed := health.check(ctx, now); changed {
+			if ok, flipped := health.check(ctx, now); flipped {
 				report(ok)
 				if ok {
 					mark() // what changed meanwhile is in the next snapshot
