@@ -173,11 +173,19 @@ func startPeers() ([]string, error) {
 	return out, nil
 }
 
+// history sets the topology's defaults.history, so that what the walk
+// history costs can be measured against a short one.
+var history = flag.Int("history", 0, "walks of history kept per path (defaults.history; 0: the prober's default)")
+
 // topology writes a topology of n HTTP services spread over the peers;
 // each is its own path with one hop, every hop a distinct probe.
 func topology(n int, addrs []string, interval time.Duration) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "vantage: cluster\ndefaults:\n  interval: %s\n  timeout: 2s\n  concurrency: 64\nservices:\n", interval)
+	fmt.Fprintf(&b, "vantage: cluster\ndefaults:\n  interval: %s\n  timeout: 2s\n  concurrency: 64\n", interval)
+	if *history > 0 {
+		fmt.Fprintf(&b, "  history: %d\n", *history)
+	}
+	b.WriteString("services:\n")
 	for i := range n {
 		fmt.Fprintf(&b, "  - {name: svc-%05d, namespace: bench, type: ClusterIP, health_path: /svc-%05d, ports: [{port: 8080, protocol: http, address: %q}]}\n",
 			i, i, addrs[i%len(addrs)])
