@@ -11,6 +11,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/allinx/hopprobe/internal/kubetest"
 )
 
 // settle is serve's --discover-settle here; within is how long a change
@@ -161,7 +163,7 @@ func testDiscovery(t *testing.T, c *cluster, l *lab) {
 	s.waitHops(t, spot, []string{"pod/spotapi-a=ok", "pod/spotapi-b=skipped"})
 
 	t.Log("node-c joins, then is cordoned: still probed, counted as cordoned")
-	if err := c.createNode(ctx, readyNode("node-c", nodes["node-c"])); err != nil {
+	if err := c.createNode(ctx, *kubetest.ReadyNode("node-c", nodes["node-c"])); err != nil {
 		t.Fatal(err)
 	}
 	s.waitHops(t, broker, []string{fmt.Sprintf("node-c:%d=ok", nodePort)})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/internal/demo"
+	"github.com/allinx/hopprobe/internal/kubetest"
 	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/live"
 )
@@ -318,7 +319,7 @@ func labInventory() *live.KubeInventory {
 				Ports: []corev1.ServicePort{{Name: "http", Port: 8080, NodePort: nodePort}}}},
 	}
 	return &live.KubeInventory{Services: svcs, EndpointSlices: []discoveryv1.EndpointSlice{spotapiSlice("spotapi-a", "spotapi-b")},
-		Nodes: []corev1.Node{readyNode("node-a", nodes["node-a"]), readyNode("node-b", nodes["node-b"])}}
+		Nodes: []corev1.Node{*kubetest.ReadyNode("node-a", nodes["node-a"]), *kubetest.ReadyNode("node-b", nodes["node-b"])}}
 }
 
 func spotapiSlice(ready ...string) discoveryv1.EndpointSlice {
@@ -328,7 +329,7 @@ func spotapiSlice(ready ...string) discoveryv1.EndpointSlice {
 		Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Port: new(int32(8080))}},
 	}
 	for _, p := range ready {
-		s.Endpoints = append(s.Endpoints, podEndpoint("landry", p, pods[p], true))
+		s.Endpoints = append(s.Endpoints, kubetest.PodEndpoint("landry", p, pods[p], true))
 	}
 	return s
 }

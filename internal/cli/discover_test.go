@@ -21,17 +21,6 @@ import (
 	"github.com/allinx/hopprobe/internal/testkit"
 )
 
-func readyNode(name, ip string) *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{
-		Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}},
-		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
-}
-
-func podEndpoint(pod, ip string) discoveryv1.Endpoint {
-	return discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: new(true)},
-		TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "landry", Name: pod}}
-}
-
 // spotapiPods is landry-spotapi-web with two pods that answer on one port
 // at their own IPs: spotapi-a (127.0.0.1) is healthy, nothing answers for
 // spotapi-b (127.0.0.2).
@@ -56,7 +45,7 @@ func spotapiPods(t *testing.T) (*corev1.Service, *discoveryv1.EndpointSlice) {
 		ObjectMeta:  metav1.ObjectMeta{Name: "landry-spotapi-web-x1", Namespace: "landry", Labels: map[string]string{discoveryv1.LabelServiceName: "landry-spotapi-web"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Port: &podPort}},
-		Endpoints:   []discoveryv1.Endpoint{podEndpoint("spotapi-a", "127.0.0.1"), podEndpoint("spotapi-b", "127.0.0.2")},
+		Endpoints:   []discoveryv1.Endpoint{kubetest.PodEndpoint("landry", "spotapi-a", "127.0.0.1", true), kubetest.PodEndpoint("landry", "spotapi-b", "127.0.0.2", true)},
 	}
 	return svc, slice
 }
@@ -101,7 +90,7 @@ func TestServeDiscoversPodsAndNodes(t *testing.T) {
 	cs, watching := kubetest.Clientset(3, spotapi, slice,
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "landry-brokerserver-web", Namespace: "landry"},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Name: "http", Port: 8080, NodePort: int32(nodePort)}}}},
-		readyNode("node-a", "127.0.0.1"),
+		kubetest.ReadyNode("node-a", "127.0.0.1"),
 	)
 	t.Cleanup(cli.UseKubeClient(cs)) // after serve stops (cleanups run last first)
 	logs := &testkit.Buffer{}
@@ -133,7 +122,7 @@ func TestServeDiscoversPodsAndNodes(t *testing.T) {
 	if _, err := cs.DiscoveryV1().EndpointSlices("landry").Update(t.Context(), slice, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.CoreV1().Nodes().Create(t.Context(), readyNode("node-b", "127.0.0.2"), metav1.CreateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Nodes().Create(t.Context(), kubetest.ReadyNode("node-b", "127.0.0.2"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitMetric(t, listen, "hopprobe_path_success{"+route, is(1))
