@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,10 +42,7 @@ type cluster struct {
 	args           []string
 	admin          *rest.Config
 	cs             kubernetes.Interface
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	api            *peers.Server // the running kube-apiserver
 }
 
 var (
@@ -152,24 +148,19 @@ func (c *cluster) startAPIServer() error {
 	}
 	cmd := exec.Command(c.bin, c.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("kube-apiserver: %w", err)
+	const within = 4 * time.Minute
+	api, err := peers.Start(cmd, c.addr, within, func() { logf.Close() })
+	if err != nil {
+		return fmt.Errorf("kube-apiserver: %w\n%s", err, c.logTail())
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	c.mu.Lock()
-	c.cmd, c.done = cmd, done
-	c.mu.Unlock()
+	c.api = api
 
 	pool := x509.NewCertPool()
 	ca, _ := os.ReadFile(c.pki.CA)
 	pool.AppendCertsFromPEM(ca)
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer hc.CloseIdleConnections()
-	deadline := time.Now().Add(4 * time.Minute)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		req, _ := http.NewRequest("GET", "https://"+c.addr+"/readyz", nil)
 		req.Header.Set("Authorization", "Bearer "+c.admin.BearerToken)
 		if resp, err := hc.Do(req); err == nil {
@@ -178,30 +169,15 @@ func (c *cluster) startAPIServer() error {
 				return nil
 			}
 		}
-		select {
-		case <-done:
-			return fmt.Errorf("kube-apiserver exited at start:\n%s", c.logTail())
-		case <-time.After(250 * time.Millisecond):
-		}
 	}
 	c.stopAPIServer()
-	return fmt.Errorf("kube-apiserver not ready within 4 minutes:\n%s", c.logTail())
+	return fmt.Errorf("kube-apiserver not ready within %v:\n%s", within, c.logTail())
 }
 
 func (c *cluster) stopAPIServer() {
-	c.mu.Lock()
-	cmd, done := c.cmd, c.done
-	c.cmd = nil
-	c.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+	if c.api != nil {
+		c.api.Stop()
+		c.api = nil
 	}
 }
 

@@ -86,8 +86,16 @@ func port(addr string) string {
 	return p
 }
 
-// start runs cmd and waits until addr accepts connections.
+// start runs cmd and waits up to 30 s until addr accepts connections.
 func start(cmd *exec.Cmd, addr string, cleanup func()) (*Server, error) {
+	return Start(cmd, addr, 30*time.Second, cleanup)
+}
+
+// Start runs cmd in a process group of its own, killed with the test
+// binary, and waits up to within until addr accepts connections; cleanup
+// runs once the process is gone. Without Stdout and Stderr set, the
+// server's last words explain a server that dies at start.
+func Start(cmd *exec.Cmd, addr string, within time.Duration, cleanup func()) (*Server, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -115,7 +123,7 @@ func start(cmd *exec.Cmd, addr string, cleanup func()) (*Server, error) {
 		}
 		cleanup()
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
@@ -130,7 +138,7 @@ func start(cmd *exec.Cmd, addr string, cleanup func()) (*Server, error) {
 		}
 	}
 	stop()
-	return nil, fmt.Errorf("%s did not listen on %s within 30s", cmd.Path, addr)
+	return nil, fmt.Errorf("%s did not listen on %s within %v", cmd.Path, addr, within)
 }
 
 // tailBuffer keeps the last 2 KiB written to it.
