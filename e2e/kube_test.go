@@ -262,35 +262,25 @@ func newLab(t *testing.T, c *cluster) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	moved, err := demo.Relocate(src)
-	if err != nil {
-		t.Fatal(err)
-	}
 	brokerAddr, err := peers.FreePort() // the demo serves the Service there
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Replace(string(moved), "interval: 5s", "interval: 1s", 1)
-	text = strings.Replace(text, "timeout: 2s", "timeout: 1s", 1)
-	text = strings.Replace(text, "services:\n", fmt.Sprintf(`services:
+	path, d, err := demo.StartCopy(src, t.TempDir(), func(text string) string {
+		text = strings.Replace(text, "interval: 5s", "interval: 1s", 1)
+		text = strings.Replace(text, "timeout: 2s", "timeout: 1s", 1)
+		return strings.Replace(text, "services:\n", fmt.Sprintf(`services:
   - name: landry-brokerserver-web
     namespace: landry
     type: NodePort
     ports: [{name: http, port: 8080, node_port: %d, protocol: http, address: %s}]
 `, nodePort, brokerAddr), 1)
-	l := &lab{cfg: filepath.Join(t.TempDir(), "demo.yaml")}
-	if err := os.WriteFile(l.cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(l.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := demo.Start(cfg)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
+	l := &lab{cfg: path}
 	for _, ip := range pods {
 		serveOn(t, ip+":8080", demo.Service("landry-spotapi-web"))
 	}

@@ -33,20 +33,7 @@ func startDemo(t *testing.T) (string, *demo.Demo) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	moved, err := demo.Relocate(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "demo.yaml")
-	if err := os.WriteFile(path, moved, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := demo.Start(cfg)
+	path, d, err := demo.StartCopy(src, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,11 @@
 package demo
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
+
+	"github.com/allinx/hopprobe/config"
 
 	"github.com/allinx/hopprobe/internal/peers"
 )
@@ -33,4 +37,31 @@ func Relocate(src []byte) ([]byte, error) {
 		return nil, err
 	}
 	return []byte(out), nil
+}
+
+// StartCopy relocates the demo topology src, lets edit change its text,
+// writes it into dir as demo.yaml and starts its stand-ins: a copy of
+// the demo that runs beside any other. It returns the topology file.
+func StartCopy(src []byte, dir string, edit func(string) string) (string, *Demo, error) {
+	moved, err := Relocate(src)
+	if err != nil {
+		return "", nil, err
+	}
+	text := string(moved)
+	if edit != nil {
+		text = edit(text)
+	}
+	path := filepath.Join(dir, "demo.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		return "", nil, err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return "", nil, err
+	}
+	d, err := Start(cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	return path, d, nil
 }
