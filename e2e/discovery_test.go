@@ -70,7 +70,9 @@ func (s *server) hopsOf(t *testing.T, path string) []string {
 func (s *server) waitHops(t *testing.T, path string, want []string, gone ...string) {
 	t.Helper()
 	var hops []string
-	s.waitFor(t, fmt.Sprintf("%s: hops %v without %v (last seen %v)", path, want, gone, &hops), within, func() bool {
+	s.waitFor(t, lazy(func() string {
+		return fmt.Sprintf("%s: hops %v without %v (last seen %v)", path, want, gone, hops)
+	}), within, func() bool {
 		hops = s.hopsOf(t, path)
 		for _, w := range want {
 			if !slices.Contains(hops, w) {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -118,40 +119,45 @@ func (s *server) metric(series string) (float64, bool) {
 	return 0, false
 }
 
-// waitFor polls cond until it holds, or fails the test after within.
-func (s *server) waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+// waitFor polls cond until it holds, or fails the test after within,
+// saying what (a string, or a lazy that says what it last saw).
+func (s *server) waitFor(t *testing.T, what any, within time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
+			t.Fatalf("%v: not within %v", what, within)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
+// lazy is a description written when a wait fails, from what the wait
+// last saw.
+type lazy func() string
+
+func (l lazy) String() string { return l() }
+
 // waitMetric waits until series has a value that ok accepts.
 func (s *server) waitMetric(t *testing.T, series string, within time.Duration, ok func(float64) bool) float64 {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		v, found := s.metric(series)
-		if found && ok(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			name, _, _ := strings.Cut(series, "{")
-			body, _ := s.get("/metrics")
-			var same []string
-			for line := range strings.Lines(body) {
-				if strings.HasPrefix(line, name) {
-					same = append(same, line)
-				}
+	var v float64
+	var found bool
+	s.waitFor(t, lazy(func() string {
+		name, _, _ := strings.Cut(series, "{")
+		body, _ := s.get("/metrics")
+		var same []string
+		for line := range strings.Lines(body) {
+			if strings.HasPrefix(line, name) {
+				same = append(same, line)
 			}
-			t.Fatalf("%s: not as wanted within %v (found %v, value %v); the family:\n%s", series, within, found, v, strings.Join(same, ""))
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Sprintf("%s not as wanted (found %v, value %v); the family:\n%s", series, found, v, strings.Join(same, ""))
+	}), within, func() bool {
+		v, found = s.metric(series)
+		return found && ok(v)
+	})
+	return v
 }
 
 func is(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
