@@ -72,11 +72,18 @@ func main() {
 	childHTTP := flag.String("child-http", "", "internal: run the hopprobe side of the paired run against this peer")
 	steadyMode := flag.Bool("steady", false, "steady state: the probe serve binary on N targets with scrapes, beside the paced and back-to-back floors (and $CLOUDPROBER)")
 	cloudprober := flag.String("cloudprober", os.Getenv("CLOUDPROBER"), "cloudprober binary for the steady-state comparison ($CLOUDPROBER)")
+	steadyPeer := flag.Bool("steady-peer", false, "internal: run the steady-state run's counting peer")
 	floorMode := flag.String("floor", "", "internal: run a floor (paced or b2b) and print CPU seconds per GET")
 	floorPeer := flag.String("floor-peer", "", "internal: the floor's peer")
 	floorN := flag.Int("floor-n", 2000, "internal: the floor's GETs")
 	floorGap := flag.Duration("floor-gap", 0, "internal: the paced floor's gap")
 	flag.Parse()
+	if *steadyPeer {
+		if err := runPeer(); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *floorMode != "" {
 		if err := runFloor(*floorPeer, *floorN, *floorGap); err != nil {
 			log.Fatal(err)

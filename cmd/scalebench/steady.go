@@ -11,70 +11,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 // The steady-state run (-steady): `probe serve` itself, the binary, on N
 // HTTP targets at the interval, scraped like Prometheus scrapes it, with
-// a neutral loopback peer that counts the probes; then, in the same run
-// and on the same peer, the floors: a bare Go GET on a fresh connection,
-// paced at the prober's rate, and back to back. Each process's CPU comes
-// from its own /proc counters. With CLOUDPROBER set, cloudprober runs the
+// a neutral loopback peer that counts the probes (a process of its own:
+// peer.go); then, in the same run and on the same peer, the floors: a
+// bare Go GET on a fresh connection, paced at the prober's rate, and
+// back to back. Each process's CPU comes from its own /proc counters. With CLOUDPROBER set, cloudprober runs the
 // same targets and interval with its Prometheus surfacer, measured the
 // same way.
-
-// counter is the neutral peer: it answers every GET and, while armed,
-// counts requests and how far each target's arrivals stray from the
-// interval (jitter, as the target sees it).
-type counter struct {
-	interval time.Duration
-	armed    atomic.Bool
-	hits     atomic.Int64
-	mu       sync.Mutex
-	last     map[string]time.Time
-	jitter   []time.Duration
-}
-
-func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	io.WriteString(w, `{"status":"ok"}`)
-	if !c.armed.Load() {
-		return
-	}
-	c.hits.Add(1)
-	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if prev, ok := c.last[r.URL.Path]; ok {
-		d := now.Sub(prev) - c.interval
-		c.jitter = append(c.jitter, max(d, -d))
-	}
-	c.last[r.URL.Path] = now
-}
-
-func (c *counter) arm() {
-	c.mu.Lock()
-	c.last, c.jitter = map[string]time.Time{}, nil
-	c.mu.Unlock()
-	c.hits.Store(0)
-	c.armed.Store(true)
-}
-
-func (c *counter) p99() (p99, worst time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.jitter) == 0 {
-		return 0, 0
-	}
-	j := slices.Clone(c.jitter)
-	slices.Sort(j)
-	return j[min(len(j)-1, len(j)*99/100)], j[len(j)-1]
-}
 
 // procCPU is a process's user+system CPU from /proc/PID/stat.
 func procCPU(pid int) float64 {
@@ -115,6 +66,43 @@ type steadyResult struct {
 	p99, worst              time.Duration
 	scrapeBytes, scrapeGzip int
 	scrapeWall, scrapeCPU   time.Duration
+	// lag1ms, lag5ms: the share of walks in the window that started
+	// within 1 and 5 ms of their plan, from the prober's own
+	// hopprobe_walk_lag_seconds; lagWalks is how many it counted (0 for
+	// a prober that does not export it).
+	lag1ms, lag5ms, lagWalks float64
+}
+
+// walkLag reads the cumulative buckets of hopprobe_walk_lag_seconds
+// (summed over vantages) from a text scrape, keyed by le.
+func walkLag(url string) (map[string]float64, error) {
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "hopprobe_walk_lag_seconds_bucket{") {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `le="`)
+		le, rest, _ := strings.Cut(rest, `"`)
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("walk lag bucket %q: %w", line, err)
+		}
+		out[le] += v
+	}
+	return out, nil
 }
 
 // scrape fetches /metrics as Prometheus does (text, gzip) and returns
@@ -149,9 +137,14 @@ func scrape(url string, gz bool) (wire, text int, err error) {
 
 // measure runs a started prober through warm-up and the window, scraping
 // every 15 s, then times 50 scrapes back to back for their CPU.
-func measure(name string, pid int, metricsURL string, c *counter, interval, duration time.Duration) (*steadyResult, error) {
+func measure(name string, pid int, metricsURL string, c *peerProc, interval, duration time.Duration) (*steadyResult, error) {
 	time.Sleep(interval + 2*time.Second) // every target probed once: warm-up
-	c.arm()
+	// The walk-lag readings bracket the window rather than fall in it:
+	// each is a scrape, and its CPU would count against the probes.
+	lag0, _ := walkLag(metricsURL)
+	if err := c.arm(interval); err != nil {
+		return nil, err
+	}
 	cpu0, t0 := procCPU(pid), time.Now()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -181,14 +174,20 @@ func measure(name string, pid int, metricsURL string, c *counter, interval, dura
 	time.Sleep(duration)
 	close(stop)
 	wg.Wait()
-	c.armed.Store(false)
+	seen, err := c.disarm()
+	if err != nil {
+		return nil, err
+	}
 	cpu, wall := procCPU(pid)-cpu0, time.Since(t0)
-	r := &steadyResult{name: name, probes: c.hits.Load(), cpu: cpu}
-	r.p99, r.worst = c.p99()
+	r := &steadyResult{name: name, probes: seen.Hits, cpu: cpu, p99: seen.P99, worst: seen.Worst}
+	if lag1, err := walkLag(metricsURL); err == nil && lag1["+Inf"] > lag0["+Inf"] {
+		r.lagWalks = lag1["+Inf"] - lag0["+Inf"]
+		r.lag1ms = (lag1["0.001"] - lag0["0.001"]) / r.lagWalks
+		r.lag5ms = (lag1["0.005"] - lag0["0.005"]) / r.lagWalks
+	}
 	if r.probes > 0 {
 		r.perProbe = cpu / float64(r.probes)
 	}
-	var err error
 	r.rssWindow, r.anon = procHWM(pid), anon
 	if r.scrapeGzip, r.scrapeBytes, err = scrape(metricsURL, true); err != nil {
 		return nil, fmt.Errorf("%s: scrape: %w", name, err)
@@ -210,18 +209,12 @@ func measure(name string, pid int, metricsURL string, c *counter, interval, dura
 }
 
 func steady(self string, sizes []int, interval, duration time.Duration, cloudprober, blackbox string) error {
-	c := &counter{interval: interval}
-	var addrs []string
-	for i := range peers {
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", 2+i))
-		if err != nil {
-			return err
-		}
-		srv := &http.Server{Handler: c, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
-		addrs = append(addrs, ln.Addr().String())
+	c, err := startPeerProc(self)
+	if err != nil {
+		return err
 	}
+	defer c.stop()
+	addrs := c.addrs
 	dir, err := os.MkdirTemp("", "hopprobe-steady-")
 	if err != nil {
 		return err
@@ -280,11 +273,21 @@ func steady(self string, sizes []int, interval, duration time.Duration, cloudpro
 			}
 		}
 		gap := interval / time.Duration(n)
-		// The paced floor runs for about 20 s at the prober's rate.
-		paced, err := floor(self, "paced", addrs[0], min(2000, max(200, int(20*time.Second/gap))), gap)
+		// The paced floor runs for about 20 s at the prober's rate (at
+		// most 2,000 GETs), the peer timing its arrivals as it did the
+		// prober's: what jitter a bare loop sees on this machine now.
+		if err := c.arm(floorTargets * gap); err != nil {
+			return err
+		}
+		paced, err := floor(self, "paced", addrs[0], min(2000, max(2*floorTargets, int(20*time.Second/gap))), gap)
 		if err != nil {
 			return err
 		}
+		pacedSeen, err := c.disarm()
+		if err != nil {
+			return err
+		}
+		pacedP99, pacedWorst := pacedSeen.P99, pacedSeen.Worst
 		b2b, err := floor(self, "b2b", addrs[0], 2000, 0)
 		if err != nil {
 			return err
@@ -298,6 +301,12 @@ func steady(self string, sizes []int, interval, duration time.Duration, cloudpro
 				float64(x.p99)/1e6, float64(x.worst)/1e6, float64(x.scrapeBytes)/1e3, float64(x.scrapeGzip)/1e3,
 				float64(x.scrapeWall)/1e6, float64(x.scrapeCPU)/1e6)
 		}
+		fmt.Printf("\n%d hops: jitter as the peer sees it, p99 (max): hopprobe %.2f ms (%.1f), a bare GET loop paced at its rate %.2f ms (%.1f).", n,
+			float64(r.p99)/1e6, float64(r.worst)/1e6, float64(pacedP99)/1e6, float64(pacedWorst)/1e6)
+		if r.lagWalks > 0 {
+			fmt.Printf(" hopprobe's own start lag (hopprobe_walk_lag_seconds, %.0f walks): %.2f %% within 1 ms of plan, %.2f %% within 5 ms.", r.lagWalks, 100*r.lag1ms, 100*r.lag5ms)
+		}
+		fmt.Println()
 		if cp != nil && r.perProbe > 0 {
 			fmt.Printf("\n%d hops: cloudprober spends %.2f× hopprobe's CPU per probe; its scrape is %.2f× the size.\n\n", n, cp.perProbe/r.perProbe, float64(cp.scrapeBytes)/float64(r.scrapeBytes))
 		}
@@ -341,13 +350,18 @@ func floor(self, mode, peer string, n int, gap time.Duration) (float64, error) {
 	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 }
 
+// floorTargets is how many paths the floors cycle over: paced, each
+// path comes round every floorTargets gaps, and the peer measures the
+// floor's jitter against that period as it does the prober's.
+const floorTargets = 200
+
 // runFloor is the child: n GETs of peer on a fresh connection each, one
 // per gap (0: back to back); it prints its own CPU seconds per GET.
 func runFloor(peer string, n int, gap time.Duration) error {
 	tr := &http.Transport{DisableKeepAlives: true}
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	get := func(i int) error {
-		resp, err := client.Get(fmt.Sprintf("http://%s/floor-%d", peer, i%1000))
+	get := func(path string) error {
+		resp, err := client.Get("http://" + peer + path)
 		if err != nil {
 			return err
 		}
@@ -355,8 +369,8 @@ func runFloor(peer string, n int, gap time.Duration) error {
 		resp.Body.Close()
 		return err
 	}
-	for i := range 100 { // warm-up, not counted
-		if err := get(i); err != nil {
+	for i := range 100 { // warm-up, not counted, on paths of its own
+		if err := get(fmt.Sprintf("/warm-%d", i)); err != nil {
 			return err
 		}
 	}
@@ -366,7 +380,7 @@ func runFloor(peer string, n int, gap time.Duration) error {
 		if gap > 0 {
 			time.Sleep(time.Until(start.Add(time.Duration(i) * gap)))
 		}
-		if err := get(i); err != nil {
+		if err := get(fmt.Sprintf("/floor-%d", i%floorTargets)); err != nil {
 			return err
 		}
 	}
@@ -376,7 +390,7 @@ func runFloor(peer string, n int, gap time.Duration) error {
 
 // runCloudprober runs cloudprober's HTTP probe on the same targets with
 // its Prometheus surfacer, measured as the prober is.
-func runCloudprober(bin, dir string, n int, addrs []string, c *counter, interval, duration time.Duration) (*steadyResult, error) {
+func runCloudprober(bin, dir string, n int, addrs []string, c *peerProc, interval, duration time.Duration) (*steadyResult, error) {
 	listen, err := freePort()
 	if err != nil {
 		return nil, err
@@ -416,7 +430,7 @@ func init() { log.SetFlags(0) }
 // /probe?target=… per target per interval, evenly spread, each answered
 // with its own metrics; measured as the prober is (its /metrics scrape
 // is its process metrics only).
-func runBlackbox(bin, dir string, n int, addrs []string, c *counter, interval, duration time.Duration) (*steadyResult, error) {
+func runBlackbox(bin, dir string, n int, addrs []string, c *peerProc, interval, duration time.Duration) (*steadyResult, error) {
 	listen, err := freePort()
 	if err != nil {
 		return nil, err
