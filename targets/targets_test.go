@@ -162,3 +162,22 @@ func TestExpandCoversEveryRouteServiceAndNodePort(t *testing.T) {
 		t.Errorf("ces-cachecenter has %d hops, want one per port (6)", n)
 	}
 }
+
+// The status, the CLI and the traces name each hop's target this way.
+func TestDescribeNamesEachKindOfTarget(t *testing.T) {
+	for _, c := range []struct {
+		hop  targets.Hop
+		want string
+	}{
+		{targets.Hop{Kind: probes.KindDNS, Target: probes.Target{Host: "api.example.test"}}, "resolve api.example.test (system resolver)"},
+		{targets.Hop{Kind: probes.KindDNS, Target: probes.Target{Host: "api.example.test", Resolver: "10.0.0.2:53"}}, "resolve api.example.test (10.0.0.2:53)"},
+		{targets.Hop{Kind: probes.KindHTTP, Target: probes.Target{Scheme: "https", Host: "api.example.test", Path: "/health"}}, "https://api.example.test/health"},
+		{targets.Hop{Kind: probes.KindWebSocket, Target: probes.Target{Scheme: "wss", Host: "api.example.test", Path: "/ws", Address: "127.0.0.1:8443"}}, "wss://api.example.test/ws via 127.0.0.1:8443"},
+		{targets.Hop{Kind: probes.KindTLS, Target: probes.Target{Host: "api.example.test", Address: "127.0.0.1:443"}}, "TLS 127.0.0.1:443 (SNI api.example.test)"},
+		{targets.Hop{Kind: probes.KindRedis, Target: probes.Target{Address: "127.0.0.1:6379"}}, "127.0.0.1:6379"},
+	} {
+		if got := c.hop.Describe(); got != c.want {
+			t.Errorf("%s hop: %q, want %q", c.hop.Kind, got, c.want)
+		}
+	}
+}
