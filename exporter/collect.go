@@ -92,11 +92,16 @@ type pathState struct {
 	first    int
 	duration float64
 	status   PathStatus
-	walkLbl  labels // path, vantage
+	// pending is the path's status before any walk, built once per
+	// path: each walk's status starts from a copy of it (statusFrom)
+	// instead of describing every hop again.
+	pending PathStatus
+	walkLbl labels // path, vantage
 }
 
 func newPathState(p *targets.Path, l layout) *pathState {
-	ps := &pathState{sig: signature(p), path: p, status: Pending(p), walkLbl: renderText(nil, walkLabelNames, []string{p.ID, p.Vantage})}
+	pending := Pending(p)
+	ps := &pathState{sig: signature(p), path: p, status: pending, pending: pending, walkLbl: renderText(nil, walkLabelNames, []string{p.ID, p.Vantage})}
 	for i, h := range p.Hops {
 		hs := &hopState{
 			name: h.Name, kind: string(h.Kind), node: h.Node, role: h.Role,

@@ -193,7 +193,8 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 		order = append(order, p.ID)
 		old, ok := e.paths[p.ID]
 		if ok && old.sig == signature(p) {
-			old.path = p // same series, walked by the new generation
+			old.path = p             // same series, walked by the new generation
+			old.pending = Pending(p) // a target may have moved
 			next[p.ID] = old
 			continue
 		}
@@ -448,14 +449,30 @@ func (e *Exporter) Gatherer() prometheus.Gatherer {
 func (e *Exporter) Observe(r scheduler.PathResult) {
 	e.progress.Store(time.Now().UnixNano())
 	e.walkLag.WithLabelValues(r.Path.Vantage).Observe(max(r.Lag.Seconds(), 0))
-	st := StatusOf(r)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ps := e.paths[r.Path.ID]
 	// Identity, not a signature rebuilt on every walk: SetPaths hands an
 	// unchanged path's state to the new generation's *Path.
-	if ps == nil || ps.path != r.Path {
-		return // a walk of a path the last reload removed or changed
+	current := func() *pathState {
+		if ps := e.paths[r.Path.ID]; ps != nil && ps.path == r.Path {
+			return ps
+		}
+		return nil // a walk of a path the last reload removed or changed
+	}
+	e.mu.RLock()
+	ps := current()
+	var pending PathStatus
+	if ps != nil {
+		pending = ps.pending
+	}
+	e.mu.RUnlock()
+	if ps == nil {
+		return
+	}
+	// Built outside the lock, which scrapes hold.
+	st := statusFrom(pending, r)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ps = current(); ps == nil {
+		return
 	}
 	ps.observe(r, st, e.layout.bounds)
 	h := e.history[r.Path.ID]

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,34 @@ hopprobe_hop_probes_total{hop="node-a:31603",path="nodeport/landry/landry-trans-
 	e.Observe(r) // the old generation's walk, in flight at the change
 	if n, _ := testutil.GatherAndCount(e.Gatherer(), "hopprobe_hop_probes_total"); n != 1 {
 		t.Fatalf("a stale walk of the old hops was recorded: %d series", n)
+	}
+}
+
+// A reload that moves a hop's address keeps the path's series (the
+// address is no label) and its status names the new address from the
+// first walk after it: each walk's status starts from the path's own
+// pending status, which the reload rebuilds.
+func TestStatusNamesTheTargetAReloadMovedTo(t *testing.T) {
+	p, r := nodePortWalk()
+	p.Hops[0].Target.Address = "10.0.0.1:31603"
+	e := exporter.New([]*targets.Path{p})
+	e.Observe(r)
+	if got := e.Statuses()[0].Hops[0].Target; got != "10.0.0.1:31603" {
+		t.Fatalf("target before the reload: %q", got)
+	}
+	moved := *p
+	moved.Hops = slices.Clone(p.Hops)
+	moved.Hops[0].Target.Address = "10.0.0.9:31603"
+	e.SetPaths([]*targets.Path{&moved})
+	walk := r
+	walk.Path = &moved
+	e.Observe(walk)
+	st := e.Statuses()[0]
+	if got := st.Hops[0].Target; got != "10.0.0.9:31603" {
+		t.Fatalf("target after the reload: %q", got)
+	}
+	if st.FirstFailingHop != "node-b:31603" || st.Hops[2].Verdict != exporter.VerdictSkipped {
+		t.Fatalf("status after the reload: %+v", st)
 	}
 }
 

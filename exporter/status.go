@@ -76,8 +76,12 @@ func Pending(p *targets.Path) PathStatus {
 }
 
 // StatusOf turns a walk into its status record.
-func StatusOf(r scheduler.PathResult) PathStatus {
-	ps := Pending(r.Path)
+func StatusOf(r scheduler.PathResult) PathStatus { return statusFrom(Pending(r.Path), r) }
+
+// statusFrom fills in a copy of the path's pending status from a walk.
+func statusFrom(pending PathStatus, r scheduler.PathResult) PathStatus {
+	ps := pending
+	ps.Hops = slices.Clone(pending.Hops)
 	ps.Verdict = VerdictOK
 	if !r.Success {
 		ps.Verdict = VerdictFailed
