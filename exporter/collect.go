@@ -92,16 +92,16 @@ type pathState struct {
 	first    int
 	duration float64
 	status   PathStatus
-	// pending is the path's status before any walk, built once per
-	// path: each walk's status starts from a copy of it (statusFrom)
-	// instead of describing every hop again.
-	pending PathStatus
-	walkLbl labels // path, vantage
+	// described names each hop's target, once per path rather than on
+	// every walk (describing was 2 % of the CPU at 10,000 hops); it is
+	// replaced, never changed, so a walk may read it outside the lock.
+	described []string
+	walkLbl   labels // path, vantage
 }
 
 func newPathState(p *targets.Path, l layout) *pathState {
-	pending := Pending(p)
-	ps := &pathState{sig: signature(p), path: p, status: pending, pending: pending, walkLbl: renderText(nil, walkLabelNames, []string{p.ID, p.Vantage})}
+	described := describe(p)
+	ps := &pathState{sig: signature(p), path: p, status: pendingWith(p, described), described: described, walkLbl: renderText(nil, walkLabelNames, []string{p.ID, p.Vantage})}
 	for i, h := range p.Hops {
 		hs := &hopState{
 			name: h.Name, kind: string(h.Kind), node: h.Node, role: h.Role,

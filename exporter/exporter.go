@@ -193,8 +193,8 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 		order = append(order, p.ID)
 		old, ok := e.paths[p.ID]
 		if ok && old.sig == signature(p) {
-			old.path = p             // same series, walked by the new generation
-			old.pending = Pending(p) // a target may have moved
+			old.path = p                // same series, walked by the new generation
+			old.described = describe(p) // a target may have moved
 			next[p.ID] = old
 			continue
 		}
@@ -459,16 +459,16 @@ func (e *Exporter) Observe(r scheduler.PathResult) {
 	}
 	e.mu.RLock()
 	ps := current()
-	var pending PathStatus
+	var described []string
 	if ps != nil {
-		pending = ps.pending
+		described = ps.described
 	}
 	e.mu.RUnlock()
 	if ps == nil {
 		return
 	}
 	// Built outside the lock, which scrapes hold.
-	st := statusFrom(pending, r)
+	st := statusFrom(r, described)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if ps = current(); ps == nil {

@@ -62,11 +62,24 @@ type PathStatus struct {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Pending describes a path that has not been walked yet.
-func Pending(p *targets.Path) PathStatus {
-	ps := PathStatus{ID: p.ID, Kind: p.Kind, Vantage: p.Vantage, Namespace: p.Namespace, Service: p.Service, Verdict: VerdictPending}
+func Pending(p *targets.Path) PathStatus { return pendingWith(p, describe(p)) }
+
+// describe names each hop's target, as the status shows it.
+func describe(p *targets.Path) []string {
+	out := make([]string, len(p.Hops))
+	for i := range p.Hops {
+		out[i] = p.Hops[i].Describe()
+	}
+	return out
+}
+
+// pendingWith is Pending with the hops' targets already described.
+func pendingWith(p *targets.Path, described []string) PathStatus {
+	ps := PathStatus{ID: p.ID, Kind: p.Kind, Vantage: p.Vantage, Namespace: p.Namespace, Service: p.Service, Verdict: VerdictPending,
+		Hops: make([]HopStatus, 0, len(p.Hops))}
 	for i := range p.Hops {
 		h := &p.Hops[i]
-		hs := HopStatus{Name: h.Name, Kind: string(h.Kind), Target: h.Describe(), Verdict: VerdictPending}
+		hs := HopStatus{Name: h.Name, Kind: string(h.Kind), Target: described[i], Verdict: VerdictPending}
 		if h.Skip != "" {
 			hs.Verdict, hs.Error = VerdictSkipped, h.Skip
 		}
@@ -76,12 +89,11 @@ func Pending(p *targets.Path) PathStatus {
 }
 
 // StatusOf turns a walk into its status record.
-func StatusOf(r scheduler.PathResult) PathStatus { return statusFrom(Pending(r.Path), r) }
+func StatusOf(r scheduler.PathResult) PathStatus { return statusFrom(r, describe(r.Path)) }
 
-// statusFrom fills in a copy of the path's pending status from a walk.
-func statusFrom(pending PathStatus, r scheduler.PathResult) PathStatus {
-	ps := pending
-	ps.Hops = slices.Clone(pending.Hops)
+// statusFrom is StatusOf with the hops' targets already described.
+func statusFrom(r scheduler.PathResult, described []string) PathStatus {
+	ps := pendingWith(r.Path, described)
 	ps.Verdict = VerdictOK
 	if !r.Success {
 		ps.Verdict = VerdictFailed
