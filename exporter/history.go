@@ -64,22 +64,40 @@ type pathHistory struct {
 // every request (trace id, CloudFront's request id), which are kept on
 // their own. Measured at 1,000 hops, keeping each walk's status whole
 // cost 9 MiB of the prober's memory.
+// At 10,000 one-hop paths and 20 walks each the records are 400,000
+// values, so their fields are small: the time in Unix nanoseconds, the
+// verdicts a byte.
 type walkRecord struct {
-	at         time.Time
-	verdict    string
+	at         int64 // Unix nanoseconds
 	durationMS float64
 	firstFail  string
 	chain      *chain.Result
 	hops       []hopRecord
+	verdict    verdictCode
 }
 
 type hopRecord struct {
-	name, verdict, err string
-	latencyMS          float64
-	first              bool
-	evidence           map[string]string // shared, never changed
-	volatile           [len(volatileKeys)]string
+	name, err string
+	latencyMS float64
+	evidence  map[string]string // shared, never changed
+	volatile  [len(volatileKeys)]string
+	verdict   verdictCode
+	first     bool
 }
+
+// verdictCode is a verdict as the history keeps it.
+type verdictCode uint8
+
+var verdictNames = [...]string{VerdictPending, VerdictOK, VerdictFailed, VerdictSkipped, VerdictNotProbed}
+
+func codeOf(verdict string) verdictCode {
+	if i := slices.Index(verdictNames[:], verdict); i >= 0 {
+		return verdictCode(i)
+	}
+	return 0 // pending: not a verdict the walk gave
+}
+
+func (c verdictCode) String() string { return verdictNames[c] }
 
 // volatileKeys are evidence that differs on every request.
 var volatileKeys = [...]string{probes.TraceIDDetail, probes.HeaderDetail("X-Amz-Cf-Id"), probes.HeaderDetail("X-Request-Id")}
@@ -125,10 +143,10 @@ func (h *pathHistory) record(st PathStatus, keep int) {
 		when = *st.LastWalk
 	}
 	prev := h.last
-	w := walkRecord{at: when, verdict: st.Verdict, durationMS: st.DurationMS, firstFail: st.FirstFailingHop, chain: st.Chain,
+	w := walkRecord{at: when.UnixNano(), verdict: codeOf(st.Verdict), durationMS: st.DurationMS, firstFail: st.FirstFailingHop, chain: st.Chain,
 		hops: make([]hopRecord, len(st.Hops))}
 	for i, hs := range st.Hops {
-		r := hopRecord{name: hs.Name, verdict: hs.Verdict, err: hs.Error, latencyMS: hs.LatencyMS, first: hs.FirstFail, evidence: hs.Details}
+		r := hopRecord{name: hs.Name, verdict: codeOf(hs.Verdict), err: hs.Error, latencyMS: hs.LatencyMS, first: hs.FirstFail, evidence: hs.Details}
 		for k, key := range volatileKeys {
 			r.volatile[k] = hs.Details[key]
 		}
@@ -186,6 +204,14 @@ func (h *pathHistory) event(ev Event, st PathStatus) {
 // push adds a walk to the ring of at most keep.
 func (h *pathHistory) push(w walkRecord, keep int) {
 	if len(h.ring) < keep {
+		if len(h.ring) == cap(h.ring) {
+			// Grown by hand up to exactly keep: append's doubling (and
+			// slices.Grow's, which appends) left the 20 kept walks in
+			// room for 32.
+			ring := make([]walkRecord, len(h.ring), min(keep, max(4, 2*cap(h.ring))))
+			copy(ring, h.ring)
+			h.ring = ring
+		}
 		h.ring = append(h.ring, w)
 		h.last = &h.ring[len(h.ring)-1]
 		return
@@ -226,11 +252,11 @@ func (h *pathHistory) resize(keep int) {
 // path's current status, which names each hop's kind and target.
 func (w *walkRecord) status(template PathStatus) PathStatus {
 	st := PathStatus{ID: template.ID, Kind: template.Kind, Vantage: template.Vantage, Namespace: template.Namespace, Service: template.Service,
-		Verdict: w.verdict, FirstFailingHop: w.firstFail, DurationMS: w.durationMS, Chain: w.chain}
-	at := w.at
+		Verdict: w.verdict.String(), FirstFailingHop: w.firstFail, DurationMS: w.durationMS, Chain: w.chain}
+	at := time.Unix(0, w.at)
 	st.LastWalk = &at
 	for i, r := range w.hops {
-		hs := HopStatus{Name: r.name, Verdict: r.verdict, Error: r.err, LatencyMS: r.latencyMS, FirstFail: r.first}
+		hs := HopStatus{Name: r.name, Verdict: r.verdict.String(), Error: r.err, LatencyMS: r.latencyMS, FirstFail: r.first}
 		if i < len(template.Hops) && template.Hops[i].Name == r.name {
 			hs.Kind, hs.Target = template.Hops[i].Kind, template.Hops[i].Target
 		}
@@ -309,7 +335,7 @@ func (h *pathHistory) recent(hops int) [][]float64 {
 		w := ws[k]
 		for i := range out {
 			v := -1.0
-			if i < len(w.hops) && (w.hops[i].verdict == VerdictOK || w.hops[i].verdict == VerdictFailed) {
+			if i < len(w.hops) && (w.hops[i].verdict == codeOf(VerdictOK) || w.hops[i].verdict == codeOf(VerdictFailed)) {
 				v = w.hops[i].latencyMS
 			}
 			out[i] = append(out[i], v)
