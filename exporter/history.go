@@ -64,6 +64,7 @@ type pathHistory struct {
 // every request (trace id, CloudFront's request id), which are kept on
 // their own. Measured at 1,000 hops, keeping each walk's status whole
 // cost 9 MiB of the prober's memory.
+//
 // At 10,000 one-hop paths and 20 walks each the records are 400,000
 // values, so their fields are small: the time in Unix nanoseconds, the
 // verdicts a byte.
