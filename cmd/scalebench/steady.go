@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // The steady-state run (-steady): `probe serve` itself, the binary, on N
@@ -23,9 +27,9 @@ import (
 // a neutral loopback peer that counts the probes (a process of its own:
 // peer.go); then, in the same run and on the same peer, the floors: a
 // bare Go GET on a fresh connection, paced at the prober's rate, and
-// back to back. Each process's CPU comes from its own /proc counters. With CLOUDPROBER set, cloudprober runs the
-// same targets and interval with its Prometheus surfacer, measured the
-// same way.
+// back to back. Each process's CPU comes from its own /proc counters.
+// With CLOUDPROBER set, cloudprober runs the same targets and interval
+// with its Prometheus surfacer, measured the same way.
 
 // procCPU is a process's user+system CPU from /proc/PID/stat.
 func procCPU(pid int) float64 {
@@ -74,33 +78,27 @@ type steadyResult struct {
 }
 
 // walkLag reads the cumulative buckets of hopprobe_walk_lag_seconds
-// (summed over vantages) from a text scrape, keyed by le.
-func walkLag(url string) (map[string]float64, error) {
+// (summed over vantages) from a text scrape, keyed by upper bound; a
+// prober without the family gives none.
+func walkLag(url string) (map[float64]float64, error) {
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(url)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("parsing %s: %w", url, err)
 	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, "hopprobe_walk_lag_seconds_bucket{") {
-			continue
+	out := map[float64]float64{}
+	for _, m := range families["hopprobe_walk_lag_seconds"].GetMetric() {
+		for _, b := range m.GetHistogram().GetBucket() {
+			if !math.IsInf(b.GetUpperBound(), 1) { // the count stands for it
+				out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			}
 		}
-		_, rest, _ := strings.Cut(line, `le="`)
-		le, rest, _ := strings.Cut(rest, `"`)
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			return nil, fmt.Errorf("walk lag bucket %q: %w", line, err)
-		}
-		out[le] += v
+		out[math.Inf(1)] += float64(m.GetHistogram().GetSampleCount())
 	}
 	return out, nil
 }
@@ -180,10 +178,10 @@ func measure(name string, pid int, metricsURL string, c *peerProc, interval, dur
 	}
 	cpu, wall := procCPU(pid)-cpu0, time.Since(t0)
 	r := &steadyResult{name: name, probes: seen.Hits, cpu: cpu, p99: seen.P99, worst: seen.Worst}
-	if lag1, err := walkLag(metricsURL); err == nil && lag1["+Inf"] > lag0["+Inf"] {
-		r.lagWalks = lag1["+Inf"] - lag0["+Inf"]
-		r.lag1ms = (lag1["0.001"] - lag0["0.001"]) / r.lagWalks
-		r.lag5ms = (lag1["0.005"] - lag0["0.005"]) / r.lagWalks
+	if lag1, err := walkLag(metricsURL); err == nil && lag1[math.Inf(1)] > lag0[math.Inf(1)] {
+		r.lagWalks = lag1[math.Inf(1)] - lag0[math.Inf(1)]
+		r.lag1ms = (lag1[0.001] - lag0[0.001]) / r.lagWalks
+		r.lag5ms = (lag1[0.005] - lag0[0.005]) / r.lagWalks
 	}
 	if r.probes > 0 {
 		r.perProbe = cpu / float64(r.probes)
@@ -287,7 +285,6 @@ func steady(self string, sizes []int, interval, duration time.Duration, cloudpro
 		if err != nil {
 			return err
 		}
-		pacedP99, pacedWorst := pacedSeen.P99, pacedSeen.Worst
 		b2b, err := floor(self, "b2b", addrs[0], 2000, 0)
 		if err != nil {
 			return err
@@ -302,7 +299,7 @@ func steady(self string, sizes []int, interval, duration time.Duration, cloudpro
 				float64(x.scrapeWall)/1e6, float64(x.scrapeCPU)/1e6)
 		}
 		fmt.Printf("\n%d hops: jitter as the peer sees it, p99 (max): hopprobe %.2f ms (%.1f), a bare GET loop paced at its rate %.2f ms (%.1f).", n,
-			float64(r.p99)/1e6, float64(r.worst)/1e6, float64(pacedP99)/1e6, float64(pacedWorst)/1e6)
+			float64(r.p99)/1e6, float64(r.worst)/1e6, float64(pacedSeen.P99)/1e6, float64(pacedSeen.Worst)/1e6)
 		if r.lagWalks > 0 {
 			fmt.Printf(" hopprobe's own start lag (hopprobe_walk_lag_seconds, %.0f walks): %.2f %% within 1 ms of plan, %.2f %% within 5 ms.", r.lagWalks, 100*r.lag1ms, 100*r.lag5ms)
 		}
