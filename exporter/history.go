@@ -89,13 +89,21 @@ type hopRecord struct {
 // verdictCode is a verdict as the history keeps it.
 type verdictCode uint8
 
-var verdictNames = [...]string{VerdictPending, VerdictOK, VerdictFailed, VerdictSkipped, VerdictNotProbed}
+const (
+	codePending verdictCode = iota
+	codeOK
+	codeFailed
+	codeSkipped
+	codeNotProbed
+)
+
+var verdictNames = [...]string{codePending: VerdictPending, codeOK: VerdictOK, codeFailed: VerdictFailed, codeSkipped: VerdictSkipped, codeNotProbed: VerdictNotProbed}
 
 func codeOf(verdict string) verdictCode {
 	if i := slices.Index(verdictNames[:], verdict); i >= 0 {
 		return verdictCode(i)
 	}
-	return 0 // pending: not a verdict the walk gave
+	return codePending // not a verdict a walk gives
 }
 
 func (c verdictCode) String() string { return verdictNames[c] }
@@ -336,7 +344,7 @@ func (h *pathHistory) recent(hops int) [][]float64 {
 		w := ws[k]
 		for i := range out {
 			v := -1.0
-			if i < len(w.hops) && (w.hops[i].verdict == codeOf(VerdictOK) || w.hops[i].verdict == codeOf(VerdictFailed)) {
+			if i < len(w.hops) && (w.hops[i].verdict == codeOK || w.hops[i].verdict == codeFailed) {
 				v = w.hops[i].latencyMS
 			}
 			out[i] = append(out[i], v)
