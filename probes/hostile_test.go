@@ -112,15 +112,16 @@ func TestHostilePeersFailHopsWithShortCleanReasons(t *testing.T) {
 func TestHostileReasonsNameTheLimit(t *testing.T) {
 	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
 	for name, want := range map[string]string{
-		"redis-length-bomb":      "max_response_bytes",
-		"redis-array-bomb":       "max_response_bytes",
-		"redis-huge-bulk":        "max_response_bytes",
-		"postgres-huge-message":  "max_response_bytes",
-		"postgres-cleartext":     "password",
-		"kafka-huge-response":    "max_response_bytes",
-		"websocket-header-flood": "larger than 64 KiB",
-		"http-giant-header":      "header",
-		"dns-escapes":            `CNAME loop`,
+		"redis-length-bomb":        "max_response_bytes",
+		"redis-array-bomb":         "max_response_bytes",
+		"redis-huge-bulk":          "max_response_bytes",
+		"postgres-huge-message":    "max_response_bytes",
+		"postgres-cleartext":       "password",
+		"kafka-huge-response":      "max_response_bytes",
+		"websocket-header-flood":   "larger than 64 KiB",
+		"http-giant-header":        "header",
+		"http-informational-flood": "more than 5 informational",
+		"dns-escapes":              `CNAME loop`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := startHostile(t, name)

@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -9,93 +10,99 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // httpProber sends one GET to Address on behalf of Host and checks the
 // status, body and JSON fields. Phases follow blackbox_exporter: dns,
 // connect, tls, first_byte (server processing), transfer.
+//
+// The exchange runs on the probe's own goroutine over its own
+// connection: net/http writes the request and parses the response, but
+// its Transport is not used. A Transport pools connections, which a
+// probe must not (a pooled connection hides connect and TLS time, and a
+// dead peer behind a live socket), and it runs every request on three
+// goroutines of its own (dial, read loop, write loop) that hand off to
+// each other. Measured at 1,000 hops every 15 s, those hand-offs woke
+// the runtime's other thread for every probe; see docs/performance.md.
 type httpProber struct{}
 
+// httpReadBuffer and httpWriteBuffer size the probe's buffers. A probe's
+// request is a few hundred bytes; a longer header line or body is read
+// through the buffer in turns (net/http's 4 KiB each way were a third
+// of what a probe allocated).
+const (
+	httpReadBuffer  = 2 << 10
+	httpWriteBuffer = 1 << 10
+	// max1xx is how many informational responses are skipped before
+	// the final one, as net/http's Transport does.
+	max1xx = 5
+)
+
 func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
-	tc, err := tlsConfig(t.TLS, t.Host)
-	if err != nil {
-		return err
-	}
-	// net/http dials and runs trace callbacks on its own goroutines, and a
-	// dial can outlive a request that timed out, so everything they
-	// observe goes through a sink that is sealed when Do returns.
-	sink := &traceSink{}
-	tr := &http.Transport{
-		// Every probe opens its own connection: a pooled one would hide
-		// connect and TLS time, and a dead peer behind a live socket.
-		DisableKeepAlives: true,
-		TLSClientConfig:   tc,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var dr Report
-			c, err := dial(ctx, t.Address, &dr)
-			sink.do(func(s *traceSink) {
-				s.rep.Phases = append(s.rep.Phases, dr.Phases...)
-				s.conn = err == nil
-				if err == nil {
-					s.rep.Detail("remote", c.RemoteAddr().String())
-				}
-			})
-			return c, err
-		},
-		ForceAttemptHTTP2: false,
-		// net/http's default is 10 MB of headers; no component on a path
-		// needs more than a few KiB, and a peer's header flood is cut
-		// here long before the byte budget.
-		MaxResponseHeaderBytes: maxHeaderBytes,
-		// Each probe's connection is its own, so its buffers are
-		// allocated per probe: net/http's 4 KiB each way were a third of
-		// what a probe allocated (and so of the GC's work at 10,000
-		// hops). A probe's request is a few hundred bytes; a longer
-		// header line or body is read through the buffer in turns.
-		WriteBufferSize: 1 << 10,
-		ReadBufferSize:  2 << 10,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport: tr,
-		// A redirect is an answer from this hop; following it would probe
-		// a different one.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	trace := &httptrace.ClientTrace{
-		TLSHandshakeStart: func() { sink.do(func(s *traceSink) { s.tlsStart = time.Now() }) },
-		TLSHandshakeDone: func(cs tls.ConnectionState, _ error) {
-			sink.do(func(s *traceSink) {
-				s.rep.since("tls", s.tlsStart)
-				recordCert(cs, &s.rep)
-			})
-		},
-		WroteRequest:         func(httptrace.WroteRequestInfo) { sink.do(func(s *traceSink) { s.wroteAt = time.Now() }) },
-		GotFirstResponseByte: func() { sink.do(func(s *traceSink) { s.firstByte = time.Now() }) },
-	}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, requestURL(t), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, requestURL(t), nil)
 	if err != nil {
 		return fmt.Errorf("cannot build request: %w", err)
 	}
 	req.Header.Set("User-Agent", "hopprobe")
+	req.Close = true
 	requestIDs(ctx, req.Header, rep)
-	resp, err := client.Do(req)
-	seen := sink.seal(rep)
-	if err != nil {
-		if seen.conn {
-			err = connected(err)
+	failed := func(err error) error { return fmt.Errorf("GET %s via %s failed: %w", req.URL, t.Address, err) }
+	var tc *tls.Config
+	if req.URL.Scheme == "https" {
+		if tc, err = tlsConfig(t.TLS, t.Host); err != nil {
+			return err
 		}
-		return fmt.Errorf("GET %s via %s failed: %w", req.URL, t.Address, err)
 	}
+	raw, err := dial(ctx, t.Address, rep)
+	if err != nil {
+		return failed(err)
+	}
+	defer raw.Close()
+	rep.Detail("remote", raw.RemoteAddr().String())
+	if dl, ok := ctx.Deadline(); ok {
+		_ = raw.SetDeadline(dl)
+	}
+	conn := raw
+	if tc != nil {
+		tconn := tls.Client(raw, tc)
+		start := time.Now()
+		err := tconn.HandshakeContext(ctx)
+		rep.since("tls", start)
+		if err != nil {
+			return connected(failed(err))
+		}
+		recordCert(tconn.ConnectionState(), rep)
+		conn = tconn
+	}
+	// A redirect is an answer from this hop; it is never followed, as
+	// following it would probe a different one.
+	bw := bufio.NewWriterSize(conn, httpWriteBuffer)
+	if err := req.Write(bw); err != nil {
+		return connected(failed(err))
+	}
+	if err := bw.Flush(); err != nil {
+		return connected(failed(err))
+	}
+	wrote := time.Now()
+	// net/http's default is 10 MB of headers; no component on a path
+	// needs more than a few KiB, and a peer's header flood is cut here
+	// long before the byte budget.
+	lim := &headerLimit{Conn: conn, left: maxHeaderBytes + httpReadBuffer, what: "the HTTP response headers are"}
+	br := bufio.NewReaderSize(lim, httpReadBuffer)
+	if _, err := br.Peek(1); err != nil {
+		return connected(failed(fmt.Errorf("no response: %w", err)))
+	}
+	rep.since("first_byte", wrote)
+	resp, err := readResponse(br, req)
+	if err != nil {
+		return connected(failed(err))
+	}
+	lim.done.Store(true)
 	defer resp.Body.Close()
-	if !seen.wroteAt.IsZero() && !seen.firstByte.IsZero() {
-		rep.AddPhase("first_byte", seen.firstByte.Sub(seen.wroteAt))
-	}
 	rep.Detail("status", strconv.Itoa(resp.StatusCode))
 	recordHeaders(resp.Header, t.EvidenceHeaders, rep)
 	start := time.Now()
@@ -107,43 +114,19 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	return connected(checkHTTP(t, resp, body))
 }
 
-// traceSink is what the transport's goroutines observed during one probe.
-type traceSink struct {
-	mu     sync.Mutex
-	sealed bool
-	rep    Report
-	traceSeen
-}
-
-type traceSeen struct {
-	conn                         bool
-	tlsStart, wroteAt, firstByte time.Time
-}
-
-// do applies f unless the probe has already returned; a late callback
-// from an abandoned dial is dropped.
-func (s *traceSink) do(f func(*traceSink)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.sealed {
-		f(s)
+// readResponse reads the final response, skipping informational ones
+// (1xx but 101, which is final) as a Transport does.
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	for range max1xx + 1 {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode < 100 || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
 	}
-}
-
-// seal stops further updates, moves the phases and facts seen so far
-// into rep and returns the rest.
-func (s *traceSink) seal(rep *Report) traceSeen {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sealed = true
-	rep.Phases = append(rep.Phases, s.rep.Phases...)
-	if !s.rep.CertExpiry.IsZero() {
-		rep.CertExpiry = s.rep.CertExpiry
-	}
-	for k, v := range s.rep.Details {
-		rep.Detail(k, v)
-	}
-	return s.traceSeen
+	return nil, fmt.Errorf("more than %d informational (1xx) responses", max1xx)
 }
 
 func requestURL(t *Target) string {
@@ -247,4 +230,29 @@ func checkJSON(body []byte, want map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// headerLimit fails reads past left bytes until done: the response
+// headers of an HTTP hop, the handshake of a WebSocket one.
+type headerLimit struct {
+	net.Conn
+	left int64
+	// what names the part read, as the error says it.
+	what string
+	done atomic.Bool
+}
+
+func (h *headerLimit) Read(p []byte) (int, error) {
+	if h.done.Load() {
+		return h.Conn.Read(p)
+	}
+	if h.left <= 0 {
+		return 0, fmt.Errorf("%s larger than %s", h.what, byteSize(maxHeaderBytes))
+	}
+	if int64(len(p)) > h.left {
+		p = p[:h.left]
+	}
+	n, err := h.Conn.Read(p)
+	h.left -= int64(n)
+	return n, err
 }

@@ -132,6 +132,24 @@ func TestHTTPExpectationsFailWithReasons(t *testing.T) {
 	wantFail(t, run(t, probes.KindHTTP, tg, time.Second), "exceeds the size limit")
 }
 
+// Informational answers (103 Early Hints from a CDN) come before the
+// real one, which is what the hop is judged on.
+func TestHTTPJudgesTheResponseAfterInformationalOnes(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	tg := probes.Target{Address: addr(srv), Host: "api.example.test", Scheme: "http", Path: "/health"}
+	r := run(t, probes.KindHTTP, tg, 2*time.Second)
+	wantFail(t, r, "HTTP 503 from "+addr(srv))
+	if r.Details["status"] != "503" {
+		t.Errorf("status detail = %q, want the final response's 503", r.Details["status"])
+	}
+}
+
 func TestHTTPHangingPeerFailsAtTheTimeout(t *testing.T) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -363,9 +381,8 @@ func acceptAndClose(t *testing.T) net.Listener {
 	return serveLoopback(t, func(c net.Conn) { c.Close() })
 }
 
-// net/http may finish a dial and TLS handshake on its own goroutine after
-// the request timed out; what it reports then must not reach a result
-// that the caller already holds.
+// A TLS handshake that completes after the request timed out must not
+// reach a result that the caller already holds.
 func TestHTTPLateHandshakeLeavesTheResultAlone(t *testing.T) {
 	srv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer srv.Close()

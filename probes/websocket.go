@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -27,7 +26,7 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	// gorilla reads the handshake response with no bound on its headers;
 	// the handshake gets the HTTP hop's header limit (plus one read-ahead
 	// buffer), the messages after it MaxBodyBytes each.
-	var hs *handshakeLimit
+	var hs *headerLimit
 	d := websocket.Dialer{
 		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			c, err := dial(ctx, t.Address, rep)
@@ -36,7 +35,7 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 				return nil, err
 			}
 			rep.Detail("remote", c.RemoteAddr().String())
-			hs = &handshakeLimit{Conn: c, left: maxHeaderBytes + wsReadBuffer}
+			hs = &headerLimit{Conn: c, left: maxHeaderBytes + wsReadBuffer, what: "the WebSocket handshake response is"}
 			return hs, nil
 		},
 		ReadBufferSize:  wsReadBuffer,
@@ -114,25 +113,3 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 }
 
 const wsReadBuffer = 4096
-
-// handshakeLimit fails reads past left bytes until the handshake is done.
-type handshakeLimit struct {
-	net.Conn
-	left int64
-	done atomic.Bool
-}
-
-func (h *handshakeLimit) Read(p []byte) (int, error) {
-	if h.done.Load() {
-		return h.Conn.Read(p)
-	}
-	if h.left <= 0 {
-		return 0, fmt.Errorf("the WebSocket handshake response is larger than %s", byteSize(maxHeaderBytes))
-	}
-	if int64(len(p)) > h.left {
-		p = p[:h.left]
-	}
-	n, err := h.Conn.Read(p)
-	h.left -= int64(n)
-	return n, err
-}

@@ -156,6 +156,17 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 		w.Flush()
 		hold(c)
 	},
+	// Informational (1xx) responses without end, never the final one.
+	"http-informational-flood": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		for sent := 0; sent < Cap; sent += 64 {
+			if _, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"); err != nil {
+				return
+			}
+		}
+		hold(c)
+	},
 	// A healthy-looking answer with an endless body.
 	"http-endless-body": answer("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", floodWith('b')),
 	// A small 502 whose Server and Via carry terminal escapes, and an
