@@ -157,26 +157,37 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 		}
 		walk.End(trace.WithTimestamp(res.Start.Add(res.Duration)))
 	}()
-	var wg sync.WaitGroup
-	for i := range p.Hops {
+	hop := func(i int) {
 		h := &p.Hops[i]
-		if h.Skip != "" {
+		// The hop's span is the parent its probe request names in its
+		// traceparent.
+		hctx, span := w.tracer().Start(ctx, "hop "+h.Name, trace.WithSpanKind(trace.SpanKindClient))
+		// Reuse is bounded a little below the interval so that each tick
+		// of the path probes afresh.
+		r, shared := w.cache.do(hctx, h.Target.Key(h.Kind), p.Interval*9/10, func() HopResult {
+			return w.probe(hctx, h, p.Interval)
+		})
+		r.Shared = shared
+		res.Hops[i] = r
+		endHopSpan(span, h, r)
+	}
+	var wg sync.WaitGroup
+	last := -1
+	for i := range p.Hops {
+		if h := &p.Hops[i]; h.Skip != "" {
 			res.Hops[i] = HopResult{Skipped: true, Result: probes.Result{Error: h.Skip, Start: res.Start}}
 			continue
 		}
-		wg.Go(func() {
-			// The hop's span is the parent its probe request names in
-			// its traceparent.
-			hctx, span := w.tracer().Start(ctx, "hop "+h.Name, trace.WithSpanKind(trace.SpanKindClient))
-			// Reuse is bounded a little below the interval so that each
-			// tick of the path probes afresh.
-			r, shared := w.cache.do(hctx, h.Target.Key(h.Kind), p.Interval*9/10, func() HopResult {
-				return w.probe(hctx, h, p.Interval)
-			})
-			r.Shared = shared
-			res.Hops[i] = r
-			endHopSpan(span, h, r)
-		})
+		if j := last; j >= 0 {
+			wg.Go(func() { hop(j) })
+		}
+		last = i
+	}
+	// The last hop runs on the walk's own goroutine: most paths have
+	// one hop, and a goroutine started per walk woke the runtime's other
+	// thread for nothing.
+	if last >= 0 {
+		hop(last)
 	}
 	wg.Wait()
 	res.Duration = time.Since(res.Start)
