@@ -42,6 +42,7 @@ type scope struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	closed bool
+	unhook func() bool // stops ending the scope when the context ends
 }
 
 type scopeKey struct{}
@@ -53,7 +54,7 @@ func withScope(ctx context.Context, limit int64) (context.Context, *scope) {
 	}
 	ctx, abort := context.WithCancelCause(ctx)
 	s := &scope{limit: limit, abort: abort}
-	context.AfterFunc(ctx, s.end)
+	s.endWith(ctx)
 	return context.WithValue(ctx, scopeKey{}, s), s
 }
 
@@ -65,7 +66,7 @@ func scopeOf(ctx context.Context) *scope {
 		return s
 	}
 	s := &scope{limit: DefaultMaxResponseBytes, abort: func(error) {}}
-	context.AfterFunc(ctx, s.end)
+	s.endWith(ctx)
 	return s
 }
 
@@ -89,12 +90,26 @@ func (s *scope) guard(c net.Conn) net.Conn {
 	return g
 }
 
+// endWith ends the scope when ctx ends.
+func (s *scope) endWith(ctx context.Context) {
+	stop := context.AfterFunc(ctx, s.end)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unhook = stop
+}
+
 // end closes every connection of the probe.
 func (s *scope) end() {
 	s.mu.Lock()
-	conns := s.conns
+	conns, unhook := s.conns, s.unhook
 	s.conns, s.closed = nil, true
 	s.mu.Unlock()
+	// A scope that ends before its context unhooks itself: the context
+	// is cancelled right after every probe, and the hook would start a
+	// goroutine then (waking an idle thread) to find nothing to close.
+	if unhook != nil {
+		unhook()
+	}
 	for _, c := range conns {
 		_ = c.Close()
 	}
