@@ -75,6 +75,9 @@ func dialOne(ctx context.Context, addr string, left int) (net.Conn, error) {
 		ctx, cancel = context.WithTimeout(ctx, share)
 		defer cancel()
 	}
-	var d net.Dialer
+	// A probe's connection lives for one exchange, so TCP keep-alive
+	// (net.Dialer's default, four setsockopt calls per connection)
+	// would never fire.
+	d := net.Dialer{KeepAlive: -1}
 	return d.DialContext(ctx, "tcp", addr)
 }
