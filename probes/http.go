@@ -53,7 +53,10 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	failed := func(err error) error { return fmt.Errorf("GET %s via %s failed: %w", req.URL, t.Address, err) }
 	var tc *tls.Config
 	if req.URL.Scheme == "https" {
-		if tc, err = tlsConfig(t.TLS, t.Host); err != nil {
+		// The name asked for is the virtual host, else the address (an
+		// IP checked against the certificate's IP names), as net/http
+		// asks.
+		if tc, err = tlsConfig(t.TLS, req.URL.Hostname()); err != nil {
 			return err
 		}
 	}

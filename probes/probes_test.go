@@ -132,6 +132,18 @@ func TestHTTPExpectationsFailWithReasons(t *testing.T) {
 	wantFail(t, run(t, probes.KindHTTP, tg, time.Second), "exceeds the size limit")
 }
 
+// An HTTPS hop with no virtual host asks for its address, and the
+// certificate is checked against the address's IP.
+func TestHTTPSWithoutAHostChecksTheAddress(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	// httptest certificates name 127.0.0.1 as well as example.com.
+	tg := probes.Target{Address: addr(srv), Scheme: "https", Path: "/health", TLS: caFile(t, srv)}
+	wantOK(t, run(t, probes.KindHTTP, tg, 2*time.Second))
+}
+
 // Informational answers (103 Early Hints from a CDN) come before the
 // real one, which is what the hop is judged on.
 func TestHTTPJudgesTheResponseAfterInformationalOnes(t *testing.T) {
