@@ -72,6 +72,7 @@ func main() {
 	childHTTP := flag.String("child-http", "", "internal: run the hopprobe side of the paired run against this peer")
 	steadyMode := flag.Bool("steady", false, "steady state: the probe serve binary on N targets with scrapes, beside the paced and back-to-back floors (and $CLOUDPROBER)")
 	cloudprober := flag.String("cloudprober", os.Getenv("CLOUDPROBER"), "cloudprober binary for the steady-state comparison ($CLOUDPROBER)")
+	abOther := flag.String("ab", "", "with -steady: run this other probe binary at the same time as this tree's, on the same targets and peer, and compare CPU per walk and hop latency")
 	steadyPeer := flag.Bool("steady-peer", false, "internal: run the steady-state run's counting peer")
 	floorMode := flag.String("floor", "", "internal: run a floor (paced or b2b) and print CPU seconds per GET")
 	floorPeer := flag.String("floor-peer", "", "internal: the floor's peer")
@@ -100,6 +101,12 @@ func main() {
 			if n, err := strconv.Atoi(s); err == nil && n > 0 {
 				sizes = append(sizes, n)
 			}
+		}
+		if *abOther != "" {
+			if err := steadyAB(self, sizes, *interval, *duration, *abOther); err != nil {
+				log.Fatal(err)
+			}
+			return
 		}
 		if err := steady(self, sizes, *interval, *duration, *cloudprober, *blackbox); err != nil {
 			log.Fatal(err)
