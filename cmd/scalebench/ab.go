@@ -44,9 +44,9 @@ func steadyAB(self string, sizes []int, interval, duration time.Duration, other 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	built := filepath.Join(dir, "probe.built")
-	if out, err := exec.Command("go", "build", "-o", built, "github.com/allinx/hopprobe/cmd/probe").CombinedOutput(); err != nil {
-		return fmt.Errorf("building probe: %v: %s", err, out)
+	built, err := buildProbe(dir)
+	if err != nil {
+		return err
 	}
 	// Both run as cp'd copies, for the reason steady gives.
 	this, that := filepath.Join(dir, "probe-this"), filepath.Join(dir, "probe-other")

@@ -218,9 +218,9 @@ func steady(self string, sizes []int, interval, duration time.Duration, cloudpro
 		return err
 	}
 	defer os.RemoveAll(dir)
-	built := filepath.Join(dir, "probe.built")
-	if out, err := exec.Command("go", "build", "-o", built, "github.com/allinx/hopprobe/cmd/probe").CombinedOutput(); err != nil {
-		return fmt.Errorf("building probe: %v: %s", err, out)
+	built, err := buildProbe(dir)
+	if err != nil {
+		return err
 	}
 	// The linker writes its output through mmap, and a freshly linked
 	// binary's page-cache pages are mapped in larger runs: measured, the
@@ -318,6 +318,15 @@ func steady(self string, sizes []int, interval, duration time.Duration, cloudpro
 		fmt.Println("blackbox_exporter: not compared (set BLACKBOX_EXPORTER=/path/to/blackbox_exporter)")
 	}
 	return nil
+}
+
+// buildProbe builds this tree's probe into dir and returns its path.
+func buildProbe(dir string) (string, error) {
+	built := filepath.Join(dir, "probe.built")
+	if out, err := exec.Command("go", "build", "-o", built, "github.com/allinx/hopprobe/cmd/probe").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building probe: %v: %s", err, out)
+	}
+	return built, nil
 }
 
 // copyFile copies with cp(1): how a file lands in the page cache decides
