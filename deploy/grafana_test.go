@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	monv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/prometheus/promql/parser"
 
@@ -26,6 +27,23 @@ import (
 // first of them broken (results made up: only the names matter here;
 // some series exist only on a broken path).
 func exposedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	for _, mf := range gathered(t) {
+		n := mf.GetName()
+		names[n] = true
+		if mf.GetType().String() == "HISTOGRAM" {
+			names[n+"_bucket"], names[n+"_sum"], names[n+"_count"] = true, true, true
+		}
+	}
+	// Scraped by Prometheus itself, not by the exporter.
+	names["up"] = true
+	return names
+}
+
+// gathered is every family a scrape of the exporter can hold (see
+// exposedMetrics).
+func gathered(t *testing.T) []*dto.MetricFamily {
 	t.Helper()
 	paths, err := targets.Expand(testkit.Allinx(t), config.VantageCluster)
 	if err != nil {
@@ -69,17 +87,7 @@ func exposedMetrics(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := map[string]bool{}
-	for _, mf := range mfs {
-		n := mf.GetName()
-		names[n] = true
-		if mf.GetType().String() == "HISTOGRAM" {
-			names[n+"_bucket"], names[n+"_sum"], names[n+"_count"] = true, true, true
-		}
-	}
-	// Scraped by Prometheus itself, not by the exporter.
-	names["up"] = true
-	return names
+	return mfs
 }
 
 // promql is the parser Prometheus itself uses, with its default options.

@@ -39,6 +39,8 @@ func TestAgainstARealAPIServer(t *testing.T) {
 	l := newLab(t, c)
 	t.Run("discovery", func(t *testing.T) { testDiscovery(t, c, l) })
 	t.Run("rbac", func(t *testing.T) { testRBAC(t, c, l) })
+	// Last: it stops one of the lab's stores.
+	t.Run("servicemonitor", func(t *testing.T) { testServiceMonitor(t, c, l) })
 }
 
 // Every overlay applies server-side with strict field validation, into
@@ -243,7 +245,8 @@ func portsOf(s *config.Service) []string {
 // pods on 10.244/16 and a NodePort Service on nodes at 10.245/16, whose
 // addresses answer like the demo's stand-ins.
 type lab struct {
-	cfg string // the topology file
+	cfg  string     // the topology file
+	demo *demo.Demo // its stand-ins
 }
 
 const (
@@ -280,7 +283,7 @@ func newLab(t *testing.T, c *cluster) *lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
-	l := &lab{cfg: path}
+	l := &lab{cfg: path, demo: d}
 	for _, ip := range pods {
 		serveOn(t, ip+":8080", demo.Service("landry-spotapi-web"))
 	}

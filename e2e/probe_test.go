@@ -56,13 +56,19 @@ type server struct {
 	log  *testkit.Buffer
 }
 
-// startServe runs `probe serve` until the test ends.
+// startServe runs `probe serve` on a free loopback port until the test ends.
 func startServe(t *testing.T, kubeconfig string, args ...string) *server {
 	t.Helper()
 	addr, err := peers.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startServeOn(t, kubeconfig, addr, args...)
+}
+
+// startServeOn runs `probe serve` listening on addr until the test ends.
+func startServeOn(t *testing.T, kubeconfig, addr string, args ...string) *server {
+	t.Helper()
 	s := &server{addr: addr, log: &testkit.Buffer{}}
 	cmd := exec.Command(os.Getenv("HOPPROBE_PROBE"), append([]string{"serve", "--listen", addr}, args...)...)
 	cmd.Env = probeEnv(t, kubeconfig)
