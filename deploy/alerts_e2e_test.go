@@ -52,7 +52,7 @@ type notification struct {
 // pageLog records every alert Alertmanager notifies.
 type pageLog struct {
 	mu   sync.Mutex
-	seen []string // "firing HopprobeFirstFailingHop hop=cache severity=page"
+	seen []string // "firing HopprobeFirstFailingHop hop=cache severity=critical"
 }
 
 func (p *pageLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -232,11 +232,11 @@ scrape_configs:
 
 	var firingPages []string
 	for _, s := range pages.all() {
-		if strings.HasPrefix(s, "firing") && strings.HasSuffix(s, "severity=page") {
+		if strings.HasPrefix(s, "firing") && strings.HasSuffix(s, "severity=critical") {
 			firingPages = append(firingPages, s)
 		}
 	}
-	want := []string{"firing HopprobeFirstFailingHop hop=cache severity=page", "firing HopprobeFirstFailingHop hop=apisix severity=page"}
+	want := []string{"firing HopprobeFirstFailingHop hop=cache severity=critical", "firing HopprobeFirstFailingHop hop=apisix severity=critical"}
 	if strings.Join(firingPages, "\n") != strings.Join(want, "\n") {
 		t.Errorf("pages %q, want exactly %q (one per incident, naming its first failing hop)", firingPages, want)
 	}
