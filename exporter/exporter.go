@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/buildinfo"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
@@ -148,7 +149,11 @@ func New(paths []*targets.Path) *Exporter {
 		keep:    DefaultHistory,
 		layout:  layoutOf(config.Metrics{}),
 	}
+	bi := buildinfo.Get()
 	e.reg.MustRegister(e.walkLag, e.reloads, e.reloadOK, e.reloadTime,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hopprobe_build_info",
+			Help:        "Always 1: the running build, as probe --version prints it (version, VCS revision, Go version).",
+			ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}}, func() float64 { return 1 }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// A recovered panic is a failed hop, and so shows in the hop's own
 	// series; this counts them by kind, from the first scrape on, so that

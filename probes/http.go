@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/allinx/hopprobe/internal/buildinfo"
 )
 
 // httpProber sends one GET to Address on behalf of Host and checks the
@@ -47,7 +49,7 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("cannot build request: %w", err)
 	}
-	req.Header.Set("User-Agent", "hopprobe")
+	req.Header.Set("User-Agent", buildinfo.Get().UserAgent())
 	req.Close = true
 	requestIDs(ctx, req.Header, rep)
 	failed := func(err error) error { return fmt.Errorf("GET %s via %s failed: %w", req.URL, t.Address, err) }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/allinx/hopprobe/internal/buildinfo"
 )
 
 // wsProber opens a WebSocket through Address on behalf of Host, then
@@ -54,7 +56,7 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	}
 	url := scheme + "://" + t.Host + path
 	start := time.Now()
-	h := http.Header{"User-Agent": {"hopprobe"}}
+	h := http.Header{"User-Agent": {buildinfo.Get().UserAgent()}}
 	requestIDs(ctx, h, rep)
 	c, resp, err := d.DialContext(ctx, url, h)
 	rep.since("handshake", start)

@@ -12,14 +12,13 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/common/promslog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
@@ -27,6 +26,7 @@ import (
 	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/internal/buildinfo"
 	"github.com/allinx/hopprobe/live"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
@@ -92,31 +92,7 @@ func defaultConfig() string {
 
 // version is the build's version and VCS revision, from the module's
 // build information.
-func version() string {
-	v, rev, modified, goVersion := "(devel)", "", false, runtime.Version()
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
-		}
-	}
-	out := v
-	if rev != "" {
-		out += " (revision " + rev
-		if modified {
-			out += ", modified"
-		}
-		out += ")"
-	}
-	return out + ", built with " + goVersion + " for " + runtime.GOOS + "/" + runtime.GOARCH
-}
+func version() string { return buildinfo.Get().String() }
 
 func newRoot(code *int) *cobra.Command {
 	g := &globals{}
@@ -315,6 +291,8 @@ func serveCmd(g *globals, code *int) *cobra.Command {
 	var discover bool
 	var otlp string
 	var lo liveOpts
+	logLevel, logFormat := promslog.NewLevel(), promslog.NewFormat()
+	_ = logFormat.Set("logfmt")
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Walk every path at its interval; serve /metrics, /healthz, /readyz, /api/v1/paths and the pages",
@@ -338,7 +316,8 @@ not load is logged and the running topology stays.`,
 				return nil
 			}
 			lo.every, lo.discover, lo.settle = driftEvery, discover, settle
-			*code = serve(cmd.Context(), cfg, g.vantage, listen, reloadEvery, stalls, lo, otlp, cmd.ErrOrStderr())
+			*code = serve(cmd.Context(), cfg, serveOpts{vantage: g.vantage, listen: listen, reloadEvery: reloadEvery, stalls: stalls,
+				live: lo, otlp: otlp, logLevel: logLevel, logFormat: logFormat}, cmd.ErrOrStderr())
 			return nil
 		},
 	}
@@ -352,6 +331,8 @@ not load is logged and the running topology stays.`,
 	f.BoolVar(&discover, "discover", false, "follow the live cluster (needs --cluster): NodePort hops on every Ready node, a hop per pod behind each Service")
 	f.StringVar(&otlp, "otlp-endpoint", "", "export every walk as an OpenTelemetry trace to this OTLP/HTTP receiver, e.g. http://otel-collector:4318 (the walk a root span, each hop and phase a child span with its evidence)")
 	f.DurationVar(&settle, "discover-settle", 10*time.Second, "gather cluster changes this long before the paths change (at most one change per period)")
+	f.Var(flagValue{logLevel, "LEVEL"}, "log.level", "only log messages of this level or above: debug, info, warn or error")
+	f.Var(flagValue{logFormat, "FORMAT"}, "log.format", "log as logfmt or json")
 	return cmd
 }
 
@@ -722,3 +703,18 @@ func importKube(ctx context.Context, cfg *config.Config, from kubeSource, stdout
 	}
 	return ExitOK
 }
+
+// flagValue gives a value with String and Set (promslog's level and
+// format, as Prometheus' own components take them) the type name pflag
+// shows in help.
+type flagValue struct {
+	v interface {
+		String() string
+		Set(string) error
+	}
+	typ string
+}
+
+func (f flagValue) String() string     { return f.v.String() }
+func (f flagValue) Set(s string) error { return f.v.Set(s) }
+func (f flagValue) Type() string       { return f.typ }

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/common/promslog"
 	"k8s.io/klog/v2"
 
 	"github.com/allinx/hopprobe/config"
@@ -27,13 +28,26 @@ import (
 	"github.com/allinx/hopprobe/tracing"
 )
 
+// serveOpts is what `probe serve`'s flags ask for.
+type serveOpts struct {
+	vantage     string // --vantage ("": the topology's)
+	listen      string
+	reloadEvery time.Duration
+	stalls      int
+	live        liveOpts
+	otlp        string
+	logLevel    *promslog.Level
+	logFormat   *promslog.Format
+}
+
 // serve walks every path until ctx ends or SIGTERM, and reloads the
 // topology on SIGHUP or when the file's content changes (a ConfigMap
 // update swaps the file under the pod). A topology that does not load is
 // logged with its file:line reasons and the running one is kept. With
 // discovery the paths also follow the cluster (nodes, node ports, pods).
-func serve(ctx context.Context, cfg *config.Config, vantageFlag, listen string, reloadEvery time.Duration, stalls int, lopts liveOpts, otlp string, stderr io.Writer) int {
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Writer) int {
+	vantageFlag, listen, reloadEvery, stalls, lopts, otlp := o.vantage, o.listen, o.reloadEvery, o.stalls, o.live, o.otlp
+	log := promslog.New(&promslog.Config{Level: o.logLevel, Format: o.logFormat, Writer: stderr})
 	slog.SetDefault(log)
 	opts := runner.Options{Vantage: vantageFlag, Log: log}
 	if otlp != "" {
