@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
@@ -291,6 +292,7 @@ func serveCmd(g *globals, code *int) *cobra.Command {
 	var discover bool
 	var otlp string
 	var lo liveOpts
+	var webConfig, probeListen string
 	logLevel, logFormat := promslog.NewLevel(), promslog.NewFormat()
 	_ = logFormat.Set("logfmt")
 	cmd := &cobra.Command{
@@ -311,13 +313,18 @@ not load is logged and the running topology stays.`,
 			if stalls < 0 {
 				return fmt.Errorf("--stall-intervals must be 0 or more, got %d", stalls)
 			}
+			// A web configuration that does not load would leave the port
+			// open without the protection it asks for: refuse to start.
+			if err := web.Validate(webConfig); err != nil {
+				return fmt.Errorf("--web.config.file %s: %w", webConfig, err)
+			}
 			cfg, _, ok := g.load(cmd, code)
 			if !ok {
 				return nil
 			}
 			lo.every, lo.discover, lo.settle = driftEvery, discover, settle
 			*code = serve(cmd.Context(), cfg, serveOpts{vantage: g.vantage, listen: listen, reloadEvery: reloadEvery, stalls: stalls,
-				live: lo, otlp: otlp, logLevel: logLevel, logFormat: logFormat}, cmd.ErrOrStderr())
+				live: lo, otlp: otlp, logLevel: logLevel, logFormat: logFormat, webConfig: webConfig, probeListen: probeListen}, cmd.ErrOrStderr())
 			return nil
 		},
 	}
@@ -333,6 +340,8 @@ not load is logged and the running topology stays.`,
 	f.DurationVar(&settle, "discover-settle", 10*time.Second, "gather cluster changes this long before the paths change (at most one change per period)")
 	f.Var(flagValue{logLevel, "LEVEL"}, "log.level", "only log messages of this level or above: debug, info, warn or error")
 	f.Var(flagValue{logFormat, "FORMAT"}, "log.format", "log as logfmt or json")
+	f.StringVar(&webConfig, "web.config.file", "", "TLS and basic auth for every page of --listen, in the exporter-toolkit's web configuration format (see docs/web-config.md)")
+	f.StringVar(&probeListen, "web.probe-listen", "", "also serve /healthz and /readyz, and nothing else, without TLS or credentials on this address, for the kubelet's probes when --web.config.file asks for credentials")
 	return cmd
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/exporter-toolkit/web"
 	"k8s.io/klog/v2"
 
 	"github.com/allinx/hopprobe/config"
@@ -38,6 +39,8 @@ type serveOpts struct {
 	otlp        string
 	logLevel    *promslog.Level
 	logFormat   *promslog.Format
+	webConfig   string // --web.config.file: TLS and basic auth (exporter-toolkit)
+	probeListen string // --web.probe-listen: /healthz and /readyz alone, without credentials
 }
 
 // serve walks every path until ctx ends or SIGTERM, and reloads the
@@ -121,15 +124,48 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 		return ExitBadArgs
 	}
 	r.Exporter().SetStallIntervals(stalls)
+	handler := r.Exporter().Handler()
 	// A scraper gets bounded time to send its request and to take the
 	// answer; one that stalls loses its connection, never a walk.
-	srv := &http.Server{Handler: r.Exporter().Handler(), ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+	srv := newHTTPServer(handler)
+	// TLS and basic auth, when --web.config.file asks for them, cover
+	// every page of the listener: /metrics, the JSON API (which carries
+	// certificates, response headers and internal addresses) and the pages.
+	webFlags := &web.FlagConfig{WebListenAddresses: &[]string{listen}, WebConfigFile: &o.webConfig}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := web.Serve(ln, srv, webFlags, log); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "error", err)
 		}
 	}()
+	defer func() {
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	// The kubelet cannot send credentials; with a web configuration that
+	// asks for them, its probes go to a listener of their own that serves
+	// the two health answers and nothing else.
+	if o.probeListen != "" {
+		pln, err := net.Listen("tcp", o.probeListen)
+		if err != nil {
+			fmt.Fprintf(stderr, "cannot listen on %s (--web.probe-listen): %v\n", o.probeListen, err)
+			return ExitBadArgs
+		}
+		health := http.NewServeMux()
+		health.Handle("GET /healthz", handler)
+		health.Handle("GET /readyz", handler)
+		psrv := newHTTPServer(health)
+		go func() {
+			if err := psrv.Serve(pln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("health server stopped", "error", err)
+			}
+		}()
+		defer func() {
+			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = psrv.Shutdown(shutdown)
+		}()
+	}
 	log.Info("serving", "config", cfg.File, "vantage", r.Vantage(), "paths", r.Paths(),
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "status", "http://"+ln.Addr().String()+"/api/v1/paths")
 
@@ -157,9 +193,6 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 		select {
 		case <-ctx.Done():
 			r.Stop()
-			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(shutdown)
 			log.Info("stopped")
 			return ExitOK
 		case <-driftTick:
@@ -176,6 +209,13 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 			}
 		}
 	}
+}
+
+// newHTTPServer bounds what a client may take: time to send its request
+// and to take the answer; one that stalls loses its connection.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 }
 
 // fileSum is the topology file's content hash, nil when it cannot be read
