@@ -7,7 +7,7 @@ DEMO_LISTEN ?= 127.0.0.1:9115
 # DEMO_EDGE: how the demo's CloudFront sends requests on: documented, bypass or nlb.
 DEMO_EDGE   ?= documented
 
-.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz dashboards e2e kube-apiserver
+.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz dashboards e2e kube-apiserver helm prometheus e2e-tools
 
 all: build
 
@@ -43,9 +43,10 @@ IMAGE ?= ghcr.io/allinx/hopprobe:latest
 image:
 	docker build -t $(IMAGE) .
 
-## deploy-sync: copy config/allinx.yaml into the kustomize base and regenerate the PrometheusRule
+## deploy-sync: copy config/allinx.yaml into the kustomize base and the Helm chart, the rules and
+## dashboards into the chart, and regenerate the PrometheusRule
 deploy-sync:
-	$(GO) test -count=1 -run 'TestTopologyCopyMatchesConfig|TestPrometheusRuleMatchesRulesFile' ./deploy -update
+	$(GO) test -count=1 -run 'TestTopologyCopyMatchesConfig|TestPrometheusRuleMatchesRulesFile|TestChartCopiesMatch' ./deploy -update
 
 ## dashboards: write deploy/grafana/dashboards/*.json from the Go that builds them (deploy/grafana)
 dashboards:
@@ -94,13 +95,37 @@ clean:
 E2E_CACHE      ?= $(HOME)/.cache/hopprobe
 KUBE_APISERVER ?= $(E2E_CACHE)/kube-apiserver-$(shell cat e2e/kube-apiserver/go.mod e2e/kube-apiserver/go.sum e2e/kube-apiserver/main.go | sha256sum | cut -c1-16)
 kube-apiserver: $(KUBE_APISERVER)
+## helm: the real helm, built once from its Go module (go install; its
+## Kubernetes modules are the API server's v0.37.2) and cached beside it.
+HELM_VERSION ?= v4.3.2
+HELM         ?= $(E2E_CACHE)/helm-$(HELM_VERSION)/helm
+helm: $(HELM)
+## prometheus: Debian's Prometheus is built without Kubernetes service
+## discovery, so the suite's ServiceMonitor check builds Prometheus from
+## its Go module with only that discovery (its remove_all_sd and
+## enable_kubernetes_sd build tags), once, cached beside the others.
+PROMETHEUS_VERSION ?= v0.316.0
+PROMETHEUS         ?= $(E2E_CACHE)/prometheus-$(PROMETHEUS_VERSION)/prometheus
+prometheus: $(PROMETHEUS)
+## e2e-tools: what make e2e builds once (.ci/run builds them beside make test)
+e2e-tools: $(KUBE_APISERVER) $(HELM) $(PROMETHEUS)
 
-e2e: $(KUBE_APISERVER)
+e2e: e2e-tools
 	$(GO) build -o bin/probe ./cmd/probe
 	$(GO) vet -tags e2e ./e2e/
 	$(GO) run $(STATICCHECK) -tags e2e ./e2e/
-	HOPPROBE_KUBE_APISERVER=$(KUBE_APISERVER) HOPPROBE_PROBE=$(CURDIR)/bin/probe \
+	HOPPROBE_KUBE_APISERVER=$(KUBE_APISERVER) HOPPROBE_PROBE=$(CURDIR)/bin/probe HOPPROBE_HELM=$(HELM) HOPPROBE_PROMETHEUS=$(PROMETHEUS) \
 		$(GO) run $(GOTESTSUM) --format testname -- -tags e2e -count=1 -timeout 15m ./e2e/
+
+$(HELM):
+	@echo "make e2e: building helm $(HELM_VERSION) from the Go module proxy (once; a few minutes on 2 cores with a cold cache)"
+	@mkdir -p $(dir $(HELM))
+	GOBIN=$(dir $(HELM)) $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+
+$(PROMETHEUS):
+	@echo "make e2e: building prometheus $(PROMETHEUS_VERSION) with Kubernetes discovery from the Go module proxy (once; a few minutes on 2 cores with a cold cache)"
+	@mkdir -p $(dir $(PROMETHEUS))
+	GOBIN=$(dir $(PROMETHEUS)) $(GO) install -tags remove_all_sd,enable_kubernetes_sd github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION)
 
 $(KUBE_APISERVER):
 	@echo "make e2e: building kube-apiserver from the Go module proxy (once; about 8-15 minutes on 2 cores with a cold cache)"

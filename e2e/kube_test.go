@@ -35,6 +35,7 @@ func TestAgainstARealAPIServer(t *testing.T) {
 	if !t.Run("manifests", func(t *testing.T) { testManifests(t, c) }) {
 		t.Fatal("the rest needs the manifests' ServiceAccount and ClusterRole")
 	}
+	t.Run("helm", func(t *testing.T) { testHelm(t, c) })
 	t.Run("drift", func(t *testing.T) { testDrift(t, c) })
 	l := newLab(t, c)
 	t.Run("discovery", func(t *testing.T) { testDiscovery(t, c, l) })

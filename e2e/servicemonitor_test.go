@@ -2,6 +2,11 @@
 
 package e2e
 
+// The Prometheus Operator discovers a ServiceMonitor's targets through
+// the core/v1 Endpoints API unless told otherwise, so this file makes
+// Endpoints as the Endpoints controller would.
+//lint:file-ignore SA1019 core/v1 Endpoints is what the operator's default discovery role reads.
+
 import (
 	"encoding/json"
 	"fmt"
@@ -25,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/allinx/hopprobe/internal/peers"
+	"github.com/allinx/hopprobe/internal/testkit"
 )
 
 // The prober's pod in the namespace: the address its Endpoints name, on
@@ -40,12 +46,13 @@ const proberPodIP, proberPort = "10.244.9.9", 9115
 // the shipped rules. A stopped store pages with the documented
 // Service's namespace, not the prober's own.
 func testServiceMonitor(t *testing.T, c *cluster, l *lab) {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
+	// Debian's Prometheus has no Kubernetes discovery: make e2e builds one.
+	promBin := os.Getenv("HOPPROBE_PROMETHEUS")
+	if promBin == "" {
 		if os.Getenv("CI") != "" {
-			t.Fatal("CI must have prometheus (Debian package prometheus; .ci/run installs it)")
+			t.Fatal("HOPPROBE_PROMETHEUS is not set: run the suite with make e2e, which builds Prometheus with Kubernetes discovery")
 		}
-		t.Skip("SKIPPED LOUDLY: prometheus not installed (apt-get install prometheus)")
+		t.Skip("SKIPPED LOUDLY: HOPPROBE_PROMETHEUS is not set: run the suite with make e2e, which builds Prometheus with Kubernetes discovery")
 	}
 	ctx := t.Context()
 	a, err := c.applier()
@@ -160,12 +167,20 @@ func testServiceMonitor(t *testing.T, c *cluster, l *lab) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prom, err := peers.Start(exec.Command(promBin, "--config.file", filepath.Join(dir, "prometheus.yaml"),
-		"--storage.tsdb.path", filepath.Join(dir, "tsdb"), "--web.listen-address", promAddr), promAddr, time.Minute, nil)
+	promLog := &testkit.Buffer{}
+	cmd := exec.Command(promBin, "--config.file", filepath.Join(dir, "prometheus.yaml"),
+		"--storage.tsdb.path", filepath.Join(dir, "tsdb"), "--web.listen-address", promAddr)
+	cmd.Stdout, cmd.Stderr = promLog, promLog
+	prom, err := peers.Start(cmd, promAddr, time.Minute, func() {})
 	if err != nil {
-		t.Fatalf("prometheus: %v", err)
+		t.Fatalf("prometheus: %v\n%s", err, promLog.String())
 	}
-	t.Cleanup(prom.Stop)
+	t.Cleanup(func() {
+		prom.Stop()
+		if t.Failed() {
+			t.Logf("prometheus said:\n%s", promLog.String())
+		}
+	})
 
 	// Discovered, with the operator's target labels: the scrape went
 	// through the API server, not a static target.
