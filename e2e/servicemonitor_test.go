@@ -223,7 +223,9 @@ func testServiceMonitor(t *testing.T, c *cluster, l *lab) {
 			t.Errorf("a path series lost its documented labels to the target's: %v", s)
 		}
 	}
-	if !slices.ContainsFunc(paths, func(s map[string]string) bool { return s["namespace"] == "morph" && s["service"] == "morph-futuresws-app" }) {
+	if !slices.ContainsFunc(paths, func(s map[string]string) bool {
+		return s["namespace"] == "morph" && s["service"] == "morph-futuresws-app"
+	}) {
 		t.Errorf("no path series of morph/morph-futuresws-app: %v", paths)
 	}
 }
