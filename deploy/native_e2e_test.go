@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +73,10 @@ scrape_configs:
 	}
 	classic := start("classic")
 	native := start("native", "--enable-feature=native-histograms")
+	// OpenMetrics (which Prometheus asks for first without native
+	// histograms) with exemplar storage: each duration bucket's exemplar
+	// is the trace id of the walk whose probe fell in it.
+	exemplars := start("exemplars", "--enable-feature=exemplar-storage")
 
 	want := map[string]float64{"apisix": 1, "service": 0}
 	for _, c := range []struct{ name, addr string }{{"classic", classic}, {"native", native}} {
@@ -88,6 +94,24 @@ scrape_configs:
 		q := `histogram_quantile(0.99, sum by (path, hop) (rate(hopprobe_hop_duration_seconds{hop="apisix"}[1m]))) or histogram_quantile(0.99, sum by (le, path, hop) (rate(hopprobe_hop_duration_seconds_bucket{hop="apisix"}[1m])))`
 		if p99 := promValues(c.addr, q, "hop")["apisix"]; p99 < 0.5 {
 			t.Errorf("%s: the dashboards' p99 of the gateway reads %v s, want above 0.5", c.name, p99)
+		}
+	}
+	var ex []promExemplar
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if ex = queryExemplars(exemplars, `hopprobe_hop_duration_seconds_bucket{hop="apisix"}`); len(ex) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Prometheus with exemplar storage read no exemplar of the gateway's duration buckets in 30 s")
+		}
+	}
+	traceID := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	for _, e := range ex {
+		if !traceID.MatchString(e.Labels["trace_id"]) || strings.Trim(e.Labels["trace_id"], "0") == "" {
+			t.Errorf("an exemplar's trace_id is %q, not a W3C trace id", e.Labels["trace_id"])
+		}
+		if v, _ := strconv.ParseFloat(e.Value, 64); v < 0.6 {
+			t.Errorf("an exemplar of the gateway (600 ms) has value %s", e.Value)
 		}
 	}
 	// Each really ingested the way it says: native keeps no classic
@@ -126,6 +150,36 @@ func promValues(listen, q, by string) map[string]float64 {
 			fmt.Sscan(str, &v)
 			out[s.Metric[by]] = v
 		}
+	}
+	return out
+}
+
+// promExemplar is one exemplar as /api/v1/query_exemplars returns it.
+type promExemplar struct {
+	Labels map[string]string `json:"labels"`
+	Value  string            `json:"value"`
+}
+
+// queryExemplars returns the exemplars of the last minute for q.
+func queryExemplars(listen, q string) []promExemplar {
+	now := time.Now()
+	u := fmt.Sprintf("http://%s/api/v1/query_exemplars?query=%s&start=%d&end=%d", listen, url.QueryEscape(q), now.Add(-time.Minute).Unix(), now.Unix()+1)
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data []struct {
+			Exemplars []promExemplar `json:"exemplars"`
+		} `json:"data"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&r) != nil {
+		return nil
+	}
+	var out []promExemplar
+	for _, d := range r.Data {
+		out = append(out, d.Exemplars...)
 	}
 	return out
 }

@@ -72,6 +72,19 @@ type hopState struct {
 	native                     *nativeHist
 	phases                     []phase
 	certExpiry                 float64
+	// The last successful probe, shown as an exemplar on its bucket
+	// when the scrape asks for OpenMetrics, so that a latency panel
+	// links to the walk's trace.
+	exemplar exemplar
+}
+
+// exemplar is one observation of a hop's duration histogram with the
+// trace id of the walk it came from.
+type exemplar struct {
+	traceID string
+	value   float64
+	unixMs  int64
+	bucket  int // index into the classic bounds; len(bounds) is +Inf
 }
 
 // identity is what a hop is across generations of its path.
@@ -194,11 +207,16 @@ func (ps *pathState) observe(r scheduler.PathResult, st PathStatus, bounds []flo
 			d := hr.Duration.Seconds()
 			h.count++
 			h.sumNanos += hr.Duration.Nanoseconds()
+			bucket := len(bounds)
 			for b, ub := range bounds {
 				if d <= ub {
 					h.buckets[b]++
+					bucket = b
 					break
 				}
+			}
+			if tid := hr.Details[probes.TraceIDDetail]; tid != "" {
+				h.exemplar = exemplar{traceID: tid, value: d, unixMs: hr.Start.Add(hr.Duration).UnixMilli(), bucket: bucket}
 			}
 			if h.native != nil {
 				h.native.observe(d)

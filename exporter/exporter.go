@@ -401,7 +401,8 @@ func (e *Exporter) WriteMetrics(w io.Writer) error {
 // or else the text format.
 func (e *Exporter) writeMetrics(w io.Writer, format expfmt.Format) error {
 	proto := format.FormatType() == expfmt.TypeProtoDelim
-	if !proto {
+	om := format.FormatType() == expfmt.TypeOpenMetrics
+	if !proto && !om {
 		format = expfmt.NewFormat(expfmt.TypeTextPlain)
 	}
 	mfs, err := e.reg.Gather()
@@ -409,6 +410,8 @@ func (e *Exporter) writeMetrics(w io.Writer, format expfmt.Format) error {
 		return err
 	}
 	sw := &stickyWriter{w: w}
+	// For OpenMetrics the encoder is not closed: its # EOF comes after
+	// the hop families, from the sink.
 	enc := expfmt.NewEncoder(sw, format)
 	for _, mf := range mfs {
 		if err := enc.Encode(mf); err != nil {
@@ -419,7 +422,7 @@ func (e *Exporter) writeMetrics(w io.Writer, format expfmt.Format) error {
 	if proto {
 		s = newProtoSink(sw)
 	} else {
-		s = newTextSink(sw)
+		s = newTextSink(sw, om)
 	}
 	return e.writeHopMetrics(s, proto)
 }
@@ -559,9 +562,11 @@ func (e *Exporter) Handler() http.Handler {
 			http.Error(w, "too many scrapes at once", http.StatusServiceUnavailable)
 			return
 		}
-		// The two formats served: protobuf (which carries native
-		// histograms) when asked for, else text.
-		format := expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeProtoDelim), expfmt.NewFormat(expfmt.TypeTextPlain))
+		// The formats served: protobuf (which carries native histograms)
+		// or OpenMetrics (whose duration buckets carry the last walk's
+		// trace id as an exemplar) when asked for, else text.
+		format := expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeProtoDelim),
+			expfmt.NewFormat(expfmt.TypeOpenMetrics), expfmt.NewFormat(expfmt.TypeTextPlain))
 		w.Header().Set("Content-Type", string(format))
 		var out io.Writer = w
 		if gzipAccepted(r.Header) {

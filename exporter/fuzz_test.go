@@ -13,8 +13,8 @@ import (
 )
 
 // FuzzTextWriter: whatever label values a topology or a live cluster
-// hands the exporter, both formats it writes (text and protobuf) parse
-// back to the same values.
+// hands the exporter, every format it writes (text, OpenMetrics and
+// protobuf) parses back to the same values.
 func FuzzTextWriter(f *testing.F) {
 	f.Add("api.allinpro.com/futures/ws*", `pod/a"b\c`, "line\nbreak", 1.5)
 	f.Add("", "\\", "\"", math.Inf(1))
@@ -24,8 +24,8 @@ func FuzzTextWriter(f *testing.F) {
 			return // YAML and the API server hand over UTF-8; NaN never equals itself
 		}
 		ls := renderText(nil, []string{"hop", "path"}, []string{hop, path})
-		var text, pb bytes.Buffer
-		for _, s := range []sink{newTextSink(&stickyWriter{w: &text}), newProtoSink(&stickyWriter{w: &pb})} {
+		var text, om, pb bytes.Buffer
+		for _, s := range []sink{newTextSink(&stickyWriter{w: &text}, false), newTextSink(&stickyWriter{w: &om}, true), newProtoSink(&stickyWriter{w: &pb})} {
 			s.begin("hopprobe_fuzz", help, typeGauge)
 			s.sample(ls, "phase", "connect", v)
 			s.end()
@@ -51,6 +51,12 @@ func FuzzTextWriter(f *testing.F) {
 			}
 		}
 		check("text", fams["hopprobe_fuzz"].GetMetric()[0])
+		// OpenMetrics, read by Prometheus' own parser.
+		series := parseOpenMetrics(t, om.Bytes())
+		if len(series) != 1 || series[0].labels.Get("hop") != hop || series[0].labels.Get("path") != path ||
+			series[0].labels.Get("phase") != "connect" || series[0].value != v || series[0].help != help {
+			t.Fatalf("openmetrics: %+v, want hop %q path %q value %v help %q\n%s", series, hop, path, v, help, om.String())
+		}
 		var mf dto.MetricFamily
 		dec := expfmt.NewDecoder(&pb, expfmt.NewFormat(expfmt.TypeProtoDelim))
 		if err := dec.Decode(&mf); err != nil {
