@@ -47,6 +47,30 @@ type Defaults struct {
 	// History is how many walks of each path `probe serve` keeps with
 	// their evidence (/api/v1/paths/{id}, the hop health page).
 	History int `yaml:"history"`
+	// Confirm is how a failed hop is probed again before its failure
+	// counts.
+	Confirm Confirm `yaml:"confirm"`
+}
+
+// Confirm says how often, and how far apart, a hop that failed is
+// probed again (each time on a fresh connection) before its failure
+// counts. A hop that passes on a retry is recovered, not failed: one
+// dropped packet never pages. Retries stop early where another would
+// not finish within the path's interval.
+type Confirm struct {
+	// Retries after the first failure; nil means DefaultConfirmRetries,
+	// 0 turns confirmation off.
+	Retries *int `yaml:"retries"`
+	// Spacing is the pause before each retry.
+	Spacing time.Duration `yaml:"spacing"`
+}
+
+// RetryCount is the number of retries, with the default applied.
+func (c Confirm) RetryCount() int {
+	if c.Retries == nil {
+		return DefaultConfirmRetries
+	}
+	return *c.Retries
 }
 
 // Vantage is a place the prober runs from.

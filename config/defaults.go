@@ -38,6 +38,9 @@ func (c *Config) applyDefaults() {
 	if c.Defaults.History == 0 {
 		c.Defaults.History = DefaultHistory
 	}
+	if c.Defaults.Confirm.Spacing == 0 {
+		c.Defaults.Confirm.Spacing = DefaultConfirmSpacing
+	}
 	if c.Defaults.MaxResponseBytes == 0 {
 		c.Defaults.MaxResponseBytes = DefaultMaxResponseBytes
 	}

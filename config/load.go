@@ -26,6 +26,15 @@ const (
 	// evidence; MaxHistory bounds it (a walk's evidence is a few KiB).
 	DefaultHistory = 20
 	MaxHistory     = 1000
+	// A failed hop is probed again twice, a second apart, before its
+	// failure counts: long enough for a lost packet's retransmission or a
+	// restarting peer's accept queue, short enough to page within the
+	// minute. MaxConfirmRetries and MaxConfirmSpacing bound what a file
+	// may ask for.
+	DefaultConfirmRetries = 2
+	DefaultConfirmSpacing = time.Second
+	MaxConfirmRetries     = 5
+	MaxConfirmSpacing     = 10 * time.Second
 	// MinSecretLength is the shortest password hopprobe accepts: a shorter
 	// one cannot be scrubbed from messages without mangling them ("a",
 	// "prod"), so it would either leak or garble every error.

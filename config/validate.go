@@ -111,6 +111,12 @@ func (v *validator) validate() {
 	if c.Defaults.History < 0 || c.Defaults.History > MaxHistory {
 		v.errorf(loc("defaults", "history"), "history must be between 1 and %d walks, got %d", MaxHistory, c.Defaults.History)
 	}
+	if r := c.Defaults.Confirm.Retries; r != nil && (*r < 0 || *r > MaxConfirmRetries) {
+		v.errorf(loc("defaults", "confirm", "retries"), "confirm.retries must be between 0 (no confirmation) and %d, got %d", MaxConfirmRetries, *r)
+	}
+	if sp := c.Defaults.Confirm.Spacing; sp < 0 || sp > MaxConfirmSpacing {
+		v.errorf(loc("defaults", "confirm", "spacing"), "confirm.spacing must be between 0 and %s, got %s", MaxConfirmSpacing, sp)
+	}
 	v.validateEntries()
 	v.validateStores()
 	v.validateServices()

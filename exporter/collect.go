@@ -66,6 +66,7 @@ type hopState struct {
 	walked, skipped, ok, first bool
 	probed                     bool // answered or failed at least once
 	counts                     [len(results)]uint64
+	recovered                  uint64 // walks where a retry passed after a failure
 	count                      uint64
 	sumNanos                   int64
 	buckets                    []uint64 // per classic bound, not cumulative
@@ -151,7 +152,7 @@ func (ps *pathState) carry(old *pathState, sameBuckets bool) {
 		}
 		h := ps.hops[i]
 		h.walked, h.skipped, h.ok, h.first, h.probed = o.walked, o.skipped, o.ok, o.first, o.probed
-		h.counts, h.certExpiry = o.counts, o.certExpiry
+		h.counts, h.recovered, h.certExpiry = o.counts, o.recovered, o.certExpiry
 		if h.phased {
 			h.phases = slices.Clone(o.phases)
 		}
@@ -159,6 +160,7 @@ func (ps *pathState) carry(old *pathState, sameBuckets bool) {
 		// starts again.
 		if sameBuckets {
 			h.count, h.sumNanos, h.buckets, h.native = o.count, o.sumNanos, slices.Clone(o.buckets), o.native.clone()
+			h.exemplar = o.exemplar
 		}
 	}
 	if !old.walked {
@@ -199,6 +201,9 @@ func (ps *pathState) observe(r scheduler.PathResult, st PathStatus, bounds []flo
 			h.counts[0]++
 		} else {
 			h.counts[1]++
+		}
+		if hr.Recovered() {
+			h.recovered++
 		}
 		// The latency objective is about answers: a failed probe's
 		// duration (often its timeout) belongs to the availability alerts,

@@ -104,6 +104,15 @@ var families = []family{
 				}
 			}
 		}},
+	// Sparse: only on a hop that has recovered at least once.
+	{"hopprobe_hop_recovered_total", "Walks in which the hop failed and then passed when probed again (defaults.confirm): not failures, but each was a dropped packet or a blip.", typeCounter,
+		func(s sink, ps *pathState, _ []float64, _ *[]byte) {
+			for _, h := range ps.hops {
+				if h.recovered > 0 {
+					s.sample(h.lbl, "", "", float64(h.recovered))
+				}
+			}
+		}},
 	{"hopprobe_tls_cert_expiry_timestamp_seconds", "Earliest NotAfter of the certificate chain the hop presented, as a Unix timestamp.", typeGauge,
 		func(s sink, ps *pathState, _ []float64, _ *[]byte) {
 			for _, h := range ps.hops {

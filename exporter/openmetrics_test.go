@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	promexemplar "github.com/prometheus/prometheus/model/exemplar"
 	promlabels "github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
@@ -52,7 +53,7 @@ func parseOpenMetrics(t *testing.T, b []byte) []omSeries {
 			var s omSeries
 			p.Labels(&s.labels)
 			s.value = v
-			name := s.labels.Get(promlabels.MetricName)
+			name := s.labels.Get(model.MetricNameLabel)
 			for _, suffix := range []string{"", "_total", "_bucket", "_sum", "_count"} {
 				if h, ok := helps[strings.TrimSuffix(name, suffix)]; ok && strings.HasSuffix(name, suffix) {
 					s.help = h
@@ -109,7 +110,7 @@ func TestOpenMetricsCarriesTheWalksTraceAsAnExemplar(t *testing.T) {
 		if s.exemplar != nil {
 			exemplars = append(exemplars, s)
 		}
-		probesTotal = probesTotal || s.labels.Get(promlabels.MetricName) == "hopprobe_hop_probes_total" && s.labels.Get("result") == "success" && s.value == 1
+		probesTotal = probesTotal || s.labels.Get(model.MetricNameLabel) == "hopprobe_hop_probes_total" && s.labels.Get("result") == "success" && s.value == 1
 	}
 	if !probesTotal {
 		t.Errorf("no hopprobe_hop_probes_total{result=\"success\"} 1 in\n%s", body)
@@ -126,7 +127,7 @@ func TestOpenMetricsCarriesTheWalksTraceAsAnExemplar(t *testing.T) {
 			break
 		}
 	}
-	if s.labels.Get(promlabels.MetricName) != "hopprobe_hop_duration_seconds_bucket" || s.labels.Get("le") != wantLe || s.labels.Get("hop") != "apisix" {
+	if s.labels.Get(model.MetricNameLabel) != "hopprobe_hop_duration_seconds_bucket" || s.labels.Get("le") != wantLe || s.labels.Get("hop") != "apisix" {
 		t.Errorf("the exemplar sits on %s, want the bucket le=%q of hop apisix", s.labels, wantLe)
 	}
 	if s.exemplar.Labels.Get("trace_id") != trace || s.exemplar.Value != 0.037 || !s.exemplar.HasTs || s.exemplar.Ts != start.Add(37*time.Millisecond).UnixMilli() {

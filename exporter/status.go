@@ -34,6 +34,13 @@ type HopStatus struct {
 	CertExpiry *time.Time         `json:"cert_expiry,omitempty"`
 	Shared     bool               `json:"shared,omitempty"`
 	FirstFail  bool               `json:"first_failing,omitempty"`
+	// Attempts is how many probes the walk made of the hop, when more
+	// than one: a failure was probed again (defaults.confirm). With
+	// verdict ok it recovered, and FirstError is what the first attempt
+	// saw; it is not a failure and does not page.
+	Attempts   int    `json:"attempts,omitempty"`
+	Recovered  bool   `json:"recovered,omitempty"`
+	FirstError string `json:"first_error,omitempty"`
 	// Components are the components whose marks this hop's answer
 	// carried (entry hops that send the route's request).
 	Components []string `json:"components,omitempty"`
@@ -113,6 +120,9 @@ func statusFrom(r scheduler.PathResult, described []string) PathStatus {
 		}
 		hs.LatencyMS = ms(hr.Duration)
 		hs.Shared = hr.Shared
+		if hr.Attempts > 1 {
+			hs.Attempts, hs.Recovered, hs.FirstError = hr.Attempts, hr.Recovered(), hr.FirstError
+		}
 		hs.FirstFail = i == r.FirstFailing
 		hs.Details = hr.Details
 		if len(hr.Phases) > 0 {

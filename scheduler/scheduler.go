@@ -33,7 +33,16 @@ type HopResult struct {
 	// NotProbed is set when no probe slot came free in time: the hop's
 	// state is unknown, not failed.
 	NotProbed bool
+	// Attempts is how many times the hop was probed in this walk: 1, or
+	// more when a failure was probed again (the path's Retries). A hop
+	// that succeeded after more than one attempt recovered: it is not a
+	// failure, and FirstError says what the first attempt saw.
+	Attempts   int
+	FirstError string
 }
+
+// Recovered reports whether the hop failed and then passed on a retry.
+func (h *HopResult) Recovered() bool { return h.Success && h.Attempts > 1 }
 
 // Hop verdicts, as the status, the metrics and the traces name them.
 const (
@@ -165,7 +174,7 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 		// Reuse is bounded a little below the interval so that each tick
 		// of the path probes afresh.
 		r, shared := w.cache.do(hctx, h.Target.Key(h.Kind), p.Interval*9/10, func() HopResult {
-			return w.probe(hctx, h, p.Interval)
+			return w.confirm(hctx, h, p, res.Start.Add(p.Interval))
 		})
 		r.Shared = shared
 		res.Hops[i] = r
@@ -271,6 +280,44 @@ func (w *Walker) probe(ctx context.Context, h *targets.Hop, wait time.Duration) 
 		}
 	}
 	return HopResult{Result: probes.Run(ctx, h.Kind, &h.Target, h.Timeout)}
+}
+
+// confirm probes a hop and, while it fails, probes it again up to the
+// path's Retries times, RetrySpacing apart, each on fresh connections
+// (every probe dials its own). A retry is made only where it can finish
+// (spacing plus timeout) before deadline, the walk's next start, so a
+// hop that hangs costs at most its interval. The first success ends it:
+// a single lost packet or a refused connection during a restart is a
+// recovery, not a failure.
+func (w *Walker) confirm(ctx context.Context, h *targets.Hop, p *targets.Path, deadline time.Time) HopResult {
+	r := w.probe(ctx, h, p.Interval)
+	r.Attempts = 1
+	if r.NotProbed {
+		return r
+	}
+	first := r.Error
+	for r.Attempts <= p.Retries && !r.Success && ctx.Err() == nil {
+		if time.Now().Add(p.RetrySpacing + h.Timeout).After(deadline) {
+			break
+		}
+		t := time.NewTimer(p.RetrySpacing)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return r
+		case <-t.C:
+		}
+		next := w.probe(ctx, h, p.Interval)
+		if next.NotProbed {
+			break // no slot now: the failure seen stands
+		}
+		next.Attempts = r.Attempts + 1
+		r = next
+	}
+	if r.Attempts > 1 && first != r.Error {
+		r.FirstError = first
+	}
+	return r
 }
 
 // notProbed is the result of a hop that was not probed, and why.

@@ -103,7 +103,11 @@ type Path struct {
 	Service   string
 	Interval  time.Duration
 	Timeout   time.Duration
-	Hops      []Hop
+	// Retries is how many times a failed hop is probed again, each after
+	// RetrySpacing, before its failure counts (defaults.confirm).
+	Retries      int
+	RetrySpacing time.Duration
+	Hops         []Hop
 	// Entry is a route path's documented way in, as the chain
 	// attestation sees it: the entry's components in order. An entry
 	// request hop's Layer is its place here.
@@ -276,6 +280,7 @@ func newPath(cfg *config.Config, id, kind, vantage string, svc *config.Service) 
 		ID: id, Kind: kind, Vantage: vantage,
 		Namespace: svc.Namespace, Service: svc.Name,
 		Interval: cfg.Defaults.Interval, Timeout: cfg.Defaults.Timeout,
+		Retries: cfg.Defaults.Confirm.RetryCount(), RetrySpacing: cfg.Defaults.Confirm.Spacing,
 		budget: cfg.Defaults.MaxResponseBytes,
 	}
 }

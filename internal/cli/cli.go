@@ -435,11 +435,18 @@ func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 		if h.Verdict == exporter.VerdictOK || h.Verdict == exporter.VerdictFailed {
 			lat = fmt.Sprintf("%.1fms", h.LatencyMS)
 		}
-		verdict := h.Verdict
+		verdict, msg := h.Verdict, h.Error
 		if h.FirstFail {
 			verdict += " (first)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Kind, h.Target, lat, verdict, oneLine(h.Error))
+		switch {
+		case h.Recovered:
+			verdict = "recovered"
+			msg = fmt.Sprintf("passed on attempt %d; first: %s", h.Attempts, h.FirstError)
+		case h.Attempts > 1:
+			msg = fmt.Sprintf("%s (confirmed by %d attempts)", h.Error, h.Attempts)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Kind, h.Target, lat, verdict, oneLine(msg))
 	}
 	_ = tw.Flush()
 	if verbose {
