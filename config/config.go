@@ -50,6 +50,19 @@ type Defaults struct {
 	// Confirm is how a failed hop is probed again before its failure
 	// counts.
 	Confirm Confirm `yaml:"confirm"`
+	// BrokenInterval is how often a broken path is walked until it
+	// recovers, so that its blame and its recovery stay current; nil
+	// means DefaultBrokenInterval, 0 walks broken paths at their
+	// interval. A healthy path is walked at its interval either way.
+	BrokenInterval *time.Duration `yaml:"broken_interval"`
+}
+
+// BrokenEvery is the interval of a broken path, with the default applied.
+func (d Defaults) BrokenEvery() time.Duration {
+	if d.BrokenInterval == nil {
+		return min(DefaultBrokenInterval, d.Interval)
+	}
+	return *d.BrokenInterval
 }
 
 // Confirm says how often, and how far apart, a hop that failed is

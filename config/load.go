@@ -35,6 +35,10 @@ const (
 	DefaultConfirmSpacing = time.Second
 	MaxConfirmRetries     = 5
 	MaxConfirmSpacing     = 10 * time.Second
+	// DefaultBrokenInterval is how often a broken path is walked until
+	// it recovers; MinBrokenInterval bounds how often a file may ask.
+	DefaultBrokenInterval = 5 * time.Second
+	MinBrokenInterval     = time.Second
 	// MinSecretLength is the shortest password hopprobe accepts: a shorter
 	// one cannot be scrubbed from messages without mangling them ("a",
 	// "prod"), so it would either leak or garble every error.

@@ -117,6 +117,15 @@ func (v *validator) validate() {
 	if sp := c.Defaults.Confirm.Spacing; sp < 0 || sp > MaxConfirmSpacing {
 		v.errorf(loc("defaults", "confirm", "spacing"), "confirm.spacing must be between 0 and %s, got %s", MaxConfirmSpacing, sp)
 	}
+	if b := c.Defaults.BrokenInterval; b != nil && *b != 0 {
+		iv := c.Defaults.Interval
+		if iv == 0 {
+			iv = DefaultInterval
+		}
+		if *b < MinBrokenInterval || *b > iv {
+			v.errorf(loc("defaults", "broken_interval"), "broken_interval must be 0 (walk broken paths at their interval) or between %s and the interval %s, got %s", MinBrokenInterval, iv, *b)
+		}
+	}
 	v.validateEntries()
 	v.validateStores()
 	v.validateServices()

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,3 +94,58 @@ func TestRetriesStayWithinTheInterval(t *testing.T) {
 		t.Fatal("a confirmation waiting a minute between retries did not end on cancellation")
 	}
 }
+
+// A broken path is walked at its broken interval until it recovers; a
+// healthy one, and the recovered one, only at their interval. Counts in
+// a window, not times: under load there are fewer walks, never more.
+func TestABrokenPathIsWalkedMoreOftenUntilItRecovers(t *testing.T) {
+	bad, badHits := flaky(t, 1000)
+	good, goodHits := counting(t, 200)
+	mk := func(id, address string) *targets.Path {
+		return &targets.Path{ID: id, Interval: time.Hour, BrokenInterval: 100 * time.Millisecond, Hops: []targets.Hop{httpHop("service", address)}}
+	}
+	var mu sync.Mutex
+	results := map[string]int{}
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4), Paths: []*targets.Path{mk("broken", addr(bad)), mk("healthy", addr(good))},
+		OnResult: func(r scheduler.PathResult) { mu.Lock(); results[r.Path.ID]++; mu.Unlock() },
+		// The first walks could be an hour away: a wall clock that puts
+		// the broken path's grid tick a millisecond ahead.
+		Clock: gridAt{start: time.Now(), wall: time.Unix(0, 0).Add(scheduler.Offset("broken", time.Hour) - time.Millisecond)}}
+	runFor(s, 2*time.Second)
+	// One walk on the grid, then one every 100 ms while broken: about
+	// 20 in 2 s unloaded; at least 4 on three-times-oversubscribed cores.
+	if n := badHits.Load(); n < 4 {
+		t.Errorf("the broken path was walked %d times in 2 s with a 100 ms broken interval", n)
+	}
+	if n := goodHits.Load(); n > 1 {
+		t.Errorf("the healthy path was walked %d times in 2 s with a 1 h interval, want at most 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if int64(results["broken"]) != badHits.Load() {
+		t.Errorf("%d results for %d walks of the broken path", results["broken"], badHits.Load())
+	}
+}
+
+// A path that recovers goes back to its interval: three failures, a
+// pass, and no walk after it.
+func TestARecoveredPathGoesBackToItsInterval(t *testing.T) {
+	healing, hits := flaky(t, 3)
+	p := &targets.Path{ID: "healing", Interval: time.Hour, BrokenInterval: 100 * time.Millisecond, Hops: []targets.Hop{httpHop("service", addr(healing))}}
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4), Paths: []*targets.Path{p}, OnResult: func(scheduler.PathResult) {},
+		Clock: gridAt{start: time.Now(), wall: time.Unix(0, 0).Add(scheduler.Offset("healing", time.Hour) - time.Millisecond)}}
+	runFor(s, 2*time.Second)
+	// 4 unloaded; fewer on oversubscribed cores, never more.
+	if n := hits.Load(); n < 2 || n > 4 {
+		t.Errorf("the path (3 failures, then answers) was walked %d times in 2 s, want 4 and then none", n)
+	}
+}
+
+// gridAt is a wall clock that reads wall at the start and runs on.
+type gridAt struct {
+	start time.Time
+	wall  time.Time
+}
+
+func (c gridAt) Wall() time.Time        { return c.wall.Add(time.Since(c.start)) }
+func (c gridAt) Elapsed() time.Duration { return time.Since(c.start) }

@@ -173,7 +173,7 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 		hctx, span := w.tracer().Start(ctx, "hop "+h.Name, trace.WithSpanKind(trace.SpanKindClient))
 		// Reuse is bounded a little below the interval so that each tick
 		// of the path probes afresh.
-		r, shared := w.cache.do(hctx, h.Target.Key(h.Kind), p.Interval*9/10, func() HopResult {
+		r, shared := w.cache.do(hctx, h.Target.Key(h.Kind), p.Interval*9/10, p.BrokenInterval*9/10, func() HopResult {
 			return w.confirm(hctx, h, p, res.Start.Add(p.Interval))
 		})
 		r.Shared = shared
@@ -381,12 +381,19 @@ type cacheEntry struct {
 // minSweep is the map size below which the cache is never swept.
 const minSweep = 1024
 
-func (c *hopCache) do(ctx context.Context, key string, ttl time.Duration, run func() HopResult) (HopResult, bool) {
+// do runs the hop, or returns a result of it younger than ttl (failTTL
+// for a failure, so that the faster walks of a broken path probe it
+// again; a healthy hop is shared as long as ever).
+func (c *hopCache) do(ctx context.Context, key string, ttl, failTTL time.Duration, run func() HopResult) (HopResult, bool) {
 	c.mu.Lock()
 	if e, ok := c.m[key]; ok {
 		select {
 		case <-e.done:
-			if time.Since(e.at) < ttl {
+			reuse := ttl
+			if !e.res.Success && failTTL > 0 {
+				reuse = min(ttl, failTTL)
+			}
+			if time.Since(e.at) < reuse {
 				c.mu.Unlock()
 				return e.res, true
 			}
@@ -463,12 +470,20 @@ func (s *Scheduler) Run(ctx context.Context) {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// A walk that found its path broken asks, through broken, for the
+	// path's next start to come at its broken interval instead of the
+	// next tick of its grid; once a walk passes, the grid takes over
+	// again, so a healthy path is walked no more often than before.
+	broken := make(chan *slot, 64)
 	q := make(startQueue, 0, len(s.Paths))
 	wall, now := clock.Wall(), clock.Elapsed()
 	for _, p := range s.Paths {
 		if p.Interval > 0 {
 			q = append(q, &slot{path: p, at: now + firstDelay(wall, p.Interval, Offset(p.ID, p.Interval))})
 		}
+	}
+	for i, sl := range q {
+		sl.index, sl.grid = i, sl.at
 	}
 	heap.Init(&q)
 	timer := time.NewTimer(time.Hour)
@@ -478,6 +493,12 @@ func (s *Scheduler) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case sl := <-broken:
+			if soon := clock.Elapsed() + sl.path.BrokenInterval; soon < sl.at {
+				sl.at = soon
+				heap.Fix(&q, sl.index)
+			}
+			continue // the loop resets the timer (which drops a tick not yet read)
 		case <-timer.C:
 		}
 		now := clock.Elapsed()
@@ -492,15 +513,25 @@ func (s *Scheduler) Run(ctx context.Context) {
 					lag := clock.Elapsed() - planned
 					res := s.Walker.Walk(ctx, sl.path)
 					res.Lag = lag
-					if ctx.Err() == nil {
-						s.OnResult(res)
+					if ctx.Err() != nil {
+						return
+					}
+					s.OnResult(res)
+					if !res.Success && sl.path.BrokenInterval > 0 {
+						select {
+						case broken <- sl:
+						case <-ctx.Done():
+						}
 					}
 				})
 			}
 			// The next tick on the grid after now, in one step however
-			// long the process was away.
-			iv := sl.path.Interval
-			sl.at += (now-sl.at)/iv*iv + iv
+			// long the process was away. A start pulled forward for a
+			// broken path leaves the grid where it was.
+			if iv := sl.path.Interval; sl.grid <= now {
+				sl.grid += (now-sl.grid)/iv*iv + iv
+			}
+			sl.at = sl.grid
 			heap.Fix(&q, 0)
 		}
 	}
@@ -510,7 +541,9 @@ func (s *Scheduler) Run(ctx context.Context) {
 // slot is a path's place in the start queue.
 type slot struct {
 	path    *targets.Path
-	at      time.Duration // on the clock's Elapsed scale
+	at      time.Duration // the next start, on the clock's Elapsed scale
+	grid    time.Duration // the next start on the path's own grid (interval and offset)
+	index   int           // in the start queue
 	running atomic.Bool
 }
 
@@ -519,8 +552,11 @@ type startQueue []*slot
 
 func (q startQueue) Len() int           { return len(q) }
 func (q startQueue) Less(i, j int) bool { return q[i].at < q[j].at }
-func (q startQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *startQueue) Push(x any)        { *q = append(*q, x.(*slot)) }
+func (q startQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+func (q *startQueue) Push(x any) { *q = append(*q, x.(*slot)) }
 func (q *startQueue) Pop() any {
 	old := *q
 	x := old[len(old)-1]

@@ -107,7 +107,10 @@ type Path struct {
 	// RetrySpacing, before its failure counts (defaults.confirm).
 	Retries      int
 	RetrySpacing time.Duration
-	Hops         []Hop
+	// BrokenInterval, when set, is how often the path is walked while
+	// broken (defaults.broken_interval).
+	BrokenInterval time.Duration
+	Hops           []Hop
 	// Entry is a route path's documented way in, as the chain
 	// attestation sees it: the entry's components in order. An entry
 	// request hop's Layer is its place here.
@@ -281,7 +284,8 @@ func newPath(cfg *config.Config, id, kind, vantage string, svc *config.Service) 
 		Namespace: svc.Namespace, Service: svc.Name,
 		Interval: cfg.Defaults.Interval, Timeout: cfg.Defaults.Timeout,
 		Retries: cfg.Defaults.Confirm.RetryCount(), RetrySpacing: cfg.Defaults.Confirm.Spacing,
-		budget: cfg.Defaults.MaxResponseBytes,
+		BrokenInterval: cfg.Defaults.BrokenEvery(),
+		budget:         cfg.Defaults.MaxResponseBytes,
 	}
 }
 

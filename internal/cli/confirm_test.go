@@ -89,10 +89,12 @@ defaults:
   confirm:
     retries: 9
     spacing: 1m
+  broken_interval: 500ms
 `), 0o644)
 	code, _, errs := probe(t, "validate", "--config", cfg)
 	if code != cli.ExitBadArgs || !strings.Contains(errs, "bad.yaml:4: confirm.retries must be between 0 (no confirmation) and 5, got 9") ||
-		!strings.Contains(errs, "bad.yaml:5: confirm.spacing must be between 0 and 10s, got 1m0s") {
+		!strings.Contains(errs, "bad.yaml:5: confirm.spacing must be between 0 and 10s, got 1m0s") ||
+		!strings.Contains(errs, "bad.yaml:6: broken_interval must be 0 (walk broken paths at their interval) or between 1s and the interval 30s, got 500ms") {
 		t.Errorf("exit %d:\n%s", code, errs)
 	}
 }
