@@ -31,6 +31,11 @@ type Config struct {
 
 	// File is the path the config was read from; used in error messages.
 	File string `yaml:"-"`
+	// Problems are what is wrong with one store only (a password too
+	// short to scrub): the topology loads and runs, that store's hops
+	// fail with the reason when probed, and `probe validate` reports
+	// each and exits 2.
+	Problems Errors `yaml:"-"`
 }
 
 // Defaults apply to every path that does not set its own value.

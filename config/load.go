@@ -109,6 +109,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if len(v.errs) > 0 {
 		return nil, v.errs
 	}
+	cfg.Problems = v.problems
 	cfg.applyDefaults()
 	cfg.resolvePaths(filepath.Dir(name))
 	return cfg, nil

@@ -20,6 +20,8 @@ type validator struct {
 	file string
 	root *yaml.Node
 	errs Errors
+	// problems fail only the store they are about (Config.Problems).
+	problems Errors
 }
 
 // errorf records a problem at the YAML node addressed by path: mapping
@@ -324,9 +326,11 @@ func (v *validator) checkSecret(at []any, s *SecretRef) {
 	}
 	// A secret that is not there yet (validate on a laptop) is checked
 	// again when a probe resolves it.
+	// One store's short password fails that store's hops (the probe
+	// resolves it again and refuses it), not the whole topology.
 	if val, err := s.Resolve(); err == nil {
 		if err := CheckSecret(val); err != nil {
-			v.errorf(at, "the secret from %s: %v", s, err)
+			v.problems = append(v.problems, &Error{File: v.file, Line: v.line(at), Msg: fmt.Sprintf("the secret from %s: %v; the hops that use it fail until it is replaced", s, err)})
 		}
 	}
 }

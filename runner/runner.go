@@ -154,6 +154,9 @@ func (r *Runner) Reload(ctx context.Context, why string) {
 	r.exp.SetHistory(next.Defaults.History)
 	r.swap(ctx, paths)
 	r.log.Info("topology reloaded", "trigger", why, "paths", len(paths))
+	for _, p := range next.Problems {
+		r.log.Warn("a store's hops will fail", "problem", p.Error())
+	}
 	r.CheckDrift(ctx)
 }
 

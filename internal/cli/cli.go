@@ -77,6 +77,10 @@ func (g *globals) load(cmd *cobra.Command, code *int) (*config.Config, string, b
 		*code = ExitBadArgs
 		return nil, "", false
 	}
+	// A problem of one store does not stop the rest: say it, go on.
+	for _, p := range cfg.Problems {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", p)
+	}
 	v := g.vantage
 	if v == "" {
 		v = cfg.Vantage
@@ -199,6 +203,11 @@ func validateCmd(g *globals, code *int) *cobra.Command {
 			paths, err := targets.Expand(cfg, v)
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				*code = ExitBadArgs
+				return nil
+			}
+			if len(cfg.Problems) > 0 {
+				// Printed by load; the topology would run, but not whole.
 				*code = ExitBadArgs
 				return nil
 			}

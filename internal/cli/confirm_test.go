@@ -98,3 +98,36 @@ defaults:
 		t.Errorf("exit %d:\n%s", code, errs)
 	}
 }
+
+// One store's password too short to scrub fails that store's hops, not
+// the topology: `probe validate` reports it (exit 2), the other paths
+// are walked, and the store's hop names the reason.
+func TestAShortSecretFailsOnlyItsStore(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }))
+	defer srv.Close()
+	cfg := filepath.Join(t.TempDir(), "topology.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`vantage: cluster
+defaults: {interval: 5s, timeout: 1s, confirm: {retries: 0}}
+services:
+  - {name: app, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: http, address: %[1]q}]}
+  - {name: cached, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: http, address: %[1]q}], depends_on: [cache]}
+stores:
+  - name: cache
+    kind: redis
+    address: 127.0.0.1:1
+    password: {env: HOPPROBE_TEST_SHORT_PW}
+`, strings.TrimPrefix(srv.URL, "http://"))), 0o644)
+	t.Setenv("HOPPROBE_TEST_SHORT_PW", "r3d1s")
+	code, out, errs := probe(t, "validate", "--config", cfg)
+	if code != cli.ExitBadArgs || !strings.Contains(errs, "topology.yaml:10: the secret from env:HOPPROBE_TEST_SHORT_PW: it is 5 characters long") || strings.Contains(errs+out, "r3d1s") {
+		t.Errorf("validate: exit %d:\n%s%s", code, out, errs)
+	}
+	code, out, errs = probe(t, "--config", cfg, "--path", "svc/ns/app")
+	if code != cli.ExitOK || !strings.Contains(errs, "warning:") {
+		t.Errorf("a path without the store: exit %d, want 0 with a warning:\n%s%s", code, out, errs)
+	}
+	code, out, errs = probe(t, "--config", cfg, "--path", "svc/ns/cached")
+	if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: cache:") || !strings.Contains(out, "refuses passwords shorter than 8") || strings.Contains(out+errs, "r3d1s") {
+		t.Errorf("the path through the store: exit %d, want 1 naming the store and the reason:\n%s%s", code, out, errs)
+	}
+}
