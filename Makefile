@@ -56,6 +56,7 @@ dashboards:
 demo:
 	@echo "make demo: building bin/demo (a first build with a cold cache compiles about 900 packages and takes several minutes on 2 cores; later builds take seconds)"
 	@$(GO) build -o bin/demo ./cmd/demo
+	@$(GO) build -o bin/probe ./cmd/probe
 	bin/demo --config config/demo.yaml --listen $(DEMO_LISTEN) --edge $(DEMO_EDGE)
 
 ## fuzz: run each fuzz target for FUZZTIME (seeds in */testdata/fuzz run in every `make test`)

@@ -43,7 +43,10 @@ func main() {
 	} {
 		fmt.Printf("  %-16s http://%s%s\n", page.what, *listen, page.path)
 	}
-	fmt.Printf("one-shot walk: go run ./cmd/probe --config %s --path api.allinpro.com/futures/ws\n", *cfgPath)
+	// The built binary, not go run: go run turns every non-zero exit into
+	// 1, and the CLI's 2 (bad configuration, unknown path) would read as
+	// 1 (a hop failed).
+	fmt.Printf("one-shot walk: bin/probe --config %s --path api.allinpro.com/futures/ws\n", *cfgPath)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := cli.Main(ctx, []string{"serve", "--config", *cfgPath, "--listen", *listen}, os.Stdout, os.Stderr)

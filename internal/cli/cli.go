@@ -52,12 +52,31 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		// Flag and argument errors, as kubectl reports them.
-		fmt.Fprintf(stderr, "error: %v\nSee 'probe --help' for usage.\n", err)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		// Flag and argument errors, as kubectl reports them: the help to
+		// read is the command's own.
+		at := "probe"
+		if cmd != nil {
+			at = cmd.CommandPath()
+		}
+		fmt.Fprintf(stderr, "error: %v\nSee '%s --help' for usage.\n", err, at)
 		return ExitBadArgs
 	}
 	return code
+}
+
+// unknownCommand is the root's argument check: probe takes no argument,
+// so a word is a mistyped command, and the nearest ones are suggested.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return errors.New(msg)
 }
 
 // globals are the flags every command takes, before or after its name.
@@ -119,7 +138,11 @@ nearest known paths are listed).`,
 		Version:       version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Args:          cobra.NoArgs,
+		Args:          unknownCommand,
+		Example: `  probe --path api.allinpro.com/futures/ws          walk one path, one line per hop
+  probe --path api.allinpro.com/futures/ws -v -o json
+  probe list --vantage external
+  probe serve --config /etc/hopprobe/allinx.yaml`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if path == "" {
 				return cmd.Help()
@@ -136,11 +159,12 @@ nearest known paths are listed).`,
 		},
 	}
 	root.SetVersionTemplate("probe {{.Version}}\n")
+	root.SuggestionsMinimumDistance = 2
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.config, "config", defaultConfig(), "topology file (default $HOPPROBE_CONFIG, else "+DefaultConfig+", relative to the current directory)")
+	pf.StringVar(&g.config, "config", defaultConfig(), "topology `FILE`; $HOPPROBE_CONFIG when set, a relative path from the current directory")
 	pf.StringVar(&g.vantage, "vantage", "", "vantage point: external, internal or cluster (default: the topology's vantage)")
 	f := root.Flags()
-	f.StringVar(&path, "path", "", "walk this path once: HOST/PATH, or a path ID from `probe list`")
+	f.StringVar(&path, "path", "", "walk this path once: `HOST/PATH`, or a path ID that probe list prints")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print each hop's evidence under it: status and identifying headers, the address dialled, the certificate, DNS answers, store roles and leaders, the trace id")
 	addKubeFlags(f, &kube, "with the cluster, also walk each pod behind the Service and each node of a NodePort: ")
@@ -159,7 +183,7 @@ nearest known paths are listed).`,
 		}
 		return targets.IDs(paths), cobra.ShellCompDirectiveNoFileComp
 	})
-	root.AddCommand(listCmd(g, code), validateCmd(g, code), driftCmd(g, code), importCmd(g, code), mapCmd(g, code), serveCmd(g, code))
+	root.AddCommand(listCmd(g, code), validateCmd(g, code), driftCmd(g, code), importCmd(g, code), mapCmd(g, code), serveCmd(g, code), versionCmd())
 	return root
 }
 
@@ -171,18 +195,20 @@ func checkOutput(o string) error {
 }
 
 func addKubeFlags(f *pflag.FlagSet, k *kubeSource, why string) {
-	f.StringVar(&k.file, "kube", "", why+"the output of `kubectl get svc,endpointslices,nodes -A -o json`")
+	f.StringVar(&k.file, "kube", "", why+"`FILE` holding the output of kubectl get svc,endpointslices,nodes -A -o json")
 	f.BoolVar(&k.cluster, "cluster", false, why+"read the live cluster (in-cluster service account, else $KUBECONFIG or ~/.kube/config)")
 }
 
 func addAPISIXFlags(f *pflag.FlagSet, file, url *string) {
-	f.StringVar(file, "apisix", "", `the APISIX Admin API export ({"routes": …, "services": …, "upstreams": …})`)
-	f.StringVar(url, "admin-url", "", "read the routes from this APISIX Admin API (key from $APISIX_ADMIN_KEY)")
+	f.StringVar(file, "apisix", "", "APISIX Admin API export `FILE` ({\"routes\": …, \"services\": …, \"upstreams\": …})")
+	f.StringVar(url, "admin-url", "", "read the routes from the APISIX Admin API at `URL` (key from $APISIX_ADMIN_KEY)")
 }
 
 func listCmd(g *globals, code *int) *cobra.Command {
 	return &cobra.Command{
 		Use: "list", Short: "Every path and its hops, with the reason a hop is skipped", Args: cobra.NoArgs,
+		Example: `  probe list
+  probe list --vantage external --config /etc/hopprobe/allinx.yaml`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg, v, ok := g.load(cmd, code); ok {
 				*code = list(cfg, v, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -195,6 +221,7 @@ func listCmd(g *globals, code *int) *cobra.Command {
 func validateCmd(g *globals, code *int) *cobra.Command {
 	return &cobra.Command{
 		Use: "validate", Short: "Load and check the topology: exit 0, or 2 with file:line and the reason for every problem", Args: cobra.NoArgs,
+		Example: `  probe validate --config /etc/hopprobe/allinx.yaml`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, v, ok := g.load(cmd, code)
 			if !ok {
@@ -221,7 +248,9 @@ func driftCmd(g *globals, code *int) *cobra.Command {
 	var kube kubeSource
 	var apisixFile, adminURL, output string
 	cmd := &cobra.Command{
-		Use:   "drift",
+		Use: "drift",
+		Example: `  probe drift --cluster
+  probe drift --kube cluster.json --admin-url http://apisix-admin.apisix:9180 -o json`,
 		Short: "Every difference between the topology and the cluster or APISIX: exit 0 none, 1 drift, 2 bad input",
 		Long: `drift compares the documented topology with the cluster (a kubectl export or
 the live API) and with APISIX (an Admin API export or the live Admin API):
@@ -247,10 +276,15 @@ elsewhere, or has undocumented.`,
 }
 
 func importCmd(g *globals, code *int) *cobra.Command {
-	imp := &cobra.Command{Use: "import", Short: "The live Services and Nodes, or APISIX's routes, as topology YAML to merge by hand", Args: cobra.NoArgs}
+	imp := &cobra.Command{Use: "import", Short: "The live Services and Nodes, or APISIX's routes, as topology YAML to merge by hand", Args: cobra.NoArgs,
+		Example: `  probe import kube --cluster > live.yaml
+  probe import apisix --admin-url http://apisix-admin.apisix:9180 > routes.yaml`}
 	var kubeFrom kubeSource
 	kube := &cobra.Command{
 		Use: "kube", Short: "The Services of the documented namespaces and the Nodes, as topology YAML", Args: cobra.NoArgs,
+		Example: `  kubectl get svc,endpointslices,nodes -A -o json > cluster.json
+  probe import kube --from cluster.json
+  probe import kube --cluster`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !kubeFrom.set() {
 				return errors.New("give --from FILE (kubectl get svc,endpointslices,nodes -A -o json) or --cluster")
@@ -261,17 +295,19 @@ func importCmd(g *globals, code *int) *cobra.Command {
 			return nil
 		},
 	}
-	kube.Flags().StringVar(&kubeFrom.file, "from", "", "the output of `kubectl get svc,endpointslices,nodes -A -o json`")
+	kube.Flags().StringVar(&kubeFrom.file, "from", "", "`FILE` holding the output of kubectl get svc,endpointslices,nodes -A -o json")
 	kube.Flags().BoolVar(&kubeFrom.cluster, "cluster", false, "read the live cluster instead")
 	var from, adminURL string
 	apisix := &cobra.Command{
 		Use: "apisix", Short: "APISIX's routes (one per host and URI), as topology YAML", Args: cobra.NoArgs,
+		Example: `  probe import apisix --admin-url http://apisix-admin.apisix:9180
+  probe import apisix --from export.json`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			*code = importAPISIX(cmd.Context(), from, adminURL, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			return nil
 		},
 	}
-	apisix.Flags().StringVar(&from, "from", "", `the Admin API export ({"routes": …, "services": …, "upstreams": …})`)
+	apisix.Flags().StringVar(&from, "from", "", "Admin API export `FILE` ({\"routes\": …, \"services\": …, \"upstreams\": …})")
 	apisix.Flags().StringVar(&adminURL, "admin-url", "", "read the routes from this APISIX Admin API (key from $APISIX_ADMIN_KEY)")
 	imp.AddCommand(kube, apisix)
 	return imp
@@ -282,6 +318,8 @@ func mapCmd(g *globals, code *int) *cobra.Command {
 	var walk bool
 	cmd := &cobra.Command{
 		Use: "map", Short: "The documented topology as a graph, each component coloured by one walk of every path", Args: cobra.NoArgs,
+		Example: `  probe map > topology.mmd
+  probe map --format json --walk=false`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg, v, ok := g.load(cmd, code); ok {
 				*code = drawMap(cmd.Context(), cfg, v, format, walk, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -305,7 +343,10 @@ func serveCmd(g *globals, code *int) *cobra.Command {
 	logLevel, logFormat := promslog.NewLevel(), promslog.NewFormat()
 	_ = logFormat.Set("logfmt")
 	cmd := &cobra.Command{
-		Use:   "serve",
+		Use: "serve",
+		Example: `  probe serve --config /etc/hopprobe/allinx.yaml
+  probe serve --cluster --discover --log.format json
+  probe serve --web.config.file /etc/hopprobe/web.yaml --web.probe-listen :9116`,
 		Short: "Walk every path at its interval; serve /metrics, /healthz, /readyz, /api/v1/paths and the pages",
 		Long: `serve walks every path at its interval and serves /metrics, /healthz, /readyz,
 /api/v1/paths, the hop health page (/) and the topology map (/map). It reloads
@@ -349,8 +390,8 @@ not load is logged and the running topology stays.`,
 	f.DurationVar(&settle, "discover-settle", 10*time.Second, "gather cluster changes this long before the paths change (at most one change per period)")
 	f.Var(flagValue{logLevel, "LEVEL"}, "log.level", "only log messages of this level or above: debug, info, warn or error")
 	f.Var(flagValue{logFormat, "FORMAT"}, "log.format", "log as logfmt or json")
-	f.StringVar(&webConfig, "web.config.file", "", "TLS and basic auth for every page of --listen, in the exporter-toolkit's web configuration format (see docs/web-config.md)")
-	f.StringVar(&probeListen, "web.probe-listen", "", "also serve /healthz and /readyz, and nothing else, without TLS or credentials on this address, for the kubelet's probes when --web.config.file asks for credentials")
+	f.StringVar(&webConfig, "web.config.file", "", "TLS and basic auth for every page of --listen, from `FILE` in the exporter-toolkit's web configuration format (see docs/web-config.md)")
+	f.StringVar(&probeListen, "web.probe-listen", "", "also serve /healthz and /readyz, and nothing else, without TLS or credentials on `ADDR`, for the kubelet's probes when --web.config.file asks for credentials")
 	return cmd
 }
 
@@ -743,3 +784,15 @@ type flagValue struct {
 func (f flagValue) String() string     { return f.v.String() }
 func (f flagValue) Set(s string) error { return f.v.Set(s) }
 func (f flagValue) Type() string       { return f.typ }
+
+// versionCmd is `probe version`, as kubectl and helm have it beside --version.
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "version", Short: "The build: module version, VCS revision, Go version and platform", Args: cobra.NoArgs,
+		Example: "  probe version",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(cmd.OutOrStdout(), "probe %s\n", version())
+			return nil
+		},
+	}
+}

@@ -18,7 +18,7 @@ func TestHelpAndVersionGoToStdoutAndExitZero(t *testing.T) {
 	}
 	for _, args := range [][]string{{"serve", "--help"}, {"help", "serve"}} {
 		code, out, _ := probe(t, args...)
-		for _, want := range []string{"--listen string", `(default ":9115")`, "--reload-check", "--config string", "$HOPPROBE_CONFIG", "--discover-settle"} {
+		for _, want := range []string{"--listen string", `(default ":9115")`, "--reload-check", "--config FILE", "$HOPPROBE_CONFIG", "--discover-settle"} {
 			if code != cli.ExitOK || !strings.Contains(out, want) {
 				t.Errorf("probe %v: exit %d; its help lacks %q:\n%s", args, code, want, out)
 			}
@@ -81,6 +81,41 @@ func TestTablesHaveNoTrailingSpaces(t *testing.T) {
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasSuffix(line, " ") {
 			t.Errorf("trailing spaces: %q", line)
+		}
+	}
+}
+
+// Where a kubectl user would look: a mistyped command suggests the
+// nearest, a bad flag points to that command's help, `probe version`
+// is `probe --version`, every command shows an example, and argument
+// names in the help are words (a 60-column flags column was the price of
+// a backquoted command line).
+func TestTheCommandLineHelpsLikeKubectl(t *testing.T) {
+	code, _, errs := probe(t, "lst")
+	if code != cli.ExitBadArgs || !strings.Contains(errs, "Did you mean this?\n\tlist") {
+		t.Errorf("probe lst: exit %d, %q", code, errs)
+	}
+	code, _, errs = probe(t, "serve", "--bogus")
+	if code != cli.ExitBadArgs || !strings.Contains(errs, "See 'probe serve --help' for usage.") {
+		t.Errorf("probe serve --bogus: exit %d, %q", code, errs)
+	}
+	_, v1, _ := probe(t, "--version")
+	code, v2, _ := probe(t, "version")
+	if code != cli.ExitOK || v1 != v2 || !strings.HasPrefix(v2, "probe ") {
+		t.Errorf("probe version: exit %d, %q; --version says %q", code, v2, v1)
+	}
+	for _, c := range [][]string{{}, {"list"}, {"validate"}, {"drift"}, {"import"}, {"import", "kube"}, {"import", "apisix"}, {"map"}, {"serve"}, {"version"}} {
+		_, out, _ := probe(t, append(c, "--help")...)
+		if !strings.Contains(out, "Examples:\n  probe ") && !strings.Contains(out, "Examples:\n  kubectl ") {
+			t.Errorf("probe %v --help has no example", c)
+		}
+		for line := range strings.Lines(out) {
+			if f, _, ok := strings.Cut(strings.TrimSpace(line), "   "); ok && strings.HasPrefix(f, "-") && len(f) > 32 {
+				t.Errorf("probe %v --help: the flag %q makes a wide flags column", c, f)
+			}
+		}
+		if strings.Count(out, "HOPPROBE_CONFIG") > 1 || strings.Count(out, "config/allinx.yaml") > 1 {
+			t.Errorf("probe %v --help says --config's default more than once", c)
 		}
 	}
 }
