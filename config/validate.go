@@ -392,12 +392,12 @@ func (v *validator) validateServices() {
 		}
 		for j, d := range s.DependsOn {
 			if v.cfg.FindStore(d) == nil {
-				v.errorf(append(at, "depends_on", j), "service %s depends on store %q, which is not defined under stores", s.Key(), d)
+				v.errorf(append(at, "depends_on", j), "service %s depends on store %q, which is not defined under stores%s", s.Key(), d, didYouMean(d, v.storeNames()))
 			}
 		}
 		for j, c := range s.Calls {
 			if v.cfg.FindService(c) == nil {
-				v.errorf(append(at, "calls", j), "service %s calls %q, which is not defined under services (write namespace/name)", s.Key(), c)
+				v.errorf(append(at, "calls", j), "service %s calls %q, which is not defined under services (write namespace/name)%s", s.Key(), c, didYouMean(c, v.serviceKeys()))
 			}
 		}
 		if s.Selects != "" && v.cfg.FindService(s.Selects) == nil {
@@ -429,7 +429,7 @@ func (v *validator) validateRoutes() {
 		case !ok:
 			v.errorf(append(at, "service"), "service %q must be namespace/name:port", r.Service)
 		case v.cfg.FindService(ref.Key()) == nil:
-			v.errorf(append(at, "service"), "route %s%s goes to %s, which is not defined under services", first(r.Hosts), r.Path, ref.Key())
+			v.errorf(append(at, "service"), "route %s%s goes to %s, which is not defined under services%s", first(r.Hosts), r.Path, ref.Key(), didYouMean(ref.Key(), v.serviceKeys()))
 		default:
 			s := v.cfg.FindService(ref.Key())
 			found := false
@@ -500,4 +500,70 @@ func first(s []string) string {
 		return ""
 	}
 	return s[0]
+}
+
+func (v *validator) storeNames() []string {
+	out := make([]string, 0, len(v.cfg.Stores))
+	for _, st := range v.cfg.Stores {
+		out = append(out, st.Name)
+	}
+	return out
+}
+
+func (v *validator) serviceKeys() []string {
+	out := make([]string, 0, len(v.cfg.Services))
+	for i := range v.cfg.Services {
+		out = append(out, v.cfg.Services[i].Key())
+	}
+	return out
+}
+
+// didYouMean names the known names within a third of name's length in
+// edits (at least one edit), nearest first, as "; did you mean …?".
+func didYouMean(name string, known []string) string {
+	type cand struct {
+		s string
+		d int
+	}
+	var near []cand
+	for _, k := range known {
+		if d := levenshtein(name, k); d <= max(1, len(name)/3) {
+			near = append(near, cand{k, d})
+		}
+	}
+	if len(near) == 0 {
+		return ""
+	}
+	slices.SortStableFunc(near, func(a, b cand) int { return a.d - b.d })
+	names := make([]string, 0, 3)
+	for _, c := range near[:min(3, len(near))] {
+		names = append(names, c.s)
+	}
+	return "; did you mean " + strings.Join(names, " or ") + "?"
+}
+
+// levenshtein is the edit distance between a and b, a swap of two
+// neighbouring characters counting as one edit ("cahce" is one from
+// "cache"), as typing mistakes go.
+func levenshtein(a, b string) int {
+	rows := [3][]int{make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)}
+	for j := range rows[1] {
+		rows[1][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		pp, prev, cur := rows[0], rows[1], rows[2]
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], pp[j-2]+1)
+			}
+		}
+		rows[0], rows[1], rows[2] = prev, cur, pp
+	}
+	return rows[1][len(b)]
 }

@@ -65,6 +65,75 @@ func ResolveLive(cfg *config.Config, vantage, query string, live *Live) ([]*Path
 	return out, nil
 }
 
+// CatchAllError is returned by CloserRoutes when a request path reaches
+// only a host's catch-all (or a shorter prefix) while another route of
+// the host is a near miss: what was typed was most likely that route.
+type CatchAllError struct {
+	Query   string
+	Matched string   // the route that would answer: host and path pattern
+	Closer  []string // near routes of the host, as `probe --path` takes them
+}
+
+func (e *CatchAllError) Error() string {
+	return fmt.Sprintf("%q reaches only %s, a catch-all; did you mean %s? (give --allow-catch-all to walk %s anyway)",
+		e.Query, e.Matched, strings.Join(e.Closer, " or "), e.Matched)
+}
+
+// CloserRoutes checks a host and request path query (see ResolveLive)
+// against typing mistakes: when the route APISIX would pick is a prefix
+// route and another route of the host, more specific than it, is within
+// two edits of the request path, it returns a *CatchAllError naming
+// those routes. APISIX would route the request the same way, but a
+// person who types a path means a route. A path ID, an exact match and
+// a query that matches no route return nil.
+func CloserRoutes(cfg *config.Config, query string) error {
+	q := query
+	for _, s := range []string{"https://", "http://", "wss://", "ws://"} {
+		q = strings.TrimPrefix(q, s)
+	}
+	host, reqPath, _ := strings.Cut(q, "/")
+	reqPath = "/" + reqPath
+	if i := strings.IndexAny(reqPath, "?#"); i >= 0 {
+		reqPath = reqPath[:i]
+	}
+	host = strings.ToLower(host)
+	r, matchedHost := MatchRoute(cfg, host, reqPath)
+	if r == nil {
+		return nil
+	}
+	matched, isPrefix := strings.CutSuffix(r.Path, "*")
+	if !isPrefix {
+		return nil
+	}
+	var closer []string
+	for i := range cfg.Routes {
+		o := &cfg.Routes[i]
+		if o == r || !slices.ContainsFunc(o.Hosts, func(h string) bool { return HostMatches(h, host) }) {
+			continue
+		}
+		want, oPrefix := strings.CutSuffix(o.Path, "*")
+		if len(want) <= len(matched) {
+			continue // no more specific than what matched
+		}
+		typed := reqPath
+		if oPrefix && len(typed) > len(want)+2 {
+			typed = typed[:len(want)+2] // compare the part the prefix covers
+		}
+		d := editDistance(typed, want)
+		if oPrefix {
+			d = min(d, editDistance(reqPath[:min(len(reqPath), len(want))], want))
+		}
+		if d > 0 && d <= 2 {
+			closer = append(closer, host+want)
+		}
+	}
+	if len(closer) == 0 {
+		return nil
+	}
+	slices.Sort(closer)
+	return &CatchAllError{Query: query, Matched: matchedHost + r.Path, Closer: slices.Compact(closer)}
+}
+
 func withProbeHost(r *config.Route, host string) *config.Route {
 	c := *r
 	c.Probe.Host = host

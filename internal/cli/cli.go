@@ -121,7 +121,7 @@ func version() string { return buildinfo.Get().String() }
 func newRoot(code *int) *cobra.Command {
 	g := &globals{}
 	var path, output string
-	var verbose bool
+	var verbose, allowCatchAll bool
 	var kube kubeSource
 	root := &cobra.Command{
 		Use:   "probe [--path HOST/PATH | COMMAND]",
@@ -134,7 +134,10 @@ data stores) with a protocol-specific probe per hop and says which hop broke.
 
 --path exits 0 when the path is healthy, 1 when a hop failed (the first
 failing hop is named), 2 on bad configuration or an unknown path (the
-nearest known paths are listed).`,
+nearest known paths are listed), or when the path reaches only a
+catch-all route while another route of the host is a near miss
+(api.allinpro.com/futurs/ws: did you mean …/futures/ws?; give
+--allow-catch-all to walk the catch-all anyway).`,
 		Version:       version(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -154,7 +157,7 @@ nearest known paths are listed).`,
 			if !ok {
 				return nil
 			}
-			*code = walkOnce(cmd.Context(), cfg, v, path, output, verbose, kube, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			*code = walkOnce(cmd.Context(), cfg, v, path, output, verbose, allowCatchAll, kube, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			return nil
 		},
 	}
@@ -168,6 +171,7 @@ nearest known paths are listed).`,
 	f.StringVarP(&output, "output", "o", "table", "table or json")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print each hop's evidence under it: status and identifying headers, the address dialled, the certificate, DNS answers, store roles and leaders, the trace id")
 	addKubeFlags(f, &kube, "with the cluster, also walk each pod behind the Service and each node of a NodePort: ")
+	f.BoolVar(&allowCatchAll, "allow-catch-all", false, "walk a request path that only a host's catch-all route matches even when another route of the host is within two edits of it (without it, that is exit 2 with the near routes)")
 	_ = root.RegisterFlagCompletionFunc("path", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
 		cfg, err := config.Load(g.config)
 		if err != nil {
@@ -395,7 +399,7 @@ not load is logged and the running topology stays.`,
 	return cmd
 }
 
-func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output string, verbose bool, kube kubeSource, stdout, stderr io.Writer) int {
+func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output string, verbose, allowCatchAll bool, kube kubeSource, stdout, stderr io.Writer) int {
 	// With the cluster at hand, each pod behind the Service and each node
 	// of a NodePort is its own hop, as `probe serve --discover` walks them.
 	var seen *targets.Live
@@ -408,6 +412,9 @@ func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output st
 		seen = live.LiveFrom(inv).Documented(cfg)
 	}
 	paths, err := targets.ResolveLive(cfg, vantage, query, seen)
+	if err == nil && !allowCatchAll && len(paths) > 0 && paths[0].ID != query {
+		err = targets.CloserRoutes(cfg, query)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitBadArgs

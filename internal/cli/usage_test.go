@@ -119,3 +119,18 @@ func TestTheCommandLineHelpsLikeKubectl(t *testing.T) {
 		}
 	}
 }
+
+// A mistyped path that only a catch-all route matches is exit 2 with the
+// route that was meant, before anything is walked; --allow-catch-all
+// walks the catch-all (here the demo topology, loopback only, without
+// its stand-ins: a failed walk, exit 1).
+func TestAMistypedPathSuggestsTheRoute(t *testing.T) {
+	code, out, errs := probe(t, "--config", "../../config/demo.yaml", "--path", "api.allinpro.com/futurs/ws")
+	if code != cli.ExitBadArgs || out != "" || !strings.Contains(errs, "did you mean api.allinpro.com/futures/ws?") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, _ = probe(t, "--config", "../../config/demo.yaml", "--path", "api.allinpro.com/futurs/ws", "--allow-catch-all", "--output", "json")
+	if code == cli.ExitBadArgs || !strings.Contains(out, `"id": "api.allinpro.com/*"`) {
+		t.Errorf("--allow-catch-all: exit %d:\n%s", code, out)
+	}
+}
