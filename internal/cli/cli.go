@@ -17,6 +17,7 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -485,27 +486,60 @@ func (t *trimSpaces) Write(p []byte) (int, error) {
 // showed and its verdict; verbose adds each hop's evidence under it.
 func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 	fmt.Fprintf(out, "path %s (vantage %s, %s/%s)\n", st.ID, st.Vantage, st.Namespace, st.Service)
-	tw := newTable(out)
-	fmt.Fprintln(tw, "HOP\tKIND\tTARGET\tLATENCY\tVERDICT\tERROR")
+	type row struct{ hop, kind, target, lat, verdict, msg string }
+	rows := []row{{"HOP", "KIND", "TARGET", "LATENCY", "VERDICT", "ERROR"}}
 	for _, h := range st.Hops {
 		lat := "-"
 		if h.Verdict == exporter.VerdictOK || h.Verdict == exporter.VerdictFailed {
 			lat = fmt.Sprintf("%.1fms", h.LatencyMS)
 		}
 		verdict, msg := h.Verdict, h.Error
+		if h.Recovered {
+			verdict, msg = "recovered", "first: "+h.FirstError
+		}
 		if h.FirstFail {
 			verdict += " (first)"
 		}
-		switch {
-		case h.Recovered:
-			verdict = "recovered"
-			msg = fmt.Sprintf("passed on attempt %d; first: %s", h.Attempts, h.FirstError)
-		case h.Attempts > 1:
-			msg = fmt.Sprintf("%s (confirmed by %d attempts)", h.Error, h.Attempts)
+		if h.Attempts > 1 {
+			verdict += fmt.Sprintf(" ×%d", h.Attempts) // probes made to confirm it
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Kind, h.Target, lat, verdict, oneLine(msg))
+		rows = append(rows, row{h.Name, h.Kind, shortTarget(h.Target), lat, verdict, oneLine(msg)})
+	}
+	// One hop, one terminal line of 120 columns: the error is cut to what
+	// the other columns leave (at least 30), -v prints it whole.
+	width := 0
+	for _, col := range []func(row) string{
+		func(r row) string { return r.hop }, func(r row) string { return r.kind }, func(r row) string { return r.target },
+		func(r row) string { return r.lat }, func(r row) string { return r.verdict },
+	} {
+		w := 0
+		for _, r := range rows {
+			w = max(w, utf8.RuneCountInString(col(r)))
+		}
+		width += w + 2
+	}
+	room := max(30, tableWidth-width)
+	cut := false
+	tw := newTable(out)
+	for _, r := range rows {
+		msg := r.msg
+		if utf8.RuneCountInString(msg) > room {
+			msg, cut = shorten(msg, room), true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.hop, r.kind, r.target, r.lat, r.verdict, msg)
 	}
 	_ = tw.Flush()
+	if verbose {
+		fmt.Fprintln(out, "hops:")
+		for _, h := range st.Hops {
+			fmt.Fprintf(out, "  %s: %s\n", h.Name, h.Target)
+			if h.Error != "" || h.FirstError != "" {
+				fmt.Fprintf(out, "    error: %s\n", oneLine(cmpOr(h.Error, "recovered; first: "+h.FirstError)))
+			}
+		}
+	} else if cut {
+		fmt.Fprintln(out, "(errors cut to fit; -v prints them whole)")
+	}
 	if verbose {
 		fmt.Fprintln(out, "evidence:")
 		for _, h := range st.Hops {
@@ -536,17 +570,61 @@ func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 	case exporter.VerdictOK:
 		fmt.Fprintf(out, "verdict: OK in %.1fms\n", st.DurationMS)
 	default:
-		reason := ""
-		for _, h := range st.Hops {
-			if h.FirstFail {
-				reason = oneLine(h.Error)
-			}
-		}
-		fmt.Fprintf(out, "verdict: BROKEN, first failing hop: %s: %s\n", st.FirstFailingHop, reason)
+		// The reason is on the hop's row; it is not said twice.
+		fmt.Fprintf(out, "verdict: BROKEN, first failing hop: %s\n", st.FirstFailingHop)
 	}
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// tableWidth is the terminal width the walk table keeps to.
+const tableWidth = 120
+
+// shorten fits an error into n runes: what failed is the hop's row
+// already, so a "… failed: " lead is dropped; then the start (what the
+// probe tried) and the end (the cause the kernel or the peer gave) are
+// kept around an ellipsis.
+func shorten(msg string, n int) string {
+	if _, why, ok := strings.Cut(msg, " failed: "); ok {
+		msg = why
+	}
+	r := []rune(msg)
+	if len(r) <= n {
+		return msg
+	}
+	head := n * 2 / 5
+	return string(r[:head]) + "…" + string(r[len(r)-(n-head-1):])
+}
+
+// shortTarget is a hop's target as the table shows it: a request hop's
+// URL is the path's (in the header line), so what is left is its scheme
+// and the address it dials; a DNS or TLS hop its address and name. At
+// most 32 characters, the end (the port) kept; -v prints it whole.
+func shortTarget(t string) string {
+	if url, addr, ok := strings.Cut(t, " via "); ok {
+		scheme, _, _ := strings.Cut(url, "://")
+		t = scheme + " via " + addr
+	} else if name, ok := strings.CutPrefix(t, "resolve "); ok {
+		// "resolve HOST (RESOLVER)": the resolver asked.
+		if _, resolver, ok := strings.Cut(name, " ("); ok {
+			t = strings.TrimSuffix(resolver, ")")
+		}
+	} else if rest, ok := strings.CutPrefix(t, "TLS "); ok {
+		// "TLS ADDR (SNI NAME)": the address.
+		t, _, _ = strings.Cut(rest, " (")
+	}
+	if r := []rune(t); len(r) > 32 {
+		t = "…" + string(r[len(r)-31:])
+	}
+	return t
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
 
 func list(cfg *config.Config, vantage string, stdout, stderr io.Writer) int {
 	paths, err := targets.Expand(cfg, vantage)

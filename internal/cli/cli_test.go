@@ -385,7 +385,7 @@ func TestEveryHopPositionIsLocalised(t *testing.T) {
 			if el := time.Since(start); el > budget+time.Second {
 				t.Errorf("the CLI took %s with a 1s timeout; want at most the confirmation's %s + 1s", el, budget)
 			}
-			if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: "+tc.want+":") {
+			if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: "+tc.want+"\n") {
 				t.Fatalf("stopped %s: exit %d, want first failing hop %s\n%s%s", tc.stop, code, tc.want, out, errs)
 			}
 		})

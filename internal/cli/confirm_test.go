@@ -42,7 +42,7 @@ services:
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d, want 0 (a recovered hop is not a failure):\n%s%s", code, out, errs)
 	}
-	if !strings.Contains(out, "recovered") || !strings.Contains(out, "passed on attempt 2; first:") || !strings.Contains(out, "503") {
+	if !strings.Contains(out, "recovered ×2") || !strings.Contains(out, "first: ") || !strings.Contains(out, "503") {
 		t.Errorf("the table does not say the hop recovered and why:\n%s", out)
 	}
 	n.Store(0)
@@ -126,8 +126,8 @@ stores:
 	if code != cli.ExitOK || !strings.Contains(errs, "warning:") {
 		t.Errorf("a path without the store: exit %d, want 0 with a warning:\n%s%s", code, out, errs)
 	}
-	code, out, errs = probe(t, "--config", cfg, "--path", "svc/ns/cached")
-	if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: cache:") || !strings.Contains(out, "refuses passwords shorter than 8") || strings.Contains(out+errs, "r3d1s") {
+	code, out, errs = probe(t, "--config", cfg, "--path", "svc/ns/cached", "-v")
+	if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: cache\n") || !strings.Contains(out, "refuses passwords shorter than 8") || strings.Contains(out+errs, "r3d1s") {
 		t.Errorf("the path through the store: exit %d, want 1 naming the store and the reason:\n%s%s", code, out, errs)
 	}
 }

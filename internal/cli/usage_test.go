@@ -3,6 +3,7 @@ package cli_test
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/allinx/hopprobe/internal/cli"
 )
@@ -132,5 +133,28 @@ func TestAMistypedPathSuggestsTheRoute(t *testing.T) {
 	code, out, _ = probe(t, "--config", "../../config/demo.yaml", "--path", "api.allinpro.com/futurs/ws", "--allow-catch-all", "--output", "json")
 	if code == cli.ExitBadArgs || !strings.Contains(out, `"id": "api.allinpro.com/*"`) {
 		t.Errorf("--allow-catch-all: exit %d:\n%s", code, out)
+	}
+}
+
+// A broken walk reads on a 120-column terminal: one line per hop, the
+// error cut to fit with its cause kept, not repeated on the verdict
+// line; -v prints each error whole. (The demo topology without its
+// stand-ins: loopback only, every hop refused.)
+func TestABrokenWalkFitsOneTerminalLinePerHop(t *testing.T) {
+	code, out, _ := probe(t, "--config", "../../config/demo.yaml", "--path", "api.allinpro.com/futures/ws")
+	if code != cli.ExitBroken {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for line := range strings.Lines(out) {
+		if n := utf8.RuneCountInString(strings.TrimSuffix(line, "\n")); n > 120 {
+			t.Errorf("a line of %d columns: %q", n, line)
+		}
+	}
+	if !strings.Contains(out, "connection refused\n") || !strings.Contains(out, "verdict: BROKEN, first failing hop: dns\n") {
+		t.Errorf("the cause is not kept, or the verdict line is not bare:\n%s", out)
+	}
+	_, verbose, _ := probe(t, "--config", "../../config/demo.yaml", "--path", "api.allinpro.com/futures/ws", "-v")
+	if !strings.Contains(verbose, "    error: resolver 127.0.0.1:18053 did not answer for api.allinpro.com over udp") {
+		t.Errorf("-v does not print the whole error:\n%s", verbose)
 	}
 }
