@@ -166,6 +166,22 @@ type Result struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// Bypassed names the documented components the answer did not pass
+// (a mismatch that skipped the gateway: its authentication and rate
+// limits did not run), nil when none was skipped.
+func (r *Result) Bypassed() []string {
+	if r == nil || r.Verdict != Mismatch || len(r.Observed) == 0 {
+		return nil
+	}
+	var out []string
+	for _, e := range r.Expected {
+		if !slices.Contains(r.Observed, e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // String is a chain as a label value: "cloudfront>apisix", "-" when empty.
 func String(c []string) string {
 	if len(c) == 0 {

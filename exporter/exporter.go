@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/internal/buildinfo"
 	"github.com/allinx/hopprobe/probes"
@@ -481,6 +482,15 @@ func (e *Exporter) Observe(r scheduler.PathResult) {
 	defer e.mu.Unlock()
 	if ps = current(); ps == nil {
 		return
+	}
+	// A bypass is a change of state the log tells, as a break is.
+	if was := ps.status.Verdict; was != st.Verdict && (was == VerdictBypassed || st.Verdict == VerdictBypassed) && st.Chain != nil {
+		if st.Verdict == VerdictBypassed {
+			slog.Warn("gateway bypassed: the answer skipped a documented component", "path", st.ID, "skipped", strings.Join(st.Bypassed, ","),
+				"expected", chain.String(st.Chain.Expected), "observed", chain.String(st.Chain.Observed))
+		} else if st.Verdict == VerdictOK {
+			slog.Info("gateway passed again", "path", st.ID, "observed", chain.String(st.Chain.Observed))
+		}
 	}
 	ps.observe(r, st, e.layout.bounds)
 	h := e.history[r.Path.ID]

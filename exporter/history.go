@@ -95,9 +95,11 @@ const (
 	codeFailed
 	codeSkipped
 	codeNotProbed
+	codeBypassed
 )
 
-var verdictNames = [...]string{codePending: VerdictPending, codeOK: VerdictOK, codeFailed: VerdictFailed, codeSkipped: VerdictSkipped, codeNotProbed: VerdictNotProbed}
+var verdictNames = [...]string{codePending: VerdictPending, codeOK: VerdictOK, codeFailed: VerdictFailed, codeSkipped: VerdictSkipped,
+	codeNotProbed: VerdictNotProbed, codeBypassed: VerdictBypassed}
 
 func codeOf(verdict string) verdictCode {
 	if i := slices.Index(verdictNames[:], verdict); i >= 0 {

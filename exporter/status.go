@@ -18,6 +18,10 @@ const (
 	VerdictSkipped   = scheduler.VerdictSkipped
 	VerdictNotProbed = scheduler.VerdictNotProbed
 	VerdictPending   = "pending"
+	// VerdictBypassed: every hop answered, but the answer skipped a
+	// documented component (the gateway): as loud as a failure, told
+	// apart from it.
+	VerdictBypassed = "bypassed"
 )
 
 // HopStatus is one hop's last verdict, as served on /api/v1/paths and
@@ -63,7 +67,10 @@ type PathStatus struct {
 	// Chain says whether the answer showed the documented way in (route
 	// paths only).
 	Chain *chain.Result `json:"chain,omitempty"`
-	Hops  []HopStatus   `json:"hops"`
+	// Bypassed are the documented components the answer skipped (verdict
+	// bypassed).
+	Bypassed []string    `json:"bypassed,omitempty"`
+	Hops     []HopStatus `json:"hops"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -137,6 +144,11 @@ func statusFrom(r scheduler.PathResult, described []string) PathStatus {
 		}
 	}
 	ps.Chain = attest(r)
+	if ps.Verdict == VerdictOK {
+		if skipped := ps.Chain.Bypassed(); len(skipped) > 0 {
+			ps.Verdict, ps.Bypassed = VerdictBypassed, skipped
+		}
+	}
 	for i, h := range r.Path.Hops {
 		if hr := r.Hops[i]; h.Layer > 0 && hr.Details["status"] != "" {
 			ps.Hops[i].Components = chain.Observe(chain.Union(r.Path.Entry[h.Layer-1:], r.Path.Alternatives), answerHeader(hr.Details))

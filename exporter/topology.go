@@ -148,7 +148,18 @@ func (e *Exporter) Graph() Graph {
 		edges = append(edges, [2]string{k[0], k[1]})
 	}
 	g := buildGraph(hops, edges)
+	// A component an answer skipped is shown as bypassed, as loud as a
+	// failure: every hop answered, so nothing else would colour it.
+	skipped := map[string]bool{}
+	for _, id := range e.order {
+		for _, c := range e.paths[id].status.Bypassed {
+			skipped[c] = true
+		}
+	}
 	for i := range g.Nodes {
+		if skipped[g.Nodes[i].ID] {
+			g.Nodes[i].Health = VerdictBypassed
+		}
 		for _, d := range e.drift {
 			if d.Subject == g.Nodes[i].ID {
 				g.Nodes[i].Drift = append(g.Nodes[i].Drift, d.Kind+": "+d.Detail)

@@ -39,6 +39,10 @@ const (
 	ExitOK      = 0
 	ExitBroken  = 1
 	ExitBadArgs = 2
+	// ExitBypassed: every hop answered, but the answer skipped a
+	// documented component (the gateway and its plugins). A broken path
+	// is still exit 1.
+	ExitBypassed = 3
 )
 
 // DefaultConfig is used when neither --config nor HOPPROBE_CONFIG is set.
@@ -46,7 +50,7 @@ const DefaultConfig = "config/allinx.yaml"
 
 // Main runs the command line args (without the program name) and returns
 // the exit code: 0 healthy (or help), 1 a hop failed or drift was found,
-// 2 bad arguments or configuration.
+// 2 bad arguments or configuration, 3 a path answered past its gateway.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	code := ExitOK
 	root := newRoot(&code)
@@ -134,7 +138,9 @@ data stores) with a protocol-specific probe per hop and says which hop broke.
   probe serve                                    walk every path, serve /metrics
 
 --path exits 0 when the path is healthy, 1 when a hop failed (the first
-failing hop is named), 2 on bad configuration or an unknown path (the
+failing hop is named), 3 when every hop answered but the answer skipped
+a documented component (the gateway bypassed: its authentication and
+rate limits did not run), 2 on bad configuration or an unknown path (the
 nearest known paths are listed), or when the path reaches only a
 catch-all route while another route of the host is a near miss
 (api.allinpro.com/futurs/ws: did you mean …/futures/ws?; give
@@ -425,9 +431,13 @@ func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output st
 	code := ExitOK
 	for _, p := range paths {
 		r := w.Walk(ctx, p)
-		statuses = append(statuses, exporter.StatusOf(r))
-		if !r.Success {
+		st := exporter.StatusOf(r)
+		statuses = append(statuses, st)
+		switch {
+		case !r.Success:
 			code = ExitBroken
+		case st.Verdict == exporter.VerdictBypassed && code == ExitOK:
+			code = ExitBypassed
 		}
 	}
 	if output == "json" {
@@ -569,6 +579,9 @@ func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 	switch st.Verdict {
 	case exporter.VerdictOK:
 		fmt.Fprintf(out, "verdict: OK in %.1fms\n", st.DurationMS)
+	case exporter.VerdictBypassed:
+		fmt.Fprintf(out, "verdict: BYPASSED: every hop answered, but the answer skipped %s: requests reach the service past it (its authentication and rate limits did not run)\n",
+			strings.Join(st.Bypassed, " and "))
 	default:
 		// The reason is on the hop's row; it is not said twice.
 		fmt.Fprintf(out, "verdict: BROKEN, first failing hop: %s\n", st.FirstFailingHop)

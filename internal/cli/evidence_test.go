@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +47,8 @@ func waitChain(t *testing.T, listen, id, verdict string) exporter.PathHistory {
 // the one-shot CLI each say which way the answer came.
 func TestChainAttestationFollowsTheEdge(t *testing.T) {
 	cfgPath, d := startDemo(t)
-	listen := serveFast(t, cfgPath, io.Discard)
+	logs := &testkit.Buffer{}
+	listen := serveFast(t, cfgPath, logs)
 	const api, www, wwwNLB = "api.allinpro.com/*", "www.allinpro.com/*", "www.allinpro.com/*@awf-spa-nlb"
 
 	// Documented: CloudFront → ALB → APISIX.
@@ -102,11 +104,27 @@ func TestChainAttestationFollowsTheEdge(t *testing.T) {
 	if !found {
 		t.Errorf("no chain change event: %+v", h.Events)
 	}
-	// The one-shot CLI says the same.
+	// A bypass is a state of its own, as loud as a failure: the path's
+	// verdict, the component on the map, the log.
+	if h.Status.Verdict != exporter.VerdictBypassed || !slices.Equal(h.Status.Bypassed, []string{"apisix"}) {
+		t.Errorf("bypass: path verdict %q, bypassed %v; want bypassed [apisix]", h.Status.Verdict, h.Status.Bypassed)
+	}
+	var g exporter.Graph
+	_ = json.Unmarshal([]byte(get(t, "http://"+listen+"/api/v1/topology")), &g)
+	for _, n := range g.Nodes {
+		if n.ID == "apisix" && n.Health != exporter.VerdictBypassed {
+			t.Errorf("the map shows apisix %q under bypass, want bypassed", n.Health)
+		}
+	}
+	if !strings.Contains(logs.String(), "gateway bypassed") || !strings.Contains(logs.String(), "skipped=apisix") {
+		t.Errorf("no gateway bypassed line in the log:\n%s", logs.String())
+	}
+	// The one-shot CLI says the same, with an exit code of its own.
 	code, out, errs := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/", "-v")
-	if code != cli.ExitOK || !strings.Contains(out, "chain: mismatch (expected cloudfront>apisix, observed cloudfront, read at cloudfront): cloudfront answered without passing apisix") ||
+	if code != cli.ExitBypassed || !strings.Contains(out, "chain: mismatch (expected cloudfront>apisix, observed cloudfront, read at cloudfront): cloudfront answered without passing apisix") ||
+		!strings.Contains(out, "verdict: BYPASSED: every hop answered, but the answer skipped apisix") ||
 		!strings.Contains(out, "evidence:") || !strings.Contains(out, "header.via: 1.1 d3demo.cloudfront.net (CloudFront)") {
-		t.Errorf("probe --path -v under bypass: exit %d\n%s%s", code, out, errs)
+		t.Errorf("probe --path -v under bypass: exit %d, want %d\n%s%s", code, cli.ExitBypassed, out, errs)
 	}
 
 	// NLB: www's CloudFront uses the NLB origin; the api routes, which
