@@ -50,8 +50,9 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	// What the connection watcher saw is the reason, whichever endpoint
 	// the failing call was for (the client dials all of them).
 	watched := func() error {
+		// The hop is the store: its name is not said again.
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
-			return fmt.Errorf("%s: %w", st.Name, cause)
+			return cause
 		}
 		return nil
 	}

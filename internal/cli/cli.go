@@ -513,7 +513,10 @@ func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 		if h.Attempts > 1 {
 			verdict += fmt.Sprintf(" ×%d", h.Attempts) // probes made to confirm it
 		}
-		rows = append(rows, row{h.Name, h.Kind, shortTarget(h.Target), lat, verdict, oneLine(msg)})
+		// The row names the hop: an error that starts with its name (a
+		// store's) does not say it twice.
+		msg = strings.TrimPrefix(oneLine(msg), h.Name+": ")
+		rows = append(rows, row{h.Name, h.Kind, shortTarget(h.Target), lat, verdict, msg})
 	}
 	// One hop, one terminal line of 120 columns: the error is cut to what
 	// the other columns leave (at least 30), -v prints it whole.
