@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -83,7 +84,7 @@ func Load(path string) (*Config, error) {
 func Parse(name string, data []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errors{yamlError(name, err)}
+		return nil, Errors{yamlError(name, data, err)}
 	}
 	if len(root.Content) == 0 {
 		return nil, Errors{{File: name, Line: 1, Msg: "the file is empty; expected a topology with entries, routes, services and stores"}}
@@ -91,23 +92,31 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	var unknown Errors
 	if err := dec.Decode(cfg); err != nil {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			es := make(Errors, 0, len(te.Errors))
-			for _, m := range te.Errors {
-				es = append(es, typeError(name, m))
-			}
-			return nil, es
+		if !errors.As(err, &te) {
+			return nil, Errors{yamlError(name, data, err)}
 		}
-		return nil, Errors{yamlError(name, err)}
+		onlyUnknown := true
+		for _, m := range te.Errors {
+			unknown = append(unknown, typeError(name, m))
+			onlyUnknown = onlyUnknown && strings.Contains(m, " not found in type ")
+		}
+		// A value of the wrong type leaves a field empty, and checking
+		// the rest would add complaints about it; unknown keys leave the
+		// rest as written, so it is checked in the same pass.
+		if !onlyUnknown {
+			return nil, unknown
+		}
 	}
 	cfg.File = name
 	cfg.defaultVantages()
 	v := &validator{cfg: cfg, file: name, root: root.Content[0]}
 	v.validate()
-	if len(v.errs) > 0 {
-		return nil, v.errs
+	if errs := append(unknown, v.errs...); len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b *Error) int { return a.Line - b.Line })
+		return nil, errs
 	}
 	cfg.Problems = v.problems
 	cfg.applyDefaults()

@@ -36,3 +36,33 @@ stores:
 		}
 	}
 }
+
+// A YAML mistake is shown where it is, with a caret, even where yaml.v3
+// notices it a line later or at the end of the file.
+func TestYAMLMistakesArePointedAt(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"a:\n  b: 1\n c: 2\n", "t.yaml:3: not valid YAML: did not find expected key (noticed at line 2)\n     3 |  c: 2\n       |  ^ indented by 1, which no enclosing block uses"},
+		{"a: \"x\nb: 3\n", "t.yaml:1: not valid YAML: found unexpected end of stream (noticed at line 3)\n     1 | a: \"x\n       |    ^ this quote is not closed on its line"},
+		{"routes:\n  - hosts: [a.test\n    path: /*\n", "     2 |   - hosts: [a.test\n       |            ^ this bracket is not closed on its line"},
+		{"a:\n\tb: 1\n", "t.yaml:2: not valid YAML: found character that cannot start any token\n     2 | \tb: 1\n       | ^ a tab in the indentation; YAML indents with spaces"},
+	} {
+		_, err := config.Parse("t.yaml", []byte(tc.src))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q:\n got %v\nwant %s", tc.src, err, tc.want)
+		}
+	}
+}
+
+// Unknown keys and what validation finds come in one pass, in file order.
+func TestUnknownKeysAndValidationInOnePass(t *testing.T) {
+	_, err := config.Parse("t.yaml", []byte(`vantage: cluster
+defaults:
+  intervall: 5s
+services:
+  - {name: app, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: htp, address: "127.0.0.1:1"}]}
+`))
+	want := "t.yaml:3: unknown key \"intervall\" in a defaults\nt.yaml:5: protocol \"htp\" of ns/app must be one of"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v\nwant %s…", err, want)
+	}
+}
