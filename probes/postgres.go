@@ -47,8 +47,7 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	// The password never enters the connection string, so it cannot
 	// appear in a parse error. Certificates go through pgx's own
 	// sslrootcert/sslcert/sslkey so that each sslmode keeps its meaning.
-	dsn := fmt.Sprintf("host=%s port=%s dbname=%s sslmode=%s connect_timeout=%d",
-		quote(host), port, quote(db), sslmode, max(1, int(remaining(ctx).Seconds())))
+	dsn := fmt.Sprintf("host=%s port=%s dbname=%s sslmode=%s", quote(host), port, quote(db), sslmode)
 	if c := st.TLS; c != nil {
 		for k, v := range map[string]string{"sslrootcert": c.CAFile, "sslcert": c.CertFile, "sslkey": c.KeyFile} {
 			if v != "" {
@@ -61,6 +60,9 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return fmt.Errorf("postgres settings for %s: %w", st.Name, err)
 	}
 	cc.User, cc.Password = st.Username, pw
+	// The whole of what is left of the hop's timeout, to the nanosecond:
+	// the DSN's connect_timeout counts whole seconds.
+	cc.ConnectTimeout = remaining(ctx)
 	// A server (or whatever answers on its address) that asks for the
 	// password in clear text or as MD5 gets nothing unless the topology
 	// allows it: with a password set, only SCRAM is accepted by default.

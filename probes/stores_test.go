@@ -107,6 +107,14 @@ func TestPostgresAgainstRealServer(t *testing.T) {
 	hang := need(t, peers.Hang)
 	st.Address = hang.Addr
 	wantHangBounded(t, probes.KindPostgres, storeTarget(t, st), 500*time.Millisecond)
+	// A timeout that is not a whole number of seconds is the session's
+	// whole budget: pgx's connect_timeout counts in seconds, and rounding
+	// it down gave a 1.9 s hop 1 s to connect.
+	start := time.Now()
+	wantHangBounded(t, probes.KindPostgres, storeTarget(t, st), 1900*time.Millisecond)
+	if el := time.Since(start); el < 1800*time.Millisecond {
+		t.Errorf("a hanging peer failed a 1.9 s PostgreSQL hop after %s: the session had less than its timeout", el)
+	}
 	pg.Stop()
 	st.Address = pg.Addr
 	wantFail(t, run(t, probes.KindPostgres, storeTarget(t, st), 2*time.Second), "cannot open a session")
