@@ -47,6 +47,7 @@ type Exporter struct {
 	reloads    *prometheus.CounterVec
 	reloadOK   prometheus.Gauge
 	reloadTime prometheus.Gauge
+	abandoned  prometheus.Counter
 
 	driftItems     *prometheus.GaugeVec
 	driftInfo      *prometheus.GaugeVec
@@ -151,7 +152,9 @@ func New(paths []*targets.Path) *Exporter {
 		layout:  layoutOf(config.Metrics{}),
 	}
 	bi := buildinfo.Get()
-	e.reg.MustRegister(e.walkLag, e.reloads, e.reloadOK, e.reloadTime,
+	e.abandoned = prometheus.NewCounter(prometheus.CounterOpts{Name: "hopprobe_walk_generations_abandoned_total",
+		Help: "Reloads and shutdowns that stopped waiting for walks in flight after the longest hop timeout and a second (a probe that ignored its cancellation)."})
+	e.reg.MustRegister(e.walkLag, e.reloads, e.reloadOK, e.reloadTime, e.abandoned,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hopprobe_build_info",
 			Help:        "Always 1: the running build, as probe --version prints it (version, VCS revision, Go version).",
 			ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}}, func() float64 { return 1 }),
@@ -453,6 +456,9 @@ func (e *Exporter) Gatherer() prometheus.Gatherer {
 		return out, nil
 	})
 }
+
+// WalksAbandoned counts a stop that gave up waiting for walks in flight.
+func (e *Exporter) WalksAbandoned() { e.abandoned.Inc() }
 
 // Observe records one walk.
 func (e *Exporter) Observe(r scheduler.PathResult) {

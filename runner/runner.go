@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -208,11 +209,28 @@ func (r *Runner) CheckDrift(ctx context.Context) {
 type generation struct {
 	cancel context.CancelFunc
 	done   sync.WaitGroup
+	// grace bounds how long stop waits for walks in flight: the longest
+	// hop timeout and a second. Every probe ends within 100 ms of
+	// cancellation; one that does not (a library computing what a peer
+	// asked for) is abandoned rather than wedge a reload or shutdown.
+	grace     time.Duration
+	log       *slog.Logger
+	abandoned func()
 }
+
+// graceGeneration is the second past the longest hop timeout that stop
+// waits for.
+const graceGeneration = time.Second
 
 func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.Path, exp *exporter.Exporter, states *pathStates) *generation {
 	ctx, cancel := context.WithCancel(ctx)
-	g := &generation{cancel: cancel}
+	longest := time.Duration(0)
+	for _, p := range paths {
+		for _, h := range p.Hops {
+			longest = max(longest, h.Timeout)
+		}
+	}
+	g := &generation{cancel: cancel, grace: longest + graceGeneration, log: states.log, abandoned: exp.WalksAbandoned}
 	s := &scheduler.Scheduler{Walker: w, Paths: paths, OnResult: func(res scheduler.PathResult) {
 		exp.Observe(res)
 		states.observe(res)
@@ -246,7 +264,21 @@ func (p *pathStates) observe(res scheduler.PathResult) {
 	}
 }
 
+// stop cancels the generation and waits for its walks, at most its
+// grace: a walk still running then is abandoned, counted and logged (it
+// can report nothing: its context is cancelled).
 func (g *generation) stop() {
 	g.cancel()
-	g.done.Wait()
+	done := make(chan struct{})
+	go func() { g.done.Wait(); close(done) }()
+	t := time.NewTimer(g.grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		g.log.Warn("walks in flight did not end after cancellation; abandoned them so that the reload or shutdown goes on", "waited", g.grace)
+		if g.abandoned != nil {
+			g.abandoned()
+		}
+	}
 }
