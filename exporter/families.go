@@ -113,7 +113,7 @@ var families = []family{
 				}
 			}
 		}},
-	{"hopprobe_tls_cert_expiry_timestamp_seconds", "Earliest NotAfter of the certificate chain the hop presented, as a Unix timestamp.", typeGauge,
+	{"hopprobe_tls_cert_expiry_timestamp_seconds", "When the certificate chain a client verifies for the hop expires (the earliest NotAfter in it; of several verified chains the longest-lived), as a Unix timestamp. An unneeded certificate the server also sends does not count.", typeGauge,
 		func(s sink, ps *pathState, _ []float64, _ *[]byte) {
 			for _, h := range ps.hops {
 				if h.certExpiry > 0 {

@@ -44,13 +44,38 @@ func recordHeaders(h http.Header, extra []string, rep *Report) {
 	}
 }
 
-// recordCert keeps the earliest expiry of the peer's chain and who the
-// leaf certificate says the peer is.
+// recordCert keeps when the chain a client verifies expires, and who
+// the leaf certificate says the peer is. Of several verified chains the
+// one that lasts longest is the one a client can still use; a server
+// that also sends an expired cross-signed certificate (one the client
+// does not need) does not make it expire. The earliest NotAfter among
+// what was sent stays as evidence. Without verification (a store's
+// insecure_skip_verify), the sent certificates are all there is.
 func recordCert(cs tls.ConnectionState, rep *Report) {
+	var sent time.Time
 	for _, c := range cs.PeerCertificates {
-		if rep.CertExpiry.IsZero() || c.NotAfter.Before(rep.CertExpiry) {
-			rep.CertExpiry = c.NotAfter
+		if sent.IsZero() || c.NotAfter.Before(sent) {
+			sent = c.NotAfter
 		}
+	}
+	rep.CertExpiry = sent
+	var best time.Time
+	for _, chain := range cs.VerifiedChains {
+		var end time.Time
+		for _, c := range chain {
+			if end.IsZero() || c.NotAfter.Before(end) {
+				end = c.NotAfter
+			}
+		}
+		if end.After(best) {
+			best = end
+		}
+	}
+	if !best.IsZero() {
+		rep.CertExpiry = best
+	}
+	if !sent.IsZero() {
+		rep.Detail("cert.sent_earliest_not_after", sent.UTC().Format(time.RFC3339))
 	}
 	if cs.Version != 0 {
 		rep.Detail("tls_version", tls.VersionName(cs.Version))

@@ -92,7 +92,9 @@ type Phase struct {
 // Report is what a prober observed besides success.
 type Report struct {
 	Phases []Phase
-	// CertExpiry is the earliest NotAfter of the peer's chain, if any.
+	// CertExpiry is when the chain the client verified expires (the
+	// earliest NotAfter in it), or the earliest of what the peer sent
+	// when nothing was verified.
 	CertExpiry time.Time
 	// Details are small facts for humans (status code, role, address).
 	// They go to the JSON status and CLI, never into metric labels.
