@@ -3,6 +3,7 @@ package probes_test
 import (
 	"context"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -223,5 +224,23 @@ func TestEveryProbeReturnsPromptlyOnCancel(t *testing.T) {
 				t.Fatal("the probe ignored its cancellation")
 			}
 		})
+	}
+}
+
+// A server that turns on permessage-deflate although the probe never
+// offered it is refused at the handshake (RFC 6455 forbids it), before
+// its one compressed frame can inflate 64 KiB into 64 MiB: the probe
+// allocates a small fraction of that.
+func TestAnUnofferedWebSocketExtensionIsRefused(t *testing.T) {
+	p := startHostile(t, "websocket-deflate-unoffered")
+	kind, tg := hostileTarget("websocket-deflate-unoffered", p.Addr)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := probes.Run(context.Background(), kind, &tg, 5*time.Second)
+	runtime.ReadMemStats(&after)
+	wantFail(t, r, "did not offer")
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("the probe allocated %d MiB for a frame of about 64 KiB", grew>>20)
 	}
 }

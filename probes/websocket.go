@@ -74,6 +74,13 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		return fmt.Errorf("WebSocket handshake for %s via %s failed: %w", url, t.Address, err)
 	}
 	defer c.Close()
+	// The probe offers no extension. gorilla still turns decompression on
+	// when the answer names permessage-deflate, and its read limit counts
+	// compressed bytes: one frame could inflate a thousandfold. RFC 6455
+	// forbids a server to answer with an extension not offered.
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		return connected(fmt.Errorf("WebSocket handshake for %s via %s: the server turned on extension %q, which the probe did not offer", url, t.Address, ext))
+	}
 	hs.done.Store(true)
 	if tconn, ok := c.NetConn().(*tls.Conn); ok {
 		recordCert(tconn.ConnectionState(), rep)

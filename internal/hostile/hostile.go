@@ -9,6 +9,8 @@ package hostile
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
@@ -141,6 +143,31 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 			base64.StdEncoding.EncodeToString(accept[:])+"\r\n\r\n")
 		c.Write([]byte{0x81, 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 		flood(c, 'w')
+	},
+	// An upgrade that turns on permessage-deflate although the client
+	// never offered it, then one compressed frame that inflates to
+	// 64 MiB of zeros (about 64 KiB on the wire): a client that inflates
+	// it counts the compressed bytes against its read limit.
+	"websocket-deflate-unoffered": func(_ *Peer, c net.Conn) {
+		key := upgradeKey(c)
+		accept := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+
+			base64.StdEncoding.EncodeToString(accept[:])+"\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n\r\n")
+		var buf bytes.Buffer
+		zw, _ := flate.NewWriter(&buf, flate.BestCompression)
+		zeros := make([]byte, 1<<20)
+		for range 64 {
+			zw.Write(zeros)
+		}
+		zw.Flush()
+		payload := bytes.TrimSuffix(buf.Bytes(), []byte{0, 0, 0xff, 0xff})
+		// FIN, RSV1 (compressed), text; a 64-bit length.
+		hdr := []byte{0xc1, 127, 0, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint64(hdr[2:], uint64(len(payload)))
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		c.Write(hdr)
+		c.Write(payload)
+		hold(c)
 	},
 	// A 9 MB Server header.
 	"http-giant-header": func(_ *Peer, c net.Conn) {
