@@ -11,6 +11,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/allinx/hopprobe/internal/similar"
+
 	"github.com/allinx/hopprobe/chain"
 )
 
@@ -527,7 +529,7 @@ func didYouMean(name string, known []string) string {
 	}
 	var near []cand
 	for _, k := range known {
-		if d := levenshtein(name, k); d <= max(1, len(name)/3) {
+		if d := similar.Edits(name, k); d <= max(1, len(name)/3) {
 			near = append(near, cand{k, d})
 		}
 	}
@@ -540,30 +542,4 @@ func didYouMean(name string, known []string) string {
 		names = append(names, c.s)
 	}
 	return "; did you mean " + strings.Join(names, " or ") + "?"
-}
-
-// levenshtein is the edit distance between a and b, a swap of two
-// neighbouring characters counting as one edit ("cahce" is one from
-// "cache"), as typing mistakes go.
-func levenshtein(a, b string) int {
-	rows := [3][]int{make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)}
-	for j := range rows[1] {
-		rows[1][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		pp, prev, cur := rows[0], rows[1], rows[2]
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], pp[j-2]+1)
-			}
-		}
-		rows[0], rows[1], rows[2] = prev, cur, pp
-	}
-	return rows[1][len(b)]
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/similar"
 )
 
 // UnknownPathError is returned when a query matches no documented path.
@@ -40,16 +41,7 @@ func ResolveLive(cfg *config.Config, vantage, query string, live *Live) ([]*Path
 			return []*Path{p}, nil
 		}
 	}
-	q := query
-	for _, s := range []string{"https://", "http://", "wss://", "ws://"} {
-		q = strings.TrimPrefix(q, s)
-	}
-	host, reqPath, _ := strings.Cut(q, "/")
-	reqPath = "/" + reqPath
-	if i := strings.IndexAny(reqPath, "?#"); i >= 0 {
-		reqPath = reqPath[:i]
-	}
-	host = strings.ToLower(host)
+	host, reqPath := splitQuery(query)
 	r, matchedHost := MatchRoute(cfg, host, reqPath)
 	if r == nil {
 		return nil, &UnknownPathError{Query: query, Nearest: Nearest(IDs(all), query, 5)}
@@ -87,16 +79,7 @@ func (e *CatchAllError) Error() string {
 // person who types a path means a route. A path ID, an exact match and
 // a query that matches no route return nil.
 func CloserRoutes(cfg *config.Config, query string) error {
-	q := query
-	for _, s := range []string{"https://", "http://", "wss://", "ws://"} {
-		q = strings.TrimPrefix(q, s)
-	}
-	host, reqPath, _ := strings.Cut(q, "/")
-	reqPath = "/" + reqPath
-	if i := strings.IndexAny(reqPath, "?#"); i >= 0 {
-		reqPath = reqPath[:i]
-	}
-	host = strings.ToLower(host)
+	host, reqPath := splitQuery(query)
 	r, matchedHost := MatchRoute(cfg, host, reqPath)
 	if r == nil {
 		return nil
@@ -132,6 +115,21 @@ func CloserRoutes(cfg *config.Config, query string) error {
 	}
 	slices.Sort(closer)
 	return &CatchAllError{Query: query, Matched: matchedHost + r.Path, Closer: slices.Compact(closer)}
+}
+
+// splitQuery takes a host and request path as an operator types it
+// (optionally with a scheme, a query or a fragment) apart.
+func splitQuery(query string) (host, path string) {
+	q := query
+	for _, s := range []string{"https://", "http://", "wss://", "ws://"} {
+		q = strings.TrimPrefix(q, s)
+	}
+	host, path, _ = strings.Cut(q, "/")
+	path = "/" + path
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	return strings.ToLower(host), path
 }
 
 func withProbeHost(r *config.Route, host string) *config.Route {
@@ -229,36 +227,7 @@ func Nearest(candidates []string, q string, n int) []string {
 }
 
 // substringDistance is the fewest edits that turn q into some substring
-// of c: the edit distance with c's prefix and suffix free (0 when c
-// contains q).
-func substringDistance(q, c string) int { return distance(q, c, true) }
+// of c (0 when c contains q).
+func substringDistance(q, c string) int { return similar.EditsWithin(q, c) }
 
-func editDistance(a, b string) int { return distance(a, b, false) }
-
-// distance is Levenshtein's distance from a to b; with freeEnds, b's
-// leading and trailing characters cost nothing (a is matched against
-// the best-fitting part of b).
-func distance(a, b string, freeEnds bool) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		if !freeEnds {
-			prev[j] = j
-		}
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	if freeEnds {
-		return slices.Min(prev)
-	}
-	return prev[len(b)]
-}
+func editDistance(a, b string) int { return similar.Edits(a, b) }
