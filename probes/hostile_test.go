@@ -33,6 +33,9 @@ func hostileTarget(name, addr string) (probes.Kind, probes.Target) {
 		}
 		if kind == "kafka" {
 			st.Kafka = &config.KafkaOpts{Topics: []string{"orders"}}
+			if strings.Contains(name, "scram") {
+				st.Kafka.SASL = &config.SASL{Mechanism: "scram-sha-256", Username: "hopprobe", Password: &config.SecretRef{Env: "HOPPROBE_TEST_HOSTILE_PW"}}
+			}
 		}
 		return probes.Kind(kind), probes.Target{Address: addr, Host: "127.0.0.1", Store: st}
 	case "websocket":
@@ -242,5 +245,20 @@ func TestAnUnofferedWebSocketExtensionIsRefused(t *testing.T) {
 	wantFail(t, r, "did not offer")
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
 		t.Errorf("the probe allocated %d MiB for a frame of about 64 KiB", grew>>20)
+	}
+}
+
+// A broker that asks for a billion SCRAM iterations gets a refusal
+// that names the limit, at once, not minutes of computation past the
+// hop's timeout.
+func TestAPeerChosenSCRAMWorkFactorIsCapped(t *testing.T) {
+	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
+	p := startHostile(t, "kafka-scram-work-bomb")
+	kind, tg := hostileTarget("kafka-scram-work-bomb", p.Addr)
+	start := time.Now()
+	r := probes.Run(context.Background(), kind, &tg, 5*time.Second)
+	wantFail(t, r, "1000000000 SCRAM iterations")
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("the refusal took %s", el)
 	}
 }

@@ -114,6 +114,8 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 			}
 		}
 	},
+	// A broker that asks for a billion SCRAM iterations.
+	"kafka-scram-work-bomb": kafkaSCRAMWorkBomb,
 	// A Kafka response that claims 2 GiB.
 	"kafka-huge-response": func(_ *Peer, c net.Conn) {
 		readSome(c)
