@@ -262,3 +262,17 @@ func TestAPeerChosenSCRAMWorkFactorIsCapped(t *testing.T) {
 		t.Errorf("the refusal took %s", el)
 	}
 }
+
+// The same for PostgreSQL: a server that asks for a billion SCRAM
+// iterations is refused before pgx hashes.
+func TestAPostgresSCRAMWorkFactorIsCapped(t *testing.T) {
+	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
+	p := startHostile(t, "postgres-scram-work-bomb")
+	kind, tg := hostileTarget("postgres-scram-work-bomb", p.Addr)
+	start := time.Now()
+	r := probes.Run(context.Background(), kind, &tg, 5*time.Second)
+	wantFail(t, r, "1000000000 SCRAM iterations")
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("the refusal took %s", el)
+	}
+}

@@ -69,6 +69,8 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	cc.RequireAuth = requireAuth(st.Postgres, pw != "")
 	sc := scopeOf(ctx)
 	cc.DialFunc = sc.dial
+	// The SCRAM work factor is the server's to choose; see pgAuthGuard.
+	cc.AfterNetConnect = guardPGAuth
 	// pgx accepts messages of up to 1 GiB; none of the probe's needs more
 	// than its budget.
 	cc.MaxProtocolMessageBodyLen = int(sc.limit)

@@ -114,6 +114,42 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 			}
 		}
 	},
+	// A server that offers SCRAM-SHA-256 and asks for a billion
+	// iterations in its first challenge.
+	"postgres-scram-work-bomb": func(_ *Peer, c net.Conn) {
+		br := bufio.NewReader(c)
+		if !readStartup(br, c) {
+			return
+		}
+		// AuthenticationSASL (10): SCRAM-SHA-256.
+		mech := append([]byte("SCRAM-SHA-256\x00"), 0)
+		msg := binary.BigEndian.AppendUint32([]byte{'R'}, uint32(8+len(mech)))
+		msg = binary.BigEndian.AppendUint32(msg, 10)
+		c.Write(append(msg, mech...))
+		// SASLInitialResponse: 'p', length, mechanism, length, client-first.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if typ, err := br.ReadByte(); err != nil || typ != 'p' {
+			return
+		}
+		var l [4]byte
+		if _, err := io.ReadFull(br, l[:]); err != nil {
+			return
+		}
+		body := make([]byte, max(int(binary.BigEndian.Uint32(l[:]))-4, 0)%(1<<16))
+		if _, err := io.ReadFull(br, body); err != nil {
+			return
+		}
+		nonce := ""
+		if i := bytes.Index(body, []byte("r=")); i >= 0 {
+			nonce = string(body[i+2:])
+		}
+		// AuthenticationSASLContinue (11) with the server-first message.
+		first := []byte("r=" + nonce + "hostile,s=c2FsdHNhbHRzYWx0,i=1000000000")
+		msg = binary.BigEndian.AppendUint32([]byte{'R'}, uint32(8+len(first)))
+		msg = binary.BigEndian.AppendUint32(msg, 11)
+		c.Write(append(msg, first...))
+		hold(c)
+	},
 	// A broker that asks for a billion SCRAM iterations.
 	"kafka-scram-work-bomb": kafkaSCRAMWorkBomb,
 	// A Kafka response that claims 2 GiB.
