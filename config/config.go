@@ -158,6 +158,9 @@ type RouteProbe struct {
 	Interval time.Duration `yaml:"interval"`
 	Timeout  time.Duration `yaml:"timeout"`
 	Expect   Expect        `yaml:"expect"`
+	// DualStack says the route's host is published over IPv4 and IPv6:
+	// its DNS hop fails when either A or AAAA records are missing.
+	DualStack bool `yaml:"dual_stack"`
 	// Chain names the entry hops whose marks an answer must show, when
 	// the one derived from the entry's components is not right (e.g. an
 	// APISIX that hides its Server header and has no fingerprint).

@@ -30,13 +30,23 @@ func (dnsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	start := time.Now()
 	var addrs []string
 	var lastErr error
+	var missing []string // families without a record, for a dual-stack name
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		got, err := lookup(ctx, server, t.Host, qtype)
 		if err != nil {
 			lastErr = err
 			continue
 		}
+		if len(got) == 0 {
+			missing = append(missing, dns.TypeToString[qtype])
+		}
 		addrs = append(addrs, got...)
+	}
+	if t.DualStack && lastErr == nil && len(missing) > 0 && len(addrs) > 0 {
+		rep.since("resolve", start)
+		slices.Sort(addrs)
+		rep.Detail("addresses", strings.Join(addrs, ","))
+		return fmt.Errorf("resolver %s returned no %s record for %s, which is documented as dual stack (dual_stack: true)", server, strings.Join(missing, " or "), t.Host)
 	}
 	rep.since("resolve", start)
 	rep.Detail("resolver", server)

@@ -51,6 +51,8 @@ type Target struct {
 	// ExpectUnreachable inverts the verdict: the hop is healthy only when
 	// nothing answers (a NodePort that must stay internal).
 	ExpectUnreachable bool
+	// DualStack (dns hops): the name must have both A and AAAA records.
+	DualStack bool
 }
 
 // peerName names the hop's peer in a reason: the store, else the address.
@@ -73,7 +75,7 @@ func (t *Target) Key(kind Kind) string {
 	if t.Store != nil {
 		store = t.Store.Name
 	}
-	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%v|%v|%v", kind, t.Address, t.Host, t.Scheme, t.Path, t.Resolver, store, t.ExpectUnreachable, t.Expect, t.EvidenceHeaders)
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%v|%v|%v|%v", kind, t.Address, t.Host, t.Scheme, t.Path, t.Resolver, store, t.ExpectUnreachable, t.Expect, t.EvidenceHeaders, t.DualStack)
 }
 
 // Prober speaks one protocol. Probe returns nil when the hop answered as

@@ -459,3 +459,29 @@ func TestNodePortAgainstLiveClosedAndHangingNodes(t *testing.T) {
 	wantFail(t, run(t, probes.KindNodePort, probes.Target{Address: addr(srv), ExpectUnreachable: true}, time.Second), "SECURITY")
 	wantFail(t, run(t, probes.KindNodePort, probes.Target{Address: hang.Addr, ExpectUnreachable: true}, 300*time.Millisecond), "SECURITY")
 }
+
+// A name documented as dual stack needs both families: one with only A
+// records fails and names the AAAA it lacks; one with both passes. A
+// name not so documented passes with either.
+func TestDualStackNamesNeedBothFamilies(t *testing.T) {
+	server := dnsServer(t, func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		name, qt := q.Question[0].Name, q.Question[0].Qtype
+		hdr := dns.RR_Header{Name: name, Rrtype: qt, Class: dns.ClassINET, Ttl: 5}
+		switch {
+		case qt == dns.TypeA:
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IPv4(127, 0, 0, 9)})
+		case qt == dns.TypeAAAA && name == "both.example.test.":
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.IPv6loopback})
+		}
+		w.WriteMsg(m)
+	})
+	r := run(t, probes.KindDNS, probes.Target{Host: "v4only.example.test", Resolver: server, DualStack: true}, time.Second)
+	wantFail(t, r, "returned no AAAA record for v4only.example.test, which is documented as dual stack")
+	if r.Details["addresses"] != "127.0.0.9" {
+		t.Errorf("the failed hop's evidence lacks the addresses it did get: %v", r.Details)
+	}
+	wantOK(t, run(t, probes.KindDNS, probes.Target{Host: "both.example.test", Resolver: server, DualStack: true}, time.Second))
+	wantOK(t, run(t, probes.KindDNS, probes.Target{Host: "v4only.example.test", Resolver: server}, time.Second))
+}

@@ -196,7 +196,7 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	kind := probes.Kind(r.Protocol)
 	noHost := fmt.Sprintf("route host %s is a wildcard; set probe.host to a concrete name to probe it", host)
 
-	dnsHop := Hop{Name: "dns", Node: "dns", Role: RoleDNS, Kind: probes.KindDNS, Target: probes.Target{Host: probeHost, Resolver: cfg.Vantages[vantage].Resolver}}
+	dnsHop := Hop{Name: "dns", Node: "dns", Role: RoleDNS, Kind: probes.KindDNS, Target: probes.Target{Host: probeHost, Resolver: cfg.Vantages[vantage].Resolver, DualStack: r.Probe.DualStack}}
 	if probeHost == "" {
 		dnsHop.Skip = noHost
 	}
