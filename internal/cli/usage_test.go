@@ -1,11 +1,14 @@
 package cli_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/allinx/hopprobe/internal/cli"
+	"github.com/allinx/hopprobe/internal/demo"
 )
 
 // Help and version behave as kubectl's and promtool's do: on stdout,
@@ -130,7 +133,7 @@ func TestAMistypedPathSuggestsTheRoute(t *testing.T) {
 	if code != cli.ExitBadArgs || out != "" || !strings.Contains(errs, "did you mean api.allinpro.com/futures/ws?") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
-	code, out, _ = probe(t, "--config", "../../config/demo.yaml", "--path", "api.allinpro.com/futurs/ws", "--allow-catch-all", "--output", "json")
+	code, out, _ = probe(t, "--config", relocatedDemo(t), "--path", "api.allinpro.com/futurs/ws", "--allow-catch-all", "--output", "json")
 	if code == cli.ExitBadArgs || !strings.Contains(out, `"id": "api.allinpro.com/*"`) {
 		t.Errorf("--allow-catch-all: exit %d:\n%s", code, out)
 	}
@@ -141,7 +144,10 @@ func TestAMistypedPathSuggestsTheRoute(t *testing.T) {
 // line; -v prints each error whole. (The demo topology without its
 // stand-ins: loopback only, every hop refused.)
 func TestABrokenWalkFitsOneTerminalLinePerHop(t *testing.T) {
-	code, out, _ := probe(t, "--config", "../../config/demo.yaml", "--path", "api.allinpro.com/futures/ws")
+	// A copy on free ports: nothing else (a demo beside the tests)
+	// answers there.
+	cfg := relocatedDemo(t)
+	code, out, _ := probe(t, "--config", cfg, "--path", "api.allinpro.com/futures/ws")
 	if code != cli.ExitBroken {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
@@ -153,8 +159,27 @@ func TestABrokenWalkFitsOneTerminalLinePerHop(t *testing.T) {
 	if !strings.Contains(out, "connection refused\n") || !strings.Contains(out, "verdict: BROKEN, first failing hop: dns\n") {
 		t.Errorf("the cause is not kept, or the verdict line is not bare:\n%s", out)
 	}
-	_, verbose, _ := probe(t, "--config", "../../config/demo.yaml", "--path", "api.allinpro.com/futures/ws", "-v")
-	if !strings.Contains(verbose, "    error: resolver 127.0.0.1:18053 did not answer for api.allinpro.com over udp") {
+	_, verbose, _ := probe(t, "--config", cfg, "--path", "api.allinpro.com/futures/ws", "-v")
+	if !strings.Contains(verbose, "    error: resolver 127.0.0.1:") || !strings.Contains(verbose, " did not answer for api.allinpro.com over udp") {
 		t.Errorf("-v does not print the whole error:\n%s", verbose)
 	}
+}
+
+// relocatedDemo writes the demo topology on free loopback ports, its
+// stand-ins not started, and returns the file.
+func relocatedDemo(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile("../../config/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved, err := demo.Relocate(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "demo.yaml")
+	if err := os.WriteFile(path, moved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
