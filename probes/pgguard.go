@@ -18,21 +18,32 @@ import (
 // passes bytes on.
 type pgAuthGuard struct {
 	net.Conn
+	limit   int64 // the probe's byte budget
 	pending []byte
+	stream  int // bytes of a long non-authentication message still to pass on
 	ready   bool
 	err     error
 }
 
-// maxAuthMessage bounds one message of the authentication phase.
+// maxAuthMessage bounds one message of the authentication phase that is
+// read whole; a longer one that is not an authentication request (a
+// notice) is passed on as it comes.
 const maxAuthMessage = 64 << 10
 
-func guardPGAuth(_ context.Context, _ *pgconn.Config, c net.Conn) (net.Conn, error) {
-	return &pgAuthGuard{Conn: c}, nil
+func guardPGAuth(limit int64) func(context.Context, *pgconn.Config, net.Conn) (net.Conn, error) {
+	return func(_ context.Context, _ *pgconn.Config, c net.Conn) (net.Conn, error) {
+		return &pgAuthGuard{Conn: c, limit: limit}, nil
+	}
 }
 
 func (g *pgAuthGuard) Read(p []byte) (int, error) {
-	if g.ready && len(g.pending) == 0 {
-		return g.Conn.Read(p)
+	if len(g.pending) == 0 && (g.ready || g.stream > 0) {
+		if g.stream > 0 && len(p) > g.stream {
+			p = p[:g.stream]
+		}
+		n, err := g.Conn.Read(p)
+		g.stream = max(g.stream-n, 0)
+		return n, err
 	}
 	if len(g.pending) == 0 {
 		if g.err != nil {
@@ -47,15 +58,24 @@ func (g *pgAuthGuard) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// next reads one whole message into pending and checks it.
+// next reads one message header and, for a short message, its body into
+// pending, and checks it.
 func (g *pgAuthGuard) next() error {
 	var hdr [5]byte
 	if _, err := io.ReadFull(g.Conn, hdr[:]); err != nil {
 		return err
 	}
 	n := int(binary.BigEndian.Uint32(hdr[1:])) - 4
-	if n < 0 || n > maxAuthMessage {
-		return fmt.Errorf("the server sent a %d-byte message while authenticating (at most %d)", n+4, maxAuthMessage)
+	switch {
+	case n < 0:
+		return fmt.Errorf("the server sent a message of negative length while authenticating")
+	case int64(n) > g.limit:
+		return fmt.Errorf("the server announced a %d-byte message, more than the probe may read (max_response_bytes)", n+4)
+	case n > maxAuthMessage && hdr[0] == 'R':
+		return fmt.Errorf("the server sent a %d-byte authentication request (at most %d)", n+4, maxAuthMessage)
+	case n > maxAuthMessage:
+		g.pending, g.stream = hdr[:], n
+		return nil
 	}
 	msg := make([]byte, 5+n)
 	copy(msg, hdr[:])

@@ -70,7 +70,7 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	sc := scopeOf(ctx)
 	cc.DialFunc = sc.dial
 	// The SCRAM work factor is the server's to choose; see pgAuthGuard.
-	cc.AfterNetConnect = guardPGAuth
+	cc.AfterNetConnect = guardPGAuth(sc.limit)
 	// pgx accepts messages of up to 1 GiB; none of the probe's needs more
 	// than its budget.
 	cc.MaxProtocolMessageBodyLen = int(sc.limit)
