@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -151,15 +152,8 @@ func testHelm(t *testing.T, c *cluster) {
 				t.Errorf("the chart's discovery role is %+v, want list and watch on two rules", role.Rules)
 			}
 		}
-		checkPodAdmitted(t, c, "helm "+cmpOr(values, "defaults"), ns, "probe-helm-hopprobe")
+		checkPodAdmitted(t, c, "helm "+cmp.Or(values, "defaults"), ns, "probe-helm-hopprobe")
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // helmBookkeeping are the labels and annotations a chart adds for Helm's

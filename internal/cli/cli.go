@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -496,8 +497,8 @@ func (t *trimSpaces) Write(p []byte) (int, error) {
 // showed and its verdict; verbose adds each hop's evidence under it.
 func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 	fmt.Fprintf(out, "path %s (vantage %s, %s/%s)\n", st.ID, st.Vantage, st.Namespace, st.Service)
-	type row struct{ hop, kind, target, lat, verdict, msg string }
-	rows := []row{{"HOP", "KIND", "TARGET", "LATENCY", "VERDICT", "ERROR"}}
+	// HOP, KIND, TARGET, LATENCY, VERDICT, ERROR.
+	rows := [][6]string{{"HOP", "KIND", "TARGET", "LATENCY", "VERDICT", "ERROR"}}
 	for _, h := range st.Hops {
 		lat := "-"
 		if h.Verdict == exporter.VerdictOK || h.Verdict == exporter.VerdictFailed {
@@ -516,18 +517,15 @@ func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 		// The row names the hop: an error that starts with its name (a
 		// store's) does not say it twice.
 		msg = strings.TrimPrefix(oneLine(msg), h.Name+": ")
-		rows = append(rows, row{h.Name, h.Kind, shortTarget(h.Target), lat, verdict, msg})
+		rows = append(rows, [6]string{h.Name, h.Kind, shortTarget(h.Target), lat, verdict, msg})
 	}
 	// One hop, one terminal line of 120 columns: the error is cut to what
 	// the other columns leave (at least 30), -v prints it whole.
 	width := 0
-	for _, col := range []func(row) string{
-		func(r row) string { return r.hop }, func(r row) string { return r.kind }, func(r row) string { return r.target },
-		func(r row) string { return r.lat }, func(r row) string { return r.verdict },
-	} {
+	for c := range 5 {
 		w := 0
 		for _, r := range rows {
-			w = max(w, utf8.RuneCountInString(col(r)))
+			w = max(w, utf8.RuneCountInString(r[c]))
 		}
 		width += w + 2
 	}
@@ -535,11 +533,10 @@ func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 	cut := false
 	tw := newTable(out)
 	for _, r := range rows {
-		msg := r.msg
-		if utf8.RuneCountInString(msg) > room {
-			msg, cut = shorten(msg, room), true
+		if utf8.RuneCountInString(r[5]) > room {
+			r[5], cut = shorten(r[5], room), true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.hop, r.kind, r.target, r.lat, r.verdict, msg)
+		fmt.Fprintln(tw, strings.Join(r[:], "\t"))
 	}
 	_ = tw.Flush()
 	if verbose {
@@ -547,13 +544,9 @@ func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 		for _, h := range st.Hops {
 			fmt.Fprintf(out, "  %s: %s\n", h.Name, h.Target)
 			if h.Error != "" || h.FirstError != "" {
-				fmt.Fprintf(out, "    error: %s\n", oneLine(cmpOr(h.Error, "recovered; first: "+h.FirstError)))
+				fmt.Fprintf(out, "    error: %s\n", oneLine(cmp.Or(h.Error, "recovered; first: "+h.FirstError)))
 			}
 		}
-	} else if cut {
-		fmt.Fprintln(out, "(errors cut to fit; -v prints them whole)")
-	}
-	if verbose {
 		fmt.Fprintln(out, "evidence:")
 		for _, h := range st.Hops {
 			if len(h.Details) == 0 {
@@ -567,6 +560,8 @@ func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 				fmt.Fprintf(out, "    %s: %s\n", k, oneLine(h.Details[k]))
 			}
 		}
+	} else if cut {
+		fmt.Fprintln(out, "(errors cut to fit; -v prints them whole)")
 	}
 	if c := st.Chain; c != nil {
 		line := fmt.Sprintf("chain: %s (expected %s, observed %s", c.Verdict, chain.String(c.Expected), chain.String(c.Observed))
@@ -633,13 +628,6 @@ func shortTarget(t string) string {
 		t = "…" + string(r[len(r)-31:])
 	}
 	return t
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func list(cfg *config.Config, vantage string, stdout, stderr io.Writer) int {
