@@ -42,12 +42,6 @@ func (dnsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		}
 		addrs = append(addrs, got...)
 	}
-	if t.DualStack && lastErr == nil && len(missing) > 0 && len(addrs) > 0 {
-		rep.since("resolve", start)
-		slices.Sort(addrs)
-		rep.Detail("addresses", strings.Join(addrs, ","))
-		return fmt.Errorf("resolver %s returned no %s record for %s, which is documented as dual stack (dual_stack: true)", server, strings.Join(missing, " or "), t.Host)
-	}
 	rep.since("resolve", start)
 	rep.Detail("resolver", server)
 	if len(addrs) == 0 {
@@ -59,6 +53,9 @@ func (dnsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	// Sorted, so that a change of the answer set is a change of the text.
 	slices.Sort(addrs)
 	rep.Detail("addresses", strings.Join(addrs, ","))
+	if t.DualStack && lastErr == nil && len(missing) > 0 {
+		return fmt.Errorf("resolver %s returned no %s record for %s, which is documented as dual stack (dual_stack: true)", server, strings.Join(missing, " or "), t.Host)
+	}
 	return nil
 }
 

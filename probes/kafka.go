@@ -216,13 +216,10 @@ func kafkaSASL(t *Target) (*kafkaMech, error) {
 		m.kafkaGo = plain.Mechanism{Username: user, Password: pw}
 	case "scram-sha-256":
 		m.franz = franzSCRAMCap{franzscram.Auth{User: user, Pass: pw}.AsSha256Mechanism()}
-		m.kafkaGo, err = scram.Mechanism(scram.SHA256, user, pw)
+		m.kafkaGo, err = cappedKafkaGoSCRAM(scram.SHA256, user, pw)
 	case "scram-sha-512":
 		m.franz = franzSCRAMCap{franzscram.Auth{User: user, Pass: pw}.AsSha512Mechanism()}
-		m.kafkaGo, err = scram.Mechanism(scram.SHA512, user, pw)
-	}
-	if err == nil && m.kafkaGo != nil && o.SASL.Mechanism != "plain" {
-		m.kafkaGo = kafkaGoSCRAMCap{m.kafkaGo}
+		m.kafkaGo, err = cappedKafkaGoSCRAM(scram.SHA512, user, pw)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("SASL for %s: %w", t.Store.Name, err)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/scram"
 	franzsasl "github.com/twmb/franz-go/pkg/sasl"
 )
 
@@ -54,7 +55,17 @@ func (s franzSCRAMSession) Challenge(b []byte) (bool, []byte, error) {
 	return s.Session.Challenge(b)
 }
 
-// kafkaGoSCRAMCap checks kafka-go's SCRAM exchange (the canary's).
+// cappedKafkaGoSCRAM is kafka-go's SCRAM mechanism (the canary's), its
+// work capped like franz-go's.
+func cappedKafkaGoSCRAM(algo scram.Algorithm, user, pw string) (sasl.Mechanism, error) {
+	m, err := scram.Mechanism(algo, user, pw)
+	if err != nil {
+		return nil, err
+	}
+	return kafkaGoSCRAMCap{m}, nil
+}
+
+// kafkaGoSCRAMCap checks kafka-go's SCRAM exchange.
 type kafkaGoSCRAMCap struct{ sasl.Mechanism }
 
 func (m kafkaGoSCRAMCap) Start(ctx context.Context) (sasl.StateMachine, []byte, error) {
