@@ -11,9 +11,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/allinx/hopprobe/internal/similar"
-
 	"github.com/allinx/hopprobe/chain"
+	"github.com/allinx/hopprobe/internal/similar"
 )
 
 // validator collects every problem with the line it sits on.
@@ -327,9 +326,8 @@ func (v *validator) checkSecret(at []any, s *SecretRef) {
 		return
 	}
 	// A secret that is not there yet (validate on a laptop) is checked
-	// again when a probe resolves it.
-	// One store's short password fails that store's hops (the probe
-	// resolves it again and refuses it), not the whole topology.
+	// when a probe resolves it. One too short to scrub fails that
+	// store's hops (the probe refuses it too), not the whole topology.
 	if val, err := s.Resolve(); err == nil {
 		if err := CheckSecret(val); err != nil {
 			v.problems = append(v.problems, &Error{File: v.file, Line: v.line(at), Msg: fmt.Sprintf("the secret from %s: %v; the hops that use it fail until it is replaced", s, err)})

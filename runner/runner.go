@@ -277,8 +277,6 @@ func (g *generation) stop() {
 	case <-done:
 	case <-t.C:
 		g.log.Warn("walks in flight did not end after cancellation; abandoned them so that the reload or shutdown goes on", "waited", g.grace)
-		if g.abandoned != nil {
-			g.abandoned()
-		}
+		g.abandoned()
 	}
 }

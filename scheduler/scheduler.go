@@ -479,11 +479,9 @@ func (s *Scheduler) Run(ctx context.Context) {
 	wall, now := clock.Wall(), clock.Elapsed()
 	for _, p := range s.Paths {
 		if p.Interval > 0 {
-			q = append(q, &slot{path: p, at: now + firstDelay(wall, p.Interval, Offset(p.ID, p.Interval))})
+			at := now + firstDelay(wall, p.Interval, Offset(p.ID, p.Interval))
+			q = append(q, &slot{path: p, at: at, grid: at, index: len(q)})
 		}
-	}
-	for i, sl := range q {
-		sl.index, sl.grid = i, sl.at
 	}
 	heap.Init(&q)
 	timer := time.NewTimer(time.Hour)

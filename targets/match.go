@@ -102,9 +102,9 @@ func CloserRoutes(cfg *config.Config, query string) error {
 		if oPrefix && len(typed) > len(want)+2 {
 			typed = typed[:len(want)+2] // compare the part the prefix covers
 		}
-		d := editDistance(typed, want)
+		d := similar.Edits(typed, want)
 		if oPrefix {
-			d = min(d, editDistance(reqPath[:min(len(reqPath), len(want))], want))
+			d = min(d, similar.Edits(reqPath[:min(len(reqPath), len(want))], want))
 		}
 		if d > 0 && d <= 2 {
 			closer = append(closer, host+want)
@@ -211,7 +211,7 @@ func Nearest(candidates []string, q string, n int) []string {
 	sc := make([]scored, len(candidates))
 	for i, c := range candidates {
 		lc := strings.ToLower(c)
-		sc[i] = scored{c, substringDistance(q, lc), editDistance(lc, q)}
+		sc[i] = scored{c, similar.EditsWithin(q, lc), similar.Edits(lc, q)}
 	}
 	sort.SliceStable(sc, func(i, j int) bool {
 		if sc[i].in != sc[j].in {
@@ -225,9 +225,3 @@ func Nearest(candidates []string, q string, n int) []string {
 	}
 	return out
 }
-
-// substringDistance is the fewest edits that turn q into some substring
-// of c (0 when c contains q).
-func substringDistance(q, c string) int { return similar.EditsWithin(q, c) }
-
-func editDistance(a, b string) int { return similar.Edits(a, b) }

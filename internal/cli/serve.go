@@ -49,13 +49,12 @@ type serveOpts struct {
 // logged with its file:line reasons and the running one is kept. With
 // discovery the paths also follow the cluster (nodes, node ports, pods).
 func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Writer) int {
-	vantageFlag, listen, reloadEvery, stalls, lopts, otlp := o.vantage, o.listen, o.reloadEvery, o.stalls, o.live, o.otlp
 	log := promslog.New(&promslog.Config{Level: o.logLevel, Format: o.logFormat, Writer: stderr})
 	slog.SetDefault(log)
-	opts := runner.Options{Vantage: vantageFlag, Log: log}
-	if otlp != "" {
-		vantage := cmp.Or(vantageFlag, cfg.Vantage)
-		tp, err := tracing.Start(otlp, version(), vantage)
+	opts := runner.Options{Vantage: o.vantage, Log: log}
+	if o.otlp != "" {
+		vantage := cmp.Or(o.vantage, cfg.Vantage)
+		tp, err := tracing.Start(o.otlp, version(), vantage)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return ExitBadArgs
@@ -70,10 +69,10 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 			}
 		}()
 		opts.Tracer = tp.Tracer()
-		log.Info("tracing walks", "otlp_endpoint", otlp)
+		log.Info("tracing walks", "otlp_endpoint", o.otlp)
 	}
-	if lopts.enabled() {
-		opts.Drift = lopts.check
+	if o.live.enabled() {
+		opts.Drift = o.live.check
 	}
 	r, err := runner.New(cfg, opts)
 	if err != nil {
@@ -95,7 +94,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 	// The watch hands over the latest inventory; one not yet taken is
 	// replaced, never queued.
 	discovered := make(chan *live.KubeInventory, 1)
-	if lopts.discover {
+	if o.live.discover {
 		cs, err := kubeClient()
 		if err != nil {
 			fmt.Fprintf(stderr, "--discover: %v\n", err)
@@ -104,7 +103,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 		r.Exporter().EnableDiscovery()
 		// client-go logs through klog; its retries belong in our log.
 		klog.SetSlogLogger(log.With("component", "client-go"))
-		w := &live.KubeWatch{Settle: lopts.settle, Log: log, Synced: r.Exporter().SetDiscoverySynced}
+		w := &live.KubeWatch{Settle: o.live.settle, Log: log, Synced: r.Exporter().SetDiscoverySynced}
 		watching.Go(func() {
 			w.Run(ctx, cs, func(next *live.KubeInventory) {
 				select {
@@ -118,12 +117,12 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 	// Parsing a large topology leaves scratch memory behind; hand it back
 	// before the long run so that RSS reflects the steady state.
 	debug.FreeOSMemory()
-	ln, err := net.Listen("tcp", listen)
+	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "cannot listen on %s: %v\n", listen, err)
+		fmt.Fprintf(stderr, "cannot listen on %s: %v\n", o.listen, err)
 		return ExitBadArgs
 	}
-	r.Exporter().SetStallIntervals(stalls)
+	r.Exporter().SetStallIntervals(o.stalls)
 	handler := r.Exporter().Handler()
 	// A scraper gets bounded time to send its request and to take the
 	// answer; one that stalls loses its connection, never a walk.
@@ -131,17 +130,13 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 	// TLS and basic auth, when --web.config.file asks for them, cover
 	// every page of the listener: /metrics, the JSON API (which carries
 	// certificates, response headers and internal addresses) and the pages.
-	webFlags := &web.FlagConfig{WebListenAddresses: &[]string{listen}, WebConfigFile: &o.webConfig}
+	webFlags := &web.FlagConfig{WebListenAddresses: &[]string{o.listen}, WebConfigFile: &o.webConfig}
 	go func() {
 		if err := web.Serve(ln, srv, webFlags, log); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "error", err)
 		}
 	}()
-	defer func() {
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
+	defer shutdown(srv)
 	// The kubelet cannot send credentials; with a web configuration that
 	// asks for them, its probes go to a listener of their own that serves
 	// the two health answers and nothing else.
@@ -160,11 +155,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 				log.Error("health server stopped", "error", err)
 			}
 		}()
-		defer func() {
-			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = psrv.Shutdown(shutdown)
-		}()
+		defer shutdown(psrv)
 	}
 	log.Info("serving", "config", cfg.File, "vantage", r.Vantage(), "paths", r.Paths(),
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "status", "http://"+ln.Addr().String()+"/api/v1/paths")
@@ -173,19 +164,19 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 	defer r.Stop()
 	// With discovery the first drift check waits for its first list
 	// rather than listing the cluster a second time.
-	if !lopts.discover {
+	if !o.live.discover {
 		r.CheckDrift(ctx)
 	}
 	var driftTick <-chan time.Time
-	if lopts.enabled() && lopts.every > 0 {
-		t := time.NewTicker(lopts.every)
+	if o.live.enabled() && o.live.every > 0 {
+		t := time.NewTicker(o.live.every)
 		defer t.Stop()
 		driftTick = t.C
 	}
 	sum := fileSum(cfg.File)
 	var tick <-chan time.Time
-	if reloadEvery > 0 {
-		t := time.NewTicker(reloadEvery)
+	if o.reloadEvery > 0 {
+		t := time.NewTicker(o.reloadEvery)
 		defer t.Stop()
 		tick = t.C
 	}
@@ -216,6 +207,13 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 func newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+}
+
+// shutdown lets a server's requests in flight finish, 5 s at most.
+func shutdown(srv *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
 }
 
 // fileSum is the topology file's content hash, nil when it cannot be read
