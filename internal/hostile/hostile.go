@@ -175,10 +175,7 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 	},
 	// A correct upgrade, then a frame that claims 2^63-1 bytes.
 	"websocket-garbage-frames": func(_ *Peer, c net.Conn) {
-		key := upgradeKey(c)
-		accept := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+
-			base64.StdEncoding.EncodeToString(accept[:])+"\r\n\r\n")
+		acceptUpgrade(c, "")
 		c.Write([]byte{0x81, 127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 		flood(c, 'w')
 	},
@@ -187,10 +184,7 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 	// 64 MiB of zeros (about 64 KiB on the wire): a client that inflates
 	// it counts the compressed bytes against its read limit.
 	"websocket-deflate-unoffered": func(_ *Peer, c net.Conn) {
-		key := upgradeKey(c)
-		accept := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+
-			base64.StdEncoding.EncodeToString(accept[:])+"\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n\r\n")
+		acceptUpgrade(c, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n")
 		var buf bytes.Buffer
 		zw, _ := flate.NewWriter(&buf, flate.BestCompression)
 		zeros := make([]byte, 1<<20)
@@ -375,6 +369,14 @@ func readStartup(br *bufio.Reader, c net.Conn) bool {
 		}
 		return true
 	}
+}
+
+// acceptUpgrade reads a WebSocket upgrade request and answers it
+// correctly, with the extra header lines given.
+func acceptUpgrade(c net.Conn, extra string) {
+	accept := sha1.Sum([]byte(upgradeKey(c) + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+
+		base64.StdEncoding.EncodeToString(accept[:])+"\r\n"+extra+"\r\n")
 }
 
 // upgradeKey reads an HTTP upgrade request and returns its key.

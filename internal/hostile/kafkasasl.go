@@ -20,18 +20,11 @@ func kafkaSCRAMWorkBomb(p *Peer, c net.Conn) {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(c)
 	for {
-		key, version, corr, body, err := readKafkaRequest(br)
+		req, corr, err := readKafkaRequest(br)
 		if err != nil {
 			return
 		}
-		req := kmsg.RequestForKey(key)
-		if req == nil {
-			return
-		}
-		req.SetVersion(version)
-		if err := req.ReadFrom(body); err != nil {
-			return
-		}
+		key, version := req.Key(), req.GetVersion()
 		var resp kmsg.Response
 		switch r := req.(type) {
 		case *kmsg.ApiVersionsRequest:
@@ -73,40 +66,38 @@ func kafkaSCRAMWorkBomb(p *Peer, c net.Conn) {
 	}
 }
 
-// readKafkaRequest reads one request frame: its key, version,
-// correlation id, and the body after the header.
-func readKafkaRequest(br *bufio.Reader) (key, version int16, corr int32, body []byte, err error) {
+// readKafkaRequest reads and decodes one request frame, and returns it
+// with its correlation id.
+func readKafkaRequest(br *bufio.Reader) (kmsg.Request, int32, error) {
 	var l [4]byte
-	if _, err = io.ReadFull(br, l[:]); err != nil {
-		return
+	if _, err := io.ReadFull(br, l[:]); err != nil {
+		return nil, 0, err
 	}
 	n := binary.BigEndian.Uint32(l[:])
-	if n < 8 || n > 1<<20 {
-		return 0, 0, 0, nil, fmt.Errorf("a request of %d bytes", n)
+	if n < 10 || n > 1<<20 {
+		return nil, 0, fmt.Errorf("a request of %d bytes", n)
 	}
 	b := make([]byte, n)
-	if _, err = io.ReadFull(br, b); err != nil {
-		return
+	if _, err := io.ReadFull(br, b); err != nil {
+		return nil, 0, err
 	}
-	key, version, corr = int16(binary.BigEndian.Uint16(b)), int16(binary.BigEndian.Uint16(b[2:])), int32(binary.BigEndian.Uint32(b[4:]))
-	rest := b[8:]
+	req := kmsg.RequestForKey(int16(binary.BigEndian.Uint16(b)))
+	if req == nil {
+		return nil, 0, fmt.Errorf("an unknown request key %d", binary.BigEndian.Uint16(b))
+	}
+	req.SetVersion(int16(binary.BigEndian.Uint16(b[2:])))
+	corr := int32(binary.BigEndian.Uint32(b[4:]))
 	// The client id: a nullable string.
-	if len(rest) < 2 {
-		return 0, 0, 0, nil, io.ErrUnexpectedEOF
-	}
-	if idLen := int16(binary.BigEndian.Uint16(rest)); idLen > 0 {
-		rest = rest[2+int(idLen):]
+	rest := b[8:]
+	if idLen := int(int16(binary.BigEndian.Uint16(rest))); idLen > 0 && idLen <= len(rest)-2 {
+		rest = rest[2+idLen:]
 	} else {
 		rest = rest[2:]
 	}
-	req := kmsg.RequestForKey(key)
-	if req != nil {
-		req.SetVersion(version)
-		if req.IsFlexible() {
-			// Tagged fields of the header: the client sends none.
-			_, m := binary.Uvarint(rest)
-			rest = rest[m:]
-		}
+	if req.IsFlexible() {
+		// Tagged fields of the header: the client sends none.
+		_, m := binary.Uvarint(rest)
+		rest = rest[m:]
 	}
-	return key, version, corr, rest, nil
+	return req, corr, req.ReadFrom(rest)
 }
