@@ -173,9 +173,14 @@ func (r *Result) Bypassed() []string {
 	if r == nil || r.Verdict != Mismatch || len(r.Observed) == 0 {
 		return nil
 	}
+	return missingFrom(r.Expected, r.Observed)
+}
+
+// missingFrom is what of expected observed lacks, in order.
+func missingFrom(expected, observed []string) []string {
 	var out []string
-	for _, e := range r.Expected {
-		if !slices.Contains(r.Observed, e) {
+	for _, e := range expected {
+		if !slices.Contains(observed, e) {
 			out = append(out, e)
 		}
 	}
@@ -221,12 +226,8 @@ func Attest(cs []Component, expected []string, alts []Alternative, header func(s
 		}
 	}
 	r.Verdict = Mismatch
-	var missing, itself, extra []string
-	for _, e := range expected {
-		if !slices.Contains(observed, e) {
-			missing = append(missing, e)
-		}
-	}
+	missing := missingFrom(expected, observed)
+	var itself, extra []string
 	for _, o := range observed {
 		if slices.Contains(expected, o) {
 			continue
