@@ -89,7 +89,8 @@ func (p *pageLog) all() []string {
 // topology: an outage of a store and then of the gateway each page once,
 // naming the first failing hop, and resolve after recovery; the
 // gateway's timeouts raise no latency page. The rules' `for` durations
-// are shortened (2m to 3s and so on); everything else is as shipped.
+// are shortened (10m to 10s and so on), and the route's waits to 1s;
+// everything else is as shipped.
 // Bounded: about a minute and a half, loopback only.
 func TestAlertsPageOncePerIncident(t *testing.T) {
 	prom := tool(t, "prometheus", "prometheus")
@@ -161,21 +162,12 @@ stores:
 	pages := &pageLog{}
 	hook := httptest.NewServer(pages)
 	defer hook.Close()
-	inhibit, err := os.ReadFile("alertmanager/inhibit.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	amListen, _ := peers.FreePort()
-	write(t, filepath.Join(dir, "am.yaml"), fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname, path, vantage, hop]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs: [{url: %q, send_resolved: true}]
-`, hook.URL)+string(inhibit))
+	// The shipped route and inhibition, with the route's waits shortened
+	// like the rules' durations.
+	write(t, filepath.Join(dir, "am.yaml"), alertmanagerConfig(t, hook.URL, func(r map[string]any) {
+		r["group_wait"], r["group_interval"] = "1s", "1s"
+	}))
 	rules, err := os.ReadFile("prometheus/rules.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -171,9 +171,9 @@ func TestOverlaysRenderAndHarden(t *testing.T) {
 		t.Run(overlay, func(t *testing.T) {
 			r := render(t, overlay)
 			vantage, _, _ := strings.Cut(overlay, "-")
-			if len(r.deployments) != 1 || len(r.services) != 1 || len(r.configMaps) != 1 || len(r.netpols) != 1 ||
+			if len(r.deployments) != 1 || len(r.services) != 2 || len(r.configMaps) != 1 || len(r.netpols) != 1 ||
 				len(r.monitors) != 1 || len(r.rules) != 1 {
-				t.Fatalf("want one each of Deployment, Service, ConfigMap, NetworkPolicy, ServiceMonitor, PrometheusRule; got %d %d %d %d %d %d",
+				t.Fatalf("want one each of Deployment, ConfigMap, NetworkPolicy, ServiceMonitor, PrometheusRule and two Services (scraped, replicas); got %d %d %d %d %d %d",
 					len(r.deployments), len(r.services), len(r.configMaps), len(r.netpols), len(r.monitors), len(r.rules))
 			}
 			d := r.deployments[0]
@@ -196,8 +196,13 @@ func TestOverlaysRenderAndHarden(t *testing.T) {
 			checkCredentials(t, vantage, cfg, d)
 			checkEgress(t, vantage, cfg, r.netpols[0])
 			checkRBAC(t, overlay, d, r.clusterRoles)
+			svc, replicaSet := r.services[0], r.services[1]
+			if svc.Spec.ClusterIP == corev1.ClusterIPNone {
+				svc, replicaSet = replicaSet, svc
+			}
+			checkReplicaPhases(t, d, replicaSet)
 			// Prometheus finds the Service by its labels and port name.
-			svc, sm := r.services[0], r.monitors[0]
+			sm := r.monitors[0]
 			for k, v := range sm.Spec.Selector.MatchLabels {
 				if svc.Labels[k] != v {
 					t.Errorf("ServiceMonitor selects %s=%s, the Service has %q", k, v, svc.Labels[k])
@@ -207,6 +212,30 @@ func TestOverlaysRenderAndHarden(t *testing.T) {
 				t.Errorf("ServiceMonitor scrapes port %q, the Service names %q", sm.Spec.Endpoints[0].Port, svc.Spec.Ports[0].Name)
 			}
 		})
+	}
+}
+
+// checkReplicaPhases: the replicas find their phase in the headless
+// Service's DNS answer (internal/replicas), which lists exactly the
+// Deployment's pods, and nothing scrapes through it.
+func checkReplicaPhases(t *testing.T, d *appsv1.Deployment, replicaSet *corev1.Service) {
+	t.Helper()
+	if replicaSet.Spec.ClusterIP != corev1.ClusterIPNone || len(replicaSet.Spec.Ports) != 0 {
+		t.Errorf("Service %s: want a headless Service without ports, got clusterIP %q and %d ports", replicaSet.Name, replicaSet.Spec.ClusterIP, len(replicaSet.Spec.Ports))
+	}
+	if !reflect.DeepEqual(replicaSet.Spec.Selector, d.Spec.Selector.MatchLabels) {
+		t.Errorf("Service %s selects %v, the Deployment's pods are %v", replicaSet.Name, replicaSet.Spec.Selector, d.Spec.Selector.MatchLabels)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--replicas-dns="+replicaSet.Name) {
+		t.Errorf("the prober runs %q, want --replicas-dns=%s", c.Args, replicaSet.Name)
+	}
+	podIP := false
+	for _, e := range c.Env {
+		podIP = podIP || (e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP")
+	}
+	if !podIP {
+		t.Error("the prober has no POD_IP from status.podIP: it cannot find itself among the replicas")
 	}
 }
 

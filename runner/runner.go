@@ -37,6 +37,9 @@ type Options struct {
 	Log   *slog.Logger
 	// Tracer, when set, traces every walk (--otlp-endpoint).
 	Tracer trace.Tracer
+	// Phase is this replica's place in every interval (nil: phase 0);
+	// every generation walks at it.
+	Phase *scheduler.Phase
 }
 
 // Runner holds the running prober. Its event methods (Reload,
@@ -109,7 +112,7 @@ func (r *Runner) expand(cfg *config.Config, seen *targets.Live) ([]*targets.Path
 
 // Start walks every path until ctx ends or Stop.
 func (r *Runner) Start(ctx context.Context) {
-	r.gen = startGeneration(ctx, r.walker, r.paths, r.exp, r.states)
+	r.gen = startGeneration(ctx, r.walker, r.paths, r.exp, r.states, r.opts.Phase)
 }
 
 // Stop ends the walks in flight and waits for drift checks.
@@ -127,7 +130,7 @@ func (r *Runner) swap(ctx context.Context, next []*targets.Path) {
 	r.gen.stop()
 	r.exp.SetPaths(next)
 	r.paths = next
-	r.gen = startGeneration(ctx, r.walker, next, r.exp, r.states)
+	r.gen = startGeneration(ctx, r.walker, next, r.exp, r.states, r.opts.Phase)
 }
 
 // Reload reads the topology file again. A file that does not load is
@@ -222,7 +225,7 @@ type generation struct {
 // waits for.
 const graceGeneration = time.Second
 
-func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.Path, exp *exporter.Exporter, states *pathStates) *generation {
+func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.Path, exp *exporter.Exporter, states *pathStates, phase *scheduler.Phase) *generation {
 	ctx, cancel := context.WithCancel(ctx)
 	longest := time.Duration(0)
 	for _, p := range paths {
@@ -231,7 +234,7 @@ func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.
 		}
 	}
 	g := &generation{cancel: cancel, grace: longest + graceGeneration, log: states.log, abandoned: exp.WalksAbandoned}
-	s := &scheduler.Scheduler{Walker: w, Paths: paths, OnResult: func(res scheduler.PathResult) {
+	s := &scheduler.Scheduler{Walker: w, Paths: paths, Phase: phase, OnResult: func(res scheduler.PathResult) {
 		exp.Observe(res)
 		states.observe(res)
 	}}

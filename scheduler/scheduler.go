@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -456,6 +457,9 @@ type Scheduler struct {
 	OnResult func(PathResult)
 	// Clock is the system clock when nil.
 	Clock Clock
+	// Phase places this replica in every path's interval; nil is phase 0,
+	// the grid every replica shares.
+	Phase *Phase
 }
 
 // Run blocks until ctx is done and every walk in flight has returned.
@@ -476,10 +480,11 @@ func (s *Scheduler) Run(ctx context.Context) {
 	// again, so a healthy path is walked no more often than before.
 	broken := make(chan *slot, 64)
 	q := make(startQueue, 0, len(s.Paths))
+	frac, rephased := s.Phase.get()
 	wall, now := clock.Wall(), clock.Elapsed()
 	for _, p := range s.Paths {
 		if p.Interval > 0 {
-			at := now + firstDelay(wall, p.Interval, Offset(p.ID, p.Interval))
+			at := now + firstDelay(wall, p.Interval, offset(p, frac))
 			q = append(q, &slot{path: p, at: at, grid: at, index: len(q)})
 		}
 	}
@@ -491,6 +496,19 @@ func (s *Scheduler) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-rephased:
+			// Another replica came or went: every path moves to its new
+			// place on the grid. A start already due sooner keeps its
+			// time, so a change never delays a walk by more than it
+			// already was.
+			frac, rephased = s.Phase.get()
+			wall, now := clock.Wall(), clock.Elapsed()
+			for _, sl := range q {
+				sl.grid = now + firstDelay(wall, sl.path.Interval, offset(sl.path, frac))
+				sl.at = min(sl.at, sl.grid)
+			}
+			heap.Init(&q)
+			continue
 		case sl := <-broken:
 			if soon := clock.Elapsed() + sl.path.BrokenInterval; soon < sl.at {
 				sl.at = soon
@@ -572,6 +590,59 @@ func firstDelay(wall time.Time, interval, offset time.Duration) time.Duration {
 		d += interval
 	}
 	return d
+}
+
+// offset is the path's place on its grid: its own spread plus this
+// replica's phase.
+func offset(p *targets.Path, frac float64) time.Duration {
+	return (Offset(p.ID, p.Interval) + time.Duration(frac*float64(p.Interval))) % p.Interval
+}
+
+// Phase is this replica's share of an interval, in [0, 1): with n
+// replicas at phases 0, 1/n, 2/n…, together they walk every path n
+// times an interval, evenly spaced, where replicas on one grid would
+// walk in lockstep. It is shared by every scheduler of a process, so a
+// reload keeps it.
+type Phase struct {
+	mu      sync.Mutex
+	frac    float64
+	changed chan struct{}
+}
+
+// Set moves the replica to frac (taken modulo 1); a scheduler running
+// moves every path's next start at once.
+func (p *Phase) Set(frac float64) {
+	frac -= math.Floor(frac)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.changed != nil && frac == p.frac {
+		return
+	}
+	p.frac = frac
+	if p.changed != nil {
+		close(p.changed)
+	}
+	p.changed = make(chan struct{})
+}
+
+// Get is the phase now.
+func (p *Phase) Get() float64 {
+	f, _ := p.get()
+	return f
+}
+
+// get returns the phase and a channel closed when it changes; a nil
+// Phase is 0 and never changes.
+func (p *Phase) get() (float64, <-chan struct{}) {
+	if p == nil {
+		return 0, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.changed == nil {
+		p.changed = make(chan struct{})
+	}
+	return p.frac, p.changed
 }
 
 // Offset spreads paths over their interval, stable across restarts so

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -352,6 +353,7 @@ func serveCmd(g *globals, code *int) *cobra.Command {
 	var otlp string
 	var lo liveOpts
 	var webConfig, probeListen string
+	var replicasDNS, podIP string
 	logLevel, logFormat := promslog.NewLevel(), promslog.NewFormat()
 	_ = logFormat.Set("logfmt")
 	cmd := &cobra.Command{
@@ -380,13 +382,21 @@ not load is logged and the running topology stays.`,
 			if err := web.Validate(webConfig); err != nil {
 				return fmt.Errorf("--web.config.file %s: %w", webConfig, err)
 			}
+			var self netip.Addr
+			if replicasDNS != "" {
+				var err error
+				if self, err = netip.ParseAddr(podIP); err != nil {
+					return fmt.Errorf("--replicas-dns needs this pod's IP in --pod-ip (or $POD_IP, from the downward API's status.podIP): %q is not an IP address", podIP)
+				}
+			}
 			cfg, _, ok := g.load(cmd, code)
 			if !ok {
 				return nil
 			}
 			lo.every, lo.discover, lo.settle = driftEvery, discover, settle
 			*code = serve(cmd.Context(), cfg, serveOpts{vantage: g.vantage, listen: listen, reloadEvery: reloadEvery, stalls: stalls,
-				live: lo, otlp: otlp, logLevel: logLevel, logFormat: logFormat, webConfig: webConfig, probeListen: probeListen}, cmd.ErrOrStderr())
+				live: lo, otlp: otlp, logLevel: logLevel, logFormat: logFormat, webConfig: webConfig, probeListen: probeListen,
+				replicasDNS: replicasDNS, podIP: self}, cmd.ErrOrStderr())
 			return nil
 		},
 	}
@@ -403,6 +413,8 @@ not load is logged and the running topology stays.`,
 	f.Var(flagValue{logLevel, "LEVEL"}, "log.level", "only log messages of this level or above: debug, info, warn or error")
 	f.Var(flagValue{logFormat, "FORMAT"}, "log.format", "log as logfmt or json")
 	f.StringVar(&webConfig, "web.config.file", "", "TLS and basic auth for every page of --listen, from `FILE` in the exporter-toolkit's web configuration format (see docs/web-config.md)")
+	f.StringVar(&replicasDNS, "replicas-dns", "", "walk at this replica's phase among the ready replicas that the DNS `NAME` of their headless Service lists (sorted IPs, own index of n: phase index/n), so that n replicas walk n times an interval, evenly spaced; without it the phase comes from the host name")
+	f.StringVar(&podIP, "pod-ip", os.Getenv("POD_IP"), "this replica's `IP` among --replicas-dns's answers (default $POD_IP)")
 	f.StringVar(&probeListen, "web.probe-listen", "", "also serve /healthz and /readyz, and nothing else, without TLS or credentials on `ADDR`, for the kubelet's probes when --web.config.file asks for credentials")
 	return cmd
 }

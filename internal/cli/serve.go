@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -23,8 +24,10 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/internal/replicas"
 	"github.com/allinx/hopprobe/live"
 	"github.com/allinx/hopprobe/runner"
+	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 	"github.com/allinx/hopprobe/tracing"
 )
@@ -39,8 +42,10 @@ type serveOpts struct {
 	otlp        string
 	logLevel    *promslog.Level
 	logFormat   *promslog.Format
-	webConfig   string // --web.config.file: TLS and basic auth (exporter-toolkit)
-	probeListen string // --web.probe-listen: /healthz and /readyz alone, without credentials
+	webConfig   string     // --web.config.file: TLS and basic auth (exporter-toolkit)
+	probeListen string     // --web.probe-listen: /healthz and /readyz alone, without credentials
+	replicasDNS string     // --replicas-dns: the replicas' headless Service, for the phase
+	podIP       netip.Addr // --pod-ip: this replica among its answers
 }
 
 // serve walks every path until ctx ends or SIGTERM, and reloads the
@@ -51,7 +56,7 @@ type serveOpts struct {
 func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Writer) int {
 	log := promslog.New(&promslog.Config{Level: o.logLevel, Format: o.logFormat, Writer: stderr})
 	slog.SetDefault(log)
-	opts := runner.Options{Vantage: o.vantage, Log: log}
+	opts := runner.Options{Vantage: o.vantage, Log: log, Phase: &scheduler.Phase{}}
 	if o.otlp != "" {
 		vantage := cmp.Or(o.vantage, cfg.Vantage)
 		tp, err := tracing.Start(o.otlp, version(), vantage)
@@ -81,6 +86,19 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Replicas walk at offset phases, not in lockstep; see package
+	// replicas for how one finds its place.
+	var phasing sync.WaitGroup
+	defer phasing.Wait()
+	phaseCtx, stopPhasing := context.WithCancel(ctx)
+	defer stopPhasing()
+	if o.replicasDNS != "" {
+		phasing.Go(func() {
+			replicas.Watch(phaseCtx, net.DefaultResolver, o.replicasDNS, o.podIP, 30*time.Second, opts.Phase, log)
+		})
+	} else if host, err := os.Hostname(); err == nil {
+		opts.Phase.Set(replicas.FromName(host))
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
