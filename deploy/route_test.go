@@ -68,7 +68,7 @@ func TestShippedRouteTakesThePages(t *testing.T) {
 	}
 	for labels, want := range map[string]string{
 		"alertname=HopprobeFirstFailingHop severity=critical hop=futuresnewredis namespace=morph": "pager",
-		"alertname=HopprobePathDown severity=warning":                                          "tickets",
+		"alertname=HopprobePathDown severity=warning":                                             "tickets",
 	} {
 		args := append([]string{"config", "routes", "test", "--config.file", path}, strings.Fields(labels)...)
 		out, err := exec.Command(amtool, args...).Output()
