@@ -1,59 +1,23 @@
 package deploy_test
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"github.com/allinx/hopprobe/deploy/alertmanager"
 )
 
-// alertmanagerConfig is an Alertmanager configuration as a user builds
-// it from the shipped pieces: a root route to a catch-all receiver, the
-// shipped route (alertmanager/route.yaml) under it with its receiver set
-// to receiver, and the shipped inhibition rules. edit may change the
-// shipped route's fields (the end-to-end tests shorten its waits).
+// alertmanagerConfig is the shipped route and inhibition merged as a
+// user would (deploy/alertmanager).
 func alertmanagerConfig(t *testing.T, webhook string, edit func(route map[string]any)) string {
 	t.Helper()
-	var shipped struct {
-		Routes []map[string]any `yaml:"routes"`
-	}
-	b, err := os.ReadFile("alertmanager/route.yaml")
+	b, err := alertmanager.Config(webhook, edit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(b, &shipped); err != nil || len(shipped.Routes) != 1 {
-		t.Fatalf("alertmanager/route.yaml: want one route under routes: (%v)", err)
-	}
-	r := shipped.Routes[0]
-	r["receiver"] = "pager"
-	if edit != nil {
-		edit(r)
-	}
-	var inhibit map[string]any
-	b, err = os.ReadFile("alertmanager/inhibit.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &inhibit); err != nil {
-		t.Fatal(err)
-	}
-	hook := []map[string]any{{"url": webhook, "send_resolved": true}}
-	cfg := map[string]any{
-		"route": map[string]any{"receiver": "tickets", "group_by": []string{"alertname"}, "routes": []any{r}},
-		"receivers": []any{
-			map[string]any{"name": "pager", "webhook_configs": hook},
-			map[string]any{"name": "tickets", "webhook_configs": hook},
-		},
-		"inhibit_rules": inhibit["inhibit_rules"],
-	}
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	return string(b)
 }
 
 // The shipped route loads in a real Alertmanager's checker, takes

@@ -232,6 +232,16 @@ func TestDeadStoreIsNamedAndSecretsNeverShow(t *testing.T) {
 		t.Fatalf("the service above the dead Redis must still answer:\n%s", out)
 	}
 	_, js, _ := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/", "--output", "json")
+	// Brought back (make bench-detect's outages do this), it answers again.
+	if err := d.Restart("spotredis"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/"); !hopLine(out, "spotredis", " ok ") {
+		t.Fatalf("spotredis restarted: exit %d\n%s", code, out)
+	}
+	if err := d.Restart("spotredis"); err == nil {
+		t.Error("restarting a running store must fail")
+	}
 	// Break authentication too: the driver's error must not carry the password.
 	os.WriteFile(filepath.Join(filepath.Dir(cfgPath), ".demo", "spotdb-password"), []byte("wrong-"+secrets["spotdb"]), 0o600)
 	_, authOut, _ := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/")

@@ -15,6 +15,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -46,13 +47,14 @@ type Demo struct {
 	mu       sync.Mutex
 	stoppers map[string]func() error
 	order    []string
+	restarts map[string]func() error // data stores: start again, same address and secret
 }
 
 // Start brings up every stand-in the topology names on loopback. Only
 // loopback addresses are served; anything else is an error, so a
 // production topology can never be impersonated by mistake.
 func Start(cfg *config.Config) (*Demo, error) {
-	d := &Demo{stoppers: map[string]func() error{}}
+	d := &Demo{stoppers: map[string]func() error{}, restarts: map[string]func() error{}}
 	d.edge.Store(EdgeDocumented)
 	if err := d.start(cfg); err != nil {
 		d.Close()
@@ -79,7 +81,9 @@ func (d *Demo) add(name string, stop func() error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stoppers[name] = stop
-	d.order = append(d.order, name)
+	if !slices.Contains(d.order, name) {
+		d.order = append(d.order, name)
+	}
 }
 
 // Names lists the stand-ins that can be stopped.
@@ -99,6 +103,18 @@ func (d *Demo) Stop(name string) error {
 		return fmt.Errorf("no running stand-in %q", name)
 	}
 	return stop()
+}
+
+// Restart starts a stopped data store again, on its address and with its
+// secret, as an operator brings one back.
+func (d *Demo) Restart(name string) error {
+	d.mu.Lock()
+	restart, stopped := d.restarts[name], d.stoppers[name] == nil
+	d.mu.Unlock()
+	if restart == nil || !stopped {
+		return fmt.Errorf("no stopped data store %q", name)
+	}
+	return restart()
 }
 
 // Close stops every stand-in.

@@ -30,31 +30,41 @@ func (d *Demo) startStores(cfg *config.Config) error {
 				return err
 			}
 		}
-		var srv *peers.Server
-		var err error
-		switch st.Kind {
-		case "kafka":
-			var topics []string
-			if st.Kafka != nil {
-				topics = append(topics, st.Kafka.Topics...)
-				if st.Kafka.CanaryTopic != "" {
-					topics = append(topics, st.Kafka.CanaryTopic)
+		start := func() (*peers.Server, error) {
+			switch st.Kind {
+			case "kafka":
+				var topics []string
+				if st.Kafka != nil {
+					topics = append(topics, st.Kafka.Topics...)
+					if st.Kafka.CanaryTopic != "" {
+						topics = append(topics, st.Kafka.CanaryTopic)
+					}
 				}
+				return peers.Kafka(st.Address, topics...)
+			case "redis":
+				return peers.Redis(st.Address, pw, "")
+			case "postgres":
+				return peers.Postgres(st.Address, st.Username, pw)
+			case "etcd":
+				return peers.Etcd(st.Address)
 			}
-			srv, err = peers.Kafka(st.Address, topics...)
-		case "redis":
-			srv, err = peers.Redis(st.Address, pw, "")
-		case "postgres":
-			srv, err = peers.Postgres(st.Address, st.Username, pw)
-		case "etcd":
-			srv, err = peers.Etcd(st.Address)
+			return nil, fmt.Errorf("no stand-in for kind %q", st.Kind)
 		}
+		srv, err := start()
 		if errors.Is(err, peers.ErrMissing) {
 			slog.Warn("demo: data store left down; its hops will fail", "store", st.Name, "reason", err)
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("demo: store %s: %w", st.Name, err)
+		}
+		d.restarts[st.Name] = func() error {
+			srv, err := start()
+			if err != nil {
+				return err
+			}
+			d.add(st.Name, func() error { srv.Stop(); return nil })
+			return nil
 		}
 		d.add(st.Name, func() error { srv.Stop(); return nil })
 	}
