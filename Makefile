@@ -7,7 +7,7 @@ DEMO_LISTEN ?= 127.0.0.1:9115
 # DEMO_EDGE: how the demo's CloudFront sends requests on: documented, bypass or nlb.
 DEMO_EDGE   ?= documented
 
-.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady clean image deploy-sync fuzz dashboards e2e kube-apiserver helm prometheus e2e-tools
+.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady bench-detect clean image deploy-sync fuzz dashboards e2e kube-apiserver helm prometheus e2e-tools
 
 all: build
 
@@ -88,6 +88,16 @@ STEADY_HOPS     ?= 1000,10000
 STEADY_DURATION ?= 60s
 bench-steady:
 	$(GO) run ./cmd/scalebench -steady -hops $(STEADY_HOPS) -interval 15s -duration $(STEADY_DURATION)
+
+## bench-detect: time from an outage to the page, end to end at the shipped settings: two
+## replicas of probe serve on the demo's stand-ins, Debian's Prometheus (shipped rules, scrape at
+## the ServiceMonitor's interval, evaluation every 30 s) and Alertmanager (shipped route and
+## inhibition); DETECT_OUTAGES outages of a Redis, then DETECT_LOSS of 3 % packet loss (nftables
+## in a network namespace of its own; needs root). About 40 minutes; docs/performance.md.
+DETECT_OUTAGES ?= 5
+DETECT_LOSS    ?= 15m
+bench-detect: build
+	$(GO) run ./cmd/detectbench -outages $(DETECT_OUTAGES) -loss $(DETECT_LOSS)
 
 clean:
 	rm -rf bin config/.demo
