@@ -6,7 +6,8 @@ import "slices"
 // whether a store carries its option block, how that block is checked,
 // and which secrets a store of the kind holds besides its password. The
 // probes package registers one per kind it can probe (its registry is
-// the one table of kinds); a program that loads topologies imports it.
+// the one table of kinds) when a program calls probes.RegisterStoreKinds
+// before it loads a topology.
 type StoreKind struct {
 	HasBlock func(*Store) bool
 	// Check validates the option block, when the store has one; nil when
@@ -21,8 +22,8 @@ var (
 	storeKindOrder []string
 )
 
-// RegisterStoreKind adds a data store kind; called from the probes
-// registry's init.
+// RegisterStoreKind adds a data store kind; called by
+// probes.RegisterStoreKinds.
 func RegisterStoreKind(name string, k StoreKind) {
 	if _, dup := storeKinds[name]; !dup {
 		storeKindOrder = append(storeKindOrder, name)

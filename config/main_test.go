@@ -5,10 +5,13 @@ import (
 
 	"go.uber.org/goleak"
 
-	// The data store kinds are described in the probes registry, which
-	// registers them with the topology loader.
-	_ "github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/probes"
 )
 
-// Every test in this package must leave no goroutine behind.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// Every test in this package must leave no goroutine behind. The data
+// store kinds are described in the probes registry, which a program
+// registers with the topology loader before it loads one.
+func TestMain(m *testing.M) {
+	probes.RegisterStoreKinds()
+	goleak.VerifyTestMain(m)
+}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/testkit"
-	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -59,7 +59,7 @@ func gathered(t *testing.T) []*dto.MetricFamily {
 		r := scheduler.PathResult{Path: p, Hops: make([]scheduler.HopResult, len(p.Hops)), Success: true, FirstFailing: -1, Start: time.Now()}
 		for i := range r.Hops {
 			r.Hops[i].Success, r.Hops[i].CertExpiry = true, time.Now().Add(time.Hour)
-			r.Hops[i].Phases = []probes.Phase{{Name: "connect", Duration: time.Millisecond}}
+			r.Hops[i].Phases = []hop.Phase{{Name: "connect", Duration: time.Millisecond}}
 		}
 		if p == paths[0] {
 			r.Success, r.FirstFailing, r.Hops[0].Success = false, 0, false

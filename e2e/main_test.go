@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
+
+	"github.com/allinx/hopprobe/probes"
 )
 
 const inNetns = "HOPPROBE_E2E_NETNS"
@@ -31,6 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
+	probes.RegisterStoreKinds() // the suite loads topologies as the programs do
 	code := m.Run()
 	stopCluster()
 	os.Exit(code)

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -120,7 +120,7 @@ func newPathState(p *targets.Path, l layout) *pathState {
 		hs := &hopState{
 			name: h.Name, kind: string(h.Kind), node: h.Node, role: h.Role,
 			mustNotOpen: h.Target.ExpectUnreachable,
-			phased:      l.phases == config.PhasesAll || (l.phases == config.PhasesEdge && h.Role == targets.RoleEdge && h.Kind != probes.KindTLS),
+			phased:      l.phases == config.PhasesAll || (l.phases == config.PhasesEdge && h.Role == targets.RoleEdge && h.Kind != hop.KindTLS),
 			lbl:         renderText(nil, hopLabelNames, []string{h.Name, p.ID, p.Vantage}),
 			position:    fmt.Sprintf("%02d", i),
 			buckets:     make([]uint64, len(l.bounds)),
@@ -220,7 +220,7 @@ func (ps *pathState) observe(r scheduler.PathResult, st PathStatus, bounds []flo
 					break
 				}
 			}
-			if tid := hr.Details[probes.TraceIDDetail]; tid != "" {
+			if tid := hr.Details[hop.TraceIDDetail]; tid != "" {
 				h.exemplar = exemplar{traceID: tid, value: d, unixMs: hr.Start.Add(hr.Duration).UnixMilli(), bucket: bucket}
 			}
 			if h.native != nil {

@@ -27,8 +27,8 @@ import (
 
 	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/buildinfo"
-	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -159,14 +159,6 @@ func New(paths []*targets.Path) *Exporter {
 			Help:        "Always 1: the running build, as probe --version prints it (version, VCS revision, Go version).",
 			ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}}, func() float64 { return 1 }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// A recovered panic is a failed hop, and so shows in the hop's own
-	// series; this counts them by kind, from the first scrape on, so that
-	// a client library tripping over a peer's replies is seen.
-	for _, k := range probes.Kinds() {
-		e.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hopprobe_probe_panics_total",
-			Help:        "Probes that panicked (a peer's reply broke a client library); each is reported as its hop's failure.",
-			ConstLabels: prometheus.Labels{"kind": string(k)}}, func() float64 { return float64(probes.PanicCount(k)) }))
-	}
 	e.reloadOK.Set(1)
 	e.reloadTime.SetToCurrentTime()
 	// Both results exist from the first scrape, at 0.
@@ -177,6 +169,20 @@ func New(paths []*targets.Path) *Exporter {
 	e.progress.Store(time.Now().UnixNano())
 	e.SetPaths(paths)
 	return e
+}
+
+// CountPanics exports hopprobe_probe_panics_total for each kind, read
+// from count (probes.PanicCount): a recovered panic is a failed hop, and
+// so shows in the hop's own series; this counts them by kind, from the
+// first scrape on, so that a client library tripping over a peer's
+// replies is seen. The exporter is handed the count, so that it links no
+// protocol client.
+func (e *Exporter) CountPanics(kinds []hop.Kind, count func(hop.Kind) uint64) {
+	for _, k := range kinds {
+		e.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hopprobe_probe_panics_total",
+			Help:        "Probes that panicked (a peer's reply broke a client library); each is reported as its hop's failure.",
+			ConstLabels: prometheus.Labels{"kind": string(k)}}, func() float64 { return float64(count(k)) }))
+	}
 }
 
 // signature is what identifies a path's exported series: its hops in order.
@@ -302,7 +308,7 @@ func (e *Exporter) SetDrift(items []targets.DriftItem, documented, live int, err
 		// The subjects come from live data: bounded in length and count,
 		// so that a runaway export cannot become a cardinality bomb.
 		if i < MaxDriftInfo {
-			e.driftInfo.WithLabelValues(d.Kind, probes.Bound(d.Subject, maxSubject)).Set(1)
+			e.driftInfo.WithLabelValues(d.Kind, hop.Bound(d.Subject, maxSubject)).Set(1)
 		}
 	}
 	e.driftTruncated.Set(float64(max(0, len(items)-MaxDriftInfo)))

@@ -15,28 +15,33 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The store kinds come from the probes registry, as in the programs.
+func TestMain(m *testing.M) {
+	probes.RegisterStoreKinds()
+	goleak.VerifyTestMain(m)
+}
 
 // nodePortPath is a NodePort path over three nodes; the exporter is fed
 // one walk in which node-b failed and node-c was skipped.
 func nodePortWalk() (*targets.Path, scheduler.PathResult) {
 	p := &targets.Path{ID: "nodeport/landry/landry-trans-web", Vantage: "cluster", Namespace: "landry", Service: "landry-trans-web",
 		Hops: []targets.Hop{
-			{Name: "node-a:31603", Node: "landry/landry-trans-web", Kind: probes.KindNodePort},
-			{Name: "node-b:31603", Kind: probes.KindNodePort, Target: probes.Target{ExpectUnreachable: true}},
-			{Name: "node-c:31603", Kind: probes.KindNodePort, Skip: "no address from this vantage"},
+			{Name: "node-a:31603", Node: "landry/landry-trans-web", Kind: hop.KindNodePort},
+			{Name: "node-b:31603", Kind: hop.KindNodePort, Target: hop.Target{ExpectUnreachable: true}},
+			{Name: "node-c:31603", Kind: hop.KindNodePort, Skip: "no address from this vantage"},
 		}}
 	now := time.Now()
 	r := scheduler.PathResult{Path: p, Start: now, Duration: 30 * time.Millisecond, FirstFailing: 1, Hops: []scheduler.HopResult{
-		{Result: probes.Result{Success: true, Start: now, Duration: 2 * time.Millisecond,
-			Report: probes.Report{Phases: []probes.Phase{{Name: "connect", Duration: time.Millisecond}}, CertExpiry: now.Add(48 * time.Hour)}}},
-		{Result: probes.Result{Start: now, Duration: 25 * time.Millisecond, Error: "cannot connect to 10.0.0.2:31603: connection refused"}},
-		{Skipped: true, Result: probes.Result{Error: "no address from this vantage"}},
+		{Result: hop.Result{Success: true, Start: now, Duration: 2 * time.Millisecond,
+			Report: hop.Report{Phases: []hop.Phase{{Name: "connect", Duration: time.Millisecond}}, CertExpiry: now.Add(48 * time.Hour)}}},
+		{Result: hop.Result{Start: now, Duration: 25 * time.Millisecond, Error: "cannot connect to 10.0.0.2:31603: connection refused"}},
+		{Skipped: true, Result: hop.Result{Error: "no address from this vantage"}},
 	}}
 	return p, r
 }
@@ -133,8 +138,8 @@ func TestHandlerServesStatusAndReadiness(t *testing.T) {
 func TestSetPathsKeepsUnchangedAndDropsRemoved(t *testing.T) {
 	p, r := nodePortWalk()
 	other := &targets.Path{ID: "svc/landry/landry-ces-matchengine", Vantage: "cluster", Namespace: "landry", Service: "landry-ces-matchengine",
-		Hops: []targets.Hop{{Name: "port-7316", Kind: probes.KindTCP, Node: "landry/landry-ces-matchengine"}}}
-	otherWalk := scheduler.PathResult{Path: other, Success: true, FirstFailing: -1, Hops: []scheduler.HopResult{{Result: probes.Result{Success: true}}}}
+		Hops: []targets.Hop{{Name: "port-7316", Kind: hop.KindTCP, Node: "landry/landry-ces-matchengine"}}}
+	otherWalk := scheduler.PathResult{Path: other, Success: true, FirstFailing: -1, Hops: []scheduler.HopResult{{Result: hop.Result{Success: true}}}}
 	e := exporter.New([]*targets.Path{p, other})
 	e.Observe(r)
 	e.Observe(otherWalk)
@@ -228,7 +233,7 @@ func TestSetPathsCarriesTheVerdictWhenAHopJoins(t *testing.T) {
 	e := exporter.New([]*targets.Path{p})
 	e.Observe(r)
 	grown := *p
-	grown.Hops = append([]targets.Hop{{Name: "node-0:31603", Kind: probes.KindNodePort}}, p.Hops...)
+	grown.Hops = append([]targets.Hop{{Name: "node-0:31603", Kind: hop.KindNodePort}}, p.Hops...)
 	e.SetPaths([]*targets.Path{&grown})
 	want := `
 # HELP hopprobe_hop_first_failing 1 on the first failing hop of a broken path (the one to page about); absent on every other hop.
@@ -281,7 +286,7 @@ func TestGraphCombinesHopsIntoComponents(t *testing.T) {
 	path := func(id string, nodes ...string) *targets.Path {
 		p := &targets.Path{ID: id}
 		for _, n := range nodes {
-			p.Hops = append(p.Hops, targets.Hop{Name: n, Node: n, Kind: probes.KindHTTP})
+			p.Hops = append(p.Hops, targets.Hop{Name: n, Node: n, Kind: hop.KindHTTP})
 		}
 		return p
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // DefaultHistory is how many walks of each path are kept until the
@@ -33,7 +33,7 @@ var changeKinds = []struct{ change, detail string }{
 	{"leader", "leader"},
 	{"leader", "controller"},
 	{"role", "role"},
-	{"pop", probes.HeaderDetail("X-Amz-Cf-Pop")},
+	{"pop", hop.HeaderDetail("X-Amz-Cf-Pop")},
 }
 
 // Change kinds, for the counter's label.
@@ -111,7 +111,7 @@ func codeOf(verdict string) verdictCode {
 func (c verdictCode) String() string { return verdictNames[c] }
 
 // volatileKeys are evidence that differs on every request.
-var volatileKeys = [...]string{probes.TraceIDDetail, probes.HeaderDetail("X-Amz-Cf-Id"), probes.HeaderDetail("X-Request-Id")}
+var volatileKeys = [...]string{hop.TraceIDDetail, hop.HeaderDetail("X-Amz-Cf-Id"), hop.HeaderDetail("X-Request-Id")}
 
 func isVolatile(k string) bool { return slices.Contains(volatileKeys[:], k) }
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/testkit"
-	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -24,7 +24,7 @@ import (
 func walkWith(p *targets.Path, at time.Time, details func(i int) map[string]string) scheduler.PathResult {
 	r := scheduler.PathResult{Path: p, Success: true, FirstFailing: -1, Start: at, Hops: make([]scheduler.HopResult, len(p.Hops))}
 	for i := range r.Hops {
-		r.Hops[i] = scheduler.HopResult{Result: probes.Result{Success: true, Start: at, Duration: time.Millisecond}}
+		r.Hops[i] = scheduler.HopResult{Result: hop.Result{Success: true, Start: at, Duration: time.Millisecond}}
 		r.Hops[i].Details = details(i)
 	}
 	return r
@@ -35,7 +35,7 @@ func walkWith(p *targets.Path, at time.Time, details func(i int) map[string]stri
 // detail changed nothing; the history keeps the last walks only.
 func TestEvidenceChangesAreEventsAndCounted(t *testing.T) {
 	p := &targets.Path{ID: "api.example.test/*", Vantage: "cluster", Hops: []targets.Hop{
-		{Name: "dns", Kind: probes.KindDNS}, {Name: "cloudfront", Kind: probes.KindHTTP}, {Name: "cache", Kind: probes.KindRedis}}}
+		{Name: "dns", Kind: hop.KindDNS}, {Name: "cloudfront", Kind: hop.KindHTTP}, {Name: "cache", Kind: hop.KindRedis}}}
 	e := exporter.New([]*targets.Path{p})
 	e.SetHistory(3)
 	values := []struct{ addrs, pop, cert, role string }{
@@ -140,7 +140,7 @@ func TestAKeptWalkOfAOneHopPathIsSmall(t *testing.T) {
 	for i := range n {
 		paths = append(paths, &targets.Path{ID: fmt.Sprintf("svc/bench/svc-%05d", i), Vantage: "cluster", Namespace: "bench",
 			Service: fmt.Sprintf("svc-%05d", i), Hops: []targets.Hop{{Name: "port-8080", Node: fmt.Sprintf("bench/svc-%05d", i),
-				Kind: probes.KindHTTP, Target: probes.Target{Scheme: "http", Host: "svc.bench", Path: fmt.Sprintf("/svc-%05d", i), Address: "127.0.0.2:34567"}}}})
+				Kind: hop.KindHTTP, Target: hop.Target{Scheme: "http", Host: "svc.bench", Path: fmt.Sprintf("/svc-%05d", i), Address: "127.0.0.2:34567"}}}})
 	}
 	e := exporter.New(paths)
 	walk := func(k int) {

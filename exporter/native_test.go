@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -26,13 +26,13 @@ import (
 func oneHop(t *testing.T, durations []time.Duration) (*Exporter, prometheus.Histogram) {
 	t.Helper()
 	p := &targets.Path{ID: "svc/ns/app", Vantage: "cluster", Namespace: "ns", Service: "app",
-		Hops: []targets.Hop{{Name: "port-8080", Node: "ns/app", Kind: probes.KindHTTP, Role: targets.RoleService}}}
+		Hops: []targets.Hop{{Name: "port-8080", Node: "ns/app", Kind: hop.KindHTTP, Role: targets.RoleService}}}
 	e := New([]*targets.Path{p})
 	ref := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ref", Buckets: []float64{0.5},
 		NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: nativeMaxBuckets})
 	for _, d := range durations {
 		e.Observe(scheduler.PathResult{Path: p, Success: true, FirstFailing: -1,
-			Hops: []scheduler.HopResult{{Result: probes.Result{Success: true, Duration: d}}}})
+			Hops: []scheduler.HopResult{{Result: hop.Result{Success: true, Duration: d}}}})
 		ref.Observe(d.Seconds())
 	}
 	return e, ref
@@ -232,7 +232,7 @@ func TestSetMetricsRebuildsOnlyWhatTheLayoutChanges(t *testing.T) {
 		t.Fatalf("new buckets: %d in the histogram (want it started again), %d probes (want 2 kept)", n, probes)
 	}
 	e.Observe(scheduler.PathResult{Path: e.paths["svc/ns/app"].path, Success: true, FirstFailing: -1,
-		Hops: []scheduler.HopResult{{Result: probes.Result{Success: true, Duration: time.Millisecond}}}})
+		Hops: []scheduler.HopResult{{Result: hop.Result{Success: true, Duration: time.Millisecond}}}})
 	if n, _, buckets := count(); n != 1 || buckets != 3 {
 		t.Fatalf("after a walk in the new layout: %d observations in %d classic buckets, want 1 in 3", n, buckets)
 	}

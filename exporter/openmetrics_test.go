@@ -14,7 +14,7 @@ import (
 	promlabels "github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 
-	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -75,12 +75,12 @@ func parseOpenMetrics(t *testing.T, b []byte) []omSeries {
 // as they were.
 func TestOpenMetricsCarriesTheWalksTraceAsAnExemplar(t *testing.T) {
 	p := &targets.Path{ID: "api.example.test/*", Vantage: "cluster", Namespace: "ns", Service: "app",
-		Hops: []targets.Hop{{Name: "apisix", Kind: probes.KindHTTP, Target: probes.Target{Address: "127.0.0.1:1"}}}}
+		Hops: []targets.Hop{{Name: "apisix", Kind: hop.KindHTTP, Target: hop.Target{Address: "127.0.0.1:1"}}}}
 	e := New([]*targets.Path{p})
 	start := time.Unix(1_700_000_000, 0)
 	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-	hr := scheduler.HopResult{Result: probes.Result{Success: true, Start: start, Duration: 37 * time.Millisecond}}
-	hr.Details = map[string]string{probes.TraceIDDetail: trace}
+	hr := scheduler.HopResult{Result: hop.Result{Success: true, Start: start, Duration: 37 * time.Millisecond}}
+	hr.Details = map[string]string{hop.TraceIDDetail: trace}
 	e.Observe(scheduler.PathResult{Path: p, Hops: []scheduler.HopResult{hr}, Success: true, FirstFailing: -1, Start: start})
 
 	srv := httptest.NewServer(e.Handler())

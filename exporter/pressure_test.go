@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
@@ -38,10 +39,10 @@ func manyPaths(n int) ([]*targets.Path, []scheduler.PathResult) {
 	now := time.Now()
 	for i := range n {
 		p := &targets.Path{ID: fmt.Sprintf("svc/ns/app-%04d", i), Vantage: "cluster", Namespace: "ns", Service: fmt.Sprintf("app-%04d", i),
-			Interval: time.Second, Hops: []targets.Hop{{Name: "port-8080", Node: "ns/app", Kind: probes.KindHTTP}}}
+			Interval: time.Second, Hops: []targets.Hop{{Name: "port-8080", Node: "ns/app", Kind: hop.KindHTTP}}}
 		paths = append(paths, p)
 		walks = append(walks, scheduler.PathResult{Path: p, Start: now, FirstFailing: -1, Success: true,
-			Hops: []scheduler.HopResult{{Result: probes.Result{Success: true, Start: now, Duration: time.Millisecond}}}})
+			Hops: []scheduler.HopResult{{Result: hop.Result{Success: true, Start: now, Duration: time.Millisecond}}}})
 	}
 	return paths, walks
 }
@@ -198,6 +199,7 @@ func TestMetricsExistFromTheFirstScrape(t *testing.T) {
 		return b.String()
 	}
 	e := exporter.New(paths)
+	e.CountPanics(probes.Kinds(), probes.PanicCount)
 	m := scrape(e)
 	for _, want := range []string{`hopprobe_config_reloads_total{result="failure"} 0`, `hopprobe_config_reloads_total{result="success"} 0`, `hopprobe_probe_panics_total{kind="redis"} 0`} {
 		if !strings.Contains(m, want) {

@@ -5,15 +5,16 @@ import (
 	"strings"
 
 	"fmt"
-	kgzip "github.com/klauspost/compress/gzip"
 	"io"
 	"testing"
 	"time"
 
+	kgzip "github.com/klauspost/compress/gzip"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -25,14 +26,14 @@ func benchExporter(n int) *Exporter {
 	for i := range n {
 		paths = append(paths, &targets.Path{ID: fmt.Sprintf("svc/bench/svc-%05d", i), Vantage: "cluster", Namespace: "bench",
 			Service: fmt.Sprintf("svc-%05d", i), Hops: []targets.Hop{{Name: "port-8080", Node: fmt.Sprintf("bench/svc-%05d", i),
-				Kind: probes.KindHTTP, Role: targets.RoleService}}})
+				Kind: hop.KindHTTP, Role: targets.RoleService}}})
 	}
 	e := New(paths)
 	for w := range 20 {
 		for _, p := range paths {
 			d := time.Duration(200+w*37) * time.Microsecond
 			e.Observe(scheduler.PathResult{Path: p, Success: true, FirstFailing: -1, Duration: d,
-				Hops: []scheduler.HopResult{{Result: probes.Result{Success: true, Duration: d}}}})
+				Hops: []scheduler.HopResult{{Result: hop.Result{Success: true, Duration: d}}}})
 		}
 	}
 	return e

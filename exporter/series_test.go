@@ -13,16 +13,16 @@ import (
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/testkit"
-	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
 
 // phasesOf are the phases each probe kind reports (probes/<kind>.go).
-var phasesOf = map[probes.Kind][]string{
-	probes.KindDNS: {"resolve"}, probes.KindTLS: {"connect", "tls"}, probes.KindHTTP: {"connect", "tls", "first_byte", "transfer"},
-	probes.KindWebSocket: {"connect", "tls", "handshake", "reply"}, probes.KindTCP: {"connect"}, probes.KindNodePort: {"connect"},
+var phasesOf = map[hop.Kind][]string{
+	hop.KindDNS: {"resolve"}, hop.KindTLS: {"connect", "tls"}, hop.KindHTTP: {"connect", "tls", "first_byte", "transfer"},
+	hop.KindWebSocket: {"connect", "tls", "handshake", "reply"}, hop.KindTCP: {"connect"}, hop.KindNodePort: {"connect"},
 	"redis": {"connect", "ping"}, "postgres": {"connect", "query"}, "kafka": {"connect", "metadata"}, "etcd": {"status", "read"},
 }
 
@@ -49,9 +49,9 @@ func seriesPerHop(t *testing.T, m config.Metrics) (perHop map[[2]string]int, kin
 			}
 			hr.Success, hr.Duration = true, 20*time.Millisecond
 			for _, ph := range phasesOf[h.Kind] {
-				hr.Phases = append(hr.Phases, probes.Phase{Name: ph, Duration: 5 * time.Millisecond})
+				hr.Phases = append(hr.Phases, hop.Phase{Name: ph, Duration: 5 * time.Millisecond})
 			}
-			if h.Kind == probes.KindTLS {
+			if h.Kind == hop.KindTLS {
 				hr.CertExpiry = time.Now().Add(30 * 24 * time.Hour)
 			}
 		}

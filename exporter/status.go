@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/chain"
-	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -159,7 +159,7 @@ func statusFrom(r scheduler.PathResult, described []string) PathStatus {
 
 // answerHeader reads a response header back from a hop's evidence.
 func answerHeader(details map[string]string) func(string) string {
-	return func(name string) string { return details[probes.HeaderDetail(name)] }
+	return func(name string) string { return details[hop.HeaderDetail(name)] }
 }
 
 // attest reads the chain from the first entry hop that sent the route's

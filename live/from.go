@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -69,7 +69,7 @@ func LiveFrom(inv *KubeInventory) *targets.Live {
 			}
 			ep := targets.Endpoint{IP: e.Addresses[0], Ready: e.Conditions.Ready == nil || *e.Conditions.Ready, Ports: ports}
 			if e.TargetRef != nil {
-				ep.Pod = probes.Bound(e.TargetRef.Name, maxPodName)
+				ep.Pod = hop.Bound(e.TargetRef.Name, maxPodName)
 			} else {
 				ep.Pod = ep.IP
 			}

@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/live"
-	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -87,7 +87,7 @@ func TestExpandLiveAddsAHopPerPod(t *testing.T) {
 	for _, e := range eps {
 		i := at("pod/" + e.Pod)
 		h := p.Hops[i]
-		if h.Kind != probes.KindWebSocket || h.Target.Address != e.IP+":8080" || h.Target.Path != "/futures/ws" ||
+		if h.Kind != hop.KindWebSocket || h.Target.Address != e.IP+":8080" || h.Target.Path != "/futures/ws" ||
 			h.Node != "morph/morph-futuresws-app" || h.Skip != "" {
 			t.Errorf("pod hop %+v", h)
 		}
@@ -113,7 +113,7 @@ func TestExpandLiveAddsAHopPerPod(t *testing.T) {
 	for _, h := range sp.Hops {
 		if strings.HasPrefix(h.Name, "pod/") {
 			pods++
-			if !strings.HasSuffix(h.Name, "/port-7519") || h.Kind != probes.KindTCP || !strings.HasSuffix(h.Target.Address, ":7519") {
+			if !strings.HasSuffix(h.Name, "/port-7519") || h.Kind != hop.KindTCP || !strings.HasSuffix(h.Target.Address, ":7519") {
 				t.Errorf("service path pod hop %+v", h)
 			}
 		}

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // Expiry is the verified chain's, as a client sees it: a server that
@@ -63,12 +63,12 @@ func TestCertificateExpiryComesFromTheVerifiedChain(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv
 	}
-	target := func(srv *httptest.Server) probes.Target {
-		return probes.Target{Address: addr(srv), Host: "example.com", TLS: &config.TLS{CAFile: ca}}
+	target := func(srv *httptest.Server) hop.Target {
+		return hop.Target{Address: addr(srv), Host: "example.com", TLS: &config.TLS{CAFile: ca}}
 	}
 
 	leaf := mk("example.com", now.Add(90*24*time.Hour), &leafKey.PublicKey, root, rootKey, false)
-	r := run(t, probes.KindTLS, target(serve(leaf, cross)), 2*time.Second)
+	r := run(t, hop.KindTLS, target(serve(leaf, cross)), 2*time.Second)
 	wantOK(t, r)
 	if got := r.CertExpiry; !got.Equal(leaf.NotAfter) {
 		t.Errorf("expiry %s with an expired cross-sign sent beside a valid chain, want the leaf's %s", got, leaf.NotAfter)
@@ -78,7 +78,7 @@ func TestCertificateExpiryComesFromTheVerifiedChain(t *testing.T) {
 	}
 
 	soon := mk("example.com", now.Add(5*24*time.Hour), &leafKey.PublicKey, root, rootKey, false)
-	r = run(t, probes.KindTLS, target(serve(soon, cross)), 2*time.Second)
+	r = run(t, hop.KindTLS, target(serve(soon, cross)), 2*time.Second)
 	wantOK(t, r)
 	if got := r.CertExpiry; !got.Equal(soon.NotAfter) {
 		t.Errorf("expiry %s, want the soon-expiring leaf's %s", got, soon.NotAfter)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allinx/hopprobe/hop"
 	"github.com/miekg/dns"
 )
 
@@ -18,7 +19,7 @@ const maxCNAMEs = 8
 // resolver and reports the answer's rcode, CNAME chain and addresses.
 type dnsProber struct{}
 
-func (dnsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+func (dnsProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
 	server := t.Resolver
 	if server == "" {
 		cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
@@ -42,7 +43,7 @@ func (dnsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		}
 		addrs = append(addrs, got...)
 	}
-	rep.since("resolve", start)
+	since(rep, "resolve", start)
 	rep.Detail("resolver", server)
 	if len(addrs) == 0 {
 		if lastErr == nil {

@@ -15,13 +15,14 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // etcdProber asks every endpoint for its status (a leader must exist) and
 // reads a key linearizably, which needs a working quorum.
 type etcdProber struct{}
 
-func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+func (etcdProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
 	st := t.Store
 	pw, tc, err := storeCreds(t)
 	if err != nil {
@@ -72,7 +73,7 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		}
 		last = status
 	}
-	rep.since("status", start)
+	since(rep, "status", start)
 	rep.Detail("leader", strconv.FormatUint(last.Leader, 16))
 	rep.Detail("member", strconv.FormatUint(last.Header.GetMemberId(), 16))
 	rep.Detail("version", last.Version)
@@ -84,7 +85,7 @@ func (etcdProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	}
 	start = time.Now()
 	_, err = c.Get(ctx, key)
-	rep.since("read", start)
+	since(rep, "read", start)
 	if err != nil {
 		if w := watched(); w != nil {
 			return w

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/allinx/hopprobe/hop"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -23,23 +24,16 @@ var EvidenceHeaders = []string{"Server", "Via", "X-Amz-Cf-Id", "X-Amz-Cf-Pop", "
 // maxEvidenceHeaders bounds the extra headers a topology may ask for.
 const maxEvidenceHeaders = 8
 
-// TraceIDDetail is the detail key of the trace id a request carried.
-const TraceIDDetail = "trace_id"
-
-// HeaderDetail is the detail key under which a response header is kept
-// as evidence: "header.via" for Via.
-func HeaderDetail(name string) string { return "header." + strings.ToLower(name) }
-
 // recordHeaders keeps the evidence headers of an answer (HeaderDetail),
 // several values joined with ", ". Probe's scrub bounds each value.
-func recordHeaders(h http.Header, extra []string, rep *Report) {
+func recordHeaders(h http.Header, extra []string, rep *hop.Report) {
 	names := EvidenceHeaders
 	if len(extra) > 0 {
 		names = append(append([]string(nil), EvidenceHeaders...), extra[:min(len(extra), maxEvidenceHeaders)]...)
 	}
 	for _, n := range names {
 		if v := h.Values(n); len(v) > 0 {
-			rep.Detail(HeaderDetail(n), strings.Join(v, ", "))
+			rep.Detail(hop.HeaderDetail(n), strings.Join(v, ", "))
 		}
 	}
 }
@@ -51,7 +45,7 @@ func recordHeaders(h http.Header, extra []string, rep *Report) {
 // does not need) does not make it expire. The earliest NotAfter among
 // what was sent stays as evidence. Without verification (a store's
 // insecure_skip_verify), the sent certificates are all there is.
-func recordCert(cs tls.ConnectionState, rep *Report) {
+func recordCert(cs tls.ConnectionState, rep *hop.Report) {
 	var sent time.Time
 	for _, c := range cs.PeerCertificates {
 		if sent.IsZero() || c.NotAfter.Before(sent) {
@@ -101,7 +95,7 @@ func recordCert(cs tls.ConnectionState, rep *Report) {
 // trace and the hop's span when the walk is traced, else fresh ones) and
 // an X-Request-Id, the trace id, which APISIX's request-id plugin and
 // most access logs keep.
-func requestIDs(ctx context.Context, h http.Header, rep *Report) {
+func requestIDs(ctx context.Context, h http.Header, rep *hop.Report) {
 	sc := trace.SpanContextFromContext(ctx)
 	if !sc.IsValid() {
 		var tid trace.TraceID
@@ -112,5 +106,5 @@ func requestIDs(ctx context.Context, h http.Header, rep *Report) {
 	}
 	h.Set("Traceparent", "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-"+sc.TraceFlags().String())
 	h.Set("X-Request-Id", sc.TraceID().String())
-	rep.Detail(TraceIDDetail, sc.TraceID().String())
+	rep.Detail(hop.TraceIDDetail, sc.TraceID().String())
 }

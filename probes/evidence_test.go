@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/probes"
 )
 
@@ -41,8 +42,8 @@ func TestProbeRequestsCarryTraceIDsAndKeepEvidence(t *testing.T) {
 		w.Write([]byte("ok"))
 	}))
 	defer srv.Close()
-	for _, kind := range []probes.Kind{probes.KindHTTP, probes.KindWebSocket} {
-		r := run(t, kind, probes.Target{Address: addr(srv), Host: "example.com", Scheme: "https", TLS: caFile(t, srv)}, 2*time.Second)
+	for _, kind := range []hop.Kind{hop.KindHTTP, hop.KindWebSocket} {
+		r := run(t, kind, hop.Target{Address: addr(srv), Host: "example.com", Scheme: "https", TLS: caFile(t, srv)}, 2*time.Second)
 		wantOK(t, r)
 		h := <-got
 		m := traceparentRe.FindStringSubmatch(h.Get("Traceparent"))
@@ -55,8 +56,8 @@ func TestProbeRequestsCarryTraceIDsAndKeepEvidence(t *testing.T) {
 		if r.Details["header.server"] != "APISIX/3.9.0" || !strings.Contains(r.Details["header.via"], "(CloudFront)") {
 			t.Errorf("%s: identifying headers not kept: %v", kind, r.Details)
 		}
-		if n := len(r.Details["header.x-amz-cf-pop"]); n == 0 || n > probes.MaxDetailBytes {
-			t.Errorf("%s: a 4 KiB header was kept as %d bytes, want 1..%d", kind, n, probes.MaxDetailBytes)
+		if n := len(r.Details["header.x-amz-cf-pop"]); n == 0 || n > hop.MaxDetailBytes {
+			t.Errorf("%s: a 4 KiB header was kept as %d bytes, want 1..%d", kind, n, hop.MaxDetailBytes)
 		}
 		if _, kept := r.Details["header.x-secret-internal"]; kept {
 			t.Errorf("%s: a header no fingerprint names was kept", kind)
@@ -69,13 +70,13 @@ func TestProbeRequestsCarryTraceIDsAndKeepEvidence(t *testing.T) {
 	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
-	r := probes.Run(ctx, probes.KindHTTP, &probes.Target{Address: addr(srv), Host: "example.com", Scheme: "https", TLS: caFile(t, srv)}, 2*time.Second)
+	r := probes.Run(ctx, hop.KindHTTP, &hop.Target{Address: addr(srv), Host: "example.com", Scheme: "https", TLS: caFile(t, srv)}, 2*time.Second)
 	wantOK(t, r)
 	if h := <-got; h.Get("Traceparent") != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
 		t.Errorf("traceparent %q does not carry the walk's span", h.Get("Traceparent"))
 	}
 	// A topology's own fingerprint header is kept too.
-	r = run(t, probes.KindHTTP, probes.Target{Address: addr(srv), Host: "example.com", Scheme: "https", TLS: caFile(t, srv), EvidenceHeaders: []string{"X-Secret-Internal"}}, 2*time.Second)
+	r = run(t, hop.KindHTTP, hop.Target{Address: addr(srv), Host: "example.com", Scheme: "https", TLS: caFile(t, srv), EvidenceHeaders: []string{"X-Secret-Internal"}}, 2*time.Second)
 	<-got
 	if r.Details["header.x-secret-internal"] != "not kept" {
 		t.Errorf("the fingerprint's header was not kept: %v", r.Details)

@@ -29,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
@@ -71,7 +72,7 @@ func addToxic(t *testing.T, p *toxiproxy.Proxy, typ string, attrs string) {
 	}
 }
 
-func phaseOf(r probes.Result, name string) time.Duration {
+func phaseOf(r hop.Result, name string) time.Duration {
 	for _, p := range r.Phases {
 		if p.Name == name {
 			return p.Duration
@@ -181,13 +182,13 @@ func TestInjectedLatencyIsReportedOnThePhase(t *testing.T) {
 	for _, d := range []time.Duration{40 * time.Millisecond, 150 * time.Millisecond} {
 		added := injected(t, d)
 		for _, c := range []struct {
-			kind     probes.Kind
+			kind     hop.Kind
 			upstream string
 			phase    string
-			tg       probes.Target
+			tg       hop.Target
 		}{
-			{probes.KindHTTP, addr(httpSrv), "first_byte", probes.Target{Host: "a.test", Scheme: "http", Path: "/"}},
-			{probes.KindWebSocket, addr(ws), "handshake", probes.Target{Host: "a.test", Path: "/"}},
+			{hop.KindHTTP, addr(httpSrv), "first_byte", hop.Target{Host: "a.test", Scheme: "http", Path: "/"}},
+			{hop.KindWebSocket, addr(ws), "handshake", hop.Target{Host: "a.test", Path: "/"}},
 		} {
 			clean, delayed := delayedPair(t, c.upstream, d)
 			base, slow := fastestPair(7, func(a string) time.Duration {
@@ -209,8 +210,8 @@ func TestInjectedLatencyStaysOnItsHop(t *testing.T) {
 	const d = 60 * time.Millisecond
 	clean, delayed := delayedPair(t, addr(srv), d)
 	hop := func(name, address string) targets.Hop {
-		return targets.Hop{Name: name, Kind: probes.KindHTTP, Timeout: 5 * time.Second,
-			Target: probes.Target{Address: address, Host: name + ".test", Scheme: "http", Path: "/"}}
+		return targets.Hop{Name: name, Kind: hop.KindHTTP, Timeout: 5 * time.Second,
+			Target: hop.Target{Address: address, Host: name + ".test", Scheme: "http", Path: "/"}}
 	}
 	var base, slow [3]time.Duration
 	for i := range base {
@@ -222,7 +223,7 @@ func TestInjectedLatencyStaysOnItsHop(t *testing.T) {
 			}}
 			// A fresh walker each time (no shared-hop cache), one probe at a
 			// time so that hops do not slow each other.
-			r := scheduler.NewWalker(1).Walk(t.Context(), path)
+			r := scheduler.NewWalker(1, probes.Run).Walk(t.Context(), path)
 			for j, h := range r.Hops {
 				if !h.Success {
 					t.Fatalf("hop %s failed: %s", path.Hops[j].Name, h.Error)
@@ -243,9 +244,9 @@ func TestInjectedLatencyStaysOnItsHop(t *testing.T) {
 // (the fault proxy in front of it).
 type peerCase struct {
 	name     string
-	kind     probes.Kind
+	kind     hop.Kind
 	upstream string
-	tg       func(addr string) probes.Target
+	tg       func(addr string) hop.Target
 }
 
 // tlsAndStorePeers starts a TLS server, redis-server, postgres, etcd and
@@ -260,23 +261,23 @@ func tlsAndStorePeers(t *testing.T) []peerCase {
 	pg := need(t, func() (*peers.Server, error) { return peers.Postgres("", "hopprobe", storePW) })
 	t.Setenv("HOPPROBE_TEST_EMPTY", "")
 	return []peerCase{
-		{"tls", probes.KindTLS, addr(tlsSrv), func(a string) probes.Target {
-			return probes.Target{Address: a, Host: "example.com", TLS: caFile(t, tlsSrv)}
+		{"tls", hop.KindTLS, addr(tlsSrv), func(a string) hop.Target {
+			return hop.Target{Address: a, Host: "example.com", TLS: caFile(t, tlsSrv)}
 		}},
-		{"redis", probes.KindRedis, redis.Addr, func(a string) probes.Target {
+		{"redis", hop.KindRedis, redis.Addr, func(a string) hop.Target {
 			return storeTarget(t, config.Store{Name: "spotredis", Kind: "redis", Address: a})
 		}},
-		{"postgres", probes.KindPostgres, pg.Addr, func(a string) probes.Target {
+		{"postgres", hop.KindPostgres, pg.Addr, func(a string) hop.Target {
 			return storeTarget(t, config.Store{Name: "spotdb", Kind: "postgres", Address: a, Username: "hopprobe",
 				Postgres: &config.PostgresOpts{SSLMode: "disable"}})
 		}},
-		{"kafka", probes.KindKafka, kafka.Addr, func(a string) probes.Target {
+		{"kafka", hop.KindKafka, kafka.Addr, func(a string) hop.Target {
 			st := config.Store{Name: "kafkanew", Kind: "kafka", Address: a, Kafka: &config.KafkaOpts{Topics: []string{"orders"}}}
-			return probes.Target{Address: a, Store: &st}
+			return hop.Target{Address: a, Store: &st}
 		}},
-		{"etcd", probes.KindEtcd, etcd.Addr, func(a string) probes.Target {
+		{"etcd", hop.KindEtcd, etcd.Addr, func(a string) hop.Target {
 			st := config.Store{Name: "etcdnew", Kind: "etcd", Address: a, Password: &config.SecretRef{Env: "HOPPROBE_TEST_EMPTY"}}
-			return probes.Target{Address: a, Store: &st}
+			return hop.Target{Address: a, Store: &st}
 		}},
 	}
 }
@@ -289,11 +290,11 @@ func TestBlackholeFailsAtTheTimeoutForEveryProtocol(t *testing.T) {
 	ws := wsServer(t, "pong", false)
 	defer ws.Close()
 	cases := append([]peerCase{
-		{"http", probes.KindHTTP, addr(httpSrv), func(a string) probes.Target {
-			return probes.Target{Address: a, Host: "a.test", Scheme: "http"}
+		{"http", hop.KindHTTP, addr(httpSrv), func(a string) hop.Target {
+			return hop.Target{Address: a, Host: "a.test", Scheme: "http"}
 		}},
-		{"websocket", probes.KindWebSocket, addr(ws), func(a string) probes.Target {
-			return probes.Target{Address: a, Host: "a.test", Expect: config.Expect{Send: "ping", Reply: "pong"}}
+		{"websocket", hop.KindWebSocket, addr(ws), func(a string) hop.Target {
+			return hop.Target{Address: a, Host: "a.test", Expect: config.Expect{Send: "ping", Reply: "pong"}}
 		}},
 	}, tlsAndStorePeers(t)...)
 	for _, c := range cases {
@@ -313,37 +314,37 @@ func TestBrokenConversationsFailWithReasons(t *testing.T) {
 	big := strings.Repeat("x", 64<<10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, big) }))
 	defer srv.Close()
-	tg := func(a string) probes.Target {
-		return probes.Target{Address: a, Host: "a.test", Scheme: "http", Path: "/"}
+	tg := func(a string) hop.Target {
+		return hop.Target{Address: a, Host: "a.test", Scheme: "http", Path: "/"}
 	}
 
 	cut := faultProxy(t, addr(srv))
 	addToxic(t, cut, "limit_data", `{"bytes":1000}`)
-	wantFail(t, run(t, probes.KindHTTP, tg(cut.Listen), 2*time.Second), "unexpected EOF")
+	wantFail(t, run(t, hop.KindHTTP, tg(cut.Listen), 2*time.Second), "unexpected EOF")
 
 	reset := faultProxy(t, addr(srv))
 	addToxic(t, reset, "reset_peer", `{"timeout":0}`)
-	wantFail(t, run(t, probes.KindHTTP, tg(reset.Listen), 2*time.Second), "connection reset by peer")
+	wantFail(t, run(t, hop.KindHTTP, tg(reset.Listen), 2*time.Second), "connection reset by peer")
 
 	// Slowloris: one byte every 20 ms never finishes in 500 ms.
 	trickle := faultProxy(t, addr(srv))
 	addToxic(t, trickle, "slicer", `{"average_size":1,"size_variation":0,"delay":20000}`)
-	wantHangBounded(t, probes.KindHTTP, tg(trickle.Listen), 500*time.Millisecond)
+	wantHangBounded(t, hop.KindHTTP, tg(trickle.Listen), 500*time.Millisecond)
 
 	// Garbage: a peer that answers every protocol with random bytes.
 	garbage := garbagePeer(t)
 	for _, c := range []struct {
-		kind probes.Kind
-		tg   probes.Target
+		kind hop.Kind
+		tg   hop.Target
 		want string
 	}{
-		{probes.KindHTTP, tg(garbage), "malformed HTTP"},
-		{probes.KindWebSocket, probes.Target{Address: garbage, Host: "a.test"}, "malformed HTTP"},
-		{probes.KindTLS, probes.Target{Address: garbage, Host: "a.test"}, "TLS handshake"},
-		{probes.KindRedis, storeTarget(t, config.Store{Name: "spotredis", Kind: "redis", Address: garbage}), "spotredis"},
-		{probes.KindPostgres, storeTarget(t, config.Store{Name: "spotdb", Kind: "postgres", Address: garbage, Username: "u",
+		{hop.KindHTTP, tg(garbage), "malformed HTTP"},
+		{hop.KindWebSocket, hop.Target{Address: garbage, Host: "a.test"}, "malformed HTTP"},
+		{hop.KindTLS, hop.Target{Address: garbage, Host: "a.test"}, "TLS handshake"},
+		{hop.KindRedis, storeTarget(t, config.Store{Name: "spotredis", Kind: "redis", Address: garbage}), "spotredis"},
+		{hop.KindPostgres, storeTarget(t, config.Store{Name: "spotdb", Kind: "postgres", Address: garbage, Username: "u",
 			Postgres: &config.PostgresOpts{SSLMode: "disable"}}), "spotdb"},
-		{probes.KindKafka, probes.Target{Address: garbage, Store: &config.Store{Name: "kafkanew", Kind: "kafka", Address: garbage}}, "kafkanew"},
+		{hop.KindKafka, hop.Target{Address: garbage, Store: &config.Store{Name: "kafkanew", Kind: "kafka", Address: garbage}}, "kafkanew"},
 	} {
 		// A generous timeout: the point is that garbage is named as such
 		// long before it.
@@ -361,7 +362,7 @@ func TestBrokenConversationsFailWithReasons(t *testing.T) {
 		want string
 	}{{nil, "not with HTTP/2"}, {&config.TLS{}, "not with TLS"}} {
 		st := &config.Store{Name: "etcdnew", Kind: "etcd", Address: garbage, TLS: c.tls}
-		r := run(t, probes.KindEtcd, probes.Target{Address: garbage, Store: st}, 3*time.Second)
+		r := run(t, hop.KindEtcd, hop.Target{Address: garbage, Store: st}, 3*time.Second)
 		wantFail(t, r, c.want)
 		if strings.Contains(r.Error, "no answer within") {
 			t.Errorf("etcd: garbage must be reported as garbage, not as a timeout: %s", r.Error)
@@ -403,10 +404,10 @@ func TestOversizedWebSocketFrameIsRefused(t *testing.T) {
 		c.ReadMessage()
 	}))
 	defer srv.Close()
-	tg := probes.Target{Address: addr(srv), Host: "a.test", MaxBodyBytes: 1024, Expect: config.Expect{Send: "ping", Reply: "pong"}}
-	wantFail(t, run(t, probes.KindWebSocket, tg, 2*time.Second), "read limit exceeded")
+	tg := hop.Target{Address: addr(srv), Host: "a.test", MaxBodyBytes: 1024, Expect: config.Expect{Send: "ping", Reply: "pong"}}
+	wantFail(t, run(t, hop.KindWebSocket, tg, 2*time.Second), "read limit exceeded")
 	tg.MaxBodyBytes = 1 << 20
-	wantOK(t, run(t, probes.KindWebSocket, tg, 2*time.Second))
+	wantOK(t, run(t, hop.KindWebSocket, tg, 2*time.Second))
 }
 
 // An expired certificate is a failed TLS hop that says so.
@@ -425,7 +426,7 @@ func TestExpiredCertificateIsNamed(t *testing.T) {
 	defer srv.Close()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	wantFail(t, run(t, probes.KindTLS, probes.Target{Address: addr(srv), Host: "example.com", TLS: &config.TLS{CAFile: ca}}, time.Second), "expired")
+	wantFail(t, run(t, hop.KindTLS, hop.Target{Address: addr(srv), Host: "example.com", TLS: &config.TLS{CAFile: ca}}, time.Second), "expired")
 }
 
 // For protocols that talk back and forth, an injected delay D on the

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+
+	"github.com/allinx/hopprobe/hop"
 )
 
 // Some client libraries allocate whatever length a peer announces before
@@ -104,7 +106,7 @@ func (f *respFrames) header() error {
 	}
 	n, err := strconv.ParseInt(string(trimCR(f.line[1:])), 10, 64)
 	if err != nil || n < -1 {
-		return fmt.Errorf("the peer sent a malformed RESP length %q", Clean(string(f.line), 40))
+		return fmt.Errorf("the peer sent a malformed RESP length %q", hop.Clean(string(f.line), 40))
 	}
 	if n < 0 { // null
 		return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // Peer data reaches these parsers; none may panic, and what they return
@@ -107,18 +108,18 @@ func FuzzRedact(f *testing.F) {
 			return // no environment variable can hold it
 		}
 		t.Setenv("HOPPROBE_FUZZ_SECRET", secret)
-		tg := &Target{Store: storeWithSecret("HOPPROBE_FUZZ_SECRET")}
+		tg := &hop.Target{Store: storeWithSecret("HOPPROBE_FUZZ_SECRET")}
 		out := Redact(msg, tg)
 		alnum := strings.IndexFunc(secret, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) < 0
 		if len(secret) >= 8 && alnum && !strings.Contains("[REDACTED]", secret) && strings.Contains(out, secret) {
 			t.Fatalf("secret %q survived in %q", secret, out)
 		}
-		for _, c := range []string{Clean(out, MaxReasonBytes), Bound(msg, 64)} {
-			if len(c) > MaxReasonBytes || !utf8.ValidString(c) || strings.IndexFunc(c, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) >= 0 {
+		for _, c := range []string{hop.Clean(out, hop.MaxReasonBytes), hop.Bound(msg, 64)} {
+			if len(c) > hop.MaxReasonBytes || !utf8.ValidString(c) || strings.IndexFunc(c, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) >= 0 {
 				t.Fatalf("Clean or Bound left %q", c)
 			}
 		}
-		if b := Bound(msg, 64); len(b) > 64 {
+		if b := hop.Bound(msg, 64); len(b) > 64 {
 			t.Fatalf("Bound(%q, 64) is %d bytes", msg, len(b))
 		}
 	})

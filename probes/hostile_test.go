@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/hostile"
 	"github.com/allinx/hopprobe/probes"
 )
@@ -19,7 +20,7 @@ import (
 const hostilePW = "Hostile-Peer-Secret"
 
 // hostileTarget is how a probe of the right kind reaches a peer at addr.
-func hostileTarget(name, addr string) (probes.Kind, probes.Target) {
+func hostileTarget(name, addr string) (hop.Kind, hop.Target) {
 	store := func(kind string) *config.Store {
 		return &config.Store{Name: name, Kind: kind, Address: addr, Username: "hopprobe",
 			Password: &config.SecretRef{Env: "HOPPROBE_TEST_HOSTILE_PW"}, Postgres: &config.PostgresOpts{SSLMode: "prefer"}}
@@ -37,16 +38,48 @@ func hostileTarget(name, addr string) (probes.Kind, probes.Target) {
 				st.Kafka.SASL = &config.SASL{Mechanism: "scram-sha-256", Username: "hopprobe", Password: &config.SecretRef{Env: "HOPPROBE_TEST_HOSTILE_PW"}}
 			}
 		}
-		return probes.Kind(kind), probes.Target{Address: addr, Host: "127.0.0.1", Store: st}
+		return hop.Kind(kind), hop.Target{Address: addr, Host: "127.0.0.1", Store: st}
 	case "websocket":
-		return probes.KindWebSocket, probes.Target{Address: addr, Host: "ws.example.test", Scheme: "http", Path: "/ws",
+		return hop.KindWebSocket, hop.Target{Address: addr, Host: "ws.example.test", Scheme: "http", Path: "/ws",
 			Expect: config.Expect{Send: "ping", Reply: "pong"}, MaxBodyBytes: 1 << 20}
 	case "http":
-		return probes.KindHTTP, probes.Target{Address: addr, Host: "api.example.test", Scheme: "http", Path: "/health", MaxBodyBytes: 1 << 20}
+		return hop.KindHTTP, hop.Target{Address: addr, Host: "api.example.test", Scheme: "http", Path: "/health", MaxBodyBytes: 1 << 20}
 	case "dns":
-		return probes.KindDNS, probes.Target{Host: "api.example.test", Resolver: addr}
+		return hop.KindDNS, hop.Target{Host: "api.example.test", Resolver: addr}
+	case "tls":
+		return hop.KindTLS, hop.Target{Address: addr, Host: "example.test"}
 	}
 	panic("no target for hostile peer " + name)
+}
+
+// connectOnly are the kinds whose probe reads nothing from its peer: it
+// connects (tcp), or must fail to (nodeport from a vantage that must not
+// reach it). No byte of a peer's reaches them, so they have no hostile
+// peers and nothing to wait for once connected. Every other kind must
+// have both; a kind added to the registry without them fails
+// TestEveryKindMeetsHostilePeers.
+var connectOnly = map[hop.Kind]string{
+	hop.KindTCP:      "a bare connect",
+	hop.KindNodePort: "a bare connect, or its refusal",
+}
+
+// The hostile and cancellation suites cover every kind the registry
+// has, not a list kept by hand.
+func TestEveryKindMeetsHostilePeers(t *testing.T) {
+	for _, k := range probes.Kinds() {
+		if _, ok := connectOnly[k]; ok {
+			continue
+		}
+		n := 0
+		for _, name := range hostile.Names() {
+			if kind, _, _ := strings.Cut(name, "-"); kind == string(k) {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("kind %s has no hostile peer in internal/hostile (name it %s-<behaviour>), and is not a connect-only kind", k, k)
+		}
+	}
 }
 
 func startHostile(t *testing.T, name string) *hostile.Peer {
@@ -87,14 +120,14 @@ func TestHostilePeersFailHopsWithShortCleanReasons(t *testing.T) {
 			if r.Success {
 				t.Fatalf("a hostile %s peer passed the probe", name)
 			}
-			if len(r.Error) > probes.MaxReasonBytes {
-				t.Errorf("reason is %d bytes, over %d", len(r.Error), probes.MaxReasonBytes)
+			if len(r.Error) > hop.MaxReasonBytes {
+				t.Errorf("reason is %d bytes, over %d", len(r.Error), hop.MaxReasonBytes)
 			}
 			if c, ok := printable(r.Error); !ok {
 				t.Errorf("reason carries %q: %q", c, r.Error)
 			}
 			for k, v := range r.Details {
-				if c, ok := printable(v); !ok || len(v) > probes.MaxDetailBytes {
+				if c, ok := printable(v); !ok || len(v) > hop.MaxDetailBytes {
 					t.Errorf("detail %s (%d bytes) carries %q", k, len(v), c)
 				}
 			}
@@ -141,7 +174,7 @@ func TestByteBudgetCutsAFloodAtTheLimit(t *testing.T) {
 	_, tg := hostileTarget("http-endless-body", p.Addr)
 	tg.MaxBodyBytes = 64 << 20
 	tg.MaxResponseBytes = 256 << 10
-	wantFail(t, probes.Run(context.Background(), probes.KindHTTP, &tg, 5*time.Second), "more than 256 KiB (max_response_bytes)")
+	wantFail(t, probes.Run(context.Background(), hop.KindHTTP, &tg, 5*time.Second), "more than 256 KiB (max_response_bytes)")
 }
 
 // silentPeer accepts connections (or datagrams) and never answers.
@@ -185,18 +218,17 @@ func silentPeer(t *testing.T, udp bool) string {
 func TestEveryProbeReturnsPromptlyOnCancel(t *testing.T) {
 	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
 	closed := acceptAndClose(t).Addr().String()
-	for _, name := range []string{"redis", "postgres", "kafka", "etcd", "websocket", "http", "dns", "tls"} {
+	for _, k := range probes.Kinds() {
+		name := string(k)
+		if _, ok := connectOnly[k]; ok {
+			continue // nothing to wait for after the connect, which the dialer bounds
+		}
 		t.Run(name, func(t *testing.T) {
 			addr := silentPeer(t, name == "dns")
-			var kind probes.Kind
-			var tg, base probes.Target
-			if name == "tls" {
-				kind, tg = probes.Kind(name), probes.Target{Address: addr, Host: "example.test"}
-				base = probes.Target{Address: closed, Host: "example.test"}
-			} else {
-				kind, tg = hostileTarget(name+"-silent", addr)
-				_, base = hostileTarget(name+"-silent", closed)
-			}
+			var kind hop.Kind
+			var tg, base hop.Target
+			kind, tg = hostileTarget(name+"-silent", addr)
+			_, base = hostileTarget(name+"-silent", closed)
 			if name == "dns" {
 				base.Resolver = silentPeer(t, true)
 			}
@@ -208,7 +240,7 @@ func TestEveryProbeReturnsPromptlyOnCancel(t *testing.T) {
 			baseline := time.Since(b0)
 
 			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan probes.Result)
+			done := make(chan hop.Result)
 			go func() { done <- probes.Run(ctx, kind, &tg, 30*time.Second) }()
 			time.Sleep(300 * time.Millisecond)
 			cancelled := time.Now()

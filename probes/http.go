@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/buildinfo"
 )
 
@@ -44,7 +45,7 @@ const (
 	max1xx = 5
 )
 
-func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+func (httpProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, requestURL(t), nil)
 	if err != nil {
 		return fmt.Errorf("cannot build request: %w", err)
@@ -76,7 +77,7 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		tconn := tls.Client(raw, tc)
 		start := time.Now()
 		err := tconn.HandshakeContext(ctx)
-		rep.since("tls", start)
+		since(rep, "tls", start)
 		if err != nil {
 			return connected(failed(err))
 		}
@@ -101,7 +102,7 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	if _, err := br.Peek(1); err != nil {
 		return connected(failed(fmt.Errorf("no response: %w", err)))
 	}
-	rep.since("first_byte", wrote)
+	since(rep, "first_byte", wrote)
 	resp, err := readResponse(br, req)
 	if err != nil {
 		return connected(failed(err))
@@ -112,7 +113,7 @@ func (httpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	recordHeaders(resp.Header, t.EvidenceHeaders, rep)
 	start := time.Now()
 	body, err := readLimited(resp.Body, t.MaxBodyBytes)
-	rep.since("transfer", start)
+	since(rep, "transfer", start)
 	if err != nil {
 		return connected(fmt.Errorf("reading the body from %s: %w", t.Address, err))
 	}
@@ -134,7 +135,7 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	return nil, fmt.Errorf("more than %d informational (1xx) responses", max1xx)
 }
 
-func requestURL(t *Target) string {
+func requestURL(t *hop.Target) string {
 	scheme := t.Scheme
 	if scheme == "" {
 		scheme = "http"
@@ -183,7 +184,7 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-func checkHTTP(t *Target, resp *http.Response, body []byte) error {
+func checkHTTP(t *hop.Target, resp *http.Response, body []byte) error {
 	e := t.Expect
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 400
 	if len(e.Status) > 0 {

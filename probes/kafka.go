@@ -25,6 +25,7 @@ import (
 	franzscram "github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // kafkaProber asks the bootstrap brokers for metadata, checks that every
@@ -43,7 +44,7 @@ type kafkaProber struct{}
 
 const minFetch = 1 << 10
 
-func (kafkaProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+func (kafkaProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
 	st := t.Store
 	sc := scopeOf(ctx)
 	tc, err := storeTLS(t)
@@ -103,13 +104,13 @@ func (kafkaProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 			return connected(fmt.Errorf("%s: %w", st.Name, err))
 		}
 	}
-	rep.since("metadata", start)
+	since(rep, "metadata", start)
 	if o == nil || o.CanaryTopic == "" {
 		return nil
 	}
 	start = time.Now()
 	err = canary(ctx, kafkaDialer(sc, tc, mech), storeAddrs(st)[0], o.CanaryTopic)
-	rep.since("canary", start)
+	since(rep, "canary", start)
 	if err != nil {
 		return connected(fmt.Errorf("canary round trip on %s topic %s: %w", st.Name, o.CanaryTopic, err))
 	}
@@ -199,7 +200,7 @@ type kafkaMech struct {
 	kafkaGo sasl.Mechanism
 }
 
-func kafkaSASL(t *Target) (*kafkaMech, error) {
+func kafkaSASL(t *hop.Target) (*kafkaMech, error) {
 	o := t.Store.Kafka
 	if o == nil || o.SASL == nil {
 		return nil, nil

@@ -14,8 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/peers"
-	"github.com/allinx/hopprobe/probes"
 )
 
 // A broker that auto-creates topics (Kafka's default) must not be led
@@ -26,7 +26,7 @@ func TestKafkaProbeNeverCreatesATopic(t *testing.T) {
 	addr := c.ListenAddrs()[0]
 	st := config.Store{Name: "kafkanew", Kind: "kafka", Address: addr, Kafka: &config.KafkaOpts{Topics: []string{"orders", "documented-not-there"}}}
 	for range 2 {
-		wantFail(t, run(t, probes.KindKafka, probes.Target{Address: addr, Store: &st}, 3*time.Second), "topic documented-not-there does not exist")
+		wantFail(t, run(t, hop.KindKafka, hop.Target{Address: addr, Store: &st}, 3*time.Second), "topic documented-not-there does not exist")
 	}
 	if topicExists(t, addr, "documented-not-there") {
 		t.Fatal("the probe created the topic it was checking")
@@ -64,10 +64,10 @@ func TestEtcdEveryEndpointNeedsALeader(t *testing.T) {
 	lonely := need(t, peers.EtcdLeaderless)
 	for _, eps := range [][]string{{ok.Addr, lonely.Addr}, {lonely.Addr, ok.Addr}} {
 		st := config.Store{Name: "etcdnew", Kind: "etcd", Addresses: eps}
-		wantFail(t, run(t, probes.KindEtcd, probes.Target{Address: eps[0], Store: &st}, 3*time.Second), "endpoint "+lonely.Addr)
+		wantFail(t, run(t, hop.KindEtcd, hop.Target{Address: eps[0], Store: &st}, 3*time.Second), "endpoint "+lonely.Addr)
 	}
 	st := config.Store{Name: "etcdnew", Kind: "etcd", Address: ok.Addr}
-	wantOK(t, run(t, probes.KindEtcd, probes.Target{Address: ok.Addr, Store: &st}, 3*time.Second))
+	wantOK(t, run(t, hop.KindEtcd, hop.Target{Address: ok.Addr, Store: &st}, 3*time.Second))
 }
 
 // An answer with a hundred A records comes truncated over UDP (and,
@@ -95,7 +95,7 @@ func TestDNSLargeAnswerRetriesOverTCP(t *testing.T) {
 		}
 		w.WriteMsg(m)
 	})
-	r := run(t, probes.KindDNS, probes.Target{Host: "api.example.test", Resolver: resolver}, 2*time.Second)
+	r := run(t, hop.KindDNS, hop.Target{Host: "api.example.test", Resolver: resolver}, 2*time.Second)
 	wantOK(t, r)
 	if !udpAsked.Load() || !tcpAsked.Load() || !edns.Load() {
 		t.Fatalf("udp %v (EDNS0 %v), tcp %v", udpAsked.Load(), edns.Load(), tcpAsked.Load())
@@ -114,8 +114,8 @@ func TestDialTriesEveryAddress(t *testing.T) {
 	_, rport, _ := net.SplitHostPort(refused)
 	// localhost resolves to 127.0.0.1 (and ::1 where configured); the
 	// port on ::1 is not listened on, so one address fails, one answers.
-	r := run(t, probes.KindTCP, probes.Target{Address: net.JoinHostPort("localhost", port)}, 2*time.Second)
+	r := run(t, hop.KindTCP, hop.Target{Address: net.JoinHostPort("localhost", port)}, 2*time.Second)
 	wantOK(t, r)
-	r = run(t, probes.KindTCP, probes.Target{Address: net.JoinHostPort("localhost", rport)}, 2*time.Second)
+	r = run(t, hop.KindTCP, hop.Target{Address: net.JoinHostPort("localhost", rport)}, 2*time.Second)
 	wantFail(t, r, "127.0.0.1")
 }

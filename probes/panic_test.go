@@ -5,11 +5,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/allinx/hopprobe/hop"
 )
 
 type panicky struct{}
 
-func (panicky) Probe(context.Context, *Target, *Report) error {
+func (panicky) Probe(context.Context, *hop.Target, *hop.Report) error {
 	var s []int
 	_ = s[len("boom")] // index out of range, as a library would
 	return nil
@@ -18,15 +20,15 @@ func (panicky) Probe(context.Context, *Target, *Report) error {
 // A prober that panics fails its hop with the panic as the reason, the
 // panic is counted for its kind, and the caller goes on.
 func TestPanicIsAFailedHop(t *testing.T) {
-	old := registry[KindRedis]
-	registry[KindRedis] = entry{prober: panicky{}, store: old.store}
-	defer func() { registry[KindRedis] = old }()
-	before := PanicCount(KindRedis)
-	r := Run(context.Background(), KindRedis, &Target{Address: "127.0.0.1:1"}, time.Second)
+	old := registry[hop.KindRedis]
+	registry[hop.KindRedis] = entry{prober: panicky{}, store: old.store}
+	defer func() { registry[hop.KindRedis] = old }()
+	before := PanicCount(hop.KindRedis)
+	r := Run(context.Background(), hop.KindRedis, &hop.Target{Address: "127.0.0.1:1"}, time.Second)
 	if r.Success || !strings.HasPrefix(r.Error, "probe panicked") || !strings.Contains(r.Error, "index out of range") {
 		t.Fatalf("result %+v", r)
 	}
-	if PanicCount(KindRedis) != before+1 {
-		t.Fatalf("panic count %d, want %d", PanicCount(KindRedis), before+1)
+	if PanicCount(hop.KindRedis) != before+1 {
+		t.Fatalf("panic count %d, want %d", PanicCount(hop.KindRedis), before+1)
 	}
 }

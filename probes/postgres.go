@@ -14,13 +14,14 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // postgresProber connects with the configured sslmode, authenticates and
 // runs a read-only query inside a read-only transaction; it never writes.
 type postgresProber struct{}
 
-func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+func (postgresProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
 	st := t.Store
 	host, port, err := net.SplitHostPort(st.Address)
 	if err != nil {
@@ -83,7 +84,7 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	}
 	start := time.Now()
 	conn, err := pgx.ConnectConfig(ctx, cc)
-	rep.since("connect", start)
+	since(rep, "connect", start)
 	if err != nil {
 		pgLimit(sc, err)
 		return fmt.Errorf("cannot open a session on %s (connect, TLS, authenticate): %w", st.Name, err)
@@ -104,7 +105,7 @@ func (postgresProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 		got = fmt.Sprint(v)
 		return tx.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
 	})
-	rep.since("query", start)
+	since(rep, "query", start)
 	if err != nil {
 		pgLimit(sc, err)
 		return connected(fmt.Errorf("read-only query on %s failed: %w", st.Name, err))

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/probes"
 )
@@ -27,6 +28,7 @@ import (
 // can outlive a stopped proxy by design of its link teardown; they are
 // the test bench's, not the prober's, and are the only ones tolerated.
 func TestMain(m *testing.M) {
+	probes.RegisterStoreKinds()
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),
@@ -34,19 +36,19 @@ func TestMain(m *testing.M) {
 	)
 }
 
-func run(t *testing.T, kind probes.Kind, tg probes.Target, timeout time.Duration) probes.Result {
+func run(t *testing.T, kind hop.Kind, tg hop.Target, timeout time.Duration) hop.Result {
 	t.Helper()
 	return probes.Run(context.Background(), kind, &tg, timeout)
 }
 
-func wantOK(t *testing.T, r probes.Result) {
+func wantOK(t *testing.T, r hop.Result) {
 	t.Helper()
 	if !r.Success {
 		t.Fatalf("probe failed: %s", r.Error)
 	}
 }
 
-func wantFail(t *testing.T, r probes.Result, substr string) {
+func wantFail(t *testing.T, r hop.Result, substr string) {
 	t.Helper()
 	if r.Success {
 		t.Fatalf("probe succeeded, want failure containing %q", substr)
@@ -56,7 +58,7 @@ func wantFail(t *testing.T, r probes.Result, substr string) {
 	}
 }
 
-func phase(r probes.Result, name string) bool {
+func phase(r hop.Result, name string) bool {
 	for _, p := range r.Phases {
 		if p.Name == name {
 			return true
@@ -88,7 +90,7 @@ func TestHTTPThroughAVirtualHostWithPhases(t *testing.T) {
 	}))
 	defer srv.Close()
 	// httptest certificates are valid for example.com.
-	r := run(t, probes.KindHTTP, probes.Target{Address: addr(srv), Host: "example.com", Scheme: "https", Path: "/health",
+	r := run(t, hop.KindHTTP, hop.Target{Address: addr(srv), Host: "example.com", Scheme: "https", Path: "/health",
 		TLS: caFile(t, srv), Expect: config.Expect{Status: []int{200}, JSON: map[string]string{"status": "ok", "data.role": "primary"}}}, 2*time.Second)
 	wantOK(t, r)
 	if gotHost != "example.com" {
@@ -117,19 +119,19 @@ func TestHTTPExpectationsFailWithReasons(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	base := probes.Target{Address: addr(srv), Host: "api.example.test", Scheme: "http", MaxBodyBytes: 1024}
+	base := hop.Target{Address: addr(srv), Host: "api.example.test", Scheme: "http", MaxBodyBytes: 1024}
 	tg := base
 	tg.Path = "/502"
-	wantFail(t, run(t, probes.KindHTTP, tg, time.Second), "HTTP 502 from "+addr(srv)+", want 2xx or 3xx (server alb-public)")
+	wantFail(t, run(t, hop.KindHTTP, tg, time.Second), "HTTP 502 from "+addr(srv)+", want 2xx or 3xx (server alb-public)")
 	tg = base
 	tg.Expect.JSON = map[string]string{"status": "ok"}
-	wantFail(t, run(t, probes.KindHTTP, tg, time.Second), `JSON field status is "degraded", want "ok"`)
+	wantFail(t, run(t, hop.KindHTTP, tg, time.Second), `JSON field status is "degraded", want "ok"`)
 	tg = base
 	tg.Expect.BodyContains = "healthy"
-	wantFail(t, run(t, probes.KindHTTP, tg, time.Second), `does not contain "healthy"`)
+	wantFail(t, run(t, hop.KindHTTP, tg, time.Second), `does not contain "healthy"`)
 	tg = base
 	tg.Path = "/big"
-	wantFail(t, run(t, probes.KindHTTP, tg, time.Second), "exceeds the size limit")
+	wantFail(t, run(t, hop.KindHTTP, tg, time.Second), "exceeds the size limit")
 }
 
 // An HTTPS hop with no virtual host asks for its address, and the
@@ -140,8 +142,8 @@ func TestHTTPSWithoutAHostChecksTheAddress(t *testing.T) {
 	}))
 	defer srv.Close()
 	// httptest certificates name 127.0.0.1 as well as example.com.
-	tg := probes.Target{Address: addr(srv), Scheme: "https", Path: "/health", TLS: caFile(t, srv)}
-	wantOK(t, run(t, probes.KindHTTP, tg, 2*time.Second))
+	tg := hop.Target{Address: addr(srv), Scheme: "https", Path: "/health", TLS: caFile(t, srv)}
+	wantOK(t, run(t, hop.KindHTTP, tg, 2*time.Second))
 }
 
 // Informational answers (103 Early Hints from a CDN) come before the
@@ -154,8 +156,8 @@ func TestHTTPJudgesTheResponseAfterInformationalOnes(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer srv.Close()
-	tg := probes.Target{Address: addr(srv), Host: "api.example.test", Scheme: "http", Path: "/health"}
-	r := run(t, probes.KindHTTP, tg, 2*time.Second)
+	tg := hop.Target{Address: addr(srv), Host: "api.example.test", Scheme: "http", Path: "/health"}
+	r := run(t, hop.KindHTTP, tg, 2*time.Second)
 	wantFail(t, r, "HTTP 503 from "+addr(srv))
 	if r.Details["status"] != "503" {
 		t.Errorf("status detail = %q, want the final response's 503", r.Details["status"])
@@ -173,7 +175,7 @@ func TestHTTPHangingPeerFailsAtTheTimeout(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	start := time.Now()
-	r := run(t, probes.KindHTTP, probes.Target{Address: addr(srv), Host: "a.test", Scheme: "http"}, 300*time.Millisecond)
+	r := run(t, hop.KindHTTP, hop.Target{Address: addr(srv), Host: "a.test", Scheme: "http"}, 300*time.Millisecond)
 	wantFail(t, r, "no answer within 300ms")
 	if el := time.Since(start); el > time.Second {
 		t.Fatalf("probe took %s, its timeout is 300ms", el)
@@ -184,30 +186,30 @@ func TestTLSHandshakeRecordsExpiryAndChecksTheName(t *testing.T) {
 	srv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer srv.Close()
 	ca := caFile(t, srv)
-	r := run(t, probes.KindTLS, probes.Target{Address: addr(srv), Host: "example.com", TLS: ca}, time.Second)
+	r := run(t, hop.KindTLS, hop.Target{Address: addr(srv), Host: "example.com", TLS: ca}, time.Second)
 	wantOK(t, r)
 	if !phase(r, "tls") || r.CertExpiry.IsZero() {
 		t.Fatalf("phases %+v expiry %v", r.Phases, r.CertExpiry)
 	}
-	wantFail(t, run(t, probes.KindTLS, probes.Target{Address: addr(srv), Host: "api.allinpro.com", TLS: ca}, time.Second), "TLS handshake")
+	wantFail(t, run(t, hop.KindTLS, hop.Target{Address: addr(srv), Host: "api.allinpro.com", TLS: ca}, time.Second), "TLS handshake")
 	// Without the CA the self-signed certificate must not be trusted.
-	wantFail(t, run(t, probes.KindTLS, probes.Target{Address: addr(srv), Host: "example.com"}, time.Second), "certificate")
+	wantFail(t, run(t, hop.KindTLS, hop.Target{Address: addr(srv), Host: "example.com"}, time.Second), "certificate")
 }
 
 func TestTCPConnectsAndReportsRefusal(t *testing.T) {
 	ln := acceptAndClose(t)
 	open := ln.Addr().String()
-	wantOK(t, run(t, probes.KindTCP, probes.Target{Address: open}, time.Second))
+	wantOK(t, run(t, hop.KindTCP, hop.Target{Address: open}, time.Second))
 	ln.Close()
-	wantFail(t, run(t, probes.KindTCP, probes.Target{Address: open}, time.Second), "connection refused")
+	wantFail(t, run(t, hop.KindTCP, hop.Target{Address: open}, time.Second), "connection refused")
 }
 
 func TestExpectUnreachableInvertsTheVerdict(t *testing.T) {
 	ln := acceptAndClose(t)
 	open := ln.Addr().String()
-	wantFail(t, run(t, probes.KindTCP, probes.Target{Address: open, ExpectUnreachable: true}, time.Second), "SECURITY")
+	wantFail(t, run(t, hop.KindTCP, hop.Target{Address: open, ExpectUnreachable: true}, time.Second), "SECURITY")
 	ln.Close()
-	wantOK(t, run(t, probes.KindTCP, probes.Target{Address: open, ExpectUnreachable: true}, time.Second))
+	wantOK(t, run(t, hop.KindTCP, hop.Target{Address: open, ExpectUnreachable: true}, time.Second))
 }
 
 var upgrader = websocket.Upgrader{}
@@ -235,7 +237,7 @@ func wsServer(t *testing.T, reply string, hang bool) *httptest.Server {
 func TestWebSocketSendsAndWaitsForTheReply(t *testing.T) {
 	srv := wsServer(t, `{"op":"pong"}`, false)
 	defer srv.Close()
-	r := run(t, probes.KindWebSocket, probes.Target{Address: addr(srv), Host: "api.example.test", Scheme: "http", Path: "/futures/ws",
+	r := run(t, hop.KindWebSocket, hop.Target{Address: addr(srv), Host: "api.example.test", Scheme: "http", Path: "/futures/ws",
 		Expect: config.Expect{Send: `{"op":"ping"}`, Reply: "pong"}}, time.Second)
 	wantOK(t, r)
 	if !phase(r, "handshake") || !phase(r, "reply") {
@@ -247,7 +249,7 @@ func TestWebSocketWithoutTheReplyFailsAtTheTimeout(t *testing.T) {
 	srv := wsServer(t, "", true)
 	defer srv.Close()
 	start := time.Now()
-	r := run(t, probes.KindWebSocket, probes.Target{Address: addr(srv), Host: "a.test", Scheme: "http",
+	r := run(t, hop.KindWebSocket, hop.Target{Address: addr(srv), Host: "a.test", Scheme: "http",
 		Expect: config.Expect{Send: "ping", Reply: "pong"}}, 300*time.Millisecond)
 	wantFail(t, r, `no reply containing "pong"`)
 	if el := time.Since(start); el > time.Second {
@@ -261,7 +263,7 @@ func TestWebSocketRefusedUpgradeNamesTheStatus(t *testing.T) {
 		http.Error(w, "no route", http.StatusNotFound)
 	}))
 	defer srv.Close()
-	wantFail(t, run(t, probes.KindWebSocket, probes.Target{Address: addr(srv), Host: "a.test", Scheme: "http"}, time.Second), "HTTP 404 (server apisix)")
+	wantFail(t, run(t, hop.KindWebSocket, hop.Target{Address: addr(srv), Host: "a.test", Scheme: "http"}, time.Second), "HTTP 404 (server apisix)")
 }
 
 // dnsServer answers from a fixed zone on loopback.
@@ -299,14 +301,14 @@ func TestDNSAnswersAndFailures(t *testing.T) {
 		}
 		w.WriteMsg(m)
 	})
-	r := run(t, probes.KindDNS, probes.Target{Host: "api.example.test", Resolver: server}, time.Second)
+	r := run(t, hop.KindDNS, hop.Target{Host: "api.example.test", Resolver: server}, time.Second)
 	wantOK(t, r)
 	if r.Details["addresses"] != "127.0.0.9" {
 		t.Errorf("addresses = %q", r.Details["addresses"])
 	}
-	wantFail(t, run(t, probes.KindDNS, probes.Target{Host: "nope.example.test", Resolver: server}, time.Second), "answered NXDOMAIN for nope.example.test")
-	wantFail(t, run(t, probes.KindDNS, probes.Target{Host: "broken.example.test", Resolver: server}, time.Second), "answered SERVFAIL")
-	wantFail(t, run(t, probes.KindDNS, probes.Target{Host: "loop.example.test", Resolver: server}, time.Second), "CNAME loop")
+	wantFail(t, run(t, hop.KindDNS, hop.Target{Host: "nope.example.test", Resolver: server}, time.Second), "answered NXDOMAIN for nope.example.test")
+	wantFail(t, run(t, hop.KindDNS, hop.Target{Host: "broken.example.test", Resolver: server}, time.Second), "answered SERVFAIL")
+	wantFail(t, run(t, hop.KindDNS, hop.Target{Host: "loop.example.test", Resolver: server}, time.Second), "CNAME loop")
 }
 
 func TestDNSSilentResolverFailsAtTheTimeout(t *testing.T) {
@@ -316,7 +318,7 @@ func TestDNSSilentResolverFailsAtTheTimeout(t *testing.T) {
 	}
 	defer pc.Close()
 	start := time.Now()
-	wantFail(t, run(t, probes.KindDNS, probes.Target{Host: "api.example.test", Resolver: pc.LocalAddr().String()}, 300*time.Millisecond), "did not answer")
+	wantFail(t, run(t, hop.KindDNS, hop.Target{Host: "api.example.test", Resolver: pc.LocalAddr().String()}, 300*time.Millisecond), "did not answer")
 	if el := time.Since(start); el > time.Second {
 		t.Fatalf("took %s", el)
 	}
@@ -337,11 +339,11 @@ func TestRedactEdgeCases(t *testing.T) {
 		}
 	}
 	t.Setenv("HOPPROBE_TEST_SHORT", "prod")
-	tg := &probes.Target{Store: &config.Store{Name: "db", Password: &config.SecretRef{Env: "HOPPROBE_TEST_SHORT"}}}
+	tg := &hop.Target{Store: &config.Store{Name: "db", Password: &config.SecretRef{Env: "HOPPROBE_TEST_SHORT"}}}
 	if got := probes.Redact("production database", tg); got != "production database" {
 		t.Errorf("a short secret mangled the message: %q", got)
 	}
-	r := probes.Run(context.Background(), probes.KindRedis, &probes.Target{Address: "127.0.0.1:1", Store: tg.Store}, time.Second)
+	r := probes.Run(context.Background(), hop.KindRedis, &hop.Target{Address: "127.0.0.1:1", Store: tg.Store}, time.Second)
 	if r.Success || !strings.Contains(r.Error, "refuses passwords shorter than 8") || strings.Contains(r.Error, "prod") {
 		t.Errorf("a short secret was used or shown: %q", r.Error)
 	}
@@ -349,7 +351,7 @@ func TestRedactEdgeCases(t *testing.T) {
 
 func TestRedactRemovesSecretsFromMessages(t *testing.T) {
 	t.Setenv("HOPPROBE_TEST_PW", "Sup3r-Secret")
-	tg := &probes.Target{Store: &config.Store{Name: "db", Password: &config.SecretRef{Env: "HOPPROBE_TEST_PW"}}}
+	tg := &hop.Target{Store: &config.Store{Name: "db", Password: &config.SecretRef{Env: "HOPPROBE_TEST_PW"}}}
 	msg := "failed to connect to postgres://hopprobe:Sup3r-Secret@db:5432/x (password=Sup3r-Secret) auth Sup3r-Secret"
 	got := probes.Redact(msg, tg)
 	if strings.Contains(got, "Sup3r-Secret") {
@@ -423,8 +425,8 @@ func TestHTTPLateHandshakeLeavesTheResultAlone(t *testing.T) {
 		go func() { _, _ = io.Copy(up, c) }()
 		_, _ = io.Copy(c, up)
 	}()
-	tg := probes.Target{Address: ln.Addr().String(), Host: "example.com", Scheme: "https", TLS: caFile(t, srv)}
-	r := run(t, probes.KindHTTP, tg, 100*time.Millisecond)
+	tg := hop.Target{Address: ln.Addr().String(), Host: "example.com", Scheme: "https", TLS: caFile(t, srv)}
+	r := run(t, hop.KindHTTP, tg, 100*time.Millisecond)
 	wantFail(t, r, "no answer within 100ms")
 	before := fmt.Sprint(r.Details, r.CertExpiry)
 	<-done
@@ -440,8 +442,8 @@ func TestHTTPLateHandshakeLeavesTheResultAlone(t *testing.T) {
 func TestNodePortAgainstLiveClosedAndHangingNodes(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
 	defer srv.Close()
-	live := probes.Target{Address: addr(srv), Host: "127.0.0.1", Scheme: "http", Path: "/"}
-	r := run(t, probes.KindNodePort, live, time.Second)
+	live := hop.Target{Address: addr(srv), Host: "127.0.0.1", Scheme: "http", Path: "/"}
+	r := run(t, hop.KindNodePort, live, time.Second)
 	wantOK(t, r)
 	if r.Details["status"] != "200" {
 		t.Fatalf("an HTTP NodePort must be checked over HTTP: %v", r.Details)
@@ -449,15 +451,15 @@ func TestNodePortAgainstLiveClosedAndHangingNodes(t *testing.T) {
 	closed := acceptAndClose(t)
 	gone := closed.Addr().String()
 	closed.Close()
-	wantFail(t, run(t, probes.KindNodePort, probes.Target{Address: gone, Scheme: "http"}, time.Second), "connection refused")
+	wantFail(t, run(t, hop.KindNodePort, hop.Target{Address: gone, Scheme: "http"}, time.Second), "connection refused")
 	hang := need(t, peers.Hang)
-	wantHangBounded(t, probes.KindNodePort, probes.Target{Address: hang.Addr, Host: "127.0.0.1", Scheme: "http"}, 300*time.Millisecond)
+	wantHangBounded(t, hop.KindNodePort, hop.Target{Address: hang.Addr, Host: "127.0.0.1", Scheme: "http"}, 300*time.Millisecond)
 
 	// Must stay internal: refused is healthy, anything that accepts is a
 	// finding, even a node that then never answers.
-	wantOK(t, run(t, probes.KindNodePort, probes.Target{Address: gone, ExpectUnreachable: true}, time.Second))
-	wantFail(t, run(t, probes.KindNodePort, probes.Target{Address: addr(srv), ExpectUnreachable: true}, time.Second), "SECURITY")
-	wantFail(t, run(t, probes.KindNodePort, probes.Target{Address: hang.Addr, ExpectUnreachable: true}, 300*time.Millisecond), "SECURITY")
+	wantOK(t, run(t, hop.KindNodePort, hop.Target{Address: gone, ExpectUnreachable: true}, time.Second))
+	wantFail(t, run(t, hop.KindNodePort, hop.Target{Address: addr(srv), ExpectUnreachable: true}, time.Second), "SECURITY")
+	wantFail(t, run(t, hop.KindNodePort, hop.Target{Address: hang.Addr, ExpectUnreachable: true}, 300*time.Millisecond), "SECURITY")
 }
 
 // A name documented as dual stack needs both families: one with only A
@@ -477,11 +479,11 @@ func TestDualStackNamesNeedBothFamilies(t *testing.T) {
 		}
 		w.WriteMsg(m)
 	})
-	r := run(t, probes.KindDNS, probes.Target{Host: "v4only.example.test", Resolver: server, DualStack: true}, time.Second)
+	r := run(t, hop.KindDNS, hop.Target{Host: "v4only.example.test", Resolver: server, DualStack: true}, time.Second)
 	wantFail(t, r, "returned no AAAA record for v4only.example.test, which is documented as dual stack")
 	if r.Details["addresses"] != "127.0.0.9" {
 		t.Errorf("the failed hop's evidence lacks the addresses it did get: %v", r.Details)
 	}
-	wantOK(t, run(t, probes.KindDNS, probes.Target{Host: "both.example.test", Resolver: server, DualStack: true}, time.Second))
-	wantOK(t, run(t, probes.KindDNS, probes.Target{Host: "v4only.example.test", Resolver: server}, time.Second))
+	wantOK(t, run(t, hop.KindDNS, hop.Target{Host: "both.example.test", Resolver: server, DualStack: true}, time.Second))
+	wantOK(t, run(t, hop.KindDNS, hop.Target{Host: "v4only.example.test", Resolver: server}, time.Second))
 }

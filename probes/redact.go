@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 )
 
 var (
@@ -19,7 +20,7 @@ var (
 // values of the target's secret references, passwords inside URLs and
 // DSNs, and password= pairs. Drivers sometimes echo their DSN in errors;
 // this is the one place that stops it reaching logs, metrics or the CLI.
-func Redact(msg string, t *Target) string {
+func Redact(msg string, t *hop.Target) string {
 	if t != nil {
 		for _, s := range targetSecrets(t) {
 			// Shorter secrets are refused before any probe uses them;
@@ -42,7 +43,7 @@ func Redact(msg string, t *Target) string {
 	return msg
 }
 
-func targetSecrets(t *Target) []string {
+func targetSecrets(t *hop.Target) []string {
 	if t.Store == nil {
 		return nil
 	}

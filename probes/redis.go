@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // go-redis logs its own dial failures to stderr; the probe already
@@ -27,7 +28,7 @@ func (redisLog) Printf(ctx context.Context, format string, v ...any) {
 // sends PING and optionally checks the replication role.
 type redisProber struct{}
 
-func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+func (redisProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
 	st := t.Store
 	pw, tc, err := storeCreds(t)
 	if err != nil {
@@ -77,7 +78,7 @@ func (redisProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	start := time.Now()
 	err = c.Ping(ctx).Err()
 	connect.report(rep)
-	rep.since("ping", start)
+	since(rep, "ping", start)
 	if err != nil {
 		return redisError(st.Name, err)
 	}

@@ -2,22 +2,10 @@ package probes
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/allinx/hopprobe/config"
-)
-
-// The protocol kinds hopprobe speaks.
-const (
-	KindDNS       Kind = "dns"
-	KindTCP       Kind = "tcp"
-	KindTLS       Kind = "tls"
-	KindHTTP      Kind = "http"
-	KindWebSocket Kind = "websocket"
-	KindNodePort  Kind = "nodeport"
-	KindPostgres  Kind = "postgres"
-	KindRedis     Kind = "redis"
-	KindKafka     Kind = "kafka"
-	KindEtcd      Kind = "etcd"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // entry is everything hopprobe knows of one kind: its prober and, for a
@@ -28,36 +16,44 @@ type entry struct {
 }
 
 // registry is the one table of kinds: add a protocol here.
-var registry = map[Kind]entry{
-	KindDNS:       {prober: dnsProber{}},
-	KindTCP:       {prober: tcpProber{}},
-	KindTLS:       {prober: tlsProber{}},
-	KindHTTP:      {prober: httpProber{}},
-	KindWebSocket: {prober: wsProber{}},
-	KindNodePort:  {prober: nodeportProber{}},
-	KindPostgres:  {prober: postgresProber{}, store: &postgresKind},
-	KindRedis:     {prober: redisProber{}, store: &redisKind},
-	KindKafka:     {prober: kafkaProber{}, store: &kafkaKind},
-	KindEtcd:      {prober: etcdProber{}, store: &etcdKind},
+var registry = map[hop.Kind]entry{
+	hop.KindDNS:       {prober: dnsProber{}},
+	hop.KindTCP:       {prober: tcpProber{}},
+	hop.KindTLS:       {prober: tlsProber{}},
+	hop.KindHTTP:      {prober: httpProber{}},
+	hop.KindWebSocket: {prober: wsProber{}},
+	hop.KindNodePort:  {prober: nodeportProber{}},
+	hop.KindPostgres:  {prober: postgresProber{}, store: &postgresKind},
+	hop.KindRedis:     {prober: redisProber{}, store: &redisKind},
+	hop.KindKafka:     {prober: kafkaProber{}, store: &kafkaKind},
+	hop.KindEtcd:      {prober: etcdProber{}, store: &etcdKind},
 }
 
-// The data store kinds are registered with the topology in this order,
-// the order its errors list them in.
-func init() {
-	for _, k := range []Kind{KindPostgres, KindRedis, KindKafka, KindEtcd} {
-		config.RegisterStoreKind(string(k), *registry[k].store)
-	}
+var registerOnce sync.Once
+
+// RegisterStoreKinds tells the topology loader (package config) which data
+// store kinds exist and how each one's options and secrets are checked,
+// in the order its errors list them. A program that loads topologies
+// calls it once before the first load; later calls do nothing. It is a
+// call, not an init, so that a package linking probes for another reason
+// never changes what config accepts behind its back.
+func RegisterStoreKinds() {
+	registerOnce.Do(func() {
+		for _, k := range []hop.Kind{hop.KindPostgres, hop.KindRedis, hop.KindKafka, hop.KindEtcd} {
+			config.RegisterStoreKind(string(k), *registry[k].store)
+		}
+	})
 }
 
 // Known reports whether kind has a prober.
-func Known(kind Kind) bool {
+func Known(kind hop.Kind) bool {
 	_, ok := registry[kind]
 	return ok
 }
 
 // Kinds lists every kind that has a prober, in name order.
-func Kinds() []Kind {
-	out := make([]Kind, 0, len(registry))
+func Kinds() []hop.Kind {
+	out := make([]hop.Kind, 0, len(registry))
 	for k := range registry {
 		out = append(out, k)
 	}

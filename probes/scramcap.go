@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/allinx/hopprobe/hop"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/scram"
 	franzsasl "github.com/twmb/franz-go/pkg/sasl"
@@ -30,7 +31,7 @@ func scramWork(challenge []byte) error {
 			return nil
 		}
 		return fmt.Errorf("the peer asks for %s SCRAM iterations, more than the %d a probe computes (a peer that chooses the work could keep a CPU busy past any timeout)",
-			Clean(string(v), 24), MaxSCRAMIterations)
+			hop.Clean(string(v), 24), MaxSCRAMIterations)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/probes"
 )
@@ -61,27 +62,27 @@ func TestSoakLeavesNoGoroutinesOrSockets(t *testing.T) {
 	hangRedis.Address = hang.Addr
 
 	type job struct {
-		kind     probes.Kind
-		tg       probes.Target
+		kind     hop.Kind
+		tg       hop.Target
 		ok       bool
 		timeout  time.Duration
 		perRound int
 	}
 	jobs := []job{
-		{probes.KindHTTP, probes.Target{Address: addr(httpSrv), Host: "a.test", Scheme: "http"}, true, time.Second, 26},
-		{probes.KindHTTP, probes.Target{Address: refused, Host: "a.test", Scheme: "http"}, false, time.Second, 4},
-		{probes.KindWebSocket, probes.Target{Address: addr(ws), Host: "a.test", Expect: config.Expect{Send: "ping", Reply: "pong"}}, true, 2 * time.Second, 15},
-		{probes.KindTCP, probes.Target{Address: addr(httpSrv)}, true, time.Second, 10},
-		{probes.KindTCP, probes.Target{Address: refused}, false, time.Second, 5},
-		{probes.KindTLS, probes.Target{Address: addr(tlsSrv), Host: "example.com", TLS: caFile(t, tlsSrv)}, true, time.Second, 9},
-		{probes.KindTLS, probes.Target{Address: addr(tlsSrv), Host: "wrong.example"}, false, time.Second, 1},
-		{probes.KindDNS, probes.Target{Host: "api.example.test", Resolver: resolver}, true, time.Second, 10},
-		{probes.KindRedis, storeTarget(t, redisStore), true, 2 * time.Second, 8},
-		{probes.KindRedis, probes.Target{Address: redis.Addr, Store: &badRedis}, false, 2 * time.Second, 2},
-		{probes.KindRedis, storeTarget(t, hangRedis), false, 50 * time.Millisecond, 1},
-		{probes.KindKafka, probes.Target{Address: kafka.Addr, Store: &kafkaStore}, true, 2 * time.Second, 6},
-		{probes.KindEtcd, probes.Target{Address: etcd.Addr, Store: &etcdStore}, true, 3 * time.Second, 2},
-		{probes.KindPostgres, storeTarget(t, pgStore), true, 5 * time.Second, 1},
+		{hop.KindHTTP, hop.Target{Address: addr(httpSrv), Host: "a.test", Scheme: "http"}, true, time.Second, 26},
+		{hop.KindHTTP, hop.Target{Address: refused, Host: "a.test", Scheme: "http"}, false, time.Second, 4},
+		{hop.KindWebSocket, hop.Target{Address: addr(ws), Host: "a.test", Expect: config.Expect{Send: "ping", Reply: "pong"}}, true, 2 * time.Second, 15},
+		{hop.KindTCP, hop.Target{Address: addr(httpSrv)}, true, time.Second, 10},
+		{hop.KindTCP, hop.Target{Address: refused}, false, time.Second, 5},
+		{hop.KindTLS, hop.Target{Address: addr(tlsSrv), Host: "example.com", TLS: caFile(t, tlsSrv)}, true, time.Second, 9},
+		{hop.KindTLS, hop.Target{Address: addr(tlsSrv), Host: "wrong.example"}, false, time.Second, 1},
+		{hop.KindDNS, hop.Target{Host: "api.example.test", Resolver: resolver}, true, time.Second, 10},
+		{hop.KindRedis, storeTarget(t, redisStore), true, 2 * time.Second, 8},
+		{hop.KindRedis, hop.Target{Address: redis.Addr, Store: &badRedis}, false, 2 * time.Second, 2},
+		{hop.KindRedis, storeTarget(t, hangRedis), false, 50 * time.Millisecond, 1},
+		{hop.KindKafka, hop.Target{Address: kafka.Addr, Store: &kafkaStore}, true, 2 * time.Second, 6},
+		{hop.KindEtcd, hop.Target{Address: etcd.Addr, Store: &etcdStore}, true, 3 * time.Second, 2},
+		{hop.KindPostgres, storeTarget(t, pgStore), true, 5 * time.Second, 1},
 	}
 	perRound := 0
 	for _, j := range jobs {

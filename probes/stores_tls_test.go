@@ -10,8 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/peers"
-	"github.com/allinx/hopprobe/probes"
 )
 
 // Data stores that demand TLS with client certificates, Redis in cluster
@@ -38,11 +38,11 @@ func TestRedisOverTLSWithClientCertificate(t *testing.T) {
 	st := config.Store{Name: "spotredis", Kind: "redis", Address: srv.Addr, TLS: clientTLS(pki)}
 	tg := storeTarget(t, st)
 	tg.Host = "127.0.0.1"
-	wantOK(t, run(t, probes.KindRedis, tg, 3*time.Second))
+	wantOK(t, run(t, hop.KindRedis, tg, 3*time.Second))
 	st.TLS = &config.TLS{CAFile: pki.CA}
 	tg = storeTarget(t, st)
 	tg.Host = "127.0.0.1"
-	r := run(t, probes.KindRedis, tg, 3*time.Second)
+	r := run(t, hop.KindRedis, tg, 3*time.Second)
 	if r.Success {
 		t.Fatal("a TLS Redis that demands a client certificate answered without one")
 	}
@@ -52,23 +52,23 @@ func TestRedisOverTLSWithClientCertificate(t *testing.T) {
 func TestRedisClusterAndSentinel(t *testing.T) {
 	cl := need(t, func() (*peers.Server, error) { return peers.RedisCluster(storePW) })
 	st := config.Store{Name: "futuresnewredis", Kind: "redis", Addresses: []string{cl.Addr}, Redis: &config.RedisOpts{Mode: "cluster"}}
-	r := run(t, probes.KindRedis, storeTarget(t, st), 3*time.Second)
+	r := run(t, hop.KindRedis, storeTarget(t, st), 3*time.Second)
 	wantOK(t, r)
 
 	master := need(t, func() (*peers.Server, error) { return peers.Redis("", storePW, "") })
 	sen := need(t, func() (*peers.Server, error) { return peers.RedisSentinel(master.Addr, "futures", storePW) })
 	st = config.Store{Name: "futuresnewredis", Kind: "redis", Addresses: []string{sen.Addr},
 		Redis: &config.RedisOpts{Mode: "sentinel", MasterName: "futures", Role: "master"}}
-	r = run(t, probes.KindRedis, storeTarget(t, st), 3*time.Second)
+	r = run(t, hop.KindRedis, storeTarget(t, st), 3*time.Second)
 	wantOK(t, r)
 	if r.Details["role"] != "master" {
 		t.Fatalf("details %v", r.Details)
 	}
 	st.Redis = &config.RedisOpts{Mode: "sentinel", MasterName: "no-such-master"}
-	wantFail(t, run(t, probes.KindRedis, storeTarget(t, st), 3*time.Second), "futuresnewredis")
+	wantFail(t, run(t, hop.KindRedis, storeTarget(t, st), 3*time.Second), "futuresnewredis")
 	master.Stop()
 	st.Redis = &config.RedisOpts{Mode: "sentinel", MasterName: "futures"}
-	wantFail(t, run(t, probes.KindRedis, storeTarget(t, st), 2*time.Second), "futuresnewredis")
+	wantFail(t, run(t, hop.KindRedis, storeTarget(t, st), 2*time.Second), "futuresnewredis")
 }
 
 func TestPostgresOverTLSWithClientCertificate(t *testing.T) {
@@ -76,22 +76,22 @@ func TestPostgresOverTLSWithClientCertificate(t *testing.T) {
 	pg := need(t, func() (*peers.Server, error) { return peers.PostgresTLS("hopprobe", storePW, pki) })
 	st := config.Store{Name: "spotdb", Kind: "postgres", Address: pg.Addr, Username: "hopprobe", Database: "postgres",
 		TLS: clientTLS(pki), Postgres: &config.PostgresOpts{SSLMode: "verify-full"}}
-	wantOK(t, run(t, probes.KindPostgres, storeTarget(t, st), 5*time.Second))
+	wantOK(t, run(t, hop.KindPostgres, storeTarget(t, st), 5*time.Second))
 	// No client certificate: pg_hba's clientcert=verify-full refuses.
 	noCert := st
 	noCert.TLS = &config.TLS{CAFile: pki.CA}
-	r := run(t, probes.KindPostgres, storeTarget(t, noCert), 5*time.Second)
+	r := run(t, hop.KindPostgres, storeTarget(t, noCert), 5*time.Second)
 	wantFail(t, r, "cannot open a session on spotdb")
 	noSecret(t, r)
 	// Clear text is not accepted at all.
 	clear := st
 	clear.TLS, clear.Postgres = nil, &config.PostgresOpts{SSLMode: "disable"}
-	wantFail(t, run(t, probes.KindPostgres, storeTarget(t, clear), 5*time.Second), "no pg_hba.conf entry")
+	wantFail(t, run(t, hop.KindPostgres, storeTarget(t, clear), 5*time.Second), "no pg_hba.conf entry")
 	// verify-full checks the name: a CA that did not sign the server fails.
 	other := testPKI(t)
 	wrongCA := st
 	wrongCA.TLS = &config.TLS{CAFile: other.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}
-	wantFail(t, run(t, probes.KindPostgres, storeTarget(t, wrongCA), 5*time.Second), "certificate")
+	wantFail(t, run(t, hop.KindPostgres, storeTarget(t, wrongCA), 5*time.Second), "certificate")
 }
 
 func TestEtcdOverTLSWithClientCertificate(t *testing.T) {
@@ -100,11 +100,11 @@ func TestEtcdOverTLSWithClientCertificate(t *testing.T) {
 	t.Setenv("HOPPROBE_TEST_EMPTY", "")
 	st := config.Store{Name: "etcdnew", Kind: "etcd", Address: e.Addr, TLS: clientTLS(pki),
 		Password: &config.SecretRef{Env: "HOPPROBE_TEST_EMPTY"}}
-	r := run(t, probes.KindEtcd, probes.Target{Address: e.Addr, Host: "127.0.0.1", Store: &st}, 5*time.Second)
+	r := run(t, hop.KindEtcd, hop.Target{Address: e.Addr, Host: "127.0.0.1", Store: &st}, 5*time.Second)
 	wantOK(t, r)
 	noCert := st
 	noCert.TLS = &config.TLS{CAFile: pki.CA}
-	wantFail(t, run(t, probes.KindEtcd, probes.Target{Address: e.Addr, Host: "127.0.0.1", Store: &noCert}, 2*time.Second), "etcdnew")
+	wantFail(t, run(t, hop.KindEtcd, hop.Target{Address: e.Addr, Host: "127.0.0.1", Store: &noCert}, 2*time.Second), "etcdnew")
 }
 
 func kafkaCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
@@ -133,15 +133,15 @@ func TestKafkaSASLOverTLS(t *testing.T) {
 			st := config.Store{Name: "kafkanew", Kind: "kafka", Address: addr, TLS: &config.TLS{CAFile: pki.CA},
 				Kafka: &config.KafkaOpts{Topics: []string{"orders"}, CanaryTopic: "hopprobe-canary",
 					SASL: &config.SASL{Mechanism: mech, Username: "prober", Password: &config.SecretRef{Env: "HOPPROBE_TEST_STORE_PW"}}}}
-			tg := probes.Target{Address: addr, Host: "127.0.0.1", Store: &st}
-			wantOK(t, run(t, probes.KindKafka, tg, 5*time.Second))
+			tg := hop.Target{Address: addr, Host: "127.0.0.1", Store: &st}
+			wantOK(t, run(t, hop.KindKafka, tg, 5*time.Second))
 			t.Setenv("HOPPROBE_TEST_WRONG_PW", "wrong-"+storePW)
 			bad := st
 			bo := *st.Kafka
 			bs := *bo.SASL
 			bs.Password = &config.SecretRef{Env: "HOPPROBE_TEST_WRONG_PW"}
 			bo.SASL, bad.Kafka = &bs, &bo
-			r := run(t, probes.KindKafka, probes.Target{Address: addr, Host: "127.0.0.1", Store: &bad}, 3*time.Second)
+			r := run(t, hop.KindKafka, hop.Target{Address: addr, Host: "127.0.0.1", Store: &bad}, 3*time.Second)
 			if r.Success {
 				t.Fatal("kafka accepted a wrong SASL password")
 			}
@@ -185,5 +185,5 @@ func TestKafkaLeaderlessPartition(t *testing.T) {
 		return resp, nil, true
 	})
 	st := config.Store{Name: "kafkanew", Kind: "kafka", Address: addr, Kafka: &config.KafkaOpts{Topics: []string{"orders"}}}
-	wantFail(t, run(t, probes.KindKafka, probes.Target{Address: addr, Store: &st}, 3*time.Second), "orders partition 1 has no leader")
+	wantFail(t, run(t, hop.KindKafka, hop.Target{Address: addr, Store: &st}, 3*time.Second), "orders partition 1 has no leader")
 }

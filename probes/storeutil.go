@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // storeAddrs lists the addresses of a data store: Addresses when given
@@ -22,7 +23,7 @@ func storeAddrs(s *config.Store) []string {
 
 // storeCreds resolves what a store client needs to log in: the password
 // and the TLS config (nil for clear text).
-func storeCreds(t *Target) (string, *tls.Config, error) {
+func storeCreds(t *hop.Target) (string, *tls.Config, error) {
 	pw, err := storePassword(t.Store)
 	if err != nil {
 		return "", nil, err
@@ -32,7 +33,7 @@ func storeCreds(t *Target) (string, *tls.Config, error) {
 }
 
 // storeTLS returns nil when the store is reached in clear text.
-func storeTLS(t *Target) (*tls.Config, error) {
+func storeTLS(t *hop.Target) (*tls.Config, error) {
 	if t.Store.TLS == nil {
 		return nil, nil
 	}
@@ -81,7 +82,7 @@ func (f *firstDial) wrap(dial func(ctx context.Context, network, addr string) (n
 
 // report adds the connect phase when a dial finished, and says whether
 // one did.
-func (f *firstDial) report(rep *Report) bool {
+func (f *firstDial) report(rep *hop.Report) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.d > 0 {

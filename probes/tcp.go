@@ -6,12 +6,14 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/allinx/hopprobe/hop"
 )
 
 // tcpProber checks that something accepts a TCP connection.
 type tcpProber struct{}
 
-func (tcpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+func (tcpProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
 	conn, err := dial(ctx, t.Address, rep)
 	if err != nil {
 		return err
@@ -27,7 +29,7 @@ func (tcpProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 // which addresses failed and how. The connection is guarded by the
 // probe's scope: its reads count against the byte budget, and it is
 // closed when the probe ends.
-func dial(ctx context.Context, addr string, rep *Report) (net.Conn, error) {
+func dial(ctx context.Context, addr string, rep *hop.Report) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("address %q is not host:port: %w", addr, err)
@@ -36,13 +38,13 @@ func dial(ctx context.Context, addr string, rep *Report) (net.Conn, error) {
 	if net.ParseIP(host) == nil {
 		start := time.Now()
 		ips, err = net.DefaultResolver.LookupHost(ctx, host)
-		rep.since("dns", start)
+		since(rep, "dns", start)
 		if err != nil {
 			return nil, fmt.Errorf("cannot resolve %s: %w", host, err)
 		}
 	}
 	start := time.Now()
-	defer rep.since("connect", start)
+	defer since(rep, "connect", start)
 	var tried []string
 	for i, ip := range ips {
 		conn, err := dialOne(ctx, net.JoinHostPort(ip, port), len(ips)-i)

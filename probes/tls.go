@@ -5,13 +5,15 @@ import (
 	"crypto/tls"
 	"fmt"
 	"time"
+
+	"github.com/allinx/hopprobe/hop"
 )
 
 // tlsProber connects and completes a TLS handshake, recording the
 // handshake time and the certificate expiry.
 type tlsProber struct{}
 
-func (tlsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+func (tlsProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
 	tc, err := tlsConfig(t.TLS, t.Host)
 	if err != nil {
 		return err
@@ -24,7 +26,7 @@ func (tlsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	tconn := tls.Client(conn, tc)
 	start := time.Now()
 	err = tconn.HandshakeContext(ctx)
-	rep.since("tls", start)
+	since(rep, "tls", start)
 	if err != nil {
 		return connected(fmt.Errorf("TLS handshake with %s (server name %q) failed: %w", t.Address, tc.ServerName, err))
 	}

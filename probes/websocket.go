@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/buildinfo"
 )
 
@@ -19,7 +20,7 @@ import (
 // Expect.Reply.
 type wsProber struct{}
 
-func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
+func (wsProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
 	tc, err := tlsConfig(t.TLS, t.Host)
 	if err != nil {
 		return err
@@ -59,7 +60,7 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	h := http.Header{"User-Agent": {buildinfo.Get().UserAgent()}}
 	requestIDs(ctx, h, rep)
 	c, resp, err := d.DialContext(ctx, url, h)
-	rep.since("handshake", start)
+	since(rep, "handshake", start)
 	if resp != nil {
 		rep.Detail("status", fmt.Sprint(resp.StatusCode))
 		recordHeaders(resp.Header, t.EvidenceHeaders, rep)
@@ -104,11 +105,11 @@ func (wsProber) Probe(ctx context.Context, t *Target, rep *Report) error {
 	for {
 		_, msg, err := c.ReadMessage()
 		if err != nil {
-			rep.since("reply", start)
+			since(rep, "reply", start)
 			return connected(fmt.Errorf("no reply containing %q from %s: %w", t.Expect.Reply, t.Address, err))
 		}
 		if strings.Contains(string(msg), t.Expect.Reply) {
-			rep.since("reply", start)
+			since(rep, "reply", start)
 			closeBy := time.Now().Add(time.Second)
 			if dl, ok := ctx.Deadline(); ok && dl.Before(closeBy) {
 				closeBy = dl

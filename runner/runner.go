@@ -18,6 +18,7 @@ import (
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/live"
+	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -74,7 +75,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		states: &pathStates{log: opts.Log, last: map[string]string{}},
 		// One walker for every generation of the topology: its
 		// concurrency cap and shared-hop cache outlive reloads.
-		walker: scheduler.NewWalker(cfg.Defaults.Concurrency)}
+		walker: scheduler.NewWalker(cfg.Defaults.Concurrency, probes.Run)}
 	r.walker.SetTracer(opts.Tracer)
 	paths, err := r.expand(cfg, nil)
 	if err != nil {
@@ -82,6 +83,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 	}
 	r.paths = paths
 	r.exp = exporter.New(paths)
+	r.exp.CountPanics(probes.Kinds(), probes.PanicCount)
 	r.exp.SetMetrics(cfg.Metrics)
 	r.exp.SetHistory(cfg.Defaults.History)
 	if opts.Drift != nil {

@@ -25,11 +25,16 @@ import (
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/live"
+	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/runner"
 	"github.com/allinx/hopprobe/targets"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The store kinds come from the probes registry, as in the programs.
+func TestMain(m *testing.M) {
+	probes.RegisterStoreKinds()
+	goleak.VerifyTestMain(m)
+}
 
 // topology writes a file with one Service per address, each answering
 // on a loopback HTTP server.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -38,7 +39,7 @@ func confirmPath(address string, retries int, spacing time.Duration) *targets.Pa
 // what the first one saw.
 func TestAFailureThatPassesOnRetryIsARecovery(t *testing.T) {
 	srv, hits := flaky(t, 1)
-	r := scheduler.NewWalker(4).Walk(context.Background(), confirmPath(addr(srv), 2, 10*time.Millisecond))
+	r := scheduler.NewWalker(4, probes.Run).Walk(context.Background(), confirmPath(addr(srv), 2, 10*time.Millisecond))
 	h := r.Hops[0]
 	if !r.Success || !h.Success || h.Attempts != 2 || !h.Recovered() {
 		t.Fatalf("walk success %v, hop %+v: want a recovered hop after 2 attempts", r.Success, h)
@@ -56,7 +57,7 @@ func TestAFailureThatPassesOnRetryIsARecovery(t *testing.T) {
 func TestAFailureIsConfirmedByItsRetries(t *testing.T) {
 	for _, retries := range []int{0, 2} {
 		srv, hits := flaky(t, 1000)
-		r := scheduler.NewWalker(4).Walk(context.Background(), confirmPath(addr(srv), retries, 10*time.Millisecond))
+		r := scheduler.NewWalker(4, probes.Run).Walk(context.Background(), confirmPath(addr(srv), retries, 10*time.Millisecond))
 		h := r.Hops[0]
 		if r.Success || h.Success || h.Attempts != retries+1 || h.Recovered() || r.FirstFailing != 0 {
 			t.Errorf("retries %d: walk success %v, hop %+v: want a failure after %d attempts", retries, r.Success, h, retries+1)
@@ -75,7 +76,7 @@ func TestRetriesStayWithinTheInterval(t *testing.T) {
 	// Each retry needs its spacing and the hop's 1 s timeout; a 1.1 s
 	// interval leaves room for none after the first attempt.
 	p.Interval = 1100 * time.Millisecond
-	r := scheduler.NewWalker(4).Walk(context.Background(), p)
+	r := scheduler.NewWalker(4, probes.Run).Walk(context.Background(), p)
 	if h := r.Hops[0]; h.Attempts != 1 || hits.Load() != 1 {
 		t.Errorf("%d attempts (%d requests) in a 1.1 s interval, want 1", h.Attempts, hits.Load())
 	}
@@ -84,7 +85,7 @@ func TestRetriesStayWithinTheInterval(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
 	done := make(chan scheduler.PathResult)
-	go func() { done <- scheduler.NewWalker(4).Walk(ctx, p) }()
+	go func() { done <- scheduler.NewWalker(4, probes.Run).Walk(ctx, p) }()
 	select {
 	case r := <-done:
 		if r.Success {
@@ -106,7 +107,7 @@ func TestABrokenPathIsWalkedMoreOftenUntilItRecovers(t *testing.T) {
 	}
 	var mu sync.Mutex
 	results := map[string]int{}
-	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4), Paths: []*targets.Path{mk("broken", addr(bad)), mk("healthy", addr(good))},
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4, probes.Run), Paths: []*targets.Path{mk("broken", addr(bad)), mk("healthy", addr(good))},
 		OnResult: func(r scheduler.PathResult) { mu.Lock(); results[r.Path.ID]++; mu.Unlock() },
 		// The first walks could be an hour away: a wall clock that puts
 		// the broken path's grid tick a millisecond ahead.
@@ -132,7 +133,7 @@ func TestABrokenPathIsWalkedMoreOftenUntilItRecovers(t *testing.T) {
 func TestARecoveredPathGoesBackToItsInterval(t *testing.T) {
 	healing, hits := flaky(t, 3)
 	p := &targets.Path{ID: "healing", Interval: time.Hour, BrokenInterval: 100 * time.Millisecond, Hops: []targets.Hop{httpHop("service", addr(healing))}}
-	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4), Paths: []*targets.Path{p}, OnResult: func(scheduler.PathResult) {},
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4, probes.Run), Paths: []*targets.Path{p}, OnResult: func(scheduler.PathResult) {},
 		Clock: gridAt{start: time.Now(), wall: time.Unix(0, 0).Add(scheduler.Offset("healing", time.Hour) - time.Millisecond)}}
 	runFor(s, 2*time.Second)
 	// 4 unloaded; fewer on oversubscribed cores, never more.

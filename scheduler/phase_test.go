@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -23,7 +24,7 @@ func TestReplicasWalkAtTheirPhase(t *testing.T) {
 	var walked atomic.Int64
 	phase := &scheduler.Phase{}
 	phase.Set(0.5)
-	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(2), Paths: []*targets.Path{p}, Clock: clock, Phase: phase,
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(2, probes.Run), Paths: []*targets.Path{p}, Clock: clock, Phase: phase,
 		OnResult: func(scheduler.PathResult) { walked.Add(1) }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/internal/peers"
+	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -31,7 +32,7 @@ func TestClockStepsNeitherStopNorBurstTheWalks(t *testing.T) {
 	const interval = 50 * time.Millisecond
 	var walks atomic.Int64
 	clock := &steppedClock{start: time.Now()}
-	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4), Clock: clock,
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4, probes.Run), Clock: clock,
 		Paths:    []*targets.Path{{ID: "p", Interval: interval, Hops: []targets.Hop{{Name: "x", Skip: "nothing to probe"}}}},
 		OnResult: func(scheduler.PathResult) { walks.Add(1) }}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,7 +79,7 @@ func TestAHangingPeerTakesOnlyItsShareOfSlots(t *testing.T) {
 	}
 	var mu sync.Mutex
 	healthy, unhealthy, notProbed, stuckFailed := 0, 0, 0, 0
-	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(8), Paths: paths, OnResult: func(r scheduler.PathResult) {
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(8, probes.Run), Paths: paths, OnResult: func(r scheduler.PathResult) {
 		mu.Lock()
 		defer mu.Unlock()
 		h := r.Hops[0]
@@ -110,7 +111,7 @@ func TestAHangingPeerTakesOnlyItsShareOfSlots(t *testing.T) {
 // The shared-hop cache and the per-peer slots forget what is gone.
 func TestCacheAndPeersForgetWhatIsGone(t *testing.T) {
 	srv, _ := counting(t, 200)
-	w := scheduler.NewWalker(16)
+	w := scheduler.NewWalker(16, probes.Run)
 	for i := range 3000 {
 		h := httpHop("pod", addr(srv))
 		h.Skip = "" // probed

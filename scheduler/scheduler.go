@@ -19,13 +19,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/targets"
 )
 
 // HopResult is the outcome of one hop in one walk.
 type HopResult struct {
-	probes.Result
+	hop.Result
 	// Skipped is set when the hop is not reachable from this vantage.
 	Skipped bool
 	// Shared is set when the result came from another path's probe of the
@@ -88,10 +88,16 @@ func (r *PathResult) Failed(i int) bool {
 	return !h.Skipped && !h.NotProbed && !h.Success
 }
 
+// Prober probes one hop within timeout and returns what it saw, its
+// text scrubbed of secrets and bounded: probes.Run. The walker is handed
+// it, so that scheduling links no protocol client.
+type Prober func(ctx context.Context, kind hop.Kind, t *hop.Target, timeout time.Duration) hop.Result
+
 // Walker probes the hops of paths under one concurrency cap, shared
 // fairly: one target (an address, a data store) holds at most a share of
 // the slots, so that a blackholed peer cannot starve unrelated paths.
 type Walker struct {
+	run     Prober
 	tr      atomic.Pointer[tracerRef]
 	mu      sync.Mutex
 	sem     chan struct{}
@@ -109,8 +115,8 @@ type peerSlots struct {
 }
 
 // NewWalker caps the number of probes in flight at concurrency.
-func NewWalker(concurrency int) *Walker {
-	w := &Walker{cache: hopCache{m: map[string]*cacheEntry{}}}
+func NewWalker(concurrency int, run Prober) *Walker {
+	w := &Walker{run: run, cache: hopCache{m: map[string]*cacheEntry{}}}
 	w.Resize(concurrency)
 	return w
 }
@@ -167,7 +173,7 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 		}
 		walk.End(trace.WithTimestamp(res.Start.Add(res.Duration)))
 	}()
-	hop := func(i int) {
+	probeHop := func(i int) {
 		h := &p.Hops[i]
 		// The hop's span is the parent its probe request names in its
 		// traceparent.
@@ -185,11 +191,11 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 	last := -1
 	for i := range p.Hops {
 		if h := &p.Hops[i]; h.Skip != "" {
-			res.Hops[i] = HopResult{Skipped: true, Result: probes.Result{Error: h.Skip, Start: res.Start}}
+			res.Hops[i] = HopResult{Skipped: true, Result: hop.Result{Error: h.Skip, Start: res.Start}}
 			continue
 		}
 		if j := last; j >= 0 {
-			wg.Go(func() { hop(j) })
+			wg.Go(func() { probeHop(j) })
 		}
 		last = i
 	}
@@ -197,7 +203,7 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 	// one hop, and a goroutine started per walk woke the runtime's other
 	// thread for nothing.
 	if last >= 0 {
-		hop(last)
+		probeHop(last)
 	}
 	wg.Wait()
 	res.Duration = time.Since(res.Start)
@@ -240,7 +246,7 @@ func endHopSpan(span trace.Span, h *targets.Hop, r HopResult) {
 		attribute.String("hopprobe.component", h.Node), attribute.String("hopprobe.target", h.Describe()),
 		attribute.String("hopprobe.verdict", verdict), attribute.Bool("hopprobe.shared", r.Shared),
 	}
-	// Details are scrubbed of secrets and bounded by probes.Run.
+	// Details are scrubbed of secrets and bounded by the Prober.
 	for k, v := range r.Details {
 		attrs = append(attrs, attribute.String("hopprobe.evidence."+k, v))
 	}
@@ -280,7 +286,7 @@ func (w *Walker) probe(ctx context.Context, h *targets.Hop, wait time.Duration) 
 			return notProbed(fmt.Sprintf("no probe slot came free within %s (%d in all, %d per peer)", wait, cap(global), cap(own)))
 		}
 	}
-	return HopResult{Result: probes.Run(ctx, h.Kind, &h.Target, h.Timeout)}
+	return HopResult{Result: w.run(ctx, h.Kind, &h.Target, h.Timeout)}
 }
 
 // confirm probes a hop and, while it fails, probes it again up to the
@@ -323,7 +329,7 @@ func (w *Walker) confirm(ctx context.Context, h *targets.Hop, p *targets.Path, d
 
 // notProbed is the result of a hop that was not probed, and why.
 func notProbed(why string) HopResult {
-	return HopResult{NotProbed: true, Result: probes.Result{Start: time.Now(), Error: "not probed: " + why}}
+	return HopResult{NotProbed: true, Result: hop.Result{Start: time.Now(), Error: "not probed: " + why}}
 }
 
 // peerOf names what a hop talks to, for the per-peer share of slots.

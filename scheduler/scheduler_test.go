@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
@@ -21,8 +22,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func httpHop(name, address string) targets.Hop {
-	return targets.Hop{Name: name, Kind: probes.KindHTTP, Timeout: time.Second,
-		Target: probes.Target{Address: address, Host: "svc.test", Scheme: "http", Path: "/"}}
+	return targets.Hop{Name: name, Kind: hop.KindHTTP, Timeout: time.Second,
+		Target: hop.Target{Address: address, Host: "svc.test", Scheme: "http", Path: "/"}}
 }
 
 func counting(t *testing.T, status int) (*httptest.Server, *atomic.Int64) {
@@ -48,7 +49,7 @@ func TestSharedHopIsProbedOncePerInterval(t *testing.T) {
 	shared, hits := counting(t, 200)
 	a := &targets.Path{ID: "a", Interval: time.Minute, Hops: []targets.Hop{httpHop("redis", addr(shared))}}
 	b := &targets.Path{ID: "b", Interval: time.Minute, Hops: []targets.Hop{httpHop("redis", addr(shared))}}
-	w := scheduler.NewWalker(4)
+	w := scheduler.NewWalker(4, probes.Run)
 	ra := w.Walk(context.Background(), a)
 	rb := w.Walk(context.Background(), b)
 	if !ra.Success || !rb.Success {
@@ -62,7 +63,7 @@ func TestSharedHopIsProbedOncePerInterval(t *testing.T) {
 	}
 	// A path with a short interval probes afresh once its interval is over.
 	c := &targets.Path{ID: "c", Interval: 20 * time.Millisecond, Hops: []targets.Hop{httpHop("redis", addr(shared))}}
-	w2 := scheduler.NewWalker(4)
+	w2 := scheduler.NewWalker(4, probes.Run)
 	w2.Walk(context.Background(), c)
 	time.Sleep(30 * time.Millisecond)
 	w2.Walk(context.Background(), c)
@@ -85,20 +86,20 @@ func TestFirstFailingHopFollowsTheChainDown(t *testing.T) {
 	p.Hops[0].DependsOn = []int{1}
 	p.Hops[1].DependsOn = []int{2}
 	p.Hops[2].DependsOn = []int{3}
-	r := scheduler.NewWalker(4).Walk(context.Background(), p)
+	r := scheduler.NewWalker(4, probes.Run).Walk(context.Background(), p)
 	if r.Success || r.FirstFailing != 1 {
 		t.Fatalf("first failing = %d, want 1 (alb); hops %+v", r.FirstFailing, r.Hops)
 	}
 	// A hop that fails on its own, with healthy dependencies, is itself first.
 	p.Hops[1] = httpHop("alb", addr(ok))
 	p.Hops[1].DependsOn = []int{2}
-	r = scheduler.NewWalker(4).Walk(context.Background(), p)
+	r = scheduler.NewWalker(4, probes.Run).Walk(context.Background(), p)
 	if r.FirstFailing != 0 {
 		t.Fatalf("first failing = %d, want 0 (edge)", r.FirstFailing)
 	}
 	// Skipped hops neither fail nor count.
 	p.Hops[0].Skip = "not reachable"
-	r = scheduler.NewWalker(4).Walk(context.Background(), p)
+	r = scheduler.NewWalker(4, probes.Run).Walk(context.Background(), p)
 	if !r.Success || !r.Hops[0].Skipped {
 		t.Fatalf("skipped hop counted: %+v", r.Hops[0])
 	}
@@ -124,7 +125,7 @@ func TestConcurrencyIsCapped(t *testing.T) {
 		h.Target.Path = "/" + string(rune('a'+i)) // distinct targets, no sharing
 		p.Hops = append(p.Hops, h)
 	}
-	r := scheduler.NewWalker(2).Walk(context.Background(), p)
+	r := scheduler.NewWalker(2, probes.Run).Walk(context.Background(), p)
 	if !r.Success {
 		t.Fatalf("walk failed: %+v", r.Hops)
 	}
@@ -143,7 +144,7 @@ func TestSchedulerWalksEveryPathRepeatedlyAndStops(t *testing.T) {
 		h.Target.Path = "/" + id
 		paths = append(paths, &targets.Path{ID: id, Interval: 40 * time.Millisecond, Hops: []targets.Hop{h}})
 	}
-	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4), Paths: paths, OnResult: func(r scheduler.PathResult) {
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(4, probes.Run), Paths: paths, OnResult: func(r scheduler.PathResult) {
 		mu.Lock()
 		walks[r.Path.ID]++
 		mu.Unlock()
@@ -208,7 +209,7 @@ func TestBlackholedPathDoesNotDelayTheOthers(t *testing.T) {
 	var rmu sync.Mutex
 	lags := map[string][]time.Duration{}
 	failures := 0
-	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(8), Paths: paths, OnResult: func(r scheduler.PathResult) {
+	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(8, probes.Run), Paths: paths, OnResult: func(r scheduler.PathResult) {
 		rmu.Lock()
 		defer rmu.Unlock()
 		lags[r.Path.ID] = append(lags[r.Path.ID], r.Lag)

@@ -19,3 +19,28 @@ func TestNoKubernetesBelowTheLivePackage(t *testing.T) {
 		}
 	}
 }
+
+// The parts that plan, schedule and export walks speak the hop
+// vocabulary (package hop), not the drivers: none of them links a
+// protocol client, the probes package or the OpenTelemetry SDK. The
+// programs hand them probes.Run and probes.PanicCount.
+func TestNoDriversAboveTheProbes(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "../hop", "../targets", "../live", "../scheduler", "../exporter", "../chain", "../config").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	drivers := []string{"google.golang.org/grpc", "go.etcd.io/", "github.com/segmentio/kafka-go", "github.com/twmb/franz-go",
+		"github.com/redis/", "github.com/jackc/", "github.com/gorilla/websocket", "go.opentelemetry.io/otel/sdk", "/hopprobe/probes"}
+	seen := 0
+	for _, pkg := range strings.Fields(string(out)) {
+		seen++
+		for _, d := range drivers {
+			if strings.Contains(pkg, d) {
+				t.Errorf("%s (a driver) is a dependency of the vocabulary, the model, the scheduler or the exporter", pkg)
+			}
+		}
+	}
+	if seen < 50 {
+		t.Fatalf("go list -deps named only %d packages: %s", seen, out)
+	}
+}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/probes"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // Role is what a hop probes, as the map groups components.
@@ -55,8 +55,8 @@ type Hop struct {
 	Node string
 	// Role is the hop's place on the map, set when the path is built.
 	Role    Role
-	Kind    probes.Kind
-	Target  probes.Target
+	Kind    hop.Kind
+	Target  hop.Target
 	Timeout time.Duration
 	// Skip, when set, says why this hop is not probed from this vantage.
 	Skip string
@@ -76,18 +76,18 @@ func (h *Hop) Describe() string {
 	// was 2 % of the prober's CPU at 10,000 hops).
 	t := &h.Target
 	switch h.Kind {
-	case probes.KindDNS:
+	case hop.KindDNS:
 		r := t.Resolver
 		if r == "" {
 			r = "system resolver"
 		}
 		return "resolve " + t.Host + " (" + r + ")"
-	case probes.KindHTTP, probes.KindWebSocket:
+	case hop.KindHTTP, hop.KindWebSocket:
 		if t.Address == "" {
 			return t.Scheme + "://" + t.Host + t.Path
 		}
 		return t.Scheme + "://" + t.Host + t.Path + " via " + t.Address
-	case probes.KindTLS:
+	case hop.KindTLS:
 		return "TLS " + t.Address + " (SNI " + t.Host + ")"
 	default:
 		return t.Address
@@ -193,10 +193,10 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	if reqPath == "" {
 		reqPath = strings.TrimSuffix(r.Path, "*")
 	}
-	kind := probes.Kind(r.Protocol)
+	kind := hop.Kind(r.Protocol)
 	noHost := fmt.Sprintf("route host %s is a wildcard; set probe.host to a concrete name to probe it", host)
 
-	dnsHop := Hop{Name: "dns", Node: "dns", Role: RoleDNS, Kind: probes.KindDNS, Target: probes.Target{Host: probeHost, Resolver: cfg.Vantages[vantage].Resolver, DualStack: r.Probe.DualStack}}
+	dnsHop := Hop{Name: "dns", Node: "dns", Role: RoleDNS, Kind: hop.KindDNS, Target: hop.Target{Host: probeHost, Resolver: cfg.Vantages[vantage].Resolver, DualStack: r.Probe.DualStack}}
 	if probeHost == "" {
 		dnsHop.Skip = noHost
 	}
@@ -251,10 +251,10 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 		}
 		addr = strings.ReplaceAll(addr, "{host}", probeHost)
 		if scheme == "https" {
-			p.add(Hop{Name: eh.Name + "-tls", Node: eh.Name, Role: RoleEdge, Kind: probes.KindTLS, Skip: skip,
-				Target: probes.Target{Address: addr, Host: probeHost, TLS: eh.TLS}})
+			p.add(Hop{Name: eh.Name + "-tls", Node: eh.Name, Role: RoleEdge, Kind: hop.KindTLS, Skip: skip,
+				Target: hop.Target{Address: addr, Host: probeHost, TLS: eh.TLS}})
 		}
-		i := p.add(Hop{Name: eh.Name, Node: eh.Name, Role: RoleEdge, Kind: kind, Skip: skip, Layer: layer + 1, Target: probes.Target{
+		i := p.add(Hop{Name: eh.Name, Node: eh.Name, Role: RoleEdge, Kind: kind, Skip: skip, Layer: layer + 1, Target: hop.Target{
 			Address: addr, Host: probeHost, Scheme: scheme, Path: reqPath, TLS: eh.TLS,
 			Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes, EvidenceHeaders: custom,
 		}})
@@ -266,7 +266,7 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	if svcHost == "" {
 		svcHost = serviceHost(svc)
 	}
-	i := p.add(Hop{Name: "service", Node: svc.Key(), Role: RoleService, Kind: kind, Skip: serviceSkip(vantage, svc), Target: probes.Target{
+	i := p.add(Hop{Name: "service", Node: svc.Key(), Role: RoleService, Kind: kind, Skip: serviceSkip(vantage, svc), Target: hop.Target{
 		Address: ServiceAddr(svc, port), Host: svcHost, Scheme: "http", Path: reqPath,
 		Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 	}})
@@ -306,8 +306,8 @@ func (p *Path) add(h Hop) int {
 func (p *Path) addStores(cfg *config.Config, vantage string, svc *config.Service, owners []int) {
 	for _, name := range svc.DependsOn {
 		st := cfg.FindStore(name)
-		h := Hop{Name: st.Name, Node: st.Name, Role: RoleStore, Kind: probes.Kind(st.Kind), Timeout: st.Timeout,
-			Target: probes.Target{Address: st.Address, Host: hostOf(st.Address), Store: st, TLS: st.TLS, MaxResponseBytes: st.MaxResponseBytes}}
+		h := Hop{Name: st.Name, Node: st.Name, Role: RoleStore, Kind: hop.Kind(st.Kind), Timeout: st.Timeout,
+			Target: hop.Target{Address: st.Address, Host: hostOf(st.Address), Store: st, TLS: st.TLS, MaxResponseBytes: st.MaxResponseBytes}}
 		if !config.Reaches(st.From, vantage) {
 			h.Skip = fmt.Sprintf("store %s is not reachable from the %s vantage", st.Name, vantage)
 		}
@@ -332,13 +332,13 @@ func servicePath(cfg *config.Config, vantage string, s *config.Service, live *Li
 	var owners []int
 	ports := make([]int, 0, len(s.Ports))
 	for _, pt := range s.Ports {
-		kind := probes.Kind(pt.Protocol)
-		h := Hop{Name: "port-" + strconv.Itoa(pt.Port), Node: s.Key(), Role: RoleService, Kind: kind, Skip: skip, Target: probes.Target{
+		kind := hop.Kind(pt.Protocol)
+		h := Hop{Name: "port-" + strconv.Itoa(pt.Port), Node: s.Key(), Role: RoleService, Kind: kind, Skip: skip, Target: hop.Target{
 			Address: ServiceAddr(s, pt.Port), Host: serviceHost(s), Scheme: "http", Path: healthPath(s),
 			MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 		}}
 		if kind == "" {
-			h.Kind = probes.KindTCP
+			h.Kind = hop.KindTCP
 		}
 		ports = append(ports, p.add(h))
 	}
@@ -350,7 +350,7 @@ func servicePath(cfg *config.Config, vantage string, s *config.Service, live *Li
 			return "pod/" + pod + "/port-" + strconv.Itoa(pt.Port)
 		})
 		// A bare TCP connect does not exercise the stores behind it.
-		if p.Hops[i].Kind != probes.KindTCP {
+		if p.Hops[i].Kind != hop.KindTCP {
 			owners = append(owners, i)
 			owners = append(owners, pods...)
 		}
@@ -373,7 +373,7 @@ func nodePortPath(cfg *config.Config, vantage string, s *config.Service, live *L
 		if live != nil {
 			why = "discovery sees no Ready node with an address; NodePorts cannot be probed"
 		}
-		p.add(Hop{Name: "nodes", Node: s.Key(), Role: RoleNode, Kind: probes.KindNodePort, Skip: why})
+		p.add(Hop{Name: "nodes", Node: s.Key(), Role: RoleNode, Kind: hop.KindNodePort, Skip: why})
 		return p
 	}
 	for _, pt := range s.Ports {
@@ -386,7 +386,7 @@ func nodePortPath(cfg *config.Config, vantage string, s *config.Service, live *L
 			if pt.Protocol == "http" && !mustNot {
 				scheme = "http"
 			}
-			p.add(Hop{Name: fmt.Sprintf("%s:%d", n.Name, pt.NodePort), Node: s.Key(), Role: RoleNode, Kind: probes.KindNodePort, Target: probes.Target{
+			p.add(Hop{Name: fmt.Sprintf("%s:%d", n.Name, pt.NodePort), Node: s.Key(), Role: RoleNode, Kind: hop.KindNodePort, Target: hop.Target{
 				Address: net.JoinHostPort(n.Address, strconv.Itoa(pt.NodePort)), Host: n.Address,
 				Scheme: scheme, Path: healthPath(s), MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
 				ExpectUnreachable: mustNot,

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/targets"
@@ -169,12 +170,12 @@ func TestDescribeNamesEachKindOfTarget(t *testing.T) {
 		hop  targets.Hop
 		want string
 	}{
-		{targets.Hop{Kind: probes.KindDNS, Target: probes.Target{Host: "api.example.test"}}, "resolve api.example.test (system resolver)"},
-		{targets.Hop{Kind: probes.KindDNS, Target: probes.Target{Host: "api.example.test", Resolver: "10.0.0.2:53"}}, "resolve api.example.test (10.0.0.2:53)"},
-		{targets.Hop{Kind: probes.KindHTTP, Target: probes.Target{Scheme: "https", Host: "api.example.test", Path: "/health"}}, "https://api.example.test/health"},
-		{targets.Hop{Kind: probes.KindWebSocket, Target: probes.Target{Scheme: "wss", Host: "api.example.test", Path: "/ws", Address: "127.0.0.1:8443"}}, "wss://api.example.test/ws via 127.0.0.1:8443"},
-		{targets.Hop{Kind: probes.KindTLS, Target: probes.Target{Host: "api.example.test", Address: "127.0.0.1:443"}}, "TLS 127.0.0.1:443 (SNI api.example.test)"},
-		{targets.Hop{Kind: probes.KindRedis, Target: probes.Target{Address: "127.0.0.1:6379"}}, "127.0.0.1:6379"},
+		{targets.Hop{Kind: hop.KindDNS, Target: hop.Target{Host: "api.example.test"}}, "resolve api.example.test (system resolver)"},
+		{targets.Hop{Kind: hop.KindDNS, Target: hop.Target{Host: "api.example.test", Resolver: "10.0.0.2:53"}}, "resolve api.example.test (10.0.0.2:53)"},
+		{targets.Hop{Kind: hop.KindHTTP, Target: hop.Target{Scheme: "https", Host: "api.example.test", Path: "/health"}}, "https://api.example.test/health"},
+		{targets.Hop{Kind: hop.KindWebSocket, Target: hop.Target{Scheme: "wss", Host: "api.example.test", Path: "/ws", Address: "127.0.0.1:8443"}}, "wss://api.example.test/ws via 127.0.0.1:8443"},
+		{targets.Hop{Kind: hop.KindTLS, Target: hop.Target{Host: "api.example.test", Address: "127.0.0.1:443"}}, "TLS 127.0.0.1:443 (SNI api.example.test)"},
+		{targets.Hop{Kind: hop.KindRedis, Target: hop.Target{Address: "127.0.0.1:6379"}}, "127.0.0.1:6379"},
 	} {
 		if got := c.hop.Describe(); got != c.want {
 			t.Errorf("%s hop: %q, want %q", c.hop.Kind, got, c.want)

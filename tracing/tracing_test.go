@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
@@ -70,15 +71,15 @@ func TestWalksAreExportedAsTraces(t *testing.T) {
 	store := &config.Store{Name: "cache", Kind: "redis", Address: "127.0.0.1:1", Password: &config.SecretRef{Env: "HOPPROBE_TRACE_TEST_PW"}}
 	p := &targets.Path{ID: "api.example.test/*", Kind: targets.PathRoute, Vantage: "cluster", Namespace: "ns", Service: "app", Interval: time.Second,
 		Hops: []targets.Hop{
-			{Name: "apisix", Node: "apisix", Kind: probes.KindHTTP, Timeout: time.Second, Target: probes.Target{Address: strings.TrimPrefix(peer.URL, "http://"), Host: "api.example.test"}},
-			{Name: "service", Node: "ns/app", Kind: probes.KindHTTP, Timeout: time.Second, Target: probes.Target{Address: strings.TrimPrefix(peer.URL, "http://"), Host: "api.example.test", Path: "/health"}},
-			{Name: "cache", Node: "cache", Kind: probes.KindRedis, Timeout: time.Second, Target: probes.Target{Store: store}},
+			{Name: "apisix", Node: "apisix", Kind: hop.KindHTTP, Timeout: time.Second, Target: hop.Target{Address: strings.TrimPrefix(peer.URL, "http://"), Host: "api.example.test"}},
+			{Name: "service", Node: "ns/app", Kind: hop.KindHTTP, Timeout: time.Second, Target: hop.Target{Address: strings.TrimPrefix(peer.URL, "http://"), Host: "api.example.test", Path: "/health"}},
+			{Name: "cache", Node: "cache", Kind: hop.KindRedis, Timeout: time.Second, Target: hop.Target{Store: store}},
 		}}
 	tp, err := tracing.Start(endpoint, "test", "cluster")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := scheduler.NewWalker(4)
+	w := scheduler.NewWalker(4, probes.Run)
 	w.SetTracer(tp.Tracer())
 	res := w.Walk(context.Background(), p)
 	if err := tp.Shutdown(context.Background()); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/internal/cli"
 	"github.com/allinx/hopprobe/internal/demo"
+	"github.com/allinx/hopprobe/probes"
 )
 
 func main() {
@@ -20,6 +21,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:9115", "address for /metrics and /api/v1/paths")
 	edge := flag.String("edge", demo.EdgeDocumented, "how the demo's CloudFront sends requests on: documented (ALB → APISIX), bypass (straight to the Service) or nlb (through awf-spa-nlb where a route documents it)")
 	flag.Parse()
+	probes.RegisterStoreKinds()
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "invalid demo topology:\n%v\n", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
@@ -51,7 +52,7 @@ func compareBlackbox(self, bin, peer string) error {
 // exporter, printing CPU seconds spent.
 func hopprobeHTTP(peer string) error {
 	p := &targets.Path{ID: "bench", Vantage: "cluster", Interval: time.Hour, Hops: []targets.Hop{{Name: "service", Node: "bench/svc",
-		Kind: probes.KindHTTP, Timeout: 5 * time.Second, Target: probes.Target{Address: peer, Host: peer, Scheme: "http", Path: "/"}}}}
+		Kind: hop.KindHTTP, Timeout: 5 * time.Second, Target: hop.Target{Address: peer, Host: peer, Scheme: "http", Path: "/"}}}}
 	exp := exporter.New([]*targets.Path{p})
 	run := func(n int) {
 		var wg sync.WaitGroup
@@ -61,7 +62,7 @@ func hopprobeHTTP(peer string) error {
 			wg.Go(func() {
 				defer func() { <-sem }()
 				// A fresh walker: no shared-hop cache, every walk probes.
-				exp.Observe(scheduler.NewWalker(1).Walk(context.Background(), p))
+				exp.Observe(scheduler.NewWalker(1, probes.Run).Walk(context.Background(), p))
 			})
 		}
 		wg.Wait()

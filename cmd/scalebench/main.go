@@ -34,6 +34,7 @@ import (
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -218,6 +219,7 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 		return nil, err
 	}
 	defer os.RemoveAll(filepath.Dir(path))
+	probes.RegisterStoreKinds()
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
@@ -237,11 +239,12 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 	var mu sync.Mutex
 	var lags []time.Duration
 	walks := map[string]int{}
-	probes, failed := 0, 0
+	probed, failed := 0, 0
 	// The first interval is warm-up (every path takes its first step);
 	// measurement covers the whole intervals after it.
 	warm := time.Now().Add(interval)
-	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(cfg.Defaults.Concurrency), Paths: paths, OnResult: func(r scheduler.PathResult) {
+	walker := scheduler.NewWalker(cfg.Defaults.Concurrency, probes.Run)
+	s := &scheduler.Scheduler{Walker: walker, Paths: paths, OnResult: func(r scheduler.PathResult) {
 		exp.Observe(r)
 		if r.Start.Before(warm) {
 			return
@@ -251,7 +254,7 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 		lags = append(lags, r.Lag)
 		walks[r.Path.ID]++
 		for _, h := range r.Hops {
-			probes++
+			probed++
 			if !h.Success {
 				failed++
 			}
@@ -325,13 +328,13 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 			lost += (want - got) * len(p.Hops)
 		}
 	}
-	r := &result{Hops: hops, Seconds: duration.Seconds(), Probes: probes, Failed: failed, Lost: lost, CPUSeconds: cpu,
+	r := &result{Hops: hops, Seconds: duration.Seconds(), Probes: probed, Failed: failed, Lost: lost, CPUSeconds: cpu,
 		PeakRSSMiB: peakRSS(), JitterP50MS: q(0.5), JitterP99MS: q(0.99), Samples: series}
 	if len(lags) > 0 {
 		r.JitterMaxMS = float64(lags[len(lags)-1]) / 1e6
 	}
-	if probes > 0 {
-		r.CPUPer1000 = cpu / float64(probes) * 1000
+	if probed > 0 {
+		r.CPUPer1000 = cpu / float64(probed) * 1000
 	}
 	return r, nil
 }

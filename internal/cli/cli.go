@@ -32,6 +32,7 @@ import (
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/buildinfo"
 	"github.com/allinx/hopprobe/live"
+	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -54,6 +55,7 @@ const DefaultConfig = "config/allinx.yaml"
 // the exit code: 0 healthy (or help), 1 a hop failed or drift was found,
 // 2 bad arguments or configuration, 3 a path answered past its gateway.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	probes.RegisterStoreKinds()
 	code := ExitOK
 	root := newRoot(&code)
 	root.SetArgs(args)
@@ -439,7 +441,7 @@ func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output st
 		fmt.Fprintln(stderr, err)
 		return ExitBadArgs
 	}
-	w := scheduler.NewWalker(cfg.Defaults.Concurrency)
+	w := scheduler.NewWalker(cfg.Defaults.Concurrency, probes.Run)
 	var statuses []exporter.PathStatus
 	code := ExitOK
 	for _, p := range paths {
@@ -674,7 +676,7 @@ func drawMap(ctx context.Context, cfg *config.Config, vantage, format string, wa
 		return ExitBadArgs
 	}
 	statuses := make([]exporter.PathStatus, len(paths))
-	w := scheduler.NewWalker(cfg.Defaults.Concurrency)
+	w := scheduler.NewWalker(cfg.Defaults.Concurrency, probes.Run)
 	var wg sync.WaitGroup
 	for i, p := range paths {
 		if !walk {

@@ -21,10 +21,10 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/hostile"
 	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/internal/testkit"
-	"github.com/allinx/hopprobe/probes"
 )
 
 // The peers `probe serve` meets in this test: every one that fails a
@@ -215,7 +215,7 @@ services:
 				continue
 			}
 			failed[p.ID+" "+h.Name] = h.Error
-			if len(h.Error) > probes.MaxReasonBytes {
+			if len(h.Error) > hop.MaxReasonBytes {
 				t.Errorf("%s %s: reason of %d bytes", p.ID, h.Name, len(h.Error))
 			}
 			if !utf8.ValidString(h.Error) || strings.IndexFunc(h.Error, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) >= 0 {

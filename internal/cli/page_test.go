@@ -10,8 +10,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/allinx/hopprobe/exporter"
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/testkit"
-	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -25,10 +25,10 @@ func TestHopHealthPageSortsGroupsAndFilters(t *testing.T) {
 	for i := range 100 {
 		ns := []string{"landry", "morph", "moth"}[i%3]
 		p := &targets.Path{ID: fmt.Sprintf("svc/%s/app-%03d", ns, i), Kind: targets.PathService, Vantage: "cluster", Namespace: ns,
-			Service: fmt.Sprintf("app-%03d", i), Hops: []targets.Hop{{Name: "port-8080", Kind: probes.KindHTTP, Role: targets.RoleService}}}
+			Service: fmt.Sprintf("app-%03d", i), Hops: []targets.Hop{{Name: "port-8080", Kind: hop.KindHTTP, Role: targets.RoleService}}}
 		broken := ns == "moth" && i > 90
 		r := scheduler.PathResult{Path: p, Success: !broken, FirstFailing: -1, Start: time.Now(),
-			Hops: []scheduler.HopResult{{Result: probes.Result{Success: !broken, Duration: time.Millisecond}}}}
+			Hops: []scheduler.HopResult{{Result: hop.Result{Success: !broken, Duration: time.Millisecond}}}}
 		if broken {
 			r.FirstFailing, r.Hops[0].Error = 0, "connection refused"
 		}

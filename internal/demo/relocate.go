@@ -6,6 +6,7 @@ import (
 	"regexp"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/probes"
 
 	"github.com/allinx/hopprobe/internal/peers"
 )
@@ -55,6 +56,7 @@ func StartCopy(src []byte, dir string, edit func(string) string) (string, *Demo,
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		return "", nil, err
 	}
+	probes.RegisterStoreKinds()
 	cfg, err := config.Load(path)
 	if err != nil {
 		return "", nil, err

@@ -231,6 +231,29 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 	// A small 502 whose Server and Via carry terminal escapes, and an
 	// endless body.
 	"http-escapes": answer("HTTP/1.1 502 Bad Gateway\r\nServer: nginx "+Escapes+"\r\nVia: 1.1 "+Escapes+"\r\n\r\n", floodWith('b')),
+	// A TLS server whose first handshake message claims 16 MiB (a
+	// certificate chain a client would buffer whole), then sends full
+	// handshake records until Cap.
+	"tls-giant-handshake-message": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		record := func(body []byte) []byte {
+			return append([]byte{22, 3, 3, byte(len(body) >> 8), byte(len(body))}, body...)
+		}
+		first := append([]byte{11, 0xff, 0xff, 0xff}, make([]byte, 16<<10-4)...)
+		c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Write(record(first)); err != nil {
+			return
+		}
+		next := record(make([]byte, 16<<10))
+		for sent := 0; sent < Cap; sent += len(next) {
+			if _, err := c.Write(next); err != nil {
+				return
+			}
+		}
+		hold(c)
+	},
+	// Terminal escapes where a TLS record should be.
+	"tls-escapes": answer(strings.Repeat(Escapes, 64), floodWith(0x9b)),
 }
 
 // DNS behaviours answer on UDP and TCP at one address.
