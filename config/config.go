@@ -125,7 +125,16 @@ type EntryHop struct {
 	// Fingerprints replace the component's built-in marks: the response
 	// headers (and texts in them) that show an answer passed this hop.
 	Fingerprints []chain.Fingerprint `yaml:"fingerprints"`
+	// Protocols are the HTTP versions this hop must answer on, each
+	// probed on its own connection: http/1.1, h2 (ALPN over TLS), h3
+	// (QUIC). Empty: one request offering h2 and http/1.1, as a browser
+	// does, and whichever the hop chose is recorded.
+	Protocols []string `yaml:"protocols"`
 }
+
+// HTTPProtocols are the values EntryHop.Protocols and
+// RouteProbe.Protocols accept.
+var HTTPProtocols = []string{"http/1.1", "h2", "h3"}
 
 // ChainComponent is the hop as the chain attestation sees it.
 func (h *EntryHop) ChainComponent() chain.Component {
@@ -161,6 +170,10 @@ type RouteProbe struct {
 	// DualStack says the route's host is published over IPv4 and IPv6:
 	// its DNS hop fails when either A or AAAA records are missing.
 	DualStack bool `yaml:"dual_stack"`
+	// Protocols are the HTTP versions the route's first entry hop (the
+	// edge its users reach) must answer on, besides those the entry hop
+	// itself lists: see EntryHop.Protocols.
+	Protocols []string `yaml:"protocols"`
 	// Chain names the entry hops whose marks an answer must show, when
 	// the one derived from the entry's components is not right (e.g. an
 	// APISIX that hides its Server header and has no fingerprint).

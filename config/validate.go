@@ -239,7 +239,26 @@ func (v *validator) validateEntries() {
 			}
 			v.checkTLS(append(hopAt, "tls"), h.TLS)
 			v.checkComponent(hopAt, h)
+			v.checkProtocols(append(hopAt, "protocols"), h.Protocols, h.Scheme == "https")
 		}
+	}
+}
+
+// checkProtocols checks a list of required HTTP versions: known, once
+// each, and over TLS (h2 is negotiated by ALPN, and h3 is QUIC, which is
+// TLS; a cleartext hop speaks only http/1.1 here).
+func (v *validator) checkProtocols(at []any, protos []string, https bool) {
+	seen := map[string]bool{}
+	for j, p := range protos {
+		switch {
+		case !oneOf(p, HTTPProtocols):
+			v.errorf(append(at, j), "protocol %q must be one of %s", p, strings.Join(HTTPProtocols, ", "))
+		case seen[p]:
+			v.errorf(append(at, j), "protocol %q is listed twice", p)
+		case p != "http/1.1" && !https:
+			v.errorf(append(at, j), "protocol %s needs TLS: only a hop with scheme https can be asked for it", p)
+		}
+		seen[p] = true
 	}
 }
 
@@ -478,6 +497,16 @@ func (v *validator) validateRoutes() {
 		}
 		if r.Protocol != "websocket" && (r.Probe.Expect.Send != "" || r.Probe.Expect.Reply != "") {
 			v.errorf(append(at, "probe", "expect"), "send/reply only apply to websocket routes")
+		}
+		if len(r.Probe.Protocols) > 0 {
+			if r.Protocol == "websocket" {
+				v.errorf(append(at, "probe", "protocols"), "protocols apply to http routes; a WebSocket probe upgrades an HTTP/1.1 connection")
+			}
+			for _, e := range v.cfg.routeEntries(r) {
+				if en := v.cfg.FindEntry(e); en != nil && len(en.Hops) > 0 {
+					v.checkProtocols(append(at, "probe", "protocols"), r.Probe.Protocols, en.Hops[0].Scheme == "https")
+				}
+			}
 		}
 	}
 }

@@ -61,6 +61,10 @@ type Target struct {
 	ExpectUnreachable bool
 	// DualStack (dns hops): the name must have both A and AAAA records.
 	DualStack bool
+	// Protocols (https HTTP hops) are the HTTP versions the hop must
+	// answer on, each on its own connection: http/1.1, h2, h3. Empty:
+	// one request offering h2 and http/1.1, as a browser does.
+	Protocols []string
 }
 
 // Key identifies what a probe really does, so that paths sharing a hop

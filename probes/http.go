@@ -2,6 +2,7 @@ package probes
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/buildinfo"
+	"golang.org/x/net/http2"
 )
 
 // httpProber sends one GET to Address on behalf of Host and checks the
@@ -46,6 +48,39 @@ const (
 )
 
 func (httpProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
+	if len(t.Protocols) == 0 {
+		return exchangeHTTP(ctx, t, rep, "")
+	}
+	// Each version the hop must speak, on a connection of its own; the
+	// first one's phases are the hop's, every one's outcome a detail.
+	for i, proto := range t.Protocols {
+		r := rep
+		if i > 0 {
+			r = &hop.Report{}
+		}
+		err := exchangeHTTP(ctx, t, r, proto)
+		if i > 0 {
+			for k, v := range r.Details {
+				if _, ok := rep.Details[k]; !ok {
+					rep.Detail(k, v)
+				}
+			}
+		}
+		if err != nil {
+			rep.Detail("protocol."+proto, "failed")
+			return fmt.Errorf("%s: %w", proto, err)
+		}
+		rep.Detail("protocol."+proto, "ok")
+	}
+	return nil
+}
+
+// exchangeHTTP makes one request. want is the HTTP version to speak:
+// "http/1.1", "h2" (negotiated by ALPN, a failure when the server will
+// not), "h3" (QUIC), or "" for what a browser does: offer h2 and
+// http/1.1 over TLS and take the server's choice. The version that
+// answered is the detail "protocol".
+func exchangeHTTP(ctx context.Context, t *hop.Target, rep *hop.Report, want string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, requestURL(t), nil)
 	if err != nil {
 		return fmt.Errorf("cannot build request: %w", err)
@@ -62,6 +97,19 @@ func (httpProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) err
 		if tc, err = tlsConfig(t.TLS, req.URL.Hostname()); err != nil {
 			return err
 		}
+		switch want {
+		case "":
+			tc.NextProtos = []string{"h2", "http/1.1"}
+		case "h3":
+			return exchangeH3(ctx, t, req, tc, rep)
+		case "h2":
+			// Offered beside http/1.1, as a browser does, so that an edge
+			// without h2 answers the handshake and the reason is its
+			// choice, not a refused handshake.
+			tc.NextProtos = []string{"h2", "http/1.1"}
+		default:
+			tc.NextProtos = []string{want}
+		}
 	}
 	raw, err := dial(ctx, t.Address, rep)
 	if err != nil {
@@ -73,6 +121,7 @@ func (httpProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) err
 		_ = raw.SetDeadline(dl)
 	}
 	conn := raw
+	proto := "http/1.1"
 	if tc != nil {
 		tconn := tls.Client(raw, tc)
 		start := time.Now()
@@ -81,33 +130,32 @@ func (httpProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) err
 		if err != nil {
 			return connected(failed(err))
 		}
-		recordCert(tconn.ConnectionState(), rep)
+		cs := tconn.ConnectionState()
+		recordCert(cs, rep)
+		if cs.NegotiatedProtocol == "h2" {
+			proto = "h2"
+		}
+		if want == "h2" && proto != "h2" {
+			return connected(failed(fmt.Errorf("the server does not speak h2: ALPN chose %s", cmp.Or(cs.NegotiatedProtocol, "nothing"))))
+		}
 		conn = tconn
 	}
-	// A redirect is an answer from this hop; it is never followed, as
-	// following it would probe a different one.
-	bw := bufio.NewWriterSize(conn, httpWriteBuffer)
-	if err := req.Write(bw); err != nil {
-		return connected(failed(err))
+	rep.Detail("protocol", proto)
+	var resp *http.Response
+	if proto == "h2" {
+		resp, err = roundTripH2(conn, req, rep)
+	} else {
+		resp, err = roundTripH1(conn, req, rep)
 	}
-	if err := bw.Flush(); err != nil {
-		return connected(failed(err))
-	}
-	wrote := time.Now()
-	// net/http's default is 10 MB of headers; no component on a path
-	// needs more than a few KiB, and a peer's header flood is cut here
-	// long before the byte budget.
-	lim := &headerLimit{Conn: conn, left: maxHeaderBytes + httpReadBuffer, what: "the HTTP response headers are"}
-	br := bufio.NewReaderSize(lim, httpReadBuffer)
-	if _, err := br.Peek(1); err != nil {
-		return connected(failed(fmt.Errorf("no response: %w", err)))
-	}
-	since(rep, "first_byte", wrote)
-	resp, err := readResponse(br, req)
 	if err != nil {
 		return connected(failed(err))
 	}
-	lim.done.Store(true)
+	return checkResponse(t, resp, rep)
+}
+
+// checkResponse reads and checks the answer, whichever version brought
+// it, and records its evidence.
+func checkResponse(t *hop.Target, resp *http.Response, rep *hop.Report) error {
 	defer resp.Body.Close()
 	rep.Detail("status", strconv.Itoa(resp.StatusCode))
 	recordHeaders(resp.Header, t.EvidenceHeaders, rep)
@@ -118,6 +166,71 @@ func (httpProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) err
 		return connected(fmt.Errorf("reading the body from %s: %w", t.Address, err))
 	}
 	return connected(checkHTTP(t, resp, body))
+}
+
+// roundTripH1 writes the request and reads the response on conn.
+func roundTripH1(conn net.Conn, req *http.Request, rep *hop.Report) (*http.Response, error) {
+	// A redirect is an answer from this hop; it is never followed, as
+	// following it would probe a different one.
+	bw := bufio.NewWriterSize(conn, httpWriteBuffer)
+	if err := req.Write(bw); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	wrote := time.Now()
+	// net/http's default is 10 MB of headers; no component on a path
+	// needs more than a few KiB, and a peer's header flood is cut here
+	// long before the byte budget.
+	lim := &headerLimit{Conn: conn, left: maxHeaderBytes + httpReadBuffer, what: "the HTTP response headers are"}
+	br := bufio.NewReaderSize(lim, httpReadBuffer)
+	if _, err := br.Peek(1); err != nil {
+		return nil, fmt.Errorf("no response: %w", err)
+	}
+	since(rep, "first_byte", wrote)
+	resp, err := readResponse(br, req)
+	if err != nil {
+		return nil, err
+	}
+	lim.done.Store(true)
+	return resp, nil
+}
+
+// roundTripH2 sends the request as the one stream of an HTTP/2
+// connection on conn (golang.org/x/net/http2's client connection, not a
+// pooling Transport), with the same header bound as HTTP/1.1. Closing
+// the response body closes the connection and ends its read loop.
+func roundTripH2(conn net.Conn, req *http.Request, rep *hop.Report) (*http.Response, error) {
+	t2 := &http2.Transport{MaxHeaderListSize: maxHeaderBytes, DisableCompression: true}
+	cc, err := t2.NewClientConn(conn)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		cc.Close()
+		if ce := (http2.ConnectionError(0)); errors.As(err, &ce) && http2.ErrCode(ce) == http2.ErrCodeProtocol {
+			return nil, fmt.Errorf("the HTTP/2 peer broke the protocol (a response header block over %s is one way): %w", byteSize(maxHeaderBytes), err)
+		}
+		return nil, err
+	}
+	since(rep, "first_byte", start)
+	resp.Body = closeBoth{resp.Body, cc}
+	return resp, nil
+}
+
+// closeBoth closes a response body and then its connection.
+type closeBoth struct {
+	io.ReadCloser
+	conn io.Closer
+}
+
+func (c closeBoth) Close() error {
+	err := c.ReadCloser.Close()
+	c.conn.Close()
+	return err
 }
 
 // readResponse reads the final response, skipping informational ones
@@ -262,3 +375,4 @@ func (h *headerLimit) Read(p []byte) (int, error) {
 	h.left -= int64(n)
 	return n, err
 }
+

@@ -6,6 +6,7 @@ package targets
 import (
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -254,9 +255,23 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 			p.add(Hop{Name: eh.Name + "-tls", Node: eh.Name, Role: RoleEdge, Kind: hop.KindTLS, Skip: skip,
 				Target: hop.Target{Address: addr, Host: probeHost, TLS: eh.TLS}})
 		}
+		// The HTTP versions asked of this hop: its own, and for the first
+		// hop (the edge users reach) the route's. A WebSocket upgrade is
+		// HTTP/1.1 whatever the entry lists.
+		var protocols []string
+		if kind == hop.KindHTTP {
+			protocols = slices.Clone(eh.Protocols)
+			if layer == 0 {
+				for _, pr := range r.Probe.Protocols {
+					if !slices.Contains(protocols, pr) {
+						protocols = append(protocols, pr)
+					}
+				}
+			}
+		}
 		i := p.add(Hop{Name: eh.Name, Node: eh.Name, Role: RoleEdge, Kind: kind, Skip: skip, Layer: layer + 1, Target: hop.Target{
 			Address: addr, Host: probeHost, Scheme: scheme, Path: reqPath, TLS: eh.TLS,
-			Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes, EvidenceHeaders: custom,
+			Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes, EvidenceHeaders: custom, Protocols: protocols,
 		}})
 		if skip == "" {
 			link(i)

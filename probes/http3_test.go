@@ -1,0 +1,93 @@
+package probes_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
+	"github.com/allinx/hopprobe/internal/peers"
+)
+
+// h3Server is a real quic-go HTTP/3 server on a loopback UDP port, with
+// the certificate of a throw-away PKI for edge.example.test.
+func h3Server(t *testing.T, h http.Handler) (string, *config.TLS) {
+	t.Helper()
+	pki, err := peers.NewPKI(t.TempDir(), []string{"edge.example.test"}, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http3.Server{Handler: h, TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{pki.Server}})}
+	done := make(chan struct{})
+	go func() { srv.Serve(udp); close(done) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		srv.Close()
+		udp.Close()
+		<-done
+	})
+	return udp.LocalAddr().String(), &config.TLS{CAFile: pki.CA}
+}
+
+// A hop that must speak h3 does, over QUIC, to a real HTTP/3 server:
+// status, evidence headers, certificate and phases as over TCP.
+func TestH3IsProbedOverQUIC(t *testing.T) {
+	addr, tc := h3Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "CloudFront")
+		w.Header().Set("Via", "3 abc.cloudfront.net (CloudFront)")
+		w.Write([]byte(r.Proto))
+	}))
+	tg := hop.Target{Address: addr, Host: "edge.example.test", Scheme: "https", Path: "/", TLS: tc, MaxBodyBytes: 1 << 20, Protocols: []string{"h3"}}
+	r := run(t, hop.KindHTTP, tg, 5*time.Second)
+	wantOK(t, r)
+	if r.Details["protocol"] != "h3" || r.Details["protocol.h3"] != "ok" || r.Details["header.server"] != "CloudFront" {
+		t.Errorf("details %v", r.Details)
+	}
+	if r.CertExpiry.IsZero() {
+		t.Error("no certificate expiry from the QUIC handshake")
+	}
+}
+
+// Over QUIC the same bounds hold: the body limit, the byte budget, the
+// deadline when nothing answers on UDP, the certificate check.
+func TestH3KeepsTheBounds(t *testing.T) {
+	addr, tc := h3Server(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 2<<20)))
+	}))
+	tg := hop.Target{Address: addr, Host: "edge.example.test", Scheme: "https", Path: "/", TLS: tc, MaxBodyBytes: 1 << 20, Protocols: []string{"h3"}}
+	wantFail(t, run(t, hop.KindHTTP, tg, 5*time.Second), "exceeds the size limit")
+	tg.MaxBodyBytes, tg.MaxResponseBytes = 4<<20, 256<<10
+	wantFail(t, run(t, hop.KindHTTP, tg, 5*time.Second), "max_response_bytes")
+
+	// A UDP port where nothing answers (a blocked UDP/443): the probe
+	// fails at its timeout, not later.
+	silent, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	tg = hop.Target{Address: silent.LocalAddr().String(), Host: "edge.example.test", Scheme: "https", Path: "/", TLS: tc, Protocols: []string{"h3"}}
+	start := time.Now()
+	r := run(t, hop.KindHTTP, tg, 700*time.Millisecond)
+	if r.Success || time.Since(start) > 700*time.Millisecond+2*time.Second {
+		t.Errorf("a silent UDP port: success %v after %s: %s", r.Success, time.Since(start), r.Error)
+	}
+	wantFail(t, r, "h3: ")
+
+	// The wrong certificate authority fails the handshake.
+	tg = hop.Target{Address: addr, Host: "edge.example.test", Scheme: "https", Path: "/", Protocols: []string{"h3"}}
+	wantFail(t, run(t, hop.KindHTTP, tg, 5*time.Second), "certificate")
+}
