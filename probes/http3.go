@@ -42,7 +42,7 @@ func exchangeH3(ctx context.Context, t *hop.Target, req *http.Request, tc *tls.C
 	if err != nil {
 		return failed(err)
 	}
-	sock := scopeOf(ctx).guard(udp).(net.PacketConn)
+	sock := quicSocket{scopeOf(ctx).guard(udp).(net.PacketConn)}
 	defer sock.Close()
 	tr := &quic.Transport{Conn: sock}
 	defer tr.Close()
@@ -105,3 +105,12 @@ func deadlineOr(ctx context.Context, d time.Duration) time.Time {
 	}
 	return time.Now().Add(d)
 }
+
+// quicSocket is a probe's guarded UDP socket as quic-go sees it. It keeps
+// the kernel's default buffers: quic-go would raise them to 7 MiB (and
+// log, once per process, when it cannot), but a probe reads one small
+// answer through windows of a few hundred KiB.
+type quicSocket struct{ net.PacketConn }
+
+func (quicSocket) SetReadBuffer(int) error  { return nil }
+func (quicSocket) SetWriteBuffer(int) error { return nil }
