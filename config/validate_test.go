@@ -66,3 +66,47 @@ services:
 		t.Errorf("got %v\nwant %s…", err, want)
 	}
 }
+
+// HTTP versions a hop must speak: known ones, once each, h2 and h3 only
+// over TLS, and not on a WebSocket route.
+func TestRequiredProtocolsAreChecked(t *testing.T) {
+	_, err := config.Parse("t.yaml", []byte(`vantage: cluster
+entries:
+  - name: public
+    hops:
+      - {name: cloudfront, scheme: https, address: "127.0.0.1:1", protocols: [h2, h3, h2]}
+  - name: plain
+    hops:
+      - {name: alb, scheme: http, address: "127.0.0.1:2", protocols: [h2, spdy]}
+routes:
+  - hosts: [a.test]
+    path: /*
+    service: ns/app:8080
+    entries: [public]
+    probe: {protocols: [h3]}
+  - hosts: [b.test]
+    path: /ws
+    service: ns/app:8080
+    protocol: websocket
+    entries: [public]
+    probe: {protocols: [h2]}
+services:
+  - {name: app, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: http, address: "127.0.0.1:3"}]}
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`t.yaml:5: protocol "h2" is listed twice`,
+		`t.yaml:8: protocol h2 needs TLS: only a hop with scheme https can be asked for it`,
+		`t.yaml:8: protocol "spdy" must be one of http/1.1, h2, h3`,
+		`t.yaml:20: protocols apply to http routes; a WebSocket probe upgrades an HTTP/1.1 connection`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "t.yaml:14") {
+		t.Errorf("h3 over an https entry is allowed:\n%v", err)
+	}
+}

@@ -19,7 +19,7 @@ import (
 // the load balancers, APISIX and ingress-nginx leave in an answer, and the
 // request id a backend echoes. The component fingerprints of package
 // chain read them.
-var EvidenceHeaders = []string{"Server", "Via", "X-Amz-Cf-Id", "X-Amz-Cf-Pop", "X-Cache", "X-Request-Id"}
+var EvidenceHeaders = []string{"Alt-Svc", "Server", "Via", "X-Amz-Cf-Id", "X-Amz-Cf-Pop", "X-Cache", "X-Request-Id"}
 
 // maxEvidenceHeaders bounds the extra headers a topology may ask for.
 const maxEvidenceHeaders = 8
