@@ -375,4 +375,3 @@ func (h *headerLimit) Read(p []byte) (int, error) {
 	h.left -= int64(n)
 	return n, err
 }
-

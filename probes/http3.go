@@ -30,7 +30,9 @@ const (
 // and the connection, its transport and their goroutines are closed
 // before it returns.
 func exchangeH3(ctx context.Context, t *hop.Target, req *http.Request, tc *tls.Config, rep *hop.Report) error {
-	failed := func(err error) error { return fmt.Errorf("GET %s via %s over QUIC failed: %w", req.URL, t.Address, err) }
+	failed := func(err error) error {
+		return fmt.Errorf("GET %s via %s over QUIC failed: %w", req.URL, t.Address, err)
+	}
 	tc.NextProtos = []string{http3.NextProtoH3}
 	start := time.Now()
 	peer, err := resolveUDP(ctx, t.Address)
