@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -612,11 +613,22 @@ func (e *Exporter) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(mapHTML)
 	})
-	mux.HandleFunc("GET /api/v1/topology", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /api/v1/topology", func(w http.ResponseWriter, r *http.Request) {
+		g := e.Graph()
+		// ?fit=WxH: laid out for a screen of that many pixels (the map
+		// page asks for its window's).
+		if fit := r.URL.Query().Get("fit"); fit != "" {
+			sw, sh, ok := screenSize(fit)
+			if !ok {
+				http.Error(w, "fit must be WIDTHxHEIGHT in pixels, each between 100 and 10000", http.StatusBadRequest)
+				return
+			}
+			g.Fit(sw, sh)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(e.Graph())
+		_ = enc.Encode(g)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := e.Live(time.Now()); err != nil {
@@ -663,4 +675,15 @@ func (e *Exporter) Handler() http.Handler {
 		_ = enc.Encode(h)
 	})
 	return mux
+}
+
+// screenSize reads "1280x720".
+func screenSize(s string) (w, h float64, ok bool) {
+	ws, hs, found := strings.Cut(s, "x")
+	wi, err1 := strconv.Atoi(ws)
+	hi, err2 := strconv.Atoi(hs)
+	if !found || err1 != nil || err2 != nil || wi < 100 || hi < 100 || wi > 10000 || hi > 10000 {
+		return 0, 0, false
+	}
+	return float64(wi), float64(hi), true
 }

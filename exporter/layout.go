@@ -20,7 +20,8 @@ const (
 	rowGap      = 44 // between rows: the horizontal runs of edges
 	tierGap     = 64 // between tiers: room for a group's title as well
 	margin      = 16
-	maxColumns  = 8
+	maxColumns  = 8 // without a screen to fit (Fit): the widest grid
+	minColumns  = 2 // the narrowest grid Fit tries (a phone upright)
 	groupPad    = 10 // a group's frame around its nodes, inside the gutter
 	groupTitleH = 16
 )
@@ -52,7 +53,38 @@ type cell struct{ row, col int }
 // gap to the gutter beside its target's column, along the gutter to the
 // gap next to the target's row, and into the target: gaps and gutters
 // hold no boxes, whatever the rows and columns.
-func (g *Graph) layout() {
+func (g *Graph) layout() { g.layoutColumns(maxColumns) }
+
+// Fit lays the map out again for a screen of w×h pixels: of the grids
+// from minColumns to maxColumns columns wide, the one that, scaled to fit
+// the screen whole, is drawn largest. A wide screen gets a wide grid; a
+// laptop's or a phone's a narrower and taller one, so that the map uses
+// the height it has instead of shrinking to the width.
+func (g *Graph) Fit(w, h float64) {
+	best, bestScale := -1, 0.0
+	for c := minColumns; c <= maxColumns; c++ {
+		try := g.relaid(c)
+		if try.Width == 0 || try.Height == 0 {
+			return
+		}
+		// Ties go to the wider grid: fewer rows, shorter edges.
+		if s := min(w/try.Width, h/try.Height); s >= bestScale {
+			best, bestScale = c, s
+		}
+	}
+	*g = g.relaid(best)
+}
+
+// relaid is a copy of g laid out on a grid columns wide.
+func (g *Graph) relaid(columns int) Graph {
+	c := Graph{Nodes: slices.Clone(g.Nodes), Edges: slices.Clone(g.Edges)}
+	c.layoutColumns(columns)
+	return c
+}
+
+// layoutColumns is layout on a grid at most maxCols columns wide (the
+// entry tiers and the stores widen it where they need to).
+func (g *Graph) layoutColumns(maxCols int) {
 	if len(g.Nodes) == 0 {
 		return
 	}
@@ -139,14 +171,14 @@ func (g *Graph) layout() {
 	for _, b := range svcBlocks {
 		slices.SortFunc(b.nodes, func(x, y int) int { return strings.Compare(g.Nodes[x].Label, g.Nodes[y].Label) })
 	}
-	columns, svcRows := packBlocks(svcBlocks, maxColumns)
+	columns, svcRows := packBlocks(svcBlocks, maxCols)
 	// The entry tiers are laid out after the services, but their rows
 	// come first: count them now.
 	entryRows := make([]int, len(edgeRanks))
 	for t := range edgeRanks {
 		n := len(members(t))
-		columns = max(columns, min(n, maxColumns))
-		entryRows[t] = (n + maxColumns - 1) / maxColumns
+		columns = max(columns, min(n, maxCols))
+		entryRows[t] = (n + maxCols - 1) / maxCols
 	}
 	for t := range edgeRanks {
 		tierRows[t] = [2]int{rowBase, entryRows[t]}
@@ -166,7 +198,7 @@ func (g *Graph) layout() {
 		b.bary = bary(b.nodes[0], parents[b.nodes[0]])
 	}
 	slices.SortStableFunc(storeBlocks, func(a, b *block) int { return cmp.Compare(a.bary, b.bary) })
-	storeCols, storeRows := packBlocks(storeBlocks, max(columns, maxColumns))
+	storeCols, storeRows := packBlocks(storeBlocks, max(columns, maxCols))
 	columns = max(columns, storeCols)
 	tierRows[storeTier] = [2]int{rowBase, storeRows}
 	groups = append(groups, placeBlocks(storeBlocks, storeRows, rowBase, (columns-storeCols)/2, cells, placed)...)

@@ -1,7 +1,10 @@
 package exporter_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/allinx/hopprobe/exporter"
@@ -88,6 +91,37 @@ func TestLayoutProblemsSeesABrokenLayout(t *testing.T) {
 			t.Errorf("LayoutProblems missed a broken layout (%s)", what)
 		} else {
 			t.Logf("%s: %s", what, fmt.Sprint(p[0]))
+		}
+	}
+}
+
+// ?fit=WxH lays the map out for that screen: a phone upright gets a
+// taller grid than a wall screen; nonsense sizes are refused.
+func TestTopologyFitsTheScreenAsked(t *testing.T) {
+	paths, err := targets.Expand(testkit.Allinx(t), "cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(exporter.New(paths).Handler())
+	defer srv.Close()
+	size := func(q string) (w, h float64, code int) {
+		resp, err := http.Get(srv.URL + "/api/v1/topology" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var g exporter.Graph
+		_ = json.NewDecoder(resp.Body).Decode(&g)
+		return g.Width, g.Height, resp.StatusCode
+	}
+	ww, wh, _ := size("?fit=1920x1080")
+	pw, ph, _ := size("?fit=390x844")
+	if ph/pw <= wh/ww {
+		t.Errorf("a phone got a %.0f×%.0f map, a wall screen %.0f×%.0f: the phone's is not taller for its width", pw, ph, ww, wh)
+	}
+	for _, bad := range []string{"?fit=10x10", "?fit=1280", "?fit=axb", "?fit=99999x800"} {
+		if _, _, code := size(bad); code != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", bad, code)
 		}
 	}
 }
