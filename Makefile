@@ -11,9 +11,14 @@ DEMO_EDGE   ?= documented
 
 all: build
 
+# BUILDVCS stamps the VCS revision into the binaries (probe --version,
+# hopprobe_build_info) even where GOFLAGS says -buildvcs=false; outside a
+# git work tree there is none to stamp. go run never stamps it.
+BUILDVCS := $(shell git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo -buildvcs=true)
+
 build:
-	$(GO) build -o bin/probe ./cmd/probe
-	$(GO) build -o bin/demo ./cmd/demo
+	$(GO) build $(BUILDVCS) -o bin/probe ./cmd/probe
+	$(GO) build $(BUILDVCS) -o bin/demo ./cmd/demo
 
 ## test: formatting, go.mod tidiness, vet, staticcheck, then every test with
 ## the race detector, one package at a time (-p 1) so that the fault tests'
@@ -58,8 +63,8 @@ dashboards:
 ## demo: loopback stand-ins for DNS, CloudFront, ALBs, APISIX and services + probe serve
 demo:
 	@echo "make demo: building bin/demo (a first build with a cold cache compiles about 900 packages and takes several minutes on 2 cores; later builds take seconds)"
-	@$(GO) build -o bin/demo ./cmd/demo
-	@$(GO) build -o bin/probe ./cmd/probe
+	@$(GO) build $(BUILDVCS) -o bin/demo ./cmd/demo
+	@$(GO) build $(BUILDVCS) -o bin/probe ./cmd/probe
 	bin/demo --config config/demo.yaml --listen $(DEMO_LISTEN) --edge $(DEMO_EDGE)
 
 ## fuzz: run each fuzz target for FUZZTIME (seeds in */testdata/fuzz run in every `make test`)
@@ -125,7 +130,7 @@ prometheus: $(PROMETHEUS)
 e2e-tools: $(KUBE_APISERVER) $(HELM) $(PROMETHEUS)
 
 e2e: e2e-tools
-	$(GO) build -o bin/probe ./cmd/probe
+	$(GO) build $(BUILDVCS) -o bin/probe ./cmd/probe
 	$(GO) vet -tags e2e ./e2e/
 	$(GO) run $(STATICCHECK) -tags e2e ./e2e/
 	HOPPROBE_KUBE_APISERVER=$(KUBE_APISERVER) HOPPROBE_PROBE=$(CURDIR)/bin/probe HOPPROBE_HELM=$(HELM) HOPPROBE_PROMETHEUS=$(PROMETHEUS) \

@@ -43,6 +43,11 @@ func probeBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "probe")
 	args := []string{"build", "-o", bin}
+	if inGit() {
+		// As make build does: the revision is stamped even where
+		// GOFLAGS says -buildvcs=false.
+		args = append(args, "-buildvcs=true")
+	}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
@@ -51,6 +56,12 @@ func probeBinary(t *testing.T) string {
 		t.Fatalf("building probe: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// inGit reports whether the tests run in a git work tree (a clone, not
+// an exported copy of the source).
+func inGit() bool {
+	return exec.Command("git", "rev-parse", "--is-inside-work-tree").Run() == nil
 }
 
 // memKiB reads VmRSS or VmHWM (peak) of a process.

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,4 +184,23 @@ func relocatedDemo(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// The binary make build makes names its module version and VCS revision
+// (Go's build information), whatever GOFLAGS says.
+func TestTheBuiltBinaryNamesItsRevision(t *testing.T) {
+	if !inGit() {
+		t.Skip("SKIPPED LOUDLY: not a git work tree; a build without one has no revision to name")
+	}
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(probeBinary(t), "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "(revision " + strings.TrimSpace(string(head)); !strings.Contains(string(out), want) {
+		t.Errorf("--version says %q, want %q in it", out, want)
+	}
 }
