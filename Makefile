@@ -13,7 +13,7 @@ all: build
 
 # BUILDVCS stamps the VCS revision into the binaries (probe --version,
 # hopprobe_build_info) even where GOFLAGS says -buildvcs=false; outside a
-# git work tree there is none to stamp. go run never stamps it.
+# git work tree there is none to stamp.
 BUILDVCS := $(shell git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo -buildvcs=true)
 
 build:
