@@ -244,6 +244,13 @@ type Store struct {
 	TLS       *TLS          `yaml:"tls"`
 	Interval  time.Duration `yaml:"interval"`
 	Timeout   time.Duration `yaml:"timeout"`
+	// Allow lists the addresses beyond Address and Addresses that the
+	// store's own peers may send the probe to with its credentials: the
+	// master a sentinel names, the nodes of a Redis Cluster, the brokers
+	// Kafka's metadata advertises, etcd's members. Each is host:port, or
+	// an IP prefix (10.20.0.0/16) for any port. A store with credentials
+	// sends them nowhere else: the hop fails and names the address.
+	Allow []string `yaml:"allow"`
 	// MaxResponseBytes overrides defaults.max_response_bytes for this store.
 	MaxResponseBytes int64         `yaml:"max_response_bytes"`
 	Postgres         *PostgresOpts `yaml:"postgres"`

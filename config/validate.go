@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -311,6 +312,11 @@ func (v *validator) validateStores() {
 		}
 		for j, a := range s.Addresses {
 			v.checkHostPort(append(at, "addresses", j), a, "address")
+		}
+		for j, a := range s.Allow {
+			if _, err := netip.ParsePrefix(a); err != nil {
+				v.checkHostPort(append(at, "allow", j), a, "allowed address (host:port, or an IP prefix such as 10.20.0.0/16)")
+			}
 		}
 		v.checkVantages(append(at, "from"), s.From)
 		v.checkSecret(append(at, "password"), s.Password)

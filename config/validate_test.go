@@ -110,3 +110,29 @@ services:
 		t.Errorf("h3 over an https entry is allowed:\n%v", err)
 	}
 }
+
+// A store's allow list holds host:port or IP prefixes, never user
+// information.
+func TestStoreAllowListIsChecked(t *testing.T) {
+	_, err := config.Parse("t.yaml", []byte(`vantage: cluster
+stores:
+  - name: cache
+    kind: redis
+    address: "127.0.0.1:2"
+    allow: [10.20.0.0/16, "master.aie.prod:6379", nope, "u:p@h:1"]
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`t.yaml:6: allowed address (host:port, or an IP prefix such as 10.20.0.0/16) "nope" must be host:port`,
+		`t.yaml:6: allowed address (host:port, or an IP prefix such as 10.20.0.0/16) contains user information`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Count(err.Error(), "\n")+1 != 2 {
+		t.Errorf("want exactly two problems:\n%v", err)
+	}
+}

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/allinx/hopprobe/config"
+	"github.com/allinx/hopprobe/hop"
 )
 
 // DefaultMaxResponseBytes is what one probe may read from its peers, all
@@ -38,6 +41,10 @@ type scope struct {
 	// abort ends the probe at once when a limit is hit: a library that
 	// retries (gRPC reconnects) would otherwise go on until the timeout.
 	abort context.CancelCauseFunc
+
+	// gate refuses a dial to an address the store's credentials must
+	// not go to (nil: every address): see credentialGate.
+	gate func(addr string) error
 
 	mu     sync.Mutex
 	conns  []net.Conn
@@ -215,6 +222,16 @@ func (s *scope) dialTLS(ctx context.Context, network, addr string, tc *tls.Confi
 // dial is a dial function for client libraries: it dials addr and guards
 // the connection under the probe's scope.
 func (s *scope) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if s.gate != nil {
+		if err := s.gate(addr); err != nil {
+			// Kept like a limit: libraries wrap or drop their dial
+			// errors, and the operator needs this one.
+			if s.over.CompareAndSwap(nil, &err) {
+				s.abort(err)
+			}
+			return nil, err
+		}
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
@@ -222,3 +239,46 @@ func (s *scope) dial(ctx context.Context, network, addr string) (net.Conn, error
 	}
 	return s.guard(c), nil
 }
+
+// credentialGate is the dial gate of a store with credentials: they go
+// only to the addresses the topology names for it (address, addresses
+// and allow). A sentinel that names another master, a Redis Cluster
+// that redirects to another node, brokers or members advertised
+// elsewhere would otherwise receive the password. A store without
+// credentials has no gate: nothing of value goes out.
+func credentialGate(st *config.Store) func(addr string) error {
+	if st == nil || (len(config.StoreSecrets(st)) == 0 && (st.TLS == nil || st.TLS.CertFile == "")) {
+		return nil
+	}
+	exact := map[string]bool{}
+	var prefixes []netip.Prefix
+	for _, a := range append(append([]string{st.Address}, st.Addresses...), st.Allow...) {
+		if p, err := netip.ParsePrefix(a); err == nil {
+			prefixes = append(prefixes, p.Masked())
+		} else if a != "" {
+			exact[strings.ToLower(a)] = true
+		}
+	}
+	return func(addr string) error {
+		if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+			// ":6379" dials this machine (a Redis Cluster node that does
+			// not know its own IP announces it so).
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		if exact[strings.ToLower(addr)] {
+			return nil
+		}
+		if ap, err := netip.ParseAddrPort(addr); err == nil {
+			for _, p := range prefixes {
+				if p.Contains(ap.Addr().Unmap()) {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("%w: its peers sent the probe to %s, which the topology does not name for it (list it under the store's allow: host:port or an IP prefix)", ErrCredentialsWithheld, hop.Clean(addr, 128))
+	}
+}
+
+// ErrCredentialsWithheld is the reason of a store hop whose peer named
+// an address its credentials may not go to.
+var ErrCredentialsWithheld = errors.New("credentials withheld")

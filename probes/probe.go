@@ -59,12 +59,14 @@ func Run(ctx context.Context, kind hop.Kind, t *hop.Target, timeout time.Duratio
 	defer cancel()
 	ctx, sc := withScope(ctx, t.MaxResponseBytes)
 	defer sc.end()
+	sc.gate = credentialGate(t.Store)
 	err := protect(ctx, e.prober, kind, t, &res.Report)
 	res.Duration = time.Since(res.Start)
 	switch over := sc.overLimit(); {
 	case over != nil:
-		// Libraries wrap, replace or drop the budget's error; the reason
-		// an operator needs is the limit, and whose it was.
+		// Libraries wrap, replace or drop the budget's (and the
+		// credential gate's) error; the reason an operator needs is the
+		// limit, and whose it was.
 		err = connected(fmt.Errorf("%s: %w", peerName(t), over))
 	case err != nil && (ctx.Err() == context.DeadlineExceeded || res.Duration >= timeout):
 		// Socket deadlines set from ctx can fire a hair before ctx itself.

@@ -3,6 +3,8 @@ package probes_test
 import (
 	"net"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,7 +59,9 @@ func TestRedisClusterAndSentinel(t *testing.T) {
 
 	master := need(t, func() (*peers.Server, error) { return peers.Redis("", storePW, "") })
 	sen := need(t, func() (*peers.Server, error) { return peers.RedisSentinel(master.Addr, "futures", storePW) })
-	st = config.Store{Name: "futuresnewredis", Kind: "redis", Addresses: []string{sen.Addr},
+	// The master a sentinel names gets the password only where the
+	// topology allows it (TestASentinelCannotRedirectTheCredentials).
+	st = config.Store{Name: "futuresnewredis", Kind: "redis", Addresses: []string{sen.Addr}, Allow: []string{"127.0.0.0/8"},
 		Redis: &config.RedisOpts{Mode: "sentinel", MasterName: "futures", Role: "master"}}
 	r = run(t, hop.KindRedis, storeTarget(t, st), 3*time.Second)
 	wantOK(t, r)
@@ -69,6 +73,58 @@ func TestRedisClusterAndSentinel(t *testing.T) {
 	master.Stop()
 	st.Redis = &config.RedisOpts{Mode: "sentinel", MasterName: "futures"}
 	wantFail(t, run(t, hop.KindRedis, storeTarget(t, st), 2*time.Second), "futuresnewredis")
+}
+
+// A sentinel that names a master outside the topology does not get the
+// password sent there: the hop fails, naming the address, and the
+// "master" (a listener that looks for the password in what it is sent)
+// never sees it. Listed under allow, the same master is probed.
+func TestASentinelCannotRedirectTheCredentials(t *testing.T) {
+	const sentinelPW = "sentinel-auth-pass-0123"
+	var sawPassword atomic.Bool
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				b := make([]byte, 4096)
+				for {
+					n, err := c.Read(b)
+					if strings.Contains(string(b[:n]), storePW) {
+						sawPassword.Store(true)
+					}
+					if err != nil {
+						return
+					}
+					c.Write([]byte("-ERR not a master\r\n"))
+				}
+			}()
+		}
+	}()
+	master := ln.Addr().String()
+	sen := need(t, func() (*peers.Server, error) { return peers.RedisSentinel(master, "futures", sentinelPW) })
+	st := config.Store{Name: "futuresnewredis", Kind: "redis", Addresses: []string{sen.Addr},
+		Redis: &config.RedisOpts{Mode: "sentinel", MasterName: "futures"}}
+	r := run(t, hop.KindRedis, storeTarget(t, st), 3*time.Second)
+	wantFail(t, r, "futuresnewredis: credentials withheld: its peers sent the probe to "+master)
+	if sawPassword.Load() {
+		t.Fatal("the master the sentinel named received the store's password")
+	}
+	// Allowed, the probe goes there (and this fake master refuses it).
+	st.Allow = []string{master}
+	r = run(t, hop.KindRedis, storeTarget(t, st), 3*time.Second)
+	if r.Success || strings.Contains(r.Error, "withheld") || !sawPassword.Load() {
+		t.Errorf("with the master allowed: %+v (password seen: %v)", r.Error, sawPassword.Load())
+	}
 }
 
 func TestPostgresOverTLSWithClientCertificate(t *testing.T) {

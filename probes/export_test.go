@@ -1,0 +1,4 @@
+package probes
+
+// CredentialGate is credentialGate, for the tests.
+var CredentialGate = credentialGate
