@@ -20,8 +20,8 @@ const (
 	rowGap      = 44 // between rows: the horizontal runs of edges
 	tierGap     = 64 // between tiers: room for a group's title as well
 	margin      = 16
-	maxColumns  = 8 // without a screen to fit (Fit): the widest grid
-	minColumns  = 2 // the narrowest grid Fit tries (a phone upright)
+	maxColumns  = 8  // without a screen to fit (Fit): the widest grid
+	minColumns  = 2  // the narrowest grid Fit tries (a phone upright)
 	groupPad    = 10 // a group's frame around its nodes, inside the gutter
 	groupTitleH = 16
 )
