@@ -32,6 +32,10 @@ func hostileTarget(name, addr string) (hop.Kind, hop.Target) {
 			st.Postgres = nil
 			st.Password = nil
 		}
+		if strings.HasPrefix(name, "redis-sentinel") {
+			st.Redis = &config.RedisOpts{Mode: "sentinel", MasterName: "futures"}
+			st.Password = &config.SecretRef{Env: "HOPPROBE_TEST_HOSTILE_PW"}
+		}
 		if kind == "kafka" {
 			st.Kafka = &config.KafkaOpts{Topics: []string{"orders"}}
 			if strings.Contains(name, "scram") {

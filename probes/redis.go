@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -60,20 +61,30 @@ func (redisProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) er
 			return &respFrames{Conn: c, s: sc}, nil
 		}),
 	}
-	var c redis.UniversalClient
+	// Only go-redis's plain client, whose replies are read on the
+	// goroutine that sent the command: this probe's, inside Run's
+	// recover. Its failover and cluster clients parse a sentinel's and a
+	// cluster's replies on goroutines of their own (the master lookup,
+	// the +switch-master subscription, slot reloads), where one malformed
+	// reply panics the whole process. Sentinel and cluster are spoken
+	// here instead, command by command.
 	o := st.Redis
+	simple := opts.Simple()
 	switch {
 	case o != nil && o.Mode == "sentinel":
-		opts.MasterName = o.MasterName
-		c = redis.NewFailoverClient(opts.Failover())
-	case o != nil && o.Mode == "cluster":
-		c = redis.NewClusterClient(opts.Cluster())
-	default:
-		if o != nil {
-			opts.DB = o.DB
+		master, err := sentinelMaster(ctx, st.Name, simple, storeAddrs(st), o.MasterName)
+		if err != nil {
+			connect.report(rep)
+			return err
 		}
-		c = redis.NewClient(opts.Simple())
+		rep.Detail("master", master)
+		simple.Addr = master
+	case o != nil && o.Mode == "cluster":
+		return probeCluster(ctx, st, simple, &connect, rep)
+	case o != nil:
+		simple.DB = o.DB
 	}
+	c := redis.NewClient(simple)
 	defer c.Close()
 	start := time.Now()
 	err = c.Ping(ctx).Err()
@@ -82,7 +93,7 @@ func (redisProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) er
 	if err != nil {
 		return redisError(st.Name, err)
 	}
-	if o == nil || o.Role == "" || o.Mode == "cluster" {
+	if o == nil || o.Role == "" {
 		return nil
 	}
 	info, err := c.Info(ctx, "replication").Result()
@@ -96,6 +107,73 @@ func (redisProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) er
 	rep.Detail("role", role)
 	if role != o.Role {
 		return connected(fmt.Errorf("%s is a %s, want %s", st.Name, role, o.Role))
+	}
+	return nil
+}
+
+// sentinelMaster asks the store's sentinels, in order, where the master
+// named name is (SENTINEL get-master-addr-by-name), without credentials:
+// a sentinel gets none. The first answer wins.
+func sentinelMaster(ctx context.Context, store string, base *redis.Options, sentinels []string, name string) (string, error) {
+	var errs []string
+	answered := false
+	for _, addr := range sentinels {
+		o := *base
+		o.Addr, o.Username, o.Password, o.DB = addr, "", "", 0
+		c := redis.NewClient(&o)
+		reply, err := c.Do(ctx, "SENTINEL", "get-master-addr-by-name", name).StringSlice()
+		c.Close()
+		switch {
+		case err == redis.Nil:
+			answered = true
+			errs = append(errs, fmt.Sprintf("sentinel %s does not know master %q", addr, name))
+		case err != nil:
+			errs = append(errs, fmt.Sprintf("sentinel %s: %v", addr, err))
+			answered = answered || !Unreachable(err)
+		case len(reply) != 2:
+			answered = true
+			errs = append(errs, fmt.Sprintf("sentinel %s answered %d fields for master %q, want host and port", addr, len(reply), name))
+		default:
+			return net.JoinHostPort(reply[0], reply[1]), nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	err := fmt.Errorf("%s: no sentinel named the master %q: %s", store, name, strings.Join(errs, "; "))
+	if !answered {
+		return "", fmt.Errorf("cannot connect to %w", err) // no sentinel answered at all
+	}
+	return "", connected(err)
+}
+
+// probeCluster checks a Redis Cluster through its documented nodes, one
+// by one on this goroutine: each answers PING, and the first to answer
+// says CLUSTER INFO cluster_state:ok. The probe follows no redirect and
+// reloads no slots, so it dials only the documented nodes.
+func probeCluster(ctx context.Context, st *config.Store, base *redis.Options, connect *firstDial, rep *hop.Report) error {
+	start := time.Now()
+	defer func() { connect.report(rep); since(rep, "ping", start) }()
+	var state string
+	for _, addr := range storeAddrs(st) {
+		o := *base
+		o.Addr = addr
+		c := redis.NewClient(&o)
+		err := c.Ping(ctx).Err()
+		if err == nil && state == "" {
+			var info string
+			if info, err = c.ClusterInfo(ctx).Result(); err == nil {
+				state = infoField(info, "cluster_state")
+			}
+		}
+		c.Close()
+		if err != nil {
+			return redisError(st.Name+" node "+addr, err)
+		}
+	}
+	rep.Detail("cluster_state", state)
+	if state != "ok" {
+		return connected(fmt.Errorf("%s: CLUSTER INFO says cluster_state:%s", st.Name, cmp.Or(state, "(none)")))
 	}
 	return nil
 }

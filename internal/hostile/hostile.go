@@ -70,6 +70,17 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 	"redis-length-bomb": answer("*2\r\n$9223372036854775807\r\n", hold),
 	// An array count that would be a fatal out-of-memory, not a panic.
 	"redis-array-bomb": answer("*10000000000\r\n", hold),
+	// A sentinel whose answer to "where is the master" nests arrays
+	// within arrays (go-redis's failover client parsed such replies on a
+	// goroutine of its own, beyond any recover), then names a master at
+	// an address nobody documented.
+	"redis-sentinel-nested-master": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		io.WriteString(c, strings.Repeat("*2\r\n", 4096)+":1\r\n")
+		readSome(c)
+		io.WriteString(c, "*2\r\n$9\r\n10.66.6.6\r\n$4\r\n6379\r\n")
+		hold(c)
+	},
 	// A 1 GiB bulk string, of which Cap bytes are sent.
 	"redis-huge-bulk": answer("$1073741824\r\n", floodWith('x')),
 	// An error reply with terminal escapes and 1 MiB of text.
