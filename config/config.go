@@ -125,6 +125,10 @@ type EntryHop struct {
 	// Fingerprints replace the component's built-in marks: the response
 	// headers (and texts in them) that show an answer passed this hop.
 	Fingerprints []chain.Fingerprint `yaml:"fingerprints"`
+	// Family limits the hop to one address family, ipv4 or ipv6. Empty:
+	// either, and on a route with probe.dual_stack the hop, when its
+	// address is a name, is probed over each family as two hops.
+	Family string `yaml:"family"`
 	// Protocols are the HTTP versions this hop must answer on, each
 	// probed on its own connection: http/1.1, h2 (ALPN over TLS), h3
 	// (QUIC). Empty: one request offering h2 and http/1.1, as a browser

@@ -241,6 +241,9 @@ func (v *validator) validateEntries() {
 			v.checkTLS(append(hopAt, "tls"), h.TLS)
 			v.checkComponent(hopAt, h)
 			v.checkProtocols(append(hopAt, "protocols"), h.Protocols, h.Scheme == "https")
+			if h.Family != "" && h.Family != "ipv4" && h.Family != "ipv6" {
+				v.errorf(append(hopAt, "family"), "family %q must be ipv4 or ipv6", h.Family)
+			}
 		}
 	}
 }

@@ -61,6 +61,10 @@ type Target struct {
 	ExpectUnreachable bool
 	// DualStack (dns hops): the name must have both A and AAAA records.
 	DualStack bool
+	// Family limits the hop to one address family, "ipv4" or "ipv6"
+	// (empty: whichever the name resolves to first). A name is then
+	// resolved for that family's records only, through Resolver when set.
+	Family string
 	// Protocols (https HTTP hops) are the HTTP versions the hop must
 	// answer on, each on its own connection: http/1.1, h2, h3. Empty:
 	// one request offering h2 and http/1.1, as a browser does.

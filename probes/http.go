@@ -111,7 +111,7 @@ func exchangeHTTP(ctx context.Context, t *hop.Target, rep *hop.Report, want stri
 			tc.NextProtos = []string{want}
 		}
 	}
-	raw, err := dial(ctx, t.Address, rep)
+	raw, err := dialTarget(ctx, t, rep)
 	if err != nil {
 		return failed(err)
 	}

@@ -2,6 +2,7 @@ package probes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -14,7 +15,7 @@ import (
 type tcpProber struct{}
 
 func (tcpProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
-	conn, err := dial(ctx, t.Address, rep)
+	conn, err := dialTarget(ctx, t, rep)
 	if err != nil {
 		return err
 	}
@@ -30,18 +31,33 @@ func (tcpProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) erro
 // probe's scope: its reads count against the byte budget, and it is
 // closed when the probe ends.
 func dial(ctx context.Context, addr string, rep *hop.Report) (net.Conn, error) {
+	return dialFamily(ctx, addr, "", "", rep)
+}
+
+// dialTarget dials a hop's address in the hop's address family, if it
+// has one (a dual-stack edge is probed once over each).
+func dialTarget(ctx context.Context, t *hop.Target, rep *hop.Report) (net.Conn, error) {
+	return dialFamily(ctx, t.Address, t.Family, t.Resolver, rep)
+}
+
+// dialFamily is dial limited to one address family, "ipv4" or "ipv6"
+// ("" for either), resolving a name through resolver (host:port; the
+// system's when empty) for that family's records only.
+func dialFamily(ctx context.Context, addr, family, resolver string, rep *hop.Report) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("address %q is not host:port: %w", addr, err)
 	}
 	ips := []string{host}
-	if net.ParseIP(host) == nil {
+	if ip := net.ParseIP(host); ip == nil {
 		start := time.Now()
-		ips, err = net.DefaultResolver.LookupHost(ctx, host)
+		ips, err = lookupFamily(ctx, host, family, resolver)
 		since(rep, "dns", start)
 		if err != nil {
-			return nil, fmt.Errorf("cannot resolve %s: %w", host, err)
+			return nil, err
 		}
+	} else if family != "" && (ip.To4() != nil) != (family == "ipv4") {
+		return nil, fmt.Errorf("%s is not an %s address", host, familyName(family))
 	}
 	start := time.Now()
 	defer since(rep, "connect", start)
@@ -82,4 +98,32 @@ func dialOne(ctx context.Context, addr string, left int) (net.Conn, error) {
 	// would never fire.
 	d := net.Dialer{KeepAlive: -1}
 	return d.DialContext(ctx, "tcp", addr)
+}
+
+// lookupFamily resolves host to the addresses of one family ("" both).
+func lookupFamily(ctx context.Context, host, family, resolver string) ([]string, error) {
+	r := net.DefaultResolver
+	if resolver != "" {
+		r = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return scopeOf(ctx).dial(ctx, network, resolver)
+		}}
+	}
+	network := map[string]string{"": "ip", "ipv4": "ip4", "ipv6": "ip6"}[family]
+	addrs, err := r.LookupNetIP(ctx, network, host)
+	var dnsErr *net.DNSError
+	switch {
+	case family != "" && (len(addrs) == 0 || errors.As(err, &dnsErr) && dnsErr.IsNotFound):
+		return nil, fmt.Errorf("%s has no %s address (%s record)", host, familyName(family), map[string]string{"ipv4": "A", "ipv6": "AAAA"}[family])
+	case err != nil:
+		return nil, fmt.Errorf("cannot resolve %s: %w", host, err)
+	}
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.Unmap().String())
+	}
+	return out, nil
+}
+
+func familyName(family string) string {
+	return map[string]string{"ipv4": "IPv4", "ipv6": "IPv6"}[family]
 }

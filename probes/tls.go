@@ -18,7 +18,7 @@ func (tlsProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) erro
 	if err != nil {
 		return err
 	}
-	conn, err := dial(ctx, t.Address, rep)
+	conn, err := dialTarget(ctx, t, rep)
 	if err != nil {
 		return err
 	}

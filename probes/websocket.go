@@ -32,7 +32,7 @@ func (wsProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error
 	var hs *headerLimit
 	d := websocket.Dialer{
 		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			c, err := dial(ctx, t.Address, rep)
+			c, err := dialTarget(ctx, t, rep)
 			conn = err == nil
 			if err != nil {
 				return nil, err

@@ -2,6 +2,7 @@ package targets_test
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -53,5 +54,61 @@ func TestDualStackReachesTheRoutesDNSHop(t *testing.T) {
 	}
 	if seen == 0 {
 		t.Errorf("no DNS hop of route %s%s is dual stack", cfg.Routes[0].Hosts[0], cfg.Routes[0].Path)
+	}
+}
+
+// A dual-stack route's edge, reached by name, becomes one hop per
+// address family, each resolved through the vantage's resolver and each
+// depending on what the edge depends on; a hop limited to one family is
+// probed over that one, under its own name.
+func TestADualStackEdgeIsAHopPerFamily(t *testing.T) {
+	cfg := testkit.Allinx(t)
+	cfg.Routes[0].Probe.DualStack = true
+	paths, err := targets.Expand(cfg, "external")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p *targets.Path
+	for _, q := range paths {
+		if strings.HasPrefix(q.ID, cfg.Routes[0].Hosts[0]+cfg.Routes[0].Path) {
+			p = q
+			break
+		}
+	}
+	if p == nil {
+		t.Fatalf("no path for route %s%s", cfg.Routes[0].Hosts[0], cfg.Routes[0].Path)
+	}
+	byName := map[string]targets.Hop{}
+	for _, h := range p.Hops {
+		byName[h.Name] = h
+	}
+	edge := cfg.FindEntry(cfg.Routes[0].Entries[0]).Hops[0].Name
+	v4, ok4 := byName[edge+"-ipv4"]
+	v6, ok6 := byName[edge+"-ipv6"]
+	if !ok4 || !ok6 || byName[edge].Name != "" {
+		t.Fatalf("hops %v: want %s-ipv4 and %s-ipv6 instead of %s", slices.Collect(maps.Keys(byName)), edge, edge, edge)
+	}
+	if v4.Target.Family != "ipv4" || v6.Target.Family != "ipv6" || v4.Node != edge || v6.Node != edge {
+		t.Errorf("families %q %q, nodes %q %q", v4.Target.Family, v6.Target.Family, v4.Node, v6.Node)
+	}
+	if !slices.Equal(v4.DependsOn, v6.DependsOn) {
+		t.Errorf("%s-ipv4 depends on %v, %s-ipv6 on %v", edge, v4.DependsOn, edge, v6.DependsOn)
+	}
+	if _, ok := byName[edge+"-ipv6-tls"]; !ok && v6.Target.Scheme == "https" {
+		t.Errorf("no TLS hop for %s over IPv6", edge)
+	}
+	// Limited to one family: one hop, under its own name.
+	cfg.Entries[0].Hops[0].Family = "ipv6"
+	paths, err = targets.Expand(cfg, "external")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range paths[0].Hops {
+		if strings.HasPrefix(h.Name, cfg.Entries[0].Hops[0].Name+"-ipv4") {
+			t.Errorf("a hop limited to IPv6 has an IPv4 twin %s", h.Name)
+		}
+		if h.Name == cfg.Entries[0].Hops[0].Name && h.Target.Family != "ipv6" {
+			t.Errorf("%s: family %q, want ipv6", h.Name, h.Target.Family)
+		}
 	}
 }

@@ -226,6 +226,7 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 		}
 	}
 	prevRequest := -1
+	var twins [][2]int // a dual-stack hop's first family and its other
 	link := func(i int) {
 		if prevRequest >= 0 {
 			p.Hops[prevRequest].DependsOn = append(p.Hops[prevRequest].DependsOn, i)
@@ -251,10 +252,6 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 			skip = noHost
 		}
 		addr = strings.ReplaceAll(addr, "{host}", probeHost)
-		if scheme == "https" {
-			p.add(Hop{Name: eh.Name + "-tls", Node: eh.Name, Role: RoleEdge, Kind: hop.KindTLS, Skip: skip,
-				Target: hop.Target{Address: addr, Host: probeHost, TLS: eh.TLS}})
-		}
 		// The HTTP versions asked of this hop: its own, and for the first
 		// hop (the edge users reach) the route's. A WebSocket upgrade is
 		// HTTP/1.1 whatever the entry lists.
@@ -269,12 +266,45 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 				}
 			}
 		}
-		i := p.add(Hop{Name: eh.Name, Node: eh.Name, Role: RoleEdge, Kind: kind, Skip: skip, Layer: layer + 1, Target: hop.Target{
-			Address: addr, Host: probeHost, Scheme: scheme, Path: reqPath, TLS: eh.TLS,
-			Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes, EvidenceHeaders: custom, Protocols: protocols,
-		}})
-		if skip == "" {
-			link(i)
+		// A dual-stack route's edge, reached by name, is probed over each
+		// address family as a hop of its own ("cloudfront-ipv4",
+		// "cloudfront-ipv6"), so that "IPv6 broken, IPv4 fine" is a
+		// failing hop of its own; a hop limited to one family (family:)
+		// is probed over that one.
+		families := []string{eh.Family}
+		if h, _, err := net.SplitHostPort(addr); r.Probe.DualStack && eh.Family == "" && err == nil && net.ParseIP(h) == nil {
+			families = []string{"ipv4", "ipv6"}
+		}
+		first := -1
+		for _, fam := range families {
+			name := eh.Name
+			if len(families) > 1 {
+				name += "-" + fam
+			}
+			resolver := ""
+			if fam != "" {
+				resolver = cfg.Vantages[vantage].Resolver
+			}
+			if scheme == "https" {
+				p.add(Hop{Name: name + "-tls", Node: eh.Name, Role: RoleEdge, Kind: hop.KindTLS, Skip: skip,
+					Target: hop.Target{Address: addr, Host: probeHost, TLS: eh.TLS, Family: fam, Resolver: resolver}})
+			}
+			i := p.add(Hop{Name: name, Node: eh.Name, Role: RoleEdge, Kind: kind, Skip: skip, Layer: layer + 1, Target: hop.Target{
+				Address: addr, Host: probeHost, Scheme: scheme, Path: reqPath, TLS: eh.TLS,
+				Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes, EvidenceHeaders: custom, Protocols: protocols,
+				Family: fam, Resolver: resolver,
+			}})
+			switch {
+			case skip != "":
+			case first < 0:
+				first = i
+				link(i)
+			default:
+				// The other family's twin: above it what is above the
+				// first (nothing: the edge is the top), below it what
+				// comes below the first.
+				twins = append(twins, [2]int{first, i})
+			}
 		}
 	}
 	svcHost := probeHost
@@ -287,6 +317,9 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 	}})
 	if p.Hops[i].Skip == "" {
 		link(i)
+	}
+	for _, tw := range twins {
+		p.Hops[tw[1]].DependsOn = slices.Clone(p.Hops[tw[0]].DependsOn)
 	}
 	pods := p.addEndpoints(live, vantage, svc, port, i, func(pod string) string { return "pod/" + pod })
 	p.addStores(cfg, vantage, svc, append([]int{i}, pods...))
