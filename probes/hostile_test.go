@@ -52,6 +52,9 @@ func hostileTarget(name, addr string) (hop.Kind, hop.Target) {
 		return hop.KindDNS, hop.Target{Host: "api.example.test", Resolver: addr}
 	case "tls":
 		return hop.KindTLS, hop.Target{Address: addr, Host: "example.test"}
+	case "http2":
+		return hop.KindHTTP, hop.Target{Address: addr, Host: "hostile.example.test", Scheme: "https", Path: "/health",
+			TLS: &config.TLS{InsecureSkipVerify: true}, Protocols: []string{"h2"}, MaxBodyBytes: 1 << 20}
 	}
 	panic("no target for hostile peer " + name)
 }
