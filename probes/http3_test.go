@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,4 +91,36 @@ func TestH3KeepsTheBounds(t *testing.T) {
 	// The wrong certificate authority fails the handshake.
 	tg = hop.Target{Address: addr, Host: "edge.example.test", Scheme: "https", Path: "/", Protocols: []string{"h3"}}
 	wantFail(t, run(t, hop.KindHTTP, tg, 5*time.Second), "certificate")
+}
+
+// Hostile HTTP/3 answers, from a real quic-go server: a header list far
+// past 64 KiB and a response that never ends each fail the hop within
+// its timeout.
+func TestH3HostileAnswersAreBounded(t *testing.T) {
+	giant, tc := h3Server(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		for i := range 200 {
+			w.Header().Set("X-Flood-"+strconv.Itoa(i), strings.Repeat("h", 1000))
+		}
+	}))
+	tg := hop.Target{Address: giant, Host: "edge.example.test", Scheme: "https", Path: "/", TLS: tc, MaxBodyBytes: 1 << 20, Protocols: []string{"h3"}}
+	r := run(t, hop.KindHTTP, tg, 5*time.Second)
+	if r.Success {
+		t.Fatal("200 KB of headers over HTTP/3 passed")
+	}
+	t.Logf("giant headers over h3: %s", r.Error)
+	endless, tc := h3Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := []byte(strings.Repeat("d", 16<<10))
+		for r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	tg = hop.Target{Address: endless, Host: "edge.example.test", Scheme: "https", Path: "/", TLS: tc, MaxBodyBytes: 1 << 20, Protocols: []string{"h3"}}
+	start := time.Now()
+	r = run(t, hop.KindHTTP, tg, 5*time.Second)
+	if r.Success || time.Since(start) > 6*time.Second {
+		t.Fatalf("an endless HTTP/3 response: success %v after %s: %s", r.Success, time.Since(start), r.Error)
+	}
+	wantFail(t, r, "exceeds the size limit")
 }
