@@ -20,6 +20,7 @@ func main() {
 	cfgPath := flag.String("config", "config/demo.yaml", "demo topology")
 	listen := flag.String("listen", "127.0.0.1:9115", "address for /metrics and /api/v1/paths")
 	edge := flag.String("edge", demo.EdgeDocumented, "how the demo's CloudFront sends requests on: documented (ALB → APISIX), bypass (straight to the Service) or nlb (through awf-spa-nlb where a route documents it)")
+	breakProto := flag.String("break-protocol", "none", "an HTTP version the demo's CloudFront stops speaking: h2 (ALPN offers only http/1.1), h3 (UDP dropped) or none")
 	flag.Parse()
 	probes.RegisterStoreKinds()
 	cfg, err := config.Load(*cfgPath)
@@ -37,8 +38,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(cli.ExitBadArgs)
 	}
+	if err := d.Break(*breakProto); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(cli.ExitBadArgs)
+	}
 	fmt.Printf("demo stand-ins up: %v\n", d.Names())
-	fmt.Printf("edge: %s (bin/demo --edge documented|bypass|nlb)\n", d.Edge())
+	fmt.Printf("edge: %s (bin/demo --edge documented|bypass|nlb); broken HTTP version: %s (--break-protocol h2|h3|none)\n", d.Edge(), *breakProto)
 	for _, page := range []struct{ what, path string }{
 		{"hop health", "/"}, {"topology map", "/map"}, {"metrics", "/metrics"}, {"paths (JSON)", "/api/v1/paths"},
 		{"topology (JSON)", "/api/v1/topology"}, {"liveness", "/healthz"}, {"readiness", "/readyz"},

@@ -595,3 +595,30 @@ func TestServeExportsDrift(t *testing.T) {
 		}
 	}
 }
+
+// The demo's edge speaks h2 and h3 as the topology asks; when it stops
+// speaking one (an ALPN change, a UDP/443 block) CloudFront is the first
+// failing hop, named with the version, while the hops below it answer.
+func TestABrokenHTTPVersionIsTheFirstFailingHop(t *testing.T) {
+	cfgPath, d := startDemo(t)
+	code, out, errs := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/", "--output", "json")
+	if code != cli.ExitOK || !strings.Contains(out, `"protocol.h2": "ok"`) || !strings.Contains(out, `"protocol.h3": "ok"`) {
+		t.Fatalf("healthy demo: exit %d, want h2 and h3 ok:\n%s%s", code, out, errs)
+	}
+	for _, proto := range []string{"h2", "h3"} {
+		if err := d.Break(proto); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/", "-v")
+		if code != cli.ExitBroken || !strings.Contains(out, "first failing hop: cloudfront") || !strings.Contains(out, proto+": ") {
+			t.Errorf("%s broken: exit %d, want cloudfront first failing, naming %s:\n%s%s", proto, code, proto, out, errs)
+		}
+		if !hopLine(out, "alb-public", " ok ") {
+			t.Errorf("%s broken: the ALB below the edge must still answer:\n%s", proto, out)
+		}
+	}
+	d.Break("none")
+	if code, out, _ := probe(t, "--config", cfgPath, "--path", "api.allinpro.com/"); code != cli.ExitOK {
+		t.Errorf("repaired: exit %d\n%s", code, out)
+	}
+}

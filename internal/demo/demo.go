@@ -7,6 +7,7 @@ package demo
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/miekg/dns"
+	"github.com/quic-go/quic-go/http3"
 
 	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
@@ -44,6 +46,7 @@ const (
 // Demo is a running set of stand-ins.
 type Demo struct {
 	edge     atomic.Value // string: EdgeDocumented, EdgeBypass or EdgeNLB
+	broken   atomicString // the HTTP version the edges do not speak: "", "h2" or "h3"
 	mu       sync.Mutex
 	stoppers map[string]func() error
 	order    []string
@@ -73,6 +76,51 @@ func (d *Demo) SetEdge(mode string) error {
 	}
 	return fmt.Errorf("edge mode %q: want %s, %s or %s", mode, EdgeDocumented, EdgeBypass, EdgeNLB)
 }
+
+// Break makes the demo's HTTPS edges stop speaking one HTTP version:
+// "h2" (ALPN offers only http/1.1), "h3" (every UDP datagram to them is
+// dropped, as a UDP/443 block does) or "" (all of them again).
+func (d *Demo) Break(proto string) error {
+	switch proto {
+	case "", "none":
+		d.broken.Store("")
+	case "h2", "h3":
+		d.broken.Store(proto)
+	default:
+		return fmt.Errorf("protocol %q: want h2, h3 or none", proto)
+	}
+	return nil
+}
+
+// serveH3 serves h over HTTP/3 (quic-go) on addr's UDP port.
+func (d *Demo) serveH3(name, addr string, h http.Handler, base *tls.Config) error {
+	udp, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("demo: %s cannot listen on UDP %s: %w", name, addr, err)
+	}
+	srv := &http3.Server{Handler: h, TLSConfig: http3.ConfigureTLSConfig(base.Clone())}
+	go func() { _ = srv.Serve(blockable{udp, d}) }()
+	d.add(name+"-h3", func() error { err := srv.Close(); udp.Close(); return err })
+	return nil
+}
+
+// blockable drops every datagram while HTTP/3 is broken.
+type blockable struct {
+	net.PacketConn
+	d *Demo
+}
+
+func (b blockable) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := b.PacketConn.ReadFrom(p)
+		if err != nil || b.d.broken.Load() != "h3" {
+			return n, from, err
+		}
+	}
+}
+
+func (blockable) SetReadBuffer(int) error  { return nil }
+func (blockable) SetWriteBuffer(int) error { return nil }
 
 // Edge is the current edge mode.
 func (d *Demo) Edge() string { return d.edge.Load().(string) }
@@ -294,8 +342,24 @@ func (d *Demo) serveHTTP(name, addr string, h http.Handler, useTLS bool, c *peer
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)}
 	if useTLS {
-		srv.TLSConfig, _ = c.ServerTLS(false)
+		// HTTP/1.1 and HTTP/2 on TCP, as an edge serves them; HTTP/2 is
+		// offered by ALPN unless it is broken (Break).
+		base, _ := c.ServerTLS(false)
+		srv.TLSConfig = base.Clone()
+		srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+		srv.TLSConfig.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			tc := srv.TLSConfig.Clone()
+			tc.GetConfigForClient = nil
+			if d.broken.Load() == "h2" {
+				tc.NextProtos = []string{"http/1.1"}
+			}
+			return tc, nil
+		}
 		go func() { _ = srv.ServeTLS(ln, "", "") }()
+		if err := d.serveH3(name, addr, h, base); err != nil {
+			srv.Close()
+			return err
+		}
 	} else {
 		go func() { _ = srv.Serve(ln) }()
 	}
@@ -514,3 +578,15 @@ func copyFile(src, dst string) error {
 	}
 	return os.WriteFile(dst, b, 0o644)
 }
+
+// atomicString is a string read and set from several goroutines.
+type atomicString struct{ v atomic.Pointer[string] }
+
+func (a *atomicString) Load() string {
+	if p := a.v.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (a *atomicString) Store(s string) { a.v.Store(&s) }
