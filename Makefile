@@ -6,6 +6,8 @@ GOTESTSUM   ?= gotest.tools/gotestsum@v1.13.0
 DEMO_LISTEN ?= 127.0.0.1:9115
 # DEMO_EDGE: how the demo's CloudFront sends requests on: documented, bypass or nlb.
 DEMO_EDGE   ?= documented
+# DEMO_BREAK: an HTTP version the demo's CloudFront stops speaking: none, h2 or h3.
+DEMO_BREAK  ?= none
 
 .PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady bench-detect clean image deploy-sync fuzz dashboards e2e kube-apiserver helm prometheus e2e-tools
 
@@ -65,7 +67,7 @@ demo:
 	@echo "make demo: building bin/demo (a first build with a cold cache compiles about 900 packages and takes several minutes on 2 cores; later builds take seconds)"
 	@$(GO) build $(BUILDVCS) -o bin/demo ./cmd/demo
 	@$(GO) build $(BUILDVCS) -o bin/probe ./cmd/probe
-	bin/demo --config config/demo.yaml --listen $(DEMO_LISTEN) --edge $(DEMO_EDGE)
+	bin/demo --config config/demo.yaml --listen $(DEMO_LISTEN) --edge $(DEMO_EDGE) --break-protocol $(DEMO_BREAK)
 
 ## fuzz: run each fuzz target for FUZZTIME (seeds in */testdata/fuzz run in every `make test`)
 FUZZTIME ?= 30s
