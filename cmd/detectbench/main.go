@@ -277,9 +277,9 @@ scrape_configs:
 		if err := waitUntil(ctx, 5*time.Minute, func() bool { paged = hook.firstPage(stopped, o.store); return !paged.IsZero() }); err != nil {
 			return fmt.Errorf("outage %d: no page for %s: %w", i+1, o.store, err)
 		}
-		// Hold the outage a while: every path through the store breaks,
-		// and none may page again.
-		if err := sleep(ctx, 45*time.Second); err != nil {
+		// Hold the outage a while (every path through the store breaks,
+		// and none may page again), and restart at a random phase too.
+		if err := sleep(ctx, 30*time.Second+rand.N(30*time.Second)); err != nil {
 			return err
 		}
 		restarted := time.Now()
