@@ -18,7 +18,6 @@ import (
 
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/buildinfo"
-	"golang.org/x/net/http2"
 )
 
 // httpProber sends one GET to Address on behalf of Host and checks the
@@ -143,7 +142,7 @@ func exchangeHTTP(ctx context.Context, t *hop.Target, rep *hop.Report, want stri
 	rep.Detail("protocol", proto)
 	var resp *http.Response
 	if proto == "h2" {
-		resp, err = roundTripH2(conn, req, rep)
+		resp, err = roundTripH2(ctx, conn, req, rep)
 	} else {
 		resp, err = roundTripH1(conn, req, rep)
 	}
@@ -198,12 +197,17 @@ func roundTripH1(conn net.Conn, req *http.Request, rep *hop.Report) (*http.Respo
 }
 
 // roundTripH2 sends the request as the one stream of an HTTP/2
-// connection on conn (golang.org/x/net/http2's client connection, not a
-// pooling Transport), with the same header bound as HTTP/1.1. Closing
-// the response body closes the connection and ends its read loop.
-func roundTripH2(conn net.Conn, req *http.Request, rep *hop.Report) (*http.Response, error) {
-	t2 := &http2.Transport{MaxHeaderListSize: maxHeaderBytes, DisableCompression: true}
-	cc, err := t2.NewClientConn(conn)
+// connection on conn, the TLS connection this probe made and timed: a
+// net/http client connection (Transport.NewClientConn) whose dial hands
+// over conn, never a pooled Transport, with the same header bound as
+// HTTP/1.1. Closing the response body closes the connection and ends its
+// read loop.
+func roundTripH2(ctx context.Context, conn net.Conn, req *http.Request, rep *hop.Report) (*http.Response, error) {
+	var protos http.Protocols
+	protos.SetHTTP2(true)
+	tr := &http.Transport{Protocols: &protos, MaxResponseHeaderBytes: maxHeaderBytes, DisableCompression: true,
+		DialTLSContext: func(context.Context, string, string) (net.Conn, error) { return conn, nil }}
+	cc, err := tr.NewClientConn(ctx, "https", net.JoinHostPort(req.URL.Hostname(), "443"))
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +215,7 @@ func roundTripH2(conn net.Conn, req *http.Request, rep *hop.Report) (*http.Respo
 	resp, err := cc.RoundTrip(req)
 	if err != nil {
 		cc.Close()
-		if ce := (http2.ConnectionError(0)); errors.As(err, &ce) && http2.ErrCode(ce) == http2.ErrCodeProtocol {
+		if strings.Contains(err.Error(), "PROTOCOL_ERROR") {
 			return nil, fmt.Errorf("the HTTP/2 peer broke the protocol (a response header block over %s is one way): %w", byteSize(maxHeaderBytes), err)
 		}
 		return nil, err

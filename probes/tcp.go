@@ -23,26 +23,21 @@ func (tcpProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) erro
 	return conn.Close()
 }
 
-// dial connects to addr, timing name resolution and connect as separate
+// dialTarget connects to the hop's address, timing name resolution and connect as separate
 // phases so that a slow resolver is not blamed on the peer. A name that
 // resolves to several addresses is tried address by address, each given
 // its share of the time left (as net.Dialer does), and the error says
 // which addresses failed and how. The connection is guarded by the
 // probe's scope: its reads count against the byte budget, and it is
 // closed when the probe ends.
-func dial(ctx context.Context, addr string, rep *hop.Report) (net.Conn, error) {
-	return dialFamily(ctx, addr, "", "", rep)
-}
-
-// dialTarget dials a hop's address in the hop's address family, if it
-// has one (a dual-stack edge is probed once over each).
 func dialTarget(ctx context.Context, t *hop.Target, rep *hop.Report) (net.Conn, error) {
 	return dialFamily(ctx, t.Address, t.Family, t.Resolver, rep)
 }
 
-// dialFamily is dial limited to one address family, "ipv4" or "ipv6"
-// ("" for either), resolving a name through resolver (host:port; the
-// system's when empty) for that family's records only.
+// dialFamily is dialTarget for an address, in one address family, "ipv4"
+// or "ipv6" ("" for either: a dual-stack edge is probed once over each),
+// resolving a name through resolver (host:port; the system's when empty)
+// for that family's records only.
 func dialFamily(ctx context.Context, addr, family, resolver string, rep *hop.Report) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
