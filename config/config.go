@@ -105,6 +105,9 @@ type Entry struct {
 	Name        string     `yaml:"name"`
 	Description string     `yaml:"description"`
 	Hops        []EntryHop `yaml:"hops"`
+	// Family limits every hop of the entry to one address family, ipv4
+	// or ipv6, where the hop sets none of its own.
+	Family string `yaml:"family"`
 }
 
 // EntryHop is one layer of an entry chain.
@@ -129,6 +132,10 @@ type EntryHop struct {
 	// either, and on a route with probe.dual_stack the hop, when its
 	// address is a name, is probed over each family as two hops.
 	Family string `yaml:"family"`
+	// AltSvc, when set, is a protocol the hop's answers must announce
+	// in their Alt-Svc header (h3: the edge tells browsers HTTP/3 is
+	// there); recorded as evidence either way.
+	AltSvc string `yaml:"alt_svc"`
 	// Protocols are the HTTP versions this hop must answer on, each
 	// probed on its own connection: http/1.1, h2 (ALPN over TLS), h3
 	// (QUIC). Empty: one request offering h2 and http/1.1, as a browser

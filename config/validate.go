@@ -215,6 +215,7 @@ func (v *validator) validateEntries() {
 		if len(e.Hops) == 0 {
 			v.errorf(at, "entry %q has no hops", e.Name)
 		}
+		v.checkFamily(append(at, "family"), e.Family)
 		hopSeen := map[string]bool{}
 		for j, h := range e.Hops {
 			hopAt := append(loc(), "entries", i, "hops", j)
@@ -241,10 +242,18 @@ func (v *validator) validateEntries() {
 			v.checkTLS(append(hopAt, "tls"), h.TLS)
 			v.checkComponent(hopAt, h)
 			v.checkProtocols(append(hopAt, "protocols"), h.Protocols, h.Scheme == "https")
-			if h.Family != "" && h.Family != "ipv4" && h.Family != "ipv6" {
-				v.errorf(append(hopAt, "family"), "family %q must be ipv4 or ipv6", h.Family)
+			v.checkFamily(append(hopAt, "family"), h.Family)
+			if h.AltSvc != "" && !oneOf(h.AltSvc, HTTPProtocols) {
+				v.errorf(append(hopAt, "alt_svc"), "alt_svc %q must be one of %s", h.AltSvc, strings.Join(HTTPProtocols, ", "))
 			}
 		}
+	}
+}
+
+// checkFamily checks an address family setting.
+func (v *validator) checkFamily(at []any, family string) {
+	if family != "" && family != "ipv4" && family != "ipv6" {
+		v.errorf(at, "family %q must be ipv4 or ipv6", family)
 	}
 }
 

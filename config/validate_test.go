@@ -136,3 +136,26 @@ stores:
 		t.Errorf("want exactly two problems:\n%v", err)
 	}
 }
+
+// Address families and Alt-Svc requirements take known values only.
+func TestFamilyAndAltSvcAreChecked(t *testing.T) {
+	_, err := config.Parse("t.yaml", []byte(`vantage: cluster
+entries:
+  - name: public
+    family: ipv5
+    hops:
+      - {name: cloudfront, scheme: https, address: "127.0.0.1:1", family: v6, alt_svc: quic}
+`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`t.yaml:4: family "ipv5" must be ipv4 or ipv6`,
+		`t.yaml:6: family "v6" must be ipv4 or ipv6`,
+		`t.yaml:6: alt_svc "quic" must be one of http/1.1, h2, h3`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}

@@ -65,6 +65,9 @@ type Target struct {
 	// (empty: whichever the name resolves to first). A name is then
 	// resolved for that family's records only, through Resolver when set.
 	Family string
+	// AltSvc (HTTP hops): a protocol the answer's Alt-Svc header must
+	// announce ("h3").
+	AltSvc string
 	// Protocols (https HTTP hops) are the HTTP versions the hop must
 	// answer on, each on its own connection: http/1.1, h2, h3. Empty:
 	// one request offering h2 and http/1.1, as a browser does.

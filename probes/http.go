@@ -164,7 +164,26 @@ func checkResponse(t *hop.Target, resp *http.Response, rep *hop.Report) error {
 	if err != nil {
 		return connected(fmt.Errorf("reading the body from %s: %w", t.Address, err))
 	}
-	return connected(checkHTTP(t, resp, body))
+	if err := checkHTTP(t, resp, body); err != nil {
+		return connected(err)
+	}
+	return connected(checkAltSvc(t, resp.Header))
+}
+
+// checkAltSvc: a hop that must announce a protocol (alt_svc: h3) does,
+// in an Alt-Svc entry for it ("h3=\":443\"; ma=86400").
+func checkAltSvc(t *hop.Target, h http.Header) error {
+	if t.AltSvc == "" {
+		return nil
+	}
+	for _, v := range h.Values("Alt-Svc") {
+		for entry := range strings.SplitSeq(v, ",") {
+			if proto, _, _ := strings.Cut(strings.TrimSpace(entry), "="); proto == t.AltSvc {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%s does not announce %s in Alt-Svc (it sent %q)", t.Address, t.AltSvc, hop.Clean(strings.Join(h.Values("Alt-Svc"), ", "), 128))
 }
 
 // roundTripH1 writes the request and reads the response on conn.

@@ -100,3 +100,28 @@ func TestHTTP2KeepsTheBounds(t *testing.T) {
 	}))
 	wantFail(t, run(t, hop.KindHTTP, edgeTarget(t, bad), 5*time.Second), "HTTP 502")
 }
+
+// A hop that must announce HTTP/3 in Alt-Svc (alt_svc: h3) passes only
+// where the answer does, and the header is evidence either way.
+func TestAltSvcIsRecordedAndCanBeRequired(t *testing.T) {
+	announcing := tlsServer(t, true, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Alt-Svc", `h3=":443"; ma=86400, h3-29=":443"`)
+	}))
+	tg := edgeTarget(t, announcing)
+	tg.AltSvc = "h3"
+	r := run(t, hop.KindHTTP, tg, 5*time.Second)
+	wantOK(t, r)
+	if !strings.Contains(r.Details["header.alt-svc"], `h3=":443"`) {
+		t.Errorf("Alt-Svc not kept as evidence: %v", r.Details)
+	}
+	silent := tlsServer(t, true, okHandler)
+	tg = edgeTarget(t, silent)
+	tg.AltSvc = "h3"
+	wantFail(t, run(t, hop.KindHTTP, tg, 5*time.Second), "does not announce h3 in Alt-Svc")
+	other := tlsServer(t, true, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Alt-Svc", `h3-29=":443"`)
+	}))
+	tg = edgeTarget(t, other)
+	tg.AltSvc = "h3"
+	wantFail(t, run(t, hop.KindHTTP, tg, 5*time.Second), `it sent "h3-29=\":443\""`)
+}

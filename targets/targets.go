@@ -4,6 +4,7 @@
 package targets
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"slices"
@@ -271,9 +272,14 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 		// "cloudfront-ipv6"), so that "IPv6 broken, IPv4 fine" is a
 		// failing hop of its own; a hop limited to one family (family:)
 		// is probed over that one.
-		families := []string{eh.Family}
-		if h, _, err := net.SplitHostPort(addr); r.Probe.DualStack && eh.Family == "" && err == nil && net.ParseIP(h) == nil {
+		family := cmp.Or(eh.Family, e.Family)
+		families := []string{family}
+		if h, _, err := net.SplitHostPort(addr); r.Probe.DualStack && family == "" && err == nil && net.ParseIP(h) == nil {
 			families = []string{"ipv4", "ipv6"}
+		}
+		altSvc := ""
+		if kind == hop.KindHTTP {
+			altSvc = eh.AltSvc
 		}
 		first := -1
 		for _, fam := range families {
@@ -292,7 +298,7 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 			i := p.add(Hop{Name: name, Node: eh.Name, Role: RoleEdge, Kind: kind, Skip: skip, Layer: layer + 1, Target: hop.Target{
 				Address: addr, Host: probeHost, Scheme: scheme, Path: reqPath, TLS: eh.TLS,
 				Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes, EvidenceHeaders: custom, Protocols: protocols,
-				Family: fam, Resolver: resolver,
+				Family: fam, Resolver: resolver, AltSvc: altSvc,
 			}})
 			switch {
 			case skip != "":

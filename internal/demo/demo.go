@@ -342,6 +342,15 @@ func (d *Demo) serveHTTP(name, addr string, h http.Handler, useTLS bool, c *peer
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)}
 	if useTLS {
+		// Every answer announces HTTP/3 on the same port, as CloudFront
+		// does where it is enabled.
+		_, port, _ := net.SplitHostPort(addr)
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Alt-Svc", `h3=":`+port+`"; ma=86400`)
+			inner.ServeHTTP(w, r)
+		})
+		srv.Handler = h
 		// HTTP/1.1 and HTTP/2 on TCP, as an edge serves them; HTTP/2 is
 		// offered by ALPN unless it is broken (Break).
 		base, _ := c.ServerTLS(false)
