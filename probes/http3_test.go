@@ -1,6 +1,7 @@
 package probes_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/allinx/hopprobe/config"
@@ -123,4 +125,53 @@ func TestH3HostileAnswersAreBounded(t *testing.T) {
 		t.Fatalf("an endless HTTP/3 response: success %v after %s: %s", r.Success, time.Since(start), r.Error)
 	}
 	wantFail(t, r, "exceeds the size limit")
+}
+
+// A QPACK bomb over real QUIC: an HTTP/3 server written at the frame
+// level answers with a HEADERS frame of 60,000 one-byte references to
+// the QPACK static table's longest entry (content-security-policy, about
+// 80 bytes each): 60 KB on the wire, under the 64 KiB frame limit, that
+// decode to 4.8 MB. The decoded field list is bounded at 64 KiB too, so
+// the hop fails there.
+func TestH3QPACKBombIsBoundedWhenDecoded(t *testing.T) {
+	pki, err := peers.NewPKI(t.TempDir(), []string{"edge.example.test"}, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pki.Server}, NextProtos: []string{http3.NextProtoH3}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() {
+		defer close(served)
+		conn, err := ln.Accept(ctx)
+		if err != nil {
+			return
+		}
+		defer conn.CloseWithError(0, "")
+		// The control stream: its type (0x00), then an empty SETTINGS.
+		if ctl, err := conn.OpenUniStream(); err == nil {
+			ctl.Write([]byte{0x00, 0x04, 0x00})
+		}
+		str, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		// QPACK: Required Insert Count 0, Base 0, ":status 200" (static
+		// 25), then static 56 (content-security-policy) again and again.
+		block := append([]byte{0x00, 0x00, 0xc0 | 25}, bytes.Repeat([]byte{0xc0 | 56}, 60000)...)
+		frame := append([]byte{0x01, 0x80 | byte(len(block)>>24), byte(len(block) >> 16), byte(len(block) >> 8), byte(len(block))}, block...)
+		str.Write(frame)
+		<-ctx.Done()
+	}()
+	tg := hop.Target{Address: ln.Addr().String(), Host: "edge.example.test", Scheme: "https", Path: "/",
+		TLS: &config.TLS{CAFile: pki.CA}, MaxBodyBytes: 1 << 20, Protocols: []string{"h3"}}
+	r := run(t, hop.KindHTTP, tg, 5*time.Second)
+	wantFail(t, r, "headers too large")
+	cancel()
+	<-served
 }
