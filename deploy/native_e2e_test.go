@@ -128,30 +128,47 @@ scrape_configs:
 // the given label.
 func promValues(listen, q, by string) map[string]float64 {
 	out := map[string]float64{}
-	resp, err := http.Get("http://" + listen + "/api/v1/query?query=" + url.QueryEscape(q))
+	for _, s := range promResults(http.DefaultClient, "http://"+listen, q) {
+		out[s.Metric[by]] = s.value
+	}
+	return out
+}
+
+// queryValue is an instant query's first value, 0 when there is none.
+func queryValue(c *http.Client, base, q string) float64 {
+	if rs := promResults(c, base, q); len(rs) > 0 {
+		return rs[0].value
+	}
+	return 0
+}
+
+type promResult struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+	value  float64
+}
+
+// promResults runs an instant query against the Prometheus at base.
+func promResults(c *http.Client, base, q string) []promResult {
+	resp, err := c.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
 	if err != nil {
-		return out
+		return nil
 	}
 	defer resp.Body.Close()
 	var r struct {
 		Data struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Value  [2]any            `json:"value"`
-			} `json:"result"`
+			Result []promResult `json:"result"`
 		} `json:"data"`
 	}
 	if json.NewDecoder(resp.Body).Decode(&r) != nil {
-		return out
+		return nil
 	}
-	for _, s := range r.Data.Result {
-		var v float64
-		if str, ok := s.Value[1].(string); ok {
-			fmt.Sscan(str, &v)
-			out[s.Metric[by]] = v
+	for i := range r.Data.Result {
+		if str, ok := r.Data.Result[i].Value[1].(string); ok {
+			fmt.Sscan(str, &r.Data.Result[i].value)
 		}
 	}
-	return out
+	return r.Data.Result
 }
 
 // promExemplar is one exemplar as /api/v1/query_exemplars returns it.
