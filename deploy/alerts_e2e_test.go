@@ -257,19 +257,41 @@ func serveProbe(t *testing.T, topo string) string {
 // said when the test failed.
 func runServer(t *testing.T, label, name string, args ...string) {
 	t.Helper()
+	runServerOutput(t, label, name, args...)
+}
+
+// runServerOutput is runServer that also hands over what the server says.
+func runServerOutput(t *testing.T, label, name string, args ...string) *lockedOutput {
+	t.Helper()
+	_, out := startStoppable(t, label, name, args...)
+	return out
+}
+
+// startStoppable runs a server until stop is called or the test ends,
+// and shows what it said when the test failed.
+func startStoppable(t *testing.T, label, name string, args ...string) (stop func(), out *lockedOutput) {
+	t.Helper()
 	cmd := exec.Command(name, args...)
-	var out lockedOutput
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out = &lockedOutput{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		stop()
 		if t.Failed() {
 			t.Logf("%s said:\n%s", label, out.tail())
 		}
 	})
+	return stop, out
 }
 
 func write(t *testing.T, path, content string) {

@@ -1,15 +1,18 @@
 package deploy_test
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +47,7 @@ basic_auth_users: {hopprobe-external: %q}
 	receiverAddr, _ := peers.FreePort()
 	receiverArgs := []string{"--config.file", filepath.Join(dir, "receiver.yml"), "--storage.tsdb.path", filepath.Join(dir, "receiver-tsdb"),
 		"--web.listen-address", receiverAddr, "--web.config.file", filepath.Join(dir, "receiver-web.yml"), "--web.enable-remote-write-receiver"}
-	stopReceiver := startStoppable(t, "receiver", prom, receiverArgs...)
+	stopReceiver, _ := startStoppable(t, "receiver", prom, receiverArgs...)
 
 	// The prober, on a one-hop loopback topology.
 	topo := filepath.Join(dir, "topology.yaml")
@@ -57,29 +60,7 @@ services:
 `, svc))
 	listen := serveProbe(t, topo)
 
-	// The shipped agent configuration: only the receiver, the files and
-	// the scrape interval are this test's.
-	shipped, err := os.ReadFile("external/agent.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(dir, "password"), password)
-	agentCfg := strings.NewReplacer(
-		"scrape_interval: 15s", "scrape_interval: 1s",
-		`"127.0.0.1:9115"`, strconv.Quote(listen),
-		"https://metrics.example.internal/api/v1/write", "https://"+receiverAddr+"/api/v1/write",
-		"/etc/hopprobe/remote-write-password", filepath.Join(dir, "password"),
-		"/etc/hopprobe/receiver-ca.pem", pki.CA,
-	).Replace(string(shipped))
-	if strings.Contains(agentCfg, "example.internal") || strings.Contains(agentCfg, "/etc/hopprobe") {
-		t.Fatalf("the shipped agent configuration changed shape; update this test:\n%s", agentCfg)
-	}
-	write(t, filepath.Join(dir, "agent.yml"), agentCfg)
-	agentAddr, _ := peers.FreePort()
-	t.Setenv("HOPPROBE_SITE", "eu-test-1-loopback")
-	t.Setenv("HOPPROBE_REPLICA", "a")
-	runServer(t, "agent", prom, "--enable-feature=agent,expand-external-labels", "--config.file", filepath.Join(dir, "agent.yml"),
-		"--storage.agent.path", filepath.Join(dir, "agent-wal"), "--web.listen-address", agentAddr)
+	runAgent(t, prom, dir, listen, "https://"+receiverAddr+"/api/v1/write", pki.CA, password)
 
 	client := receiverClient(t, pki.CA, password)
 	query := func(q string) float64 { return queryValue(client, "https://"+receiverAddr, q) }
@@ -101,7 +82,7 @@ services:
 	stopReceiver()
 	down := time.Now()
 	time.Sleep(20 * time.Second)
-	stopReceiver = startStoppable(t, "receiver", prom, receiverArgs...)
+	stopReceiver, _ = startStoppable(t, "receiver", prom, receiverArgs...)
 	up := time.Now()
 	// Samples scraped while it was down, counted at the moment it came
 	// back: one a second, if nothing was lost.
@@ -111,30 +92,35 @@ services:
 	t.Logf("%v samples of %d s of receiver outage arrived afterwards", query(q), window)
 }
 
-// startStoppable runs a server until stop is called or the test ends.
-func startStoppable(t *testing.T, label, name string, args ...string) (stop func()) {
+// runAgent runs the shipped agent configuration (deploy/external/agent.yml)
+// in a real Prometheus in agent mode, scraping the prober at listen every
+// second and pushing to receiver, until the test ends; only the receiver,
+// the files and the scrape interval are the test's. It returns the
+// agent's own listen address.
+func runAgent(t *testing.T, prom, dir, listen, receiver, ca, password string) (*lockedOutput, string) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	var out lockedOutput
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	shipped, err := os.ReadFile("external/agent.yml")
+	if err != nil {
 		t.Fatal(err)
 	}
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
+	write(t, filepath.Join(dir, "password"), password)
+	cfg := strings.NewReplacer(
+		"scrape_interval: 15s", "scrape_interval: 1s",
+		`"127.0.0.1:9115"`, strconv.Quote(listen),
+		"https://metrics.example.internal/api/v1/write", receiver,
+		"/etc/hopprobe/remote-write-password", filepath.Join(dir, "password"),
+		"/etc/hopprobe/receiver-ca.pem", ca,
+	).Replace(string(shipped))
+	if strings.Contains(cfg, "example.internal") || strings.Contains(cfg, "/etc/hopprobe") {
+		t.Fatalf("the shipped agent configuration changed shape; update this test:\n%s", cfg)
 	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("%s said:\n%s", label, out.tail())
-		}
-	})
-	return stop
+	write(t, filepath.Join(dir, "agent.yml"), cfg)
+	addr, _ := peers.FreePort()
+	t.Setenv("HOPPROBE_SITE", "eu-test-1-loopback")
+	t.Setenv("HOPPROBE_REPLICA", "a")
+	out := runServerOutput(t, "agent", prom, "--enable-feature=agent,expand-external-labels", "--config.file", filepath.Join(dir, "agent.yml"),
+		"--storage.agent.path", filepath.Join(dir, "agent-wal"), "--web.listen-address", addr)
+	return out, addr
 }
 
 // receiverClient speaks TLS (trusting ca) and basic auth to the receiver.
@@ -159,4 +145,85 @@ func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.SetBasicAuth("hopprobe-external", b.password)
 	return b.rt.RoundTrip(r)
+}
+
+// A receiver that throttles (429), fails (503) and then hangs: the agent
+// retries, logs and counts it, its queue stays within the shipped
+// queue_config, and the prober goes on probing. Bounded: about 15 s.
+func TestARefusingReceiverIsCountedAndTheProberGoesOn(t *testing.T) {
+	prom := tool(t, "prometheus", "prometheus")
+	dir := t.TempDir()
+	var calls atomic.Int64
+	hang := make(chan struct{})
+	receiver := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n := calls.Add(1); {
+		case n == 1:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+		case n == 2:
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		default:
+			select { // never answers
+			case <-hang:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	defer receiver.Close()
+	defer close(hang)
+	ca := filepath.Join(dir, "ca.pem")
+	write(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: receiver.Certificate().Raw})))
+	topo := filepath.Join(dir, "topology.yaml")
+	svc, _ := peers.FreePort()
+	write(t, topo, fmt.Sprintf(`vantage: cluster
+defaults: {interval: 1s, timeout: 500ms}
+routes: []
+services:
+  - {name: app, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: tcp, address: %q}]}
+`, svc))
+	listen := serveProbe(t, topo)
+	out, agent := runAgent(t, prom, dir, listen, receiver.URL+"/api/v1/write", ca, "pw")
+	probes := func() float64 { return metricSum("http://"+listen+"/metrics", "hopprobe_hop_probes_total") }
+	for deadline := time.Now().Add(60 * time.Second); calls.Load() < 3; time.Sleep(250 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent sent %d requests in 60 s, want a 429, a 503 and a hang", calls.Load())
+		}
+	}
+	before := probes()
+	time.Sleep(3 * time.Second)
+	if after := probes(); after <= before {
+		t.Errorf("the prober stopped probing while the receiver refused: %v probes, then %v", before, after)
+	}
+	agentMetrics := "http://" + agent + "/metrics"
+	if retried := metricSum(agentMetrics, "prometheus_remote_storage_samples_retried_total"); retried == 0 {
+		t.Error("the agent counted no retried samples after 429s and 503s")
+	}
+	// The shipped queue holds at most capacity × max_shards in memory.
+	if pending := metricSum(agentMetrics, "prometheus_remote_storage_samples_pending"); pending > 2500*10 {
+		t.Errorf("%v samples pending in memory, more than the shipped queue allows", pending)
+	}
+	if log := out.tail(); !strings.Contains(log, "429") && !strings.Contains(log, "503") {
+		t.Errorf("the agent logged neither the 429 nor the 503:\n%s", log)
+	}
+}
+
+// metricSum adds up every sample of a metric on a /metrics page.
+func metricSum(url, name string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
+			if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
