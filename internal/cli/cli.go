@@ -168,7 +168,8 @@ catch-all route while another route of the host is a near miss
 			if !ok {
 				return nil
 			}
-			*code = walkOnce(cmd.Context(), cfg, v, path, output, verbose, allowCatchAll, kube, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			*code = walkOnce(cmd.Context(), cfg, walkOpts{vantage: v, query: path, output: output, verbose: verbose,
+				allowCatchAll: allowCatchAll, kube: kube}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			return nil
 		},
 	}
@@ -279,7 +280,8 @@ elsewhere, or has undocumented.`,
 				return err
 			}
 			if cfg, _, ok := g.load(cmd, code); ok {
-				*code = drift(cmd.Context(), cfg, kube, apisixFile, adminURL, output, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				*code = drift(cmd.Context(), cfg, driftOpts{kube: kube, apisixFile: apisixFile, adminURL: adminURL, output: output},
+					cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			return nil
 		},
@@ -421,7 +423,15 @@ not load is logged and the running topology stays.`,
 	return cmd
 }
 
-func walkOnce(ctx context.Context, cfg *config.Config, vantage, query, output string, verbose, allowCatchAll bool, kube kubeSource, stdout, stderr io.Writer) int {
+// walkOpts is what the root command's flags ask of one walk.
+type walkOpts struct {
+	vantage, query, output string
+	verbose, allowCatchAll bool
+	kube                   kubeSource
+}
+
+func walkOnce(ctx context.Context, cfg *config.Config, o walkOpts, stdout, stderr io.Writer) int {
+	vantage, query, output, verbose, allowCatchAll, kube := o.vantage, o.query, o.output, o.verbose, o.allowCatchAll, o.kube
 	// With the cluster at hand, each pod behind the Service and each node
 	// of a NodePort is its own hop, as `probe serve --discover` walks them.
 	var seen *targets.Live
@@ -747,7 +757,15 @@ func readKube(ctx context.Context, src kubeSource) (*live.KubeInventory, error) 
 
 // drift prints every difference between the documented topology and the
 // cluster and/or APISIX; exit 1 when there is any.
-func drift(ctx context.Context, cfg *config.Config, kube kubeSource, apisixFile, adminURL, output string, stdout, stderr io.Writer) int {
+// driftOpts is what `probe drift`'s flags ask for: the live sides to
+// compare with, and the output format.
+type driftOpts struct {
+	kube                         kubeSource
+	apisixFile, adminURL, output string
+}
+
+func drift(ctx context.Context, cfg *config.Config, o driftOpts, stdout, stderr io.Writer) int {
+	kube, apisixFile, adminURL, output := o.kube, o.apisixFile, o.adminURL, o.output
 	if !kube.set() && apisixFile == "" && adminURL == "" {
 		fmt.Fprintln(stderr, "give the live side: --kube FILE (kubectl get svc,endpointslices,nodes -A -o json) and/or --apisix FILE or --admin-url URL")
 		return ExitBadArgs
