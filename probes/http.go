@@ -2,6 +2,7 @@ package probes
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -9,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -349,29 +352,111 @@ func checkHTTP(t *hop.Target, resp *http.Response, body []byte) error {
 	return nil
 }
 
+// maxJSONDepth bounds how deeply a checked JSON body may nest.
+const maxJSONDepth = 64
+
 // checkJSON compares dotted field paths ("data.status") with their
-// expected text.
+// expected text. The body is never built into a tree: the values along
+// the paths are read as tokens, everything else is checked and skipped,
+// so a peer's array of half a million elements costs the probe 5 bytes
+// allocated per body byte, short-lived, where a decoded []any took 43,
+// all alive at once (TestCheckingJSONBuildsNothingFromTheBody); nesting
+// deeper than maxJSONDepth along a path is refused.
 func checkJSON(body []byte, want map[string]string) error {
-	var doc any
-	if err := json.Unmarshal(body, &doc); err != nil {
+	paths := make(map[string][]string, len(want))
+	for p := range want {
+		paths[p] = strings.Split(p, ".")
+	}
+	got := map[string]string{}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var at []*string // the keys down to here; nil for an array element
+	if err := walkJSON(dec, &at, paths, got); err != nil {
 		return fmt.Errorf("body is not JSON: %w", err)
 	}
-	for path, exp := range want {
-		v := doc
-		for _, k := range strings.Split(path, ".") {
-			m, ok := v.(map[string]any)
-			if !ok {
-				return fmt.Errorf("JSON field %s is missing", path)
-			}
-			if v, ok = m[k]; !ok {
-				return fmt.Errorf("JSON field %s is missing", path)
-			}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("body is not JSON: more after its top-level value")
+	}
+	for _, p := range slices.Sorted(maps.Keys(want)) {
+		v, ok := got[p]
+		if !ok {
+			return fmt.Errorf("JSON field %s is missing", p)
 		}
-		if got := fmt.Sprint(v); got != exp {
-			return fmt.Errorf("JSON field %s is %q, want %q", path, got, exp)
+		if v != want[p] {
+			return fmt.Errorf("JSON field %s is %q, want %q", p, v, want[p])
 		}
 	}
 	return nil
+}
+
+// walkJSON reads one value, recording in got the text of every scalar
+// that sits at one of paths. A value no path leads into is skipped whole
+// (encoding/json's scanner checks it without building it, and its own
+// depth limit holds); only the values along the paths are read token by
+// token.
+func walkJSON(dec *json.Decoder, at *[]*string, paths map[string][]string, got map[string]string) error {
+	if !leadsSomewhere(*at, paths) {
+		var skip json.RawMessage
+		return dec.Decode(&skip)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	d, nested := tok.(json.Delim)
+	if !nested {
+		for name, p := range paths {
+			if keysAre(*at, p) {
+				got[name] = fmt.Sprint(tok)
+			}
+		}
+		return nil
+	}
+	if len(*at) >= maxJSONDepth {
+		return fmt.Errorf("nested deeper than %d levels", maxJSONDepth)
+	}
+	for dec.More() {
+		var key *string
+		if d == '{' {
+			kt, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			k, _ := kt.(string)
+			key = &k
+		}
+		*at = append(*at, key)
+		err := walkJSON(dec, at, paths, got)
+		*at = (*at)[:len(*at)-1]
+		if err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
+}
+
+// leadsSomewhere reports whether one of paths runs through (or ends at)
+// the value the keys at lead to.
+func leadsSomewhere(at []*string, paths map[string][]string) bool {
+	for _, p := range paths {
+		if len(at) <= len(p) && keysAre(at, p[:len(at)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// keysAre reports whether the keys down to a value are path's.
+func keysAre(at []*string, path []string) bool {
+	if len(at) != len(path) {
+		return false
+	}
+	for i, k := range at {
+		if k == nil || *k != path[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // headerLimit fails reads past left bytes until done: the response
