@@ -41,6 +41,9 @@ type Options struct {
 	// Phase is this replica's place in every interval (nil: phase 0);
 	// every generation walks at it.
 	Phase *scheduler.Phase
+	// ShardIndex of Shards (--shard i/n): walk only that share of the
+	// paths (targets.Shard); Shards of 0 or 1 walks them all.
+	ShardIndex, Shards int
 }
 
 // Runner holds the running prober. Its event methods (Reload,
@@ -109,7 +112,8 @@ func (r *Runner) vantage(cfg *config.Config) string {
 }
 
 func (r *Runner) expand(cfg *config.Config, seen *targets.Live) ([]*targets.Path, error) {
-	return targets.ExpandLive(cfg, r.vantage(cfg), seen)
+	paths, err := targets.ExpandLive(cfg, r.vantage(cfg), seen)
+	return targets.Shard(paths, r.opts.ShardIndex, r.opts.Shards), err
 }
 
 // Start walks every path until ctx ends or Stop.

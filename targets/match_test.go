@@ -112,3 +112,31 @@ func TestADualStackEdgeIsAHopPerFamily(t *testing.T) {
 		}
 	}
 }
+
+// Shards split the paths: every path in exactly one shard, and each
+// shard a fair share of the shipped topology's paths.
+func TestShardsSplitThePathsOnce(t *testing.T) {
+	paths, err := targets.Expand(testkit.Allinx(t), "cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	seen := map[string]int{}
+	for i := range n {
+		share := targets.Shard(paths, i, n)
+		if len(share) < len(paths)/n/2 {
+			t.Errorf("shard %d/%d has %d of %d paths", i, n, len(share), len(paths))
+		}
+		for _, p := range share {
+			seen[p.ID]++
+		}
+	}
+	for _, p := range paths {
+		if seen[p.ID] != 1 {
+			t.Errorf("%s is in %d shards", p.ID, seen[p.ID])
+		}
+	}
+	if got := targets.Shard(paths, 0, 1); len(got) != len(paths) {
+		t.Errorf("one shard has %d of %d paths", len(got), len(paths))
+	}
+}

@@ -6,6 +6,7 @@ package targets
 import (
 	"cmp"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"slices"
 	"sort"
@@ -520,6 +521,27 @@ func (p *Path) Edges() [][2]string {
 		}
 		addEdge(prev, h.Node)
 		prev, owner = h.Node, h.Node
+	}
+	return out
+}
+
+// Shard keeps the paths of shard index of n: those whose ID hashes to
+// index modulo n, so that n probers (each its own Deployment, --shard
+// i/n) share a topology too large for one, every path walked by exactly
+// one of them, and a path stays in its shard across reloads and
+// discovery changes. A hop that paths of two shards share is probed by
+// both. n of 0 or 1 keeps every path.
+func Shard(paths []*Path, index, n int) []*Path {
+	if n <= 1 {
+		return paths
+	}
+	var out []*Path
+	for _, p := range paths {
+		h := fnv.New32a()
+		h.Write([]byte(p.ID))
+		if int(h.Sum32()%uint32(n)) == index {
+			out = append(out, p)
+		}
 	}
 	return out
 }

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -357,7 +358,7 @@ func serveCmd(g *globals, code *int) *cobra.Command {
 	var otlp string
 	var lo liveOpts
 	var webConfig, probeListen string
-	var replicasDNS, podIP string
+	var replicasDNS, podIP, shard string
 	logLevel, logFormat := promslog.NewLevel(), promslog.NewFormat()
 	_ = logFormat.Set("logfmt")
 	cmd := &cobra.Command{
@@ -393,6 +394,10 @@ not load is logged and the running topology stays.`,
 					return fmt.Errorf("--replicas-dns needs this pod's IP in --pod-ip (or $POD_IP, from the downward API's status.podIP): %q is not an IP address", podIP)
 				}
 			}
+			shardIndex, shards, err := parseShard(shard)
+			if err != nil {
+				return err
+			}
 			cfg, _, ok := g.load(cmd, code)
 			if !ok {
 				return nil
@@ -400,7 +405,7 @@ not load is logged and the running topology stays.`,
 			lo.every, lo.discover, lo.settle = driftEvery, discover, settle
 			*code = serve(cmd.Context(), cfg, serveOpts{vantage: g.vantage, listen: listen, reloadEvery: reloadEvery, stalls: stalls,
 				live: lo, otlp: otlp, logLevel: logLevel, logFormat: logFormat, webConfig: webConfig, probeListen: probeListen,
-				replicasDNS: replicasDNS, podIP: self}, cmd.ErrOrStderr())
+				replicasDNS: replicasDNS, podIP: self, shardIndex: shardIndex, shards: shards}, cmd.ErrOrStderr())
 			return nil
 		},
 	}
@@ -418,6 +423,7 @@ not load is logged and the running topology stays.`,
 	f.Var(flagValue{logFormat, "FORMAT"}, "log.format", "log as logfmt or json")
 	f.StringVar(&webConfig, "web.config.file", "", "TLS and basic auth for every page of --listen, from `FILE` in the exporter-toolkit's web configuration format (see docs/web-config.md)")
 	f.StringVar(&replicasDNS, "replicas-dns", "", "walk at this replica's phase among the ready replicas that the DNS `NAME` of their headless Service lists (sorted IPs, own index of n: phase index/n), so that n replicas walk n times an interval, evenly spaced; without it the phase comes from the host name")
+	f.StringVar(&shard, "shard", "", "walk only shard `I/N` of the paths (0/2 and 1/2: two probers, each its own Deployment, share a topology too large for one; every path walked by exactly one)")
 	f.StringVar(&podIP, "pod-ip", os.Getenv("POD_IP"), "this replica's `IP` among --replicas-dns's answers (default $POD_IP)")
 	f.StringVar(&probeListen, "web.probe-listen", "", "also serve /healthz and /readyz, and nothing else, without TLS or credentials on `ADDR`, for the kubelet's probes when --web.config.file asks for credentials")
 	return cmd
@@ -916,4 +922,18 @@ func versionCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// parseShard reads --shard "I/N"; "" is the whole topology.
+func parseShard(s string) (index, n int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	is, ns, ok := strings.Cut(s, "/")
+	index, err1 := strconv.Atoi(is)
+	n, err2 := strconv.Atoi(ns)
+	if !ok || err1 != nil || err2 != nil || n < 1 || n > 1000 || index < 0 || index >= n {
+		return 0, 0, fmt.Errorf("--shard %q: want I/N with 0 ≤ I < N ≤ 1000, e.g. 0/2", s)
+	}
+	return index, n, nil
 }

@@ -1,17 +1,22 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/cli"
 	"github.com/allinx/hopprobe/internal/peers"
 )
@@ -91,5 +96,36 @@ services:
 	}
 	if code, out, errs := probe(t, "--config", topo("ipv4"), "--path", "edge.example.test/"); code != cli.ExitOK || strings.Contains(out, "edge-ipv6") {
 		t.Errorf("the entry limited to IPv4: exit %d\n%s%s", code, out, errs)
+	}
+}
+
+// Two shards of probe serve on one topology walk disjoint halves of it
+// that together are all of it.
+func TestShardsOfServeWalkDisjointHalves(t *testing.T) {
+	cfgPath, _ := startDemo(t)
+	ids := func(listen string) []string {
+		var out []string
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			var doc struct{ Paths []exporter.PathStatus }
+			if json.Unmarshal([]byte(get(t, "http://"+listen+"/api/v1/paths")), &doc) == nil && len(doc.Paths) > 0 {
+				for _, p := range doc.Paths {
+					out = append(out, p.ID)
+				}
+				return out
+			}
+		}
+		t.Fatal("no paths listed")
+		return nil
+	}
+	total := len(ids(serveFast(t, cfgPath, io.Discard)))
+	a := ids(serveFast(t, cfgPath, io.Discard, "--shard", "0/2"))
+	b := ids(serveFast(t, cfgPath, io.Discard, "--shard", "1/2"))
+	if len(a)+len(b) != total || len(a) == 0 || len(b) == 0 {
+		t.Errorf("shards walk %d and %d paths of %d", len(a), len(b), total)
+	}
+	for _, id := range a {
+		if slices.Contains(b, id) {
+			t.Errorf("%s is in both shards", id)
+		}
 	}
 }

@@ -46,6 +46,8 @@ type serveOpts struct {
 	probeListen string     // --web.probe-listen: /healthz and /readyz alone, without credentials
 	replicasDNS string     // --replicas-dns: the replicas' headless Service, for the phase
 	podIP       netip.Addr // --pod-ip: this replica among its answers
+	shardIndex  int        // --shard I/N
+	shards      int
 }
 
 // serve walks every path until ctx ends or SIGTERM, and reloads the
@@ -56,7 +58,7 @@ type serveOpts struct {
 func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Writer) int {
 	log := promslog.New(&promslog.Config{Level: o.logLevel, Format: o.logFormat, Writer: stderr})
 	slog.SetDefault(log)
-	opts := runner.Options{Vantage: o.vantage, Log: log, Phase: &scheduler.Phase{}}
+	opts := runner.Options{Vantage: o.vantage, Log: log, Phase: &scheduler.Phase{}, ShardIndex: o.shardIndex, Shards: o.shards}
 	if o.otlp != "" {
 		vantage := cmp.Or(o.vantage, cfg.Vantage)
 		tp, err := tracing.Start(o.otlp, version(), vantage)

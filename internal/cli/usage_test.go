@@ -51,7 +51,8 @@ func TestGlobalFlagsGoAnywhereAndMistakesAreExitTwo(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{"nosuch"}, {"list", "--nosuch"}, {"--path"}, {"--output", "yaml", "--path", "x"},
-		{"serve", "--config", "../../config/demo.yaml", "--replicas-dns", "hopprobe-replicas", "--pod-ip", "pod-a"}} {
+		{"serve", "--config", "../../config/demo.yaml", "--replicas-dns", "hopprobe-replicas", "--pod-ip", "pod-a"},
+		{"serve", "--config", "../../config/demo.yaml", "--shard", "2/2"}, {"serve", "--config", "../../config/demo.yaml", "--shard", "half"}} {
 		code, out, errs := probe(t, args...)
 		if code != cli.ExitBadArgs || out != "" || !strings.Contains(errs, "error: ") {
 			t.Errorf("probe %v: exit %d, stdout %q, stderr %q; want exit 2 and the reason on stderr", args, code, out, errs)
