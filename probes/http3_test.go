@@ -17,6 +17,7 @@ import (
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/peers"
+	"github.com/allinx/hopprobe/probes"
 )
 
 // h3Server is a real quic-go HTTP/3 server on a loopback UDP port, with
@@ -174,4 +175,35 @@ func TestH3QPACKBombIsBoundedWhenDecoded(t *testing.T) {
 	wantFail(t, r, "headers too large")
 	cancel()
 	<-served
+}
+
+// An HTTP/3 probe returns at once when its context is cancelled (a
+// reload, a shutdown), in the middle of a QUIC handshake nobody answers.
+func TestH3ReturnsPromptlyOnCancel(t *testing.T) {
+	silent, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	tg := hop.Target{Address: silent.LocalAddr().String(), Host: "edge.example.test", Scheme: "https", Path: "/", Protocols: []string{"h3"}}
+	// Baseline: a probe cancelled before it starts, on this machine now.
+	b0 := time.Now()
+	bctx, bcancel := context.WithCancel(context.Background())
+	bcancel()
+	probes.Run(bctx, hop.KindHTTP, &tg, 10*time.Second)
+	baseline := time.Since(b0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan hop.Result)
+	go func() { done <- probes.Run(ctx, hop.KindHTTP, &tg, 30*time.Second) }()
+	time.Sleep(300 * time.Millisecond)
+	cancelled := time.Now()
+	cancel()
+	select {
+	case r := <-done:
+		if late := time.Since(cancelled); r.Success || late > 100*time.Millisecond+baseline {
+			t.Errorf("returned %s after cancel (baseline %s), success %v: %s", late, baseline, r.Success, r.Error)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the HTTP/3 probe ignored its cancellation")
+	}
 }
