@@ -82,7 +82,7 @@ services:
 	stopReceiver()
 	down := time.Now()
 	time.Sleep(20 * time.Second)
-	stopReceiver, _ = startStoppable(t, "receiver", prom, receiverArgs...)
+	startStoppable(t, "receiver", prom, receiverArgs...) // back; stopped when the test ends
 	up := time.Now()
 	// Samples scraped while it was down, counted at the moment it came
 	// back: one a second, if nothing was lost.
