@@ -49,16 +49,7 @@ basic_auth_users: {hopprobe-external: %q}
 		"--web.listen-address", receiverAddr, "--web.config.file", filepath.Join(dir, "receiver-web.yml"), "--web.enable-remote-write-receiver"}
 	stopReceiver, _ := startStoppable(t, "receiver", prom, receiverArgs...)
 
-	// The prober, on a one-hop loopback topology.
-	topo := filepath.Join(dir, "topology.yaml")
-	svc, _ := peers.FreePort()
-	write(t, topo, fmt.Sprintf(`vantage: external
-defaults: {interval: 1s, timeout: 500ms}
-routes: []
-services:
-  - {name: app, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: tcp, address: %q}]}
-`, svc))
-	listen := serveProbe(t, topo)
+	listen := serveOneService(t, dir, "external")
 
 	runAgent(t, prom, dir, listen, "https://"+receiverAddr+"/api/v1/write", pki.CA, password)
 
@@ -90,6 +81,22 @@ services:
 	q := fmt.Sprintf(`count_over_time(hopprobe_build_info{site="eu-test-1-loopback"}[%ds] @ %d)`, window, up.Unix())
 	waitUntil("the outage's samples at the receiver", 90*time.Second, func() bool { return query(q) >= float64(window-1) })
 	t.Logf("%v samples of %d s of receiver outage arrived afterwards", query(q), window)
+}
+
+// serveOneService runs probe serve from vantage on a topology of one
+// loopback TCP service walked every second, and returns its listen
+// address.
+func serveOneService(t *testing.T, dir, vantage string) string {
+	t.Helper()
+	topo := filepath.Join(dir, "topology.yaml")
+	svc, _ := peers.FreePort()
+	write(t, topo, fmt.Sprintf(`vantage: %s
+defaults: {interval: 1s, timeout: 500ms}
+routes: []
+services:
+  - {name: app, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: tcp, address: %q}]}
+`, vantage, svc))
+	return serveProbe(t, topo)
 }
 
 // runAgent runs the shipped agent configuration (deploy/external/agent.yml)
@@ -173,15 +180,7 @@ func TestARefusingReceiverIsCountedAndTheProberGoesOn(t *testing.T) {
 	defer close(hang)
 	ca := filepath.Join(dir, "ca.pem")
 	write(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: receiver.Certificate().Raw})))
-	topo := filepath.Join(dir, "topology.yaml")
-	svc, _ := peers.FreePort()
-	write(t, topo, fmt.Sprintf(`vantage: cluster
-defaults: {interval: 1s, timeout: 500ms}
-routes: []
-services:
-  - {name: app, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: tcp, address: %q}]}
-`, svc))
-	listen := serveProbe(t, topo)
+	listen := serveOneService(t, dir, "cluster")
 	out, agent := runAgent(t, prom, dir, listen, receiver.URL+"/api/v1/write", ca, "pw")
 	probes := func() float64 { return metricSum("http://"+listen+"/metrics", "hopprobe_hop_probes_total") }
 	for deadline := time.Now().Add(60 * time.Second); calls.Load() < 3; time.Sleep(250 * time.Millisecond) {

@@ -4,21 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/cli"
-	"github.com/allinx/hopprobe/internal/peers"
+	"github.com/allinx/hopprobe/internal/testkit"
 )
 
 // On a dual-stack route, IPv6 broken while IPv4 answers is a walk whose
@@ -27,43 +24,11 @@ import (
 // resolver) gives the name both families, and then the ::1 listener
 // goes. Limited to IPv4 (family: on the entry), the same walk passes.
 func TestAnIPv6OutageIsItsOwnFirstFailingHop(t *testing.T) {
-	var v4, v6 net.Listener
-	var err error
-	for range 20 {
-		if v4, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if v6, err = net.Listen("tcp6", "[::1]:"+strconv.Itoa(v4.Addr().(*net.TCPAddr).Port)); err == nil {
-			break
-		}
-		v4.Close()
-	}
-	if err != nil {
-		t.Skipf("SKIPPED LOUDLY: no IPv6 loopback here (%v): the dual-stack walk was not tested", err)
-	}
-	port := strconv.Itoa(v4.Addr().(*net.TCPAddr).Port)
-	edge := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
-	for _, ln := range []net.Listener{v4, v6} {
-		srv := &http.Server{Handler: edge}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-	}
-	resolver, err := peers.DNS(dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		hdr := dns.RR_Header{Name: q.Question[0].Name, Class: dns.ClassINET, Ttl: 5, Rrtype: q.Question[0].Qtype}
-		switch q.Question[0].Qtype {
-		case dns.TypeA:
-			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IPv4(127, 0, 0, 1)})
-		case dns.TypeAAAA:
-			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.IPv6loopback})
-		}
-		w.WriteMsg(m)
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resolver.Stop()
+	port, v6 := testkit.DualStackEdge(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) }),
+		"the dual-stack walk")
+	var aaaa atomic.Bool
+	aaaa.Store(true)
+	resolver := testkit.DualStackResolver(t, &aaaa)
 	topo := func(entryFamily string) string {
 		path := filepath.Join(t.TempDir(), "topology.yaml")
 		os.WriteFile(path, []byte(fmt.Sprintf(`vantage: cluster
@@ -81,7 +46,7 @@ routes:
     probe: {path: /health, dual_stack: true}
 services:
   - {name: app, namespace: ns, type: ClusterIP, ports: [{port: 8080, protocol: http, address: "127.0.0.1:%s"}]}
-`, resolver.Addr, entryFamily, port, port)), 0o644)
+`, resolver, entryFamily, port, port)), 0o644)
 		return path
 	}
 	dual := topo("")
