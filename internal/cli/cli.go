@@ -437,21 +437,20 @@ type walkOpts struct {
 }
 
 func walkOnce(ctx context.Context, cfg *config.Config, o walkOpts, stdout, stderr io.Writer) int {
-	vantage, query, output, verbose, allowCatchAll, kube := o.vantage, o.query, o.output, o.verbose, o.allowCatchAll, o.kube
 	// With the cluster at hand, each pod behind the Service and each node
 	// of a NodePort is its own hop, as `probe serve --discover` walks them.
 	var seen *targets.Live
-	if kube.set() {
-		inv, err := readKube(ctx, kube)
+	if o.kube.set() {
+		inv, err := readKube(ctx, o.kube)
 		if err != nil {
-			fmt.Fprintf(stderr, "reading %s: %v\n", kube, err)
+			fmt.Fprintf(stderr, "reading %s: %v\n", o.kube, err)
 			return ExitBadArgs
 		}
 		seen = live.LiveFrom(inv).Documented(cfg)
 	}
-	paths, err := targets.ResolveLive(cfg, vantage, query, seen)
-	if err == nil && !allowCatchAll && len(paths) > 0 && paths[0].ID != query {
-		err = targets.CloserRoutes(cfg, query)
+	paths, err := targets.ResolveLive(cfg, o.vantage, o.query, seen)
+	if err == nil && !o.allowCatchAll && len(paths) > 0 && paths[0].ID != o.query {
+		err = targets.CloserRoutes(cfg, o.query)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -471,7 +470,7 @@ func walkOnce(ctx context.Context, cfg *config.Config, o walkOpts, stdout, stder
 			code = ExitBypassed
 		}
 	}
-	if output == "json" {
+	if o.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"paths": statuses})
@@ -481,7 +480,7 @@ func walkOnce(ctx context.Context, cfg *config.Config, o walkOpts, stdout, stder
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		PrintTable(stdout, st, verbose)
+		PrintTable(stdout, st, o.verbose)
 	}
 	return code
 }
@@ -771,24 +770,23 @@ type driftOpts struct {
 }
 
 func drift(ctx context.Context, cfg *config.Config, o driftOpts, stdout, stderr io.Writer) int {
-	kube, apisixFile, adminURL, output := o.kube, o.apisixFile, o.adminURL, o.output
-	if !kube.set() && apisixFile == "" && adminURL == "" {
+	if !o.kube.set() && o.apisixFile == "" && o.adminURL == "" {
 		fmt.Fprintln(stderr, "give the live side: --kube FILE (kubectl get svc,endpointslices,nodes -A -o json) and/or --apisix FILE or --admin-url URL")
 		return ExitBadArgs
 	}
 	var items []targets.DriftItem
 	var against []string
-	if kube.set() {
-		inv, err := readKube(ctx, kube)
+	if o.kube.set() {
+		inv, err := readKube(ctx, o.kube)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return ExitBadArgs
 		}
 		items = append(items, live.KubeDrift(cfg, inv)...)
-		against = append(against, kube.String())
+		against = append(against, o.kube.String())
 	}
-	if apisixFile != "" || adminURL != "" {
-		routes, src, err := readAPISIX(ctx, apisixFile, adminURL)
+	if o.apisixFile != "" || o.adminURL != "" {
+		routes, src, err := readAPISIX(ctx, o.apisixFile, o.adminURL)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return ExitBadArgs
@@ -796,7 +794,7 @@ func drift(ctx context.Context, cfg *config.Config, o driftOpts, stdout, stderr 
 		items = append(items, live.RouteDrift(cfg, routes)...)
 		against = append(against, src)
 	}
-	if output == "json" {
+	if o.output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"drift": append([]targets.DriftItem{}, items...)})
