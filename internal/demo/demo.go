@@ -46,7 +46,7 @@ const (
 // Demo is a running set of stand-ins.
 type Demo struct {
 	edge     atomic.Value // string: EdgeDocumented, EdgeBypass or EdgeNLB
-	broken   atomicString // the HTTP version the edges do not speak: "", "h2" or "h3"
+	broken   atomic.Value // string: the HTTP version the edges do not speak, "", "h2" or "h3"
 	mu       sync.Mutex
 	stoppers map[string]func() error
 	order    []string
@@ -59,6 +59,7 @@ type Demo struct {
 func Start(cfg *config.Config) (*Demo, error) {
 	d := &Demo{stoppers: map[string]func() error{}, restarts: map[string]func() error{}}
 	d.edge.Store(EdgeDocumented)
+	d.broken.Store("")
 	if err := d.start(cfg); err != nil {
 		d.Close()
 		return nil, err
@@ -113,7 +114,7 @@ type blockable struct {
 func (b blockable) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, from, err := b.PacketConn.ReadFrom(p)
-		if err != nil || b.d.broken.Load() != "h3" {
+		if err != nil || b.d.broken.Load().(string) != "h3" {
 			return n, from, err
 		}
 	}
@@ -359,7 +360,7 @@ func (d *Demo) serveHTTP(name, addr string, h http.Handler, useTLS bool, c *peer
 		srv.TLSConfig.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			tc := srv.TLSConfig.Clone()
 			tc.GetConfigForClient = nil
-			if d.broken.Load() == "h2" {
+			if d.broken.Load().(string) == "h2" {
 				tc.NextProtos = []string{"http/1.1"}
 			}
 			return tc, nil
@@ -587,15 +588,3 @@ func copyFile(src, dst string) error {
 	}
 	return os.WriteFile(dst, b, 0o644)
 }
-
-// atomicString is a string read and set from several goroutines.
-type atomicString struct{ v atomic.Pointer[string] }
-
-func (a *atomicString) Load() string {
-	if p := a.v.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
-
-func (a *atomicString) Store(s string) { a.v.Store(&s) }
