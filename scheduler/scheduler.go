@@ -180,7 +180,7 @@ func (w *Walker) Walk(ctx context.Context, p *targets.Path) PathResult {
 		hctx, span := w.tracer().Start(ctx, "hop "+h.Name, trace.WithSpanKind(trace.SpanKindClient))
 		// Reuse is bounded a little below the interval so that each tick
 		// of the path probes afresh.
-		r, shared := w.cache.do(hctx, h.Target.Key(h.Kind), p.Interval*9/10, p.BrokenInterval*9/10, func() HopResult {
+		r, shared := w.cache.do(hctx, h.CacheKey(), p.Interval*9/10, p.BrokenInterval*9/10, func() HopResult {
 			return w.confirm(hctx, h, p, res.Start.Add(p.Interval))
 		})
 		r.Shared = shared

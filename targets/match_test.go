@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -138,5 +139,28 @@ func TestShardsSplitThePathsOnce(t *testing.T) {
 	}
 	if got := targets.Shard(paths, 0, 1); len(got) != len(paths) {
 		t.Errorf("one shard has %d of %d paths", len(got), len(paths))
+	}
+}
+
+// The shared-result key fixed when a path is built is the one its target
+// gives, and a hop built by hand computes it. (Path.add sets it, so a
+// hop copied and re-addressed before it is added, as discovery's pod
+// hops are, gets its own.)
+func TestCacheKeysAreTheTargetsKeys(t *testing.T) {
+	paths, err := targets.Expand(testkit.Allinx(t), "cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		for i := range p.Hops {
+			h := &p.Hops[i]
+			if got, want := h.CacheKey(), h.Target.Key(h.Kind); got != want {
+				t.Errorf("%s/%s: cache key %s, its target's %s", p.ID, h.Name, got, want)
+			}
+		}
+	}
+	h := targets.Hop{Kind: "tcp", Target: hop.Target{Address: "127.0.0.1:1"}}
+	if h.CacheKey() != h.Target.Key("tcp") {
+		t.Error("a hop built by hand has no cache key")
 	}
 }

@@ -70,6 +70,19 @@ type Hop struct {
 	// hop's failure: a request through the edge fails when the ALB behind
 	// it fails, a service's health check fails when its Redis does.
 	DependsOn []int
+	// key is the hop's shared-result key, fixed when the path is built.
+	key string
+}
+
+// CacheKey identifies what the hop's probe does (hop.Target.Key), so
+// that paths sharing a hop share one probe per interval. It is computed
+// once, when the path is built, not at every walk; a hop built by hand
+// computes it here.
+func (h *Hop) CacheKey() string {
+	if h.key != "" {
+		return h.key
+	}
+	return h.Target.Key(h.Kind)
 }
 
 // Describe says in one line what the hop does, for the CLI and status.
@@ -352,6 +365,7 @@ func (p *Path) add(h Hop) int {
 	if h.Target.MaxResponseBytes == 0 {
 		h.Target.MaxResponseBytes = p.budget
 	}
+	h.key = h.Target.Key(h.Kind)
 	p.Hops = append(p.Hops, h)
 	return len(p.Hops) - 1
 }
