@@ -19,6 +19,7 @@ import (
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -54,7 +55,14 @@ func gathered(t *testing.T) []*dto.MetricFamily {
 			p.Hops[0].Target.ExpectUnreachable = true
 		}
 	}
-	e := exporter.New(paths)
+	b, e := status.NewBoard(paths), exporter.New(paths)
+	// As the runner feeds them: the board says what a walk meant (the
+	// evidence changes too), the exporter counts it.
+	observe := func(r scheduler.PathResult) {
+		if w, ok := b.Observe(r); ok {
+			e.Observe(r, w)
+		}
+	}
 	for _, p := range paths {
 		r := scheduler.PathResult{Path: p, Hops: make([]scheduler.HopResult, len(p.Hops)), Success: true, FirstFailing: -1, Start: time.Now()}
 		for i := range r.Hops {
@@ -64,7 +72,7 @@ func gathered(t *testing.T) []*dto.MetricFamily {
 		if p == paths[0] {
 			r.Success, r.FirstFailing, r.Hops[0].Success = false, 0, false
 		}
-		e.Observe(r)
+		observe(r)
 	}
 	// An evidence change (a new DNS answer set), which only a second
 	// walk can show.
@@ -75,7 +83,7 @@ func gathered(t *testing.T) []*dto.MetricFamily {
 			r.Hops[i].Success = true
 			r.Hops[i].Details = map[string]string{"addresses": answer}
 		}
-		e.Observe(r)
+		observe(r)
 	}
 	// A drift check, as `probe serve --kube/--cluster` makes.
 	e.SetDrift([]targets.DriftItem{{Kind: targets.DriftMissingLive, Subject: "landry/x"}}, 1, 0, nil)

@@ -105,17 +105,11 @@ type pathState struct {
 	ok       bool
 	first    int
 	duration float64
-	status   PathStatus
-	// described names each hop's target, once per path rather than on
-	// every walk (describing was 2 % of the CPU at 10,000 hops); it is
-	// replaced, never changed, so a walk may read it outside the lock.
-	described []string
-	walkLbl   labels // path, vantage
+	walkLbl  labels // path, vantage
 }
 
 func newPathState(p *targets.Path, l layout) *pathState {
-	described := describe(p)
-	ps := &pathState{sig: signature(p), path: p, status: pendingWith(p, described), described: described, walkLbl: renderText(nil, walkLabelNames, []string{p.ID, p.Vantage})}
+	ps := &pathState{sig: signature(p), path: p, walkLbl: renderText(nil, walkLabelNames, []string{p.ID, p.Vantage})}
 	for i, h := range p.Hops {
 		hs := &hopState{
 			name: h.Name, kind: string(h.Kind), node: h.Node, role: h.Role,
@@ -178,11 +172,11 @@ func (ps *pathState) carry(old *pathState, sameBuckets bool) {
 		}
 		first = i
 	}
-	ps.walked, ps.ok, ps.first, ps.duration, ps.status = true, old.ok, first, old.duration, old.status
+	ps.walked, ps.ok, ps.first, ps.duration = true, old.ok, first, old.duration
 }
 
-func (ps *pathState) observe(r scheduler.PathResult, st PathStatus, bounds []float64) {
-	ps.walked, ps.ok, ps.first, ps.duration, ps.status = true, r.Success, r.FirstFailing, r.Duration.Seconds(), st
+func (ps *pathState) observe(r scheduler.PathResult, bounds []float64) {
+	ps.walked, ps.ok, ps.first, ps.duration = true, r.Success, r.FirstFailing, r.Duration.Seconds()
 	for i, hr := range r.Hops {
 		h := ps.hops[i]
 		h.walked, h.first, h.skipped = true, i == r.FirstFailing, hr.Skipped

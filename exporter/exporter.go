@@ -1,23 +1,19 @@
-// Package exporter publishes walk results: Prometheus metrics on
-// /metrics, liveness on /healthz and /readyz, and every path's last walk
-// as JSON on /api/v1/paths.
+// Package exporter keeps the metric state of every hop and path and
+// encodes it for Prometheus (text, OpenMetrics, protobuf with native
+// histograms) on /metrics. What a walk means (its verdict, its chain,
+// its evidence changes) it is told by the status package.
 package exporter
 
 import (
 	"bytes"
-	"cmp"
 	_ "embed"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,11 +22,11 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/buildinfo"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -56,72 +52,25 @@ type Exporter struct {
 	driftOK        prometheus.Gauge
 	driftTruncated prometheus.Gauge
 	driftOnce      sync.Once
-	drift          []targets.DriftItem
 
 	discovery *discoveryMetrics
 
 	// scrapes holds a token per scrape being rendered.
 	scrapes chan struct{}
-	// progress is when a walk last finished (unix nanoseconds); quiet is
-	// how long without one means the scheduler is wedged (0: never).
-	progress atomic.Int64
-	quiet    atomic.Int64
-	stalls   int
 
 	mu     sync.RWMutex
 	layout layout
 	order  []string
 	paths  map[string]*pathState
-	walked map[string]bool
-	ready  bool        // every path was walked once; latched
 	edges  [][3]string // source, target, vantage: sorted, no duplicates
-	// history keeps each path's last walks and evidence changes, by id.
-	history map[string]*pathHistory
-	keep    int
+	// walks are the series each path's walks made: its chain and its
+	// evidence changes, by id, kept across reloads.
+	walks map[string]*walkSeries
 }
 
 // MaxScrapes is how many /metrics requests are rendered at once; more
 // are answered 503 with Retry-After.
 const MaxScrapes = 4
-
-// DefaultStallIntervals is how many of the shortest path interval may
-// pass without a finished walk before /healthz fails.
-const DefaultStallIntervals = 5
-
-// SetStallIntervals sets after how many of the shortest interval without
-// a finished walk /healthz fails (0 turns the check off). Call it before
-// serving.
-func (e *Exporter) SetStallIntervals(n int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.stalls = n
-	e.setQuiet()
-}
-
-// setQuiet derives the quiet limit from the paths; e.mu is held.
-func (e *Exporter) setQuiet() {
-	var shortest time.Duration
-	for _, ps := range e.paths {
-		if iv := ps.path.Interval; iv > 0 && (shortest == 0 || iv < shortest) {
-			shortest = iv
-		}
-	}
-	e.quiet.Store(int64(shortest) * int64(e.stalls))
-}
-
-// Live says whether the prober makes progress: liveness means walks,
-// not only an HTTP server that answers. A scheduler that finished no
-// walk for the stall limit is wedged, and the kubelet should restart it.
-func (e *Exporter) Live(now time.Time) error {
-	quiet := time.Duration(e.quiet.Load())
-	if quiet <= 0 {
-		return nil
-	}
-	if since := now.Sub(time.Unix(0, e.progress.Load())); since > quiet {
-		return fmt.Errorf("no walk finished for %s (the limit is %s, --stall-intervals times the shortest interval): the scheduler is wedged", since.Round(time.Second), quiet)
-	}
-	return nil
-}
 
 // New registers the metrics for paths.
 func New(paths []*targets.Path) *Exporter {
@@ -146,11 +95,9 @@ func New(paths []*targets.Path) *Exporter {
 			Help: "1 if the last drift check could read the live side, 0 if not."}),
 		driftTruncated: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hopprobe_drift_info_omitted",
 			Help: "Differences of the last drift check beyond the hopprobe_drift_info series exported (hopprobe_drift_items counts them all)."}),
-		paths:   map[string]*pathState{},
-		walked:  map[string]bool{},
-		history: map[string]*pathHistory{},
-		keep:    DefaultHistory,
-		layout:  layoutOf(config.Metrics{}),
+		paths:  map[string]*pathState{},
+		walks:  map[string]*walkSeries{},
+		layout: layoutOf(config.Metrics{}),
 	}
 	bi := buildinfo.Get()
 	e.abandoned = prometheus.NewCounter(prometheus.CounterOpts{Name: "hopprobe_walk_generations_abandoned_total",
@@ -166,8 +113,6 @@ func New(paths []*targets.Path) *Exporter {
 	e.reloads.WithLabelValues("success")
 	e.reloads.WithLabelValues("failure")
 	e.scrapes = make(chan struct{}, MaxScrapes)
-	e.stalls = DefaultStallIntervals
-	e.progress.Store(time.Now().UnixNano())
 	e.SetPaths(paths)
 	return e
 }
@@ -209,8 +154,7 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 		order = append(order, p.ID)
 		old, ok := e.paths[p.ID]
 		if ok && old.sig == signature(p) {
-			old.path = p                // same series, walked by the new generation
-			old.described = describe(p) // a target may have moved
+			old.path = p // same series, walked by the new generation
 			next[p.ID] = old
 			continue
 		}
@@ -219,33 +163,15 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 			ps.carry(old, true)
 		}
 		next[p.ID] = ps
-		if !ps.walked {
-			delete(e.walked, p.ID)
-		}
 	}
-	for id := range e.walked {
+	for id := range e.walks {
 		if _, keep := next[id]; !keep {
-			delete(e.walked, id)
+			delete(e.walks, id)
 		}
 	}
-	for id := range e.history {
-		if _, keep := next[id]; !keep {
-			delete(e.history, id)
-		}
-	}
-	// The links, deduplicated and sorted once here rather than on every
-	// scrape; the slice is replaced, never changed, so a scrape may keep it.
-	var edges [][3]string
-	for _, p := range paths {
-		for _, ed := range p.Edges() {
-			edges = append(edges, [3]string{ed[0], ed[1], p.Vantage})
-		}
-	}
-	slices.SortFunc(edges, func(a, b [3]string) int {
-		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]), strings.Compare(a[2], b[2]))
-	})
-	e.paths, e.order, e.edges = next, order, slices.Compact(edges)
-	e.setQuiet()
+	// The links are sorted once here rather than on every scrape; the
+	// slice is replaced, never changed, so a scrape may keep it.
+	e.paths, e.order, e.edges = next, order, targets.Links(paths)
 }
 
 // SetMetrics sets what is exported per hop (the topology's metrics
@@ -313,12 +239,6 @@ func (e *Exporter) SetDrift(items []targets.DriftItem, documented, live int, err
 		}
 	}
 	e.driftTruncated.Set(float64(max(0, len(items)-MaxDriftInfo)))
-	if len(items) > MaxDriftKept {
-		items = items[:MaxDriftKept]
-	}
-	e.mu.Lock()
-	e.drift = items
-	e.mu.Unlock()
 }
 
 // Bounds on what a drift check exports.
@@ -326,8 +246,6 @@ const (
 	// MaxDriftInfo is how many hopprobe_drift_info series a check exports;
 	// hopprobe_drift_items still counts every difference.
 	MaxDriftInfo = 200
-	// MaxDriftKept is how many differences the map and the JSON keep.
-	MaxDriftKept = 1000
 	maxSubject   = 128
 )
 
@@ -467,83 +385,25 @@ func (e *Exporter) Gatherer() prometheus.Gatherer {
 // WalksAbandoned counts a stop that gave up waiting for walks in flight.
 func (e *Exporter) WalksAbandoned() { e.abandoned.Inc() }
 
-// Observe records one walk.
-func (e *Exporter) Observe(r scheduler.PathResult) {
-	e.progress.Store(time.Now().UnixNano())
+// Observe records one walk and what the board made of it (its status and
+// evidence changes).
+func (e *Exporter) Observe(r scheduler.PathResult, w status.Walk) {
 	e.walkLag.WithLabelValues(r.Path.Vantage).Observe(max(r.Lag.Seconds(), 0))
-	// Identity, not a signature rebuilt on every walk: SetPaths hands an
-	// unchanged path's state to the new generation's *Path.
-	current := func() *pathState {
-		if ps := e.paths[r.Path.ID]; ps != nil && ps.path == r.Path {
-			return ps
-		}
-		return nil // a walk of a path the last reload removed or changed
-	}
-	e.mu.RLock()
-	ps := current()
-	var described []string
-	if ps != nil {
-		described = ps.described
-	}
-	e.mu.RUnlock()
-	if ps == nil {
-		return
-	}
-	// Built outside the lock, which scrapes hold.
-	st := statusFrom(r, described)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if ps = current(); ps == nil {
-		return
+	// Identity, not a signature rebuilt on every walk: SetPaths hands an
+	// unchanged path's state to the new generation's *Path.
+	ps := e.paths[r.Path.ID]
+	if ps == nil || ps.path != r.Path {
+		return // a walk of a path the last reload removed or changed
 	}
-	// A bypass is a change of state the log tells, as a break is.
-	if was := ps.status.Verdict; was != st.Verdict && (was == VerdictBypassed || st.Verdict == VerdictBypassed) && st.Chain != nil {
-		if st.Verdict == VerdictBypassed {
-			slog.Warn("gateway bypassed: the answer skipped a documented component", "path", st.ID, "skipped", strings.Join(st.Bypassed, ","),
-				"expected", chain.String(st.Chain.Expected), "observed", chain.String(st.Chain.Observed))
-		} else if st.Verdict == VerdictOK {
-			slog.Info("gateway passed again", "path", st.ID, "observed", chain.String(st.Chain.Observed))
-		}
+	ps.observe(r, e.layout.bounds)
+	ws := e.walks[r.Path.ID]
+	if ws == nil {
+		ws = &walkSeries{}
+		e.walks[r.Path.ID] = ws
 	}
-	ps.observe(r, st, e.layout.bounds)
-	h := e.history[r.Path.ID]
-	if h == nil {
-		h = &pathHistory{}
-		e.history[r.Path.ID] = h
-	}
-	h.record(st, e.keep)
-	e.walked[r.Path.ID] = true
-	if len(e.walked) >= len(e.order) {
-		e.ready = true
-	}
-}
-
-// Statuses returns every path's last status in topology order.
-func (e *Exporter) Statuses() []PathStatus {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	out := make([]PathStatus, 0, len(e.order))
-	for _, id := range e.order {
-		st := e.paths[id].status
-		if rec := e.history[id].recent(len(st.Hops)); rec != nil {
-			st.Hops = slices.Clone(st.Hops)
-			for i := range st.Hops {
-				st.Hops[i].Recent = rec[i]
-			}
-		}
-		out = append(out, st)
-	}
-	return out
-}
-
-// Ready reports whether every path has been walked at least once since
-// start. It stays true across reloads and discovery changes: a prober
-// whose new paths are still pending is still worth scraping, and flapping
-// readiness during a rollout would hide it from Prometheus.
-func (e *Exporter) Ready() bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.ready || len(e.walked) >= len(e.order)
+	ws.observe(w, r.Path)
 }
 
 // gzipAccepted says whether the scraper asked for gzip (Prometheus does
@@ -558,22 +418,9 @@ func gzipAccepted(h http.Header) bool {
 	return false
 }
 
-// indexHTML is the hop health page: every path a row, its hops left to
-// right, coloured from /api/v1/paths.
-//
-//go:embed web/index.html
-var indexHTML []byte
-
-// mapHTML draws the topology graph from /api/v1/topology.
-//
-//go:embed web/map.html
-var mapHTML []byte
-
-// Handler serves the hop health page on /, /metrics, /healthz, /readyz
-// and /api/v1/paths.
-func (e *Exporter) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+// MetricsHandler serves /metrics.
+func (e *Exporter) MetricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The text is written from a snapshot, outside the lock: a scraper
 		// that stops reading holds its own connection, never the walks. At
 		// most MaxScrapes run at once, which bounds the snapshots' memory.
@@ -605,85 +452,4 @@ func (e *Exporter) Handler() http.Handler {
 			slog.Debug("writing /metrics failed", "error", err)
 		}
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write(indexHTML)
-	})
-	mux.HandleFunc("GET /map", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write(mapHTML)
-	})
-	mux.HandleFunc("GET /api/v1/topology", func(w http.ResponseWriter, r *http.Request) {
-		g := e.Graph()
-		// ?fit=WxH: laid out for a screen of that many pixels (the map
-		// page asks for its window's).
-		if fit := r.URL.Query().Get("fit"); fit != "" {
-			sw, sh, ok := screenSize(fit)
-			if !ok {
-				http.Error(w, "fit must be WIDTHxHEIGHT in pixels, each between 100 and 10000", http.StatusBadRequest)
-				return
-			}
-			g.Fit(sw, sh)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(g)
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if err := e.Live(time.Now()); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !e.Ready() {
-			http.Error(w, "not every path has been walked yet", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	mux.HandleFunc("GET /api/v1/paths", func(w http.ResponseWriter, r *http.Request) {
-		st := e.Statuses()
-		if id := r.URL.Query().Get("path"); id != "" {
-			filtered := st[:0:0]
-			for _, s := range st {
-				if s.ID == id {
-					filtered = append(filtered, s)
-				}
-			}
-			st = filtered
-		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(map[string]any{"paths": st})
-	})
-	// One path's last walks with each hop's evidence, and the evidence
-	// changes between them. Path ids hold slashes (api.allinpro.com/ws*),
-	// so the id is the rest of the URL path.
-	mux.HandleFunc("GET /api/v1/paths/{id...}", func(w http.ResponseWriter, r *http.Request) {
-		h, ok := e.History(r.PathValue("id"))
-		if !ok {
-			http.Error(w, fmt.Sprintf("no path %q; GET /api/v1/paths lists them", r.PathValue("id")), http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(h)
-	})
-	return mux
-}
-
-// screenSize reads "1280x720".
-func screenSize(s string) (w, h float64, ok bool) {
-	ws, hs, found := strings.Cut(s, "x")
-	wi, err1 := strconv.Atoi(ws)
-	hi, err2 := strconv.Atoi(hs)
-	if !found || err1 != nil || err2 != nil || wi < 100 || hi < 100 || wi > 10000 || hi > 10000 {
-		return 0, 0, false
-	}
-	return float64(wi), float64(hi), true
 }

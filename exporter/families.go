@@ -269,7 +269,6 @@ func (e *Exporter) snapshot(sn *snap, withNative bool) ([]*pathState, [][3]strin
 	for i, id := range e.order {
 		states[i] = *e.paths[id]
 		ps := &states[i]
-		ps.status = PathStatus{}
 		n := len(ps.hops)
 		mine, myPtrs := hops[:n:n], ptrs[:n:n]
 		hops, ptrs = hops[n:], ptrs[n:]
@@ -294,15 +293,15 @@ func (e *Exporter) snapshot(sn *snap, withNative bool) ([]*pathState, [][3]strin
 	sn.buckets = buckets
 	sn.chains, sn.changes = sn.chains[:0], sn.changes[:0]
 	for _, id := range e.order {
-		h := e.history[id]
-		if h == nil {
+		ws := e.walks[id]
+		if ws == nil {
 			continue
 		}
-		if h.chainLbl != nil {
+		if ws.chainLbl != nil {
 			ps := e.paths[id]
-			sn.chains = append(sn.chains, chainSample{lbl: h.chainLbl, pathLbl: ps.walkLbl, mismatch: h.chainMismatch})
+			sn.chains = append(sn.chains, chainSample{lbl: ws.chainLbl, pathLbl: ps.walkLbl, mismatch: ws.chainMismatch})
 		}
-		sn.changes = append(sn.changes, h.changes...)
+		sn.changes = append(sn.changes, ws.changes...)
 	}
 	return out, e.edges, e.layout
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -32,7 +33,7 @@ func oneHop(t *testing.T, durations []time.Duration) (*Exporter, prometheus.Hist
 		NativeHistogramBucketFactor: 1.1, NativeHistogramMaxBucketNumber: nativeMaxBuckets})
 	for _, d := range durations {
 		e.Observe(scheduler.PathResult{Path: p, Success: true, FirstFailing: -1,
-			Hops: []scheduler.HopResult{{Result: hop.Result{Success: true, Duration: d}}}})
+			Hops: []scheduler.HopResult{{Result: hop.Result{Success: true, Duration: d}}}}, status.Walk{})
 		ref.Observe(d.Seconds())
 	}
 	return e, ref
@@ -163,7 +164,7 @@ func TestNativeHistogramHalvesItsResolutionLikeClientGolang(t *testing.T) {
 // asks for neither gets plain text without native buckets.
 func TestScrapeNegotiatesProtobufAndGzip(t *testing.T) {
 	e, _ := oneHop(t, []time.Duration{time.Millisecond, 600 * time.Millisecond})
-	srv := httptest.NewServer(e.Handler())
+	srv := httptest.NewServer(e.MetricsHandler())
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
 	req.Header.Set("Accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3")
@@ -232,7 +233,7 @@ func TestSetMetricsRebuildsOnlyWhatTheLayoutChanges(t *testing.T) {
 		t.Fatalf("new buckets: %d in the histogram (want it started again), %d probes (want 2 kept)", n, probes)
 	}
 	e.Observe(scheduler.PathResult{Path: e.paths["svc/ns/app"].path, Success: true, FirstFailing: -1,
-		Hops: []scheduler.HopResult{{Result: hop.Result{Success: true, Duration: time.Millisecond}}}})
+		Hops: []scheduler.HopResult{{Result: hop.Result{Success: true, Duration: time.Millisecond}}}}, status.Walk{})
 	if n, _, buckets := count(); n != 1 || buckets != 3 {
 		t.Fatalf("after a walk in the new layout: %d observations in %d classic buckets, want 1 in 3", n, buckets)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -81,9 +82,9 @@ func TestOpenMetricsCarriesTheWalksTraceAsAnExemplar(t *testing.T) {
 	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
 	hr := scheduler.HopResult{Result: hop.Result{Success: true, Start: start, Duration: 37 * time.Millisecond}}
 	hr.Details = map[string]string{hop.TraceIDDetail: trace}
-	e.Observe(scheduler.PathResult{Path: p, Hops: []scheduler.HopResult{hr}, Success: true, FirstFailing: -1, Start: start})
+	e.Observe(scheduler.PathResult{Path: p, Hops: []scheduler.HopResult{hr}, Success: true, FirstFailing: -1, Start: start}, status.Walk{})
 
-	srv := httptest.NewServer(e.Handler())
+	srv := httptest.NewServer(e.MetricsHandler())
 	defer srv.Close()
 	get := func(accept string) (string, string) {
 		req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)

@@ -25,7 +25,7 @@ func serve(t *testing.T, e *exporter.Exporter) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: e.Handler(), WriteTimeout: time.Minute}
+	srv := &http.Server{Handler: e.MetricsHandler(), WriteTimeout: time.Minute}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln
@@ -71,7 +71,7 @@ func TestAStalledScraperNeverBlocksAWalk(t *testing.T) {
 	paths, walks := manyPaths(12000)
 	e := exporter.New(paths)
 	for _, w := range walks {
-		e.Observe(w)
+		observe(e, w)
 	}
 	var scrape bytes.Buffer
 	if err := e.WriteMetrics(&scrape); err != nil || scrape.Len() < 8<<20 {
@@ -82,7 +82,7 @@ func TestAStalledScraperNeverBlocksAWalk(t *testing.T) {
 	// Baseline: Observe with nobody scraping, in this run.
 	start := time.Now()
 	for _, w := range walks[:100] {
-		e.Observe(w)
+		observe(e, w)
 	}
 	baseline := time.Since(start)
 
@@ -107,7 +107,7 @@ func TestAStalledScraperNeverBlocksAWalk(t *testing.T) {
 		go func() {
 			start := time.Now()
 			for _, w := range walks[:100] {
-				e.Observe(w)
+				observe(e, w)
 			}
 			done <- time.Since(start)
 		}()
@@ -125,9 +125,6 @@ func TestAStalledScraperNeverBlocksAWalk(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if got := e.Statuses(); len(got) != len(paths) {
-		t.Fatalf("%d statuses", len(got))
-	}
 }
 
 // More scrapes at once than MaxScrapes are refused, not queued.
@@ -135,7 +132,7 @@ func TestScrapesAreCapped(t *testing.T) {
 	paths, walks := manyPaths(12000)
 	e := exporter.New(paths)
 	for _, w := range walks {
-		e.Observe(w)
+		observe(e, w)
 	}
 	ln := serve(t, e)
 	var stalled []net.Conn
@@ -157,32 +154,6 @@ func TestScrapesAreCapped(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("a scrape beyond %d got %d", exporter.MaxScrapes, resp.StatusCode)
-	}
-}
-
-// Liveness is progress: with no walk finished for the stall limit,
-// /healthz says the scheduler is wedged.
-func TestLivenessMeansWalks(t *testing.T) {
-	paths, walks := manyPaths(1)
-	e := exporter.New(paths)
-	now := time.Now()
-	if err := e.Live(now); err != nil {
-		t.Fatalf("not live at start: %v", err)
-	}
-	if err := e.Live(now.Add(4 * time.Second)); err != nil {
-		t.Fatalf("not live within 5 intervals: %v", err)
-	}
-	err := e.Live(now.Add(6 * time.Second))
-	if err == nil || !strings.Contains(err.Error(), "the scheduler is wedged") {
-		t.Fatalf("live after 6 intervals without a walk: %v", err)
-	}
-	e.Observe(walks[0])
-	if err := e.Live(time.Now()); err != nil {
-		t.Fatalf("a walk did not count as progress: %v", err)
-	}
-	e.SetStallIntervals(0)
-	if err := e.Live(now.Add(time.Hour)); err != nil {
-		t.Fatalf("the check is off, yet: %v", err)
 	}
 }
 

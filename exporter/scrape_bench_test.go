@@ -16,6 +16,7 @@ import (
 
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -33,7 +34,7 @@ func benchExporter(n int) *Exporter {
 		for _, p := range paths {
 			d := time.Duration(200+w*37) * time.Microsecond
 			e.Observe(scheduler.PathResult{Path: p, Success: true, FirstFailing: -1, Duration: d,
-				Hops: []scheduler.HopResult{{Result: hop.Result{Success: true, Duration: d}}}})
+				Hops: []scheduler.HopResult{{Result: hop.Result{Success: true, Duration: d}}}}, status.Walk{})
 		}
 	}
 	return e

@@ -55,7 +55,7 @@ func seriesPerHop(t *testing.T, m config.Metrics) (perHop map[[2]string]int, kin
 				hr.CertExpiry = time.Now().Add(30 * 24 * time.Hour)
 			}
 		}
-		e.Observe(r)
+		observe(e, r)
 	}
 	mfs, err := e.Gatherer().Gather()
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/allinx/hopprobe/live"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -52,6 +53,7 @@ type Options struct {
 type Runner struct {
 	opts   Options
 	log    *slog.Logger
+	board  *status.Board
 	exp    *exporter.Exporter
 	walker *scheduler.Walker
 
@@ -67,7 +69,7 @@ type Runner struct {
 	checks   sync.WaitGroup
 }
 
-// New expands cfg into its paths and builds their exporter; nothing is
+// New expands cfg into its paths and builds their board and exporter; nothing is
 // walked until Start. An error is a topology that cannot be expanded
 // from the vantage asked for.
 func New(cfg *config.Config, opts Options) (*Runner, error) {
@@ -85,18 +87,31 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		return nil, err
 	}
 	r.paths = paths
+	r.board = status.NewBoard(paths)
+	r.board.SetHistory(cfg.Defaults.History)
 	r.exp = exporter.New(paths)
 	r.exp.CountPanics(probes.Kinds(), probes.PanicCount)
 	r.exp.SetMetrics(cfg.Metrics)
-	r.exp.SetHistory(cfg.Defaults.History)
 	if opts.Drift != nil {
 		r.exp.EnableDrift()
 	}
 	return r, nil
 }
 
-// Exporter serves what the runner walks.
+// Exporter holds the metrics of what the runner walks.
 func (r *Runner) Exporter() *exporter.Exporter { return r.exp }
+
+// Board holds what the walks meant, for the pages and the JSON API.
+func (r *Runner) Board() *status.Board { return r.board }
+
+// record takes one walk: the board says what it meant, and the exporter
+// counts it.
+func (r *Runner) record(res scheduler.PathResult) {
+	if w, ok := r.board.Observe(res); ok {
+		r.exp.Observe(res, w)
+	}
+	r.states.observe(res)
+}
 
 // Paths is how many paths the running topology has.
 func (r *Runner) Paths() int { return len(r.paths) }
@@ -118,7 +133,7 @@ func (r *Runner) expand(cfg *config.Config, seen *targets.Live) ([]*targets.Path
 
 // Start walks every path until ctx ends or Stop.
 func (r *Runner) Start(ctx context.Context) {
-	r.gen = startGeneration(ctx, r.walker, r.paths, r.exp, r.states, r.opts.Phase)
+	r.gen = r.startGeneration(ctx, r.paths)
 }
 
 // Stop ends the walks in flight and waits for drift checks.
@@ -135,8 +150,9 @@ func (r *Runner) Stop() {
 func (r *Runner) swap(ctx context.Context, next []*targets.Path) {
 	r.gen.stop()
 	r.exp.SetPaths(next)
+	r.board.SetPaths(next)
 	r.paths = next
-	r.gen = startGeneration(ctx, r.walker, next, r.exp, r.states, r.opts.Phase)
+	r.gen = r.startGeneration(ctx, next)
 }
 
 // Reload reads the topology file again. A file that does not load is
@@ -161,7 +177,7 @@ func (r *Runner) Reload(ctx context.Context, why string) {
 	r.walker.Resize(next.Defaults.Concurrency)
 	r.gen.stop()
 	r.exp.SetMetrics(next.Metrics)
-	r.exp.SetHistory(next.Defaults.History)
+	r.board.SetHistory(next.Defaults.History)
 	r.swap(ctx, paths)
 	r.log.Info("topology reloaded", "trigger", why, "paths", len(paths))
 	for _, p := range next.Problems {
@@ -206,6 +222,9 @@ func (r *Runner) CheckDrift(ctx context.Context) {
 		defer r.checking.Store(false)
 		items, documented, inCluster, err := r.opts.Drift(ctx, cfg, inv)
 		r.exp.SetDrift(items, documented, inCluster, err)
+		if err == nil {
+			r.board.SetDrift(items)
+		}
 		if err != nil {
 			r.log.Error("drift check failed", "error", err)
 		} else if len(items) > 0 {
@@ -231,7 +250,7 @@ type generation struct {
 // waits for.
 const graceGeneration = time.Second
 
-func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.Path, exp *exporter.Exporter, states *pathStates, phase *scheduler.Phase) *generation {
+func (r *Runner) startGeneration(ctx context.Context, paths []*targets.Path) *generation {
 	ctx, cancel := context.WithCancel(ctx)
 	longest := time.Duration(0)
 	for _, p := range paths {
@@ -239,11 +258,8 @@ func startGeneration(ctx context.Context, w *scheduler.Walker, paths []*targets.
 			longest = max(longest, h.Timeout)
 		}
 	}
-	g := &generation{cancel: cancel, grace: longest + graceGeneration, log: states.log, abandoned: exp.WalksAbandoned}
-	s := &scheduler.Scheduler{Walker: w, Paths: paths, Phase: phase, OnResult: func(res scheduler.PathResult) {
-		exp.Observe(res)
-		states.observe(res)
-	}}
+	g := &generation{cancel: cancel, grace: longest + graceGeneration, log: r.log, abandoned: r.exp.WalksAbandoned}
+	s := &scheduler.Scheduler{Walker: r.walker, Paths: paths, Phase: r.opts.Phase, OnResult: r.record}
 	g.done.Go(func() { s.Run(ctx) })
 	return g
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/allinx/hopprobe/live"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/runner"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -82,7 +83,7 @@ func healthy(t *testing.T) string {
 func metrics(t *testing.T, exp *exporter.Exporter) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	exp.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	exp.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	return rec.Body.String()
 }
 
@@ -96,9 +97,9 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-func walked(exp *exporter.Exporter, id string) bool {
-	for _, st := range exp.Statuses() {
-		if st.ID == id && st.Verdict == exporter.VerdictOK {
+func walked(b *status.Board, id string) bool {
+	for _, st := range b.Statuses() {
+		if st.ID == id && st.Verdict == status.VerdictOK {
 			return true
 		}
 	}
@@ -110,14 +111,14 @@ func walked(exp *exporter.Exporter, id string) bool {
 func TestReloadSwapsPathsAndKeepsTheRunningOneOnABadFile(t *testing.T) {
 	a, b := healthy(t), healthy(t)
 	r, path, ctx := start(t, runner.Options{}, a)
-	waitFor(t, "walk of app0", func() bool { return walked(r.Exporter(), "svc/ns/app0") })
+	waitFor(t, "walk of app0", func() bool { return walked(r.Board(), "svc/ns/app0") })
 
 	topology(t, path, a, b)
 	r.Reload(ctx, "test")
 	if r.Paths() != 2 {
 		t.Fatalf("%d paths after the reload, want 2", r.Paths())
 	}
-	waitFor(t, "walk of app1", func() bool { return walked(r.Exporter(), "svc/ns/app1") })
+	waitFor(t, "walk of app1", func() bool { return walked(r.Board(), "svc/ns/app1") })
 
 	if err := os.WriteFile(path, []byte("services: [{name: BAD}]\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -180,9 +181,9 @@ func TestDiscoveredAddsPodHops(t *testing.T) {
 		}},
 	}
 	r.Discovered(ctx, inv)
-	waitFor(t, "walk of the pod", func() bool { return walked(r.Exporter(), "svc/ns/app0") })
+	waitFor(t, "walk of the pod", func() bool { return walked(r.Board(), "svc/ns/app0") })
 	var hops []string
-	for _, st := range r.Exporter().Statuses() {
+	for _, st := range r.Board().Statuses() {
 		for _, h := range st.Hops {
 			hops = append(hops, h.Name)
 		}
@@ -226,7 +227,7 @@ func TestLogsSayWhenAPathChangesState(t *testing.T) {
 	r.Start(ctx)
 	waitFor(t, "three failed walks", func() bool { return walks.Load() >= 3 })
 	failing.Store(false)
-	waitFor(t, "recovery", func() bool { return walked(r.Exporter(), "svc/ns/app0") })
+	waitFor(t, "recovery", func() bool { return walked(r.Board(), "svc/ns/app0") })
 	time.Sleep(1500 * time.Millisecond) // more healthy walks
 	out := logs.String()
 	if n := strings.Count(out, "path broken"); n != 1 {

@@ -539,6 +539,21 @@ func (p *Path) Edges() [][2]string {
 	return out
 }
 
+// Links are every path's links with the vantage that walks them:
+// source, target, vantage, sorted, each once.
+func Links(paths []*Path) [][3]string {
+	var out [][3]string
+	for _, p := range paths {
+		for _, ed := range p.Edges() {
+			out = append(out, [3]string{ed[0], ed[1], p.Vantage})
+		}
+	}
+	slices.SortFunc(out, func(a, b [3]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]), strings.Compare(a[2], b[2]))
+	})
+	return slices.Compact(out)
+}
+
 // Shard keeps the paths of shard index of n: those whose ID hashes to
 // index modulo n, so that n probers (each its own Deployment, --shard
 // i/n) share a topology too large for one, every path walked by exactly

@@ -18,6 +18,7 @@ import (
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -53,7 +54,7 @@ func compareBlackbox(self, bin, peer string) error {
 func hopprobeHTTP(peer string) error {
 	p := &targets.Path{ID: "bench", Vantage: "cluster", Interval: time.Hour, Hops: []targets.Hop{{Name: "service", Node: "bench/svc",
 		Kind: hop.KindHTTP, Timeout: 5 * time.Second, Target: hop.Target{Address: peer, Host: peer, Scheme: "http", Path: "/"}}}}
-	exp := exporter.New([]*targets.Path{p})
+	board, exp := status.NewBoard([]*targets.Path{p}), exporter.New([]*targets.Path{p})
 	run := func(n int) {
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 8)
@@ -62,7 +63,10 @@ func hopprobeHTTP(peer string) error {
 			wg.Go(func() {
 				defer func() { <-sem }()
 				// A fresh walker: no shared-hop cache, every walk probes.
-				exp.Observe(scheduler.NewWalker(1, probes.Run).Walk(context.Background(), p))
+				r := scheduler.NewWalker(1, probes.Run).Walk(context.Background(), p)
+				if w, ok := board.Observe(r); ok {
+					exp.Observe(r, w)
+				}
 			})
 		}
 		wg.Wait()

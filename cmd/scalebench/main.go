@@ -36,6 +36,7 @@ import (
 	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -232,7 +233,7 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 	for _, p := range paths {
 		hops += len(p.Hops)
 	}
-	exp := exporter.New(paths)
+	board, exp := status.NewBoard(paths), exporter.New(paths)
 	// As `probe serve` does: the parse's scratch memory goes back to the OS.
 	debug.FreeOSMemory()
 	log.Printf("%d hops: peak RSS after loading the topology %.0f MiB", hops, peakRSS())
@@ -245,7 +246,9 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 	warm := time.Now().Add(interval)
 	walker := scheduler.NewWalker(cfg.Defaults.Concurrency, probes.Run)
 	s := &scheduler.Scheduler{Walker: walker, Paths: paths, OnResult: func(r scheduler.PathResult) {
-		exp.Observe(r)
+		if w, ok := board.Observe(r); ok {
+			exp.Observe(r, w)
+		}
 		if r.Start.Before(warm) {
 			return
 		}

@@ -23,19 +23,20 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/exporter-toolkit/web"
+	toolkitweb "github.com/prometheus/exporter-toolkit/web"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
 	"github.com/allinx/hopprobe/chain"
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/buildinfo"
 	"github.com/allinx/hopprobe/live"
 	"github.com/allinx/hopprobe/probes"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
+	"github.com/allinx/hopprobe/web"
 )
 
 // Exit codes.
@@ -384,7 +385,7 @@ not load is logged and the running topology stays.`,
 			}
 			// A web configuration that does not load would leave the port
 			// open without the protection it asks for: refuse to start.
-			if err := web.Validate(webConfig); err != nil {
+			if err := toolkitweb.Validate(webConfig); err != nil {
 				return fmt.Errorf("--web.config.file %s: %w", webConfig, err)
 			}
 			var self netip.Addr
@@ -412,7 +413,7 @@ not load is logged and the running topology stays.`,
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", ":9115", "address for the metrics, status and pages")
 	f.DurationVar(&reloadEvery, "reload-check", 10*time.Second, "how often to look for a changed topology file (0: only on SIGHUP)")
-	f.IntVar(&stalls, "stall-intervals", exporter.DefaultStallIntervals, "/healthz fails once no walk finished for this many of the shortest path interval, so that a wedged prober is restarted (0: never)")
+	f.IntVar(&stalls, "stall-intervals", status.DefaultStallIntervals, "/healthz fails once no walk finished for this many of the shortest path interval, so that a wedged prober is restarted (0: never)")
 	addKubeFlags(f, &lo.kube, "compare with the cluster every --drift-every: ")
 	addAPISIXFlags(f, &lo.apisixFile, &lo.adminURL)
 	f.DurationVar(&driftEvery, "drift-every", 5*time.Minute, "how often to compare with --kube/--cluster and --apisix/--admin-url")
@@ -457,16 +458,16 @@ func walkOnce(ctx context.Context, cfg *config.Config, o walkOpts, stdout, stder
 		return ExitBadArgs
 	}
 	w := scheduler.NewWalker(cfg.Defaults.Concurrency, probes.Run)
-	var statuses []exporter.PathStatus
+	var statuses []status.PathStatus
 	code := ExitOK
 	for _, p := range paths {
 		r := w.Walk(ctx, p)
-		st := exporter.StatusOf(r)
+		st := status.StatusOf(r)
 		statuses = append(statuses, st)
 		switch {
 		case !r.Success:
 			code = ExitBroken
-		case st.Verdict == exporter.VerdictBypassed && code == ExitOK:
+		case st.Verdict == status.VerdictBypassed && code == ExitOK:
 			code = ExitBypassed
 		}
 	}
@@ -524,13 +525,13 @@ func (t *trimSpaces) Write(p []byte) (int, error) {
 
 // PrintTable writes one path's walk as a table, the chain its answer
 // showed and its verdict; verbose adds each hop's evidence under it.
-func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
+func PrintTable(out io.Writer, st status.PathStatus, verbose bool) {
 	fmt.Fprintf(out, "path %s (vantage %s, %s/%s)\n", st.ID, st.Vantage, st.Namespace, st.Service)
 	// HOP, KIND, TARGET, LATENCY, VERDICT, ERROR.
 	rows := [][6]string{{"HOP", "KIND", "TARGET", "LATENCY", "VERDICT", "ERROR"}}
 	for _, h := range st.Hops {
 		lat := "-"
-		if h.Verdict == exporter.VerdictOK || h.Verdict == exporter.VerdictFailed {
+		if h.Verdict == status.VerdictOK || h.Verdict == status.VerdictFailed {
 			lat = fmt.Sprintf("%.1fms", h.LatencyMS)
 		}
 		verdict, msg := h.Verdict, h.Error
@@ -604,9 +605,9 @@ func PrintTable(out io.Writer, st exporter.PathStatus, verbose bool) {
 		fmt.Fprintln(out, line)
 	}
 	switch st.Verdict {
-	case exporter.VerdictOK:
+	case status.VerdictOK:
 		fmt.Fprintf(out, "verdict: OK in %.1fms\n", st.DurationMS)
-	case exporter.VerdictBypassed:
+	case status.VerdictBypassed:
 		fmt.Fprintf(out, "verdict: BYPASSED: every hop answered, but the answer skipped %s: requests reach the service past it (its authentication and rate limits did not run)\n",
 			strings.Join(st.Bypassed, " and "))
 	default:
@@ -690,18 +691,18 @@ func drawMap(ctx context.Context, cfg *config.Config, vantage, format string, wa
 		fmt.Fprintln(stderr, err)
 		return ExitBadArgs
 	}
-	statuses := make([]exporter.PathStatus, len(paths))
+	statuses := make([]status.PathStatus, len(paths))
 	w := scheduler.NewWalker(cfg.Defaults.Concurrency, probes.Run)
 	var wg sync.WaitGroup
 	for i, p := range paths {
 		if !walk {
-			statuses[i] = exporter.Pending(p)
+			statuses[i] = status.Pending(p)
 			continue
 		}
-		wg.Go(func() { statuses[i] = exporter.StatusOf(w.Walk(ctx, p)) })
+		wg.Go(func() { statuses[i] = status.StatusOf(w.Walk(ctx, p)) })
 	}
 	wg.Wait()
-	g := exporter.GraphOf(paths, statuses)
+	g := web.GraphOf(paths, statuses)
 	if format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

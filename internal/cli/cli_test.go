@@ -19,10 +19,11 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/cli"
 	"github.com/allinx/hopprobe/internal/demo"
 	"github.com/allinx/hopprobe/internal/testkit"
+	"github.com/allinx/hopprobe/status"
+	"github.com/allinx/hopprobe/web"
 )
 
 // startDemo runs config/demo.yaml on free loopback ports and returns the
@@ -80,7 +81,7 @@ func TestStoppedStandInIsTheFirstFailingHop(t *testing.T) {
 	}
 	// JSON output says the same.
 	code, js, _ := probe(t, "--config", cfg, "--path", "api.allinpro.com/futures/ws", "--output", "json")
-	var doc struct{ Paths []exporter.PathStatus }
+	var doc struct{ Paths []status.PathStatus }
 	if err := json.Unmarshal([]byte(js), &doc); err != nil || code != cli.ExitBroken {
 		t.Fatalf("exit %d, json %v\n%s", code, err, js)
 	}
@@ -133,7 +134,7 @@ func TestServeExportsTheFirstFailingHop(t *testing.T) {
 		t.Errorf("a hop above the first failing one has a first_failing series: %s", notWant)
 	}
 	promtoolCheckMetrics(t, body)
-	var doc struct{ Paths []exporter.PathStatus }
+	var doc struct{ Paths []status.PathStatus }
 	if err := json.Unmarshal([]byte(get(t, "http://"+listen+"/api/v1/paths?path=api.allinpro.com/futures/ws*")), &doc); err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +586,7 @@ func TestServeExportsDrift(t *testing.T) {
 	if v := waitMetric(t, listen, `hopprobe_drift_items{kind="port-differs"}`, func(float64) bool { return true }); v != 0 {
 		t.Errorf("%v port differences where there are none", v)
 	}
-	var g exporter.Graph
+	var g web.Graph
 	if err := json.Unmarshal([]byte(get(t, "http://"+listen+"/api/v1/topology")), &g); err != nil {
 		t.Fatal(err)
 	}

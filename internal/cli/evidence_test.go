@@ -12,25 +12,26 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/allinx/hopprobe/chain"
-	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/cli"
 	"github.com/allinx/hopprobe/internal/demo"
 	"github.com/allinx/hopprobe/internal/testkit"
+	"github.com/allinx/hopprobe/status"
+	"github.com/allinx/hopprobe/web"
 )
 
 // history reads /api/v1/paths/{id}.
-func history(t *testing.T, listen, id string) exporter.PathHistory {
+func history(t *testing.T, listen, id string) status.PathHistory {
 	t.Helper()
-	var h exporter.PathHistory
+	var h status.PathHistory
 	body := get(t, "http://"+listen+"/api/v1/paths/"+url.PathEscape(id))
 	_ = json.Unmarshal([]byte(body), &h)
 	return h
 }
 
 // waitChain waits for a path's last walk to show the chain verdict.
-func waitChain(t *testing.T, listen, id, verdict string) exporter.PathHistory {
+func waitChain(t *testing.T, listen, id, verdict string) status.PathHistory {
 	t.Helper()
-	var h exporter.PathHistory
+	var h status.PathHistory
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		h = history(t, listen, id)
 		if c := h.Status.Chain; c != nil && c.Verdict == verdict {
@@ -70,7 +71,7 @@ func TestChainAttestationFollowsTheEdge(t *testing.T) {
 	if len(h.Walks) < 2 || h.Keep != 20 {
 		t.Fatalf("history of %s: %d walks, keep %d", api, len(h.Walks), h.Keep)
 	}
-	var cf exporter.HopStatus
+	var cf status.HopStatus
 	for _, hop := range h.Walks[0].Hops {
 		if hop.Name == "cloudfront" {
 			cf = hop
@@ -106,13 +107,13 @@ func TestChainAttestationFollowsTheEdge(t *testing.T) {
 	}
 	// A bypass is a state of its own, as loud as a failure: the path's
 	// verdict, the component on the map, the log.
-	if h.Status.Verdict != exporter.VerdictBypassed || !slices.Equal(h.Status.Bypassed, []string{"apisix"}) {
+	if h.Status.Verdict != status.VerdictBypassed || !slices.Equal(h.Status.Bypassed, []string{"apisix"}) {
 		t.Errorf("bypass: path verdict %q, bypassed %v; want bypassed [apisix]", h.Status.Verdict, h.Status.Bypassed)
 	}
-	var g exporter.Graph
+	var g web.Graph
 	_ = json.Unmarshal([]byte(get(t, "http://"+listen+"/api/v1/topology")), &g)
 	for _, n := range g.Nodes {
-		if n.ID == "apisix" && n.Health != exporter.VerdictBypassed {
+		if n.ID == "apisix" && n.Health != status.VerdictBypassed {
 			t.Errorf("the map shows apisix %q under bypass, want bypassed", n.Health)
 		}
 	}

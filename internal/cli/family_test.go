@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/cli"
 	"github.com/allinx/hopprobe/internal/testkit"
+	"github.com/allinx/hopprobe/status"
 )
 
 // On a dual-stack route, IPv6 broken while IPv4 answers is a walk whose
@@ -71,7 +71,7 @@ func TestShardsOfServeWalkDisjointHalves(t *testing.T) {
 	ids := func(listen string) []string {
 		var out []string
 		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-			var doc struct{ Paths []exporter.PathStatus }
+			var doc struct{ Paths []status.PathStatus }
 			if json.Unmarshal([]byte(get(t, "http://"+listen+"/api/v1/paths")), &doc) == nil && len(doc.Paths) > 0 {
 				for _, p := range doc.Paths {
 					out = append(out, p.ID)

@@ -20,11 +20,11 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/hostile"
 	"github.com/allinx/hopprobe/internal/peers"
 	"github.com/allinx/hopprobe/internal/testkit"
+	"github.com/allinx/hopprobe/status"
 )
 
 // The peers `probe serve` meets in this test: every one that fails a
@@ -183,7 +183,7 @@ services:
 	// Every hostile path has been walked; the window below walks each
 	// about six times more.
 	deadline := time.Now().Add(30 * time.Second)
-	var paths []exporter.PathStatus
+	var paths []status.PathStatus
 	for {
 		paths = apiPaths(t, listen)
 		if hostileWalked(paths) >= len(serveHostiles)+2 || time.Now().After(deadline) {
@@ -217,12 +217,12 @@ services:
 	for _, p := range paths {
 		for _, h := range p.Hops {
 			if p.Service == "healthy" && p.ID == "healthy.example.test/*" {
-				if h.Verdict != exporter.VerdictOK {
+				if h.Verdict != status.VerdictOK {
 					t.Errorf("healthy hop %s: %s %s", h.Name, h.Verdict, h.Error)
 				}
 				continue
 			}
-			if h.Verdict == exporter.VerdictOK || h.Verdict == exporter.VerdictSkipped {
+			if h.Verdict == status.VerdictOK || h.Verdict == status.VerdictSkipped {
 				continue
 			}
 			failed[p.ID+" "+h.Name] = h.Error
@@ -289,10 +289,10 @@ func healthyAndHostileDNS(t *testing.T) string {
 	return srv.Addr
 }
 
-func apiPaths(t *testing.T, listen string) []exporter.PathStatus {
+func apiPaths(t *testing.T, listen string) []status.PathStatus {
 	t.Helper()
 	var out struct {
-		Paths []exporter.PathStatus `json:"paths"`
+		Paths []status.PathStatus `json:"paths"`
 	}
 	if body := get(t, "http://"+listen+"/api/v1/paths"); body != "" {
 		if err := json.Unmarshal([]byte(body), &out); err != nil {
@@ -303,10 +303,10 @@ func apiPaths(t *testing.T, listen string) []exporter.PathStatus {
 }
 
 // hostileWalked counts the hostile paths that have been walked.
-func hostileWalked(paths []exporter.PathStatus) int {
+func hostileWalked(paths []status.PathStatus) int {
 	n := 0
 	for _, p := range paths {
-		if p.ID != "healthy.example.test/*" && p.Verdict != exporter.VerdictPending {
+		if p.ID != "healthy.example.test/*" && p.Verdict != status.VerdictPending {
 			n++
 		}
 	}

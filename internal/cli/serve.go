@@ -19,8 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/allinx/hopprobe/web"
 	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/exporter-toolkit/web"
+	toolkitweb "github.com/prometheus/exporter-toolkit/web"
 	"k8s.io/klog/v2"
 
 	"github.com/allinx/hopprobe/config"
@@ -142,17 +143,17 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 		fmt.Fprintf(stderr, "cannot listen on %s: %v\n", o.listen, err)
 		return ExitBadArgs
 	}
-	r.Exporter().SetStallIntervals(o.stalls)
-	handler := r.Exporter().Handler()
+	r.Board().SetStallIntervals(o.stalls)
+	handler := web.Handler(r.Board(), r.Exporter().MetricsHandler())
 	// A scraper gets bounded time to send its request and to take the
 	// answer; one that stalls loses its connection, never a walk.
 	srv := newHTTPServer(handler)
 	// TLS and basic auth, when --web.config.file asks for them, cover
 	// every page of the listener: /metrics, the JSON API (which carries
 	// certificates, response headers and internal addresses) and the pages.
-	webFlags := &web.FlagConfig{WebListenAddresses: &[]string{o.listen}, WebConfigFile: &o.webConfig}
+	webFlags := &toolkitweb.FlagConfig{WebListenAddresses: &[]string{o.listen}, WebConfigFile: &o.webConfig}
 	go func() {
-		if err := web.Serve(ln, srv, webFlags, log); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := toolkitweb.Serve(ln, srv, webFlags, log); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "error", err)
 		}
 	}()

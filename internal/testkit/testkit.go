@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"fmt"
-	"github.com/chromedp/chromedp"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/allinx/hopprobe/config"
 )

@@ -1,7 +1,8 @@
-package cli_test
+package web_test
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -9,11 +10,12 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
+	"github.com/allinx/hopprobe/web"
 )
 
 // The hop health page in a real headless Chromium with 100 paths in three
@@ -34,11 +36,11 @@ func TestHopHealthPageSortsGroupsAndFilters(t *testing.T) {
 		}
 		paths, walks = append(paths, p), append(walks, r)
 	}
-	e := exporter.New(paths)
+	b := status.NewBoard(paths)
 	for _, w := range walks {
-		e.Observe(w)
+		b.Observe(w)
 	}
-	srv := httptest.NewServer(e.Handler())
+	srv := httptest.NewServer(web.Handler(b, http.NotFoundHandler()))
 	defer srv.Close()
 	ctx := testkit.Headless(t, "the hop health page")
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {

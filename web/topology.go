@@ -1,4 +1,4 @@
-package exporter
+package web
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -67,7 +68,7 @@ type hopView struct {
 	latencyMS     float64
 }
 
-func viewOf(h *targets.Hop, st HopStatus) hopView {
+func viewOf(h *targets.Hop, st status.HopStatus) hopView {
 	v := hopView{node: h.Node, role: h.Role, verdict: st.Verdict, latencyMS: st.LatencyMS}
 	if h.Role == targets.RoleStore {
 		v.storeKind = string(h.Kind)
@@ -78,18 +79,18 @@ func viewOf(h *targets.Hop, st HopStatus) hopView {
 // buildGraph folds hops into components; verdicts combine as failed >
 // ok > pending > skipped.
 func buildGraph(hops []hopView, edges [][2]string) Graph {
-	weight := map[string]int{VerdictSkipped: 0, VerdictPending: 1, VerdictNotProbed: 1, VerdictOK: 2, VerdictFailed: 3}
+	weight := map[string]int{status.VerdictSkipped: 0, status.VerdictPending: 1, status.VerdictNotProbed: 1, status.VerdictOK: 2, status.VerdictFailed: 3}
 	byID := map[string]*GraphNode{}
 	var order []string
 	for _, h := range hops {
 		n := byID[h.node]
 		if n == nil {
-			n = &GraphNode{ID: h.node, Kind: h.role.Component(), Health: VerdictSkipped}
+			n = &GraphNode{ID: h.node, Kind: h.role.Component(), Health: status.VerdictSkipped}
 			byID[h.node] = n
 			order = append(order, h.node)
 		}
 		n.Hops++
-		if h.verdict == VerdictOK || h.verdict == VerdictFailed {
+		if h.verdict == status.VerdictOK || h.verdict == status.VerdictFailed {
 			n.LatencyMS = max(n.LatencyMS, h.latencyMS)
 		}
 		if h.storeKind != "" {
@@ -132,35 +133,24 @@ func buildGraph(hops []hopView, edges [][2]string) Graph {
 	return g
 }
 
-// Graph returns the topology coloured by the last walks.
-func (e *Exporter) Graph() Graph {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	var hops []hopView
-	for _, id := range e.order {
-		ps := e.paths[id]
-		for i := range ps.hops {
-			hops = append(hops, viewOf(&ps.path.Hops[i], ps.status.Hops[i]))
-		}
-	}
-	var edges [][2]string
-	for _, k := range e.edges {
-		edges = append(edges, [2]string{k[0], k[1]})
-	}
-	g := buildGraph(hops, edges)
+// GraphOfBoard returns the topology coloured by the board's last walks,
+// with the last drift check's differences on their components.
+func GraphOfBoard(b *status.Board) Graph {
+	snap := b.Snapshot()
+	g := GraphOf(snap.Paths, snap.Statuses)
 	// A component an answer skipped is shown as bypassed, as loud as a
 	// failure: every hop answered, so nothing else would colour it.
 	skipped := map[string]bool{}
-	for _, id := range e.order {
-		for _, c := range e.paths[id].status.Bypassed {
+	for _, st := range snap.Statuses {
+		for _, c := range st.Bypassed {
 			skipped[c] = true
 		}
 	}
 	for i := range g.Nodes {
 		if skipped[g.Nodes[i].ID] {
-			g.Nodes[i].Health = VerdictBypassed
+			g.Nodes[i].Health = status.VerdictBypassed
 		}
-		for _, d := range e.drift {
+		for _, d := range snap.Drift {
 			if d.Subject == g.Nodes[i].ID {
 				g.Nodes[i].Drift = append(g.Nodes[i].Drift, d.Kind+": "+d.Detail)
 			}
@@ -172,7 +162,7 @@ func (e *Exporter) Graph() Graph {
 // GraphOf builds the graph of paths from their statuses (one-shot walks
 // for `probe map`, or Pending ones for an uncoloured drawing), which are
 // in the same order as paths.
-func GraphOf(paths []*targets.Path, statuses []PathStatus) Graph {
+func GraphOf(paths []*targets.Path, statuses []status.PathStatus) Graph {
 	var hops []hopView
 	seen := map[[2]string]bool{}
 	var edges [][2]string

@@ -1,11 +1,8 @@
-package exporter_test
+package status_test
 
 import (
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,6 +13,7 @@ import (
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/scheduler"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
 )
 
@@ -36,8 +34,8 @@ func walkWith(p *targets.Path, at time.Time, details func(i int) map[string]stri
 func TestEvidenceChangesAreEventsAndCounted(t *testing.T) {
 	p := &targets.Path{ID: "api.example.test/*", Vantage: "cluster", Hops: []targets.Hop{
 		{Name: "dns", Kind: hop.KindDNS}, {Name: "cloudfront", Kind: hop.KindHTTP}, {Name: "cache", Kind: hop.KindRedis}}}
-	e := exporter.New([]*targets.Path{p})
-	e.SetHistory(3)
+	b, e := status.NewBoard([]*targets.Path{p}), exporter.New([]*targets.Path{p})
+	b.SetHistory(3)
 	values := []struct{ addrs, pop, cert, role string }{
 		{"10.0.0.1", "SIN2-P1", "aa", "master"},
 		{"10.0.0.1", "SIN2-P1", "aa", "master"},
@@ -47,11 +45,18 @@ func TestEvidenceChangesAreEventsAndCounted(t *testing.T) {
 	}
 	start := time.Unix(1_800_000_000, 0)
 	for k, v := range values {
-		e.Observe(walkWith(p, start.Add(time.Duration(k)*time.Minute), func(i int) map[string]string {
+		r := walkWith(p, start.Add(time.Duration(k)*time.Minute), func(i int) map[string]string {
 			return []map[string]string{{"addresses": v.addrs}, {"header.x-amz-cf-pop": v.pop, "cert.sha256": v.cert, "status": "200"}, {"role": v.role}}[i]
-		}))
+		})
+		// As the runner feeds them: the board says what changed, the
+		// exporter counts it.
+		w, ok := b.Observe(r)
+		if !ok {
+			t.Fatal("a walk of the current path was refused")
+		}
+		e.Observe(r, w)
 	}
-	h, ok := e.History(p.ID)
+	h, ok := b.History(p.ID)
 	if !ok || len(h.Walks) != 3 || h.Keep != 3 {
 		t.Fatalf("history: %v, %d walks, keep %d", ok, len(h.Walks), h.Keep)
 	}
@@ -77,8 +82,8 @@ func TestEvidenceChangesAreEventsAndCounted(t *testing.T) {
 		}
 	}
 	// Fewer kept: the newest stay, newest first.
-	e.SetHistory(2)
-	if h, _ := e.History(p.ID); len(h.Walks) != 2 || !h.Walks[0].LastWalk.Equal(start.Add(4*time.Minute)) || !h.Walks[1].LastWalk.Equal(start.Add(3*time.Minute)) {
+	b.SetHistory(2)
+	if h, _ := b.History(p.ID); len(h.Walks) != 2 || !h.Walks[0].LastWalk.Equal(start.Add(4*time.Minute)) || !h.Walks[1].LastWalk.Equal(start.Add(3*time.Minute)) {
 		t.Errorf("after SetHistory(2): %d walks, newest %v", len(h.Walks), h.Walks[0].LastWalk)
 	}
 	body := scrape(t, e)
@@ -108,13 +113,13 @@ func TestHistoryMemoryIsBounded(t *testing.T) {
 			"cert.subject": "CN=*.allinpro.com", "cert.issuer": "CN=Amazon RSA 2048 M02,O=Amazon,C=US", "cert.sans": "*.allinpro.com,allinpro.com",
 			"cert.not_after": "2027-06-01T23:59:59Z", "cert.sha256": fmt.Sprintf("%064x", 7), "tls_version": "TLS 1.3"}
 	}
-	e := exporter.New(paths)
+	b := status.NewBoard(paths)
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for k := range config.DefaultHistory {
 		for _, p := range paths {
-			e.Observe(walkWith(p, time.Now().Add(time.Duration(k)*time.Second), details))
+			b.Observe(walkWith(p, time.Now().Add(time.Duration(k)*time.Second), details))
 		}
 	}
 	runtime.GC()
@@ -124,7 +129,7 @@ func TestHistoryMemoryIsBounded(t *testing.T) {
 	if perPath > 64<<10 {
 		t.Errorf("the history holds %.0f KiB per path, want under 64 KiB", perPath/1024)
 	}
-	runtime.KeepAlive(e)
+	runtime.KeepAlive(b)
 }
 
 // What each kept walk costs at scale, where it adds up: 2,000 one-hop
@@ -142,10 +147,10 @@ func TestAKeptWalkOfAOneHopPathIsSmall(t *testing.T) {
 			Service: fmt.Sprintf("svc-%05d", i), Hops: []targets.Hop{{Name: "port-8080", Node: fmt.Sprintf("bench/svc-%05d", i),
 				Kind: hop.KindHTTP, Target: hop.Target{Scheme: "http", Host: "svc.bench", Path: fmt.Sprintf("/svc-%05d", i), Address: "127.0.0.2:34567"}}}})
 	}
-	e := exporter.New(paths)
+	b := status.NewBoard(paths)
 	walk := func(k int) {
 		for _, p := range paths {
-			e.Observe(walkWith(p, time.Now().Add(time.Duration(k)*time.Second), func(int) map[string]string {
+			b.Observe(walkWith(p, time.Now().Add(time.Duration(k)*time.Second), func(int) map[string]string {
 				return map[string]string{"status": "200", "remote": "127.0.0.2:34567", "trace_id": fmt.Sprintf("%032x", rand.Uint64())}
 			}))
 		}
@@ -164,19 +169,15 @@ func TestAKeptWalkOfAOneHopPathIsSmall(t *testing.T) {
 	if perWalk > 300 {
 		t.Errorf("a kept walk of a one-hop path holds %.0f bytes, want at most 300", perWalk)
 	}
-	runtime.KeepAlive(e)
+	runtime.KeepAlive(b)
 }
 
-// scrape reads /metrics as text.
+// scrape reads the metrics as text.
 func scrape(t *testing.T, e *exporter.Exporter) string {
 	t.Helper()
-	srv := httptest.NewServer(e.Handler())
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
+	var b strings.Builder
+	if err := e.WriteMetrics(&b); err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return b.String()
 }

@@ -1,4 +1,4 @@
-package exporter
+package status
 
 import (
 	"slices"
@@ -36,27 +36,31 @@ var changeKinds = []struct{ change, detail string }{
 	{"pop", hop.HeaderDetail("X-Amz-Cf-Pop")},
 }
 
-// Change kinds, for the counter's label.
-const changeChain = "chain"
+// ChangeChain is the change kind of a chain that showed other
+// components than the walk before.
+const ChangeChain = "chain"
+
+// ChangeKinds are the kinds of evidence change, as the counter's
+// change label names them.
+func ChangeKinds() []string {
+	var out []string
+	for _, k := range changeKinds {
+		if !slices.Contains(out, k.change) {
+			out = append(out, k.change)
+		}
+	}
+	return append(out, ChangeChain)
+}
 
 // pathHistory is what is kept of a path across walks and reloads: its
-// last walks, the evidence changes between them, the changes counted per
-// hop, and its chain's series. It is keyed by path id, so a reload that
-// changes the path keeps it.
+// last walks and the evidence changes between them. It is keyed by path
+// id, so a reload that changes the path keeps it.
 type pathHistory struct {
 	ring []walkRecord // the last walks, a ring of at most keep
 	next int          // where the next walk goes once the ring is full
 	last *walkRecord  // the newest walk
 	// events are the last evidence changes, oldest first.
 	events []Event
-	// changes count evidence changes per hop and kind; labels rendered
-	// once.
-	changes []changeCount
-	// chainLbl is the chain info series' labels, rendered when the chain
-	// changes; nil on a path without an entry.
-	chainLbl      []byte
-	chainKey      string
-	chainMismatch bool
 }
 
 // walkRecord is one kept walk, compact: a hop's evidence is shared with
@@ -136,24 +140,14 @@ func sameEvidence(a, b map[string]string) bool {
 	return n == 0
 }
 
-type changeCount struct {
-	hop, change string
-	lbl         []byte
-	n           uint64
-}
-
-var (
-	chainLabelNames  = []string{"expected", "observed", "path", "vantage", "verdict"}
-	changeLabelNames = []string{"change", "hop", "path", "vantage"}
-)
-
-// record adds a walk, noting what changed since the previous one.
-func (h *pathHistory) record(st PathStatus, keep int) {
+// record adds a walk and returns what changed since the previous one.
+func (h *pathHistory) record(st PathStatus, keep int) []Event {
 	when := time.Now()
 	if st.LastWalk != nil {
 		when = *st.LastWalk
 	}
 	prev := h.last
+	var changed []Event
 	w := walkRecord{at: when.UnixNano(), verdict: codeOf(st.Verdict), durationMS: st.DurationMS, firstFail: st.FirstFailingHop, chain: st.Chain,
 		hops: make([]hopRecord, len(st.Hops))}
 	for i, hs := range st.Hops {
@@ -167,7 +161,7 @@ func (h *pathHistory) record(st PathStatus, keep int) {
 				from, to := p.evidence[k.detail], hs.Details[k.detail]
 				// A hop that failed before showing it changed nothing.
 				if from != "" && to != "" && from != to {
-					h.event(Event{Time: when, Hop: hs.Name, Change: k.change, From: from, To: to}, st)
+					changed = append(changed, Event{Time: when, Hop: hs.Name, Change: k.change, From: from, To: to})
 				}
 			}
 			if sameEvidence(p.evidence, hs.Details) {
@@ -183,33 +177,15 @@ func (h *pathHistory) record(st PathStatus, keep int) {
 	if prev != nil {
 		if a, b := prev.chain, st.Chain; a != nil && b != nil && a.Verdict != chain.Unknown && b.Verdict != chain.Unknown &&
 			chain.String(a.Observed) != chain.String(b.Observed) {
-			h.event(Event{Time: when, Hop: b.Hop, Change: changeChain, From: chain.String(a.Observed), To: chain.String(b.Observed)}, st)
+			changed = append(changed, Event{Time: when, Hop: b.Hop, Change: ChangeChain, From: chain.String(a.Observed), To: chain.String(b.Observed)})
 		}
 	}
 	h.push(w, keep)
-	if c := st.Chain; c != nil {
-		h.chainMismatch = c.Verdict == chain.Mismatch
-		// Rendered again only when a label changes.
-		if key := chain.String(c.Expected) + " " + chain.String(c.Observed) + " " + c.Verdict; key != h.chainKey || h.chainLbl == nil {
-			h.chainKey = key
-			h.chainLbl = renderText(nil, chainLabelNames, []string{chain.String(c.Expected), chain.String(c.Observed), st.ID, st.Vantage, c.Verdict})
-		}
-	}
-}
-
-func (h *pathHistory) event(ev Event, st PathStatus) {
-	h.events = append(h.events, ev)
+	h.events = append(h.events, changed...)
 	if over := len(h.events) - maxEvents; over > 0 {
 		h.events = append(h.events[:0:0], h.events[over:]...)
 	}
-	for i := range h.changes {
-		if c := &h.changes[i]; c.hop == ev.Hop && c.change == ev.Change {
-			c.n++
-			return
-		}
-	}
-	h.changes = append(h.changes, changeCount{hop: ev.Hop, change: ev.Change, n: 1,
-		lbl: renderText(nil, changeLabelNames, []string{ev.Change, ev.Hop, st.ID, st.Vantage})})
+	return changed
 }
 
 // push adds a walk to the ring of at most keep.
@@ -287,51 +263,6 @@ func (w *walkRecord) status(template PathStatus) PathStatus {
 		st.Hops = append(st.Hops, hs)
 	}
 	return st
-}
-
-// PathHistory is one path's record as /api/v1/paths/{id} serves it.
-type PathHistory struct {
-	Status PathStatus `json:"status"`
-	// Walks are the last walks, newest first, each with its hops'
-	// evidence.
-	Walks  []PathStatus `json:"walks"`
-	Events []Event      `json:"events"`
-	// Keep is how many walks are kept per path.
-	Keep int `json:"keep"`
-}
-
-// History returns a path's last walks and evidence changes, newest
-// first; ok is false for an unknown path.
-func (e *Exporter) History(id string) (PathHistory, bool) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	ps, ok := e.paths[id]
-	if !ok {
-		return PathHistory{}, false
-	}
-	out := PathHistory{Status: ps.status, Walks: []PathStatus{}, Events: []Event{}, Keep: e.keep}
-	if h := e.history[id]; h != nil {
-		for _, w := range h.walks() {
-			out.Walks = append(out.Walks, w.status(ps.status))
-		}
-		for i := len(h.events) - 1; i >= 0; i-- {
-			out.Events = append(out.Events, h.events[i])
-		}
-	}
-	return out, true
-}
-
-// SetHistory sets how many walks of each path are kept (at least 1).
-func (e *Exporter) SetHistory(n int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if max(n, 1) == e.keep {
-		return
-	}
-	e.keep = max(n, 1)
-	for _, h := range e.history {
-		h.resize(e.keep)
-	}
 }
 
 // recent is each hop's latency over the kept walks, oldest first (-1

@@ -1,4 +1,4 @@
-package exporter_test
+package web_test
 
 import (
 	"bytes"
@@ -12,9 +12,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/testkit"
 	"github.com/allinx/hopprobe/targets"
+	"github.com/allinx/hopprobe/web"
 )
 
 // drawn is the map as Chromium drew it, read back from the DOM.
@@ -78,7 +78,7 @@ func TestMapDrawsSeventyFiveServicesReadably(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := testkit.Headless(t, "the map of 75 services")
-	srv := httptest.NewServer(exporter.New(paths).Handler())
+	srv := httptest.NewServer(handlerFor(paths))
 	t.Cleanup(srv.Close)
 	d := openMap(t, ctx, srv.URL, 1920, 1080, "etcdnew")
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -86,7 +86,7 @@ func TestMapDrawsSeventyFiveServicesReadably(t *testing.T) {
 		t.Fatalf("taking the screenshot: %v", err)
 	}
 	services := 0
-	var g exporter.Graph
+	var g web.Graph
 	for _, n := range d.Nodes {
 		if n.Kind == "service" {
 			services++
@@ -96,17 +96,17 @@ func TestMapDrawsSeventyFiveServicesReadably(t *testing.T) {
 				t.Errorf("%s: a label (%.0f×%.0f at %.0f,%.0f) spills out of its %.0f×%.0f box", n.ID, tb.W, tb.H, tb.X, tb.Y, n.W, n.H)
 			}
 		}
-		g.Nodes = append(g.Nodes, exporter.GraphNode{ID: n.ID, Kind: n.Kind, Group: n.Group, Label: n.Label, Box: exporter.Box{X: n.X, Y: n.Y, W: n.W, H: n.H}})
+		g.Nodes = append(g.Nodes, web.GraphNode{ID: n.ID, Kind: n.Kind, Group: n.Group, Label: n.Label, Box: web.Box{X: n.X, Y: n.Y, W: n.W, H: n.H}})
 	}
 	if services != 75 || len(d.Edges) == 0 || len(d.Groups) < 3 {
 		t.Fatalf("drew %d services, %d edges, %d groups; want 75 services, edges and the namespaces' frames", services, len(d.Edges), len(d.Groups))
 	}
 	for _, gr := range d.Groups {
-		g.Groups = append(g.Groups, exporter.GraphGroup{Name: gr.Name, Box: exporter.Box{X: gr.X, Y: gr.Y, W: gr.W, H: gr.H}})
+		g.Groups = append(g.Groups, web.GraphGroup{Name: gr.Name, Box: web.Box{X: gr.X, Y: gr.Y, W: gr.W, H: gr.H}})
 	}
 	// Boxes, tiers, frames (LayoutProblems on what was drawn, edges
 	// apart: they are checked point by point below).
-	for _, p := range exporter.LayoutProblems(g) {
+	for _, p := range web.LayoutProblems(g) {
 		t.Error(p)
 	}
 	for _, e := range d.Edges {
@@ -179,7 +179,7 @@ func TestMapFitsTheScreenAndTracesEveryLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := testkit.Headless(t, "the map on laptop, wall and phone screens")
-	srv := httptest.NewServer(exporter.New(paths).Handler())
+	srv := httptest.NewServer(handlerFor(paths))
 	t.Cleanup(srv.Close)
 	for _, sc := range []struct {
 		name     string

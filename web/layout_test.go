@@ -1,4 +1,4 @@
-package exporter_test
+package web_test
 
 import (
 	"encoding/json"
@@ -7,18 +7,19 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/allinx/hopprobe/exporter"
 	"github.com/allinx/hopprobe/internal/testkit"
+	"github.com/allinx/hopprobe/status"
 	"github.com/allinx/hopprobe/targets"
+	"github.com/allinx/hopprobe/web"
 )
 
-func graphOf(t *testing.T, paths []*targets.Path) exporter.Graph {
+func graphOf(t *testing.T, paths []*targets.Path) web.Graph {
 	t.Helper()
-	st := make([]exporter.PathStatus, len(paths))
+	st := make([]status.PathStatus, len(paths))
 	for i, p := range paths {
-		st[i] = exporter.Pending(p)
+		st[i] = status.Pending(p)
 	}
-	return exporter.GraphOf(paths, st)
+	return web.GraphOf(paths, st)
 }
 
 // The map's layout, checked as geometry for the shipped topology and a
@@ -45,7 +46,7 @@ func TestMapLayoutKeepsEdgesOffBoxes(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := graphOf(t, cfg())
-			if problems := exporter.LayoutProblems(g); len(problems) > 0 {
+			if problems := web.LayoutProblems(g); len(problems) > 0 {
 				for _, p := range problems {
 					t.Error(p)
 				}
@@ -68,13 +69,13 @@ func TestLayoutProblemsSeesABrokenLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for what, breakIt := range map[string]func(g *exporter.Graph){
-		"overlap": func(g *exporter.Graph) { g.Nodes[1].Box = g.Nodes[0].Box },
-		"through": func(g *exporter.Graph) {
+	for what, breakIt := range map[string]func(g *web.Graph){
+		"overlap": func(g *web.Graph) { g.Nodes[1].Box = g.Nodes[0].Box },
+		"through": func(g *web.Graph) {
 			b := g.Nodes[len(g.Nodes)/2].Box
 			g.Edges[0].Points = append(g.Edges[0].Points[:1:1], [2]float64{b.X + b.W/2, b.Y - 5}, [2]float64{b.X + b.W/2, b.Y + b.H + 5}, g.Edges[0].Points[len(g.Edges[0].Points)-1])
 		},
-		"tiers": func(g *exporter.Graph) {
+		"tiers": func(g *web.Graph) {
 			for i, n := range g.Nodes {
 				if n.Kind == "store" {
 					g.Nodes[i].Y = 0
@@ -83,11 +84,11 @@ func TestLayoutProblemsSeesABrokenLayout(t *testing.T) {
 		},
 	} {
 		g := graphOf(t, paths)
-		if p := exporter.LayoutProblems(g); len(p) != 0 {
+		if p := web.LayoutProblems(g); len(p) != 0 {
 			t.Fatalf("the unbroken layout already has problems: %v", p)
 		}
 		breakIt(&g)
-		if p := exporter.LayoutProblems(g); len(p) == 0 {
+		if p := web.LayoutProblems(g); len(p) == 0 {
 			t.Errorf("LayoutProblems missed a broken layout (%s)", what)
 		} else {
 			t.Logf("%s: %s", what, fmt.Sprint(p[0]))
@@ -102,7 +103,7 @@ func TestTopologyFitsTheScreenAsked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(exporter.New(paths).Handler())
+	srv := httptest.NewServer(handlerFor(paths))
 	defer srv.Close()
 	size := func(q string) (w, h float64, code int) {
 		resp, err := http.Get(srv.URL + "/api/v1/topology" + q)
@@ -110,7 +111,7 @@ func TestTopologyFitsTheScreenAsked(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var g exporter.Graph
+		var g web.Graph
 		_ = json.NewDecoder(resp.Body).Decode(&g)
 		return g.Width, g.Height, resp.StatusCode
 	}
