@@ -6,7 +6,7 @@ import "slices"
 // whether a store carries its option block, how that block is checked,
 // and which secrets a store of the kind holds besides its password. The
 // probes package registers one per kind it can probe (its registry is
-// the one table of kinds) when a program calls probes.RegisterStoreKinds
+// the one table of kinds) when a program calls probes.RegisterKinds
 // before it loads a topology.
 type StoreKind struct {
 	HasBlock func(*Store) bool
@@ -20,10 +20,25 @@ type StoreKind struct {
 var (
 	storeKinds     = map[string]StoreKind{}
 	storeKindOrder []string
+	// portProtocols and routeProtocols are the protocols a Service port
+	// and a route may name, each a kind that probes them.
+	portProtocols, routeProtocols []string
 )
 
+// RegisterProtocol adds a protocol a Service port may name (a kind that
+// probes a port); onRoute says a route may name it too. Called by
+// probes.RegisterKinds.
+func RegisterProtocol(name string, onRoute bool) {
+	if !slices.Contains(portProtocols, name) {
+		portProtocols = append(portProtocols, name)
+	}
+	if onRoute && !slices.Contains(routeProtocols, name) {
+		routeProtocols = append(routeProtocols, name)
+	}
+}
+
 // RegisterStoreKind adds a data store kind; called by
-// probes.RegisterStoreKinds.
+// probes.RegisterKinds.
 func RegisterStoreKind(name string, k StoreKind) {
 	if _, dup := storeKinds[name]; !dup {
 		storeKindOrder = append(storeKindOrder, name)

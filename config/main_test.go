@@ -12,6 +12,6 @@ import (
 // store kinds are described in the probes registry, which a program
 // registers with the topology loader before it loads one.
 func TestMain(m *testing.M) {
-	probes.RegisterStoreKinds()
+	probes.RegisterKinds()
 	goleak.VerifyTestMain(m)
 }

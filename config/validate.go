@@ -77,11 +77,7 @@ var (
 	hostRe = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 )
 
-var (
-	serviceTypes   = []string{"ClusterIP", "NodePort", "LoadBalancer", "None"}
-	portProtocols  = []string{"http", "websocket", "tcp"}
-	routeProtocols = []string{"http", "websocket"}
-)
+var serviceTypes = []string{"ClusterIP", "NodePort", "LoadBalancer", "None"}
 
 func oneOf(s string, set []string) bool {
 	for _, x := range set {
@@ -478,7 +474,7 @@ func (v *validator) validateRoutes() {
 			}
 		}
 		if r.Protocol != "" && !oneOf(r.Protocol, routeProtocols) {
-			v.errorf(append(at, "protocol"), "protocol %q must be http or websocket", r.Protocol)
+			v.errorf(append(at, "protocol"), "protocol %q must be one of %s", r.Protocol, strings.Join(routeProtocols, ", "))
 		}
 		for j, e := range r.Entries {
 			if v.cfg.FindEntry(e) == nil {

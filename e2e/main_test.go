@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
-	probes.RegisterStoreKinds() // the suite loads topologies as the programs do
+	probes.RegisterKinds() // the suite loads topologies as the programs do
 	code := m.Run()
 	stopCluster()
 	os.Exit(code)

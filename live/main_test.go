@@ -14,7 +14,7 @@ import (
 // included).
 // The store kinds come from the probes registry, as in the programs.
 func TestMain(m *testing.M) {
-	probes.RegisterStoreKinds()
+	probes.RegisterKinds()
 	goleak.VerifyTestMain(m)
 }
 

@@ -28,7 +28,7 @@ import (
 // can outlive a stopped proxy by design of its link teardown; they are
 // the test bench's, not the prober's, and are the only ones tolerated.
 func TestMain(m *testing.M) {
-	probes.RegisterStoreKinds()
+	probes.RegisterKinds()
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),

@@ -17,7 +17,7 @@ import (
 
 // The store kinds come from the probes registry, as in the programs.
 func TestMain(m *testing.M) {
-	probes.RegisterStoreKinds()
+	probes.RegisterKinds()
 	goleak.VerifyTestMain(m)
 }
 

@@ -26,31 +26,9 @@ type Event struct {
 	To     string    `json:"to"`
 }
 
-// Evidence changes, by the detail that shows them.
-var changeKinds = []struct{ change, detail string }{
-	{"certificate", "cert.sha256"},
-	{"dns_answer", "addresses"},
-	{"leader", "leader"},
-	{"leader", "controller"},
-	{"role", "role"},
-	{"pop", hop.HeaderDetail("X-Amz-Cf-Pop")},
-}
-
 // ChangeChain is the change kind of a chain that showed other
 // components than the walk before.
 const ChangeChain = "chain"
-
-// ChangeKinds are the kinds of evidence change, as the counter's
-// change label names them.
-func ChangeKinds() []string {
-	var out []string
-	for _, k := range changeKinds {
-		if !slices.Contains(out, k.change) {
-			out = append(out, k.change)
-		}
-	}
-	return append(out, ChangeChain)
-}
 
 // pathHistory is what is kept of a path across walks and reloads: its
 // last walks and the evidence changes between them. It is keyed by path
@@ -157,11 +135,12 @@ func (h *pathHistory) record(st PathStatus, keep int) []Event {
 		}
 		if prev != nil && i < len(prev.hops) && prev.hops[i].name == hs.Name {
 			p := &prev.hops[i]
-			for _, k := range changeKinds {
-				from, to := p.evidence[k.detail], hs.Details[k.detail]
+			// The changes the kind's registry entry names.
+			for _, k := range hop.ChangesOf(hop.Kind(hs.Kind)) {
+				from, to := p.evidence[k.Detail], hs.Details[k.Detail]
 				// A hop that failed before showing it changed nothing.
 				if from != "" && to != "" && from != to {
-					changed = append(changed, Event{Time: when, Hop: hs.Name, Change: k.change, From: from, To: to})
+					changed = append(changed, Event{Time: when, Hop: hs.Name, Change: k.Name, From: from, To: to})
 				}
 			}
 			if sameEvidence(p.evidence, hs.Details) {

@@ -10,6 +10,6 @@ import (
 // Every test in this package must leave no goroutine behind.
 // The store kinds come from the probes registry, as in the programs.
 func TestMain(m *testing.M) {
-	probes.RegisterStoreKinds()
+	probes.RegisterKinds()
 	goleak.VerifyTestMain(m)
 }

@@ -86,29 +86,7 @@ func (h *Hop) CacheKey() string {
 }
 
 // Describe says in one line what the hop does, for the CLI and status.
-func (h *Hop) Describe() string {
-	// Concatenation, not Sprintf: every hop of every path is described
-	// again at each reload (and was on every walk, where Sprintf here
-	// was 2 % of the prober's CPU at 10,000 hops).
-	t := &h.Target
-	switch h.Kind {
-	case hop.KindDNS:
-		r := t.Resolver
-		if r == "" {
-			r = "system resolver"
-		}
-		return "resolve " + t.Host + " (" + r + ")"
-	case hop.KindHTTP, hop.KindWebSocket:
-		if t.Address == "" {
-			return t.Scheme + "://" + t.Host + t.Path
-		}
-		return t.Scheme + "://" + t.Host + t.Path + " via " + t.Address
-	case hop.KindTLS:
-		return "TLS " + t.Address + " (SNI " + t.Host + ")"
-	default:
-		return t.Address
-	}
-}
+func (h *Hop) Describe() string { return hop.Describe(h.Kind, &h.Target) }
 
 // Path is a documented way through the platform and its hop chain.
 type Path struct {

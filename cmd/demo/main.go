@@ -22,7 +22,7 @@ func main() {
 	edge := flag.String("edge", demo.EdgeDocumented, "how the demo's CloudFront sends requests on: documented (ALB → APISIX), bypass (straight to the Service) or nlb (through awf-spa-nlb where a route documents it)")
 	breakProto := flag.String("break-protocol", "none", "an HTTP version the demo's CloudFront stops speaking: h2 (ALPN offers only http/1.1), h3 (UDP dropped) or none")
 	flag.Parse()
-	probes.RegisterStoreKinds()
+	probes.RegisterKinds()
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "invalid demo topology:\n%v\n", err)

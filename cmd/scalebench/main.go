@@ -220,7 +220,7 @@ func runSize(n int, addrs []string, interval, duration time.Duration) (*result, 
 		return nil, err
 	}
 	defer os.RemoveAll(filepath.Dir(path))
-	probes.RegisterStoreKinds()
+	probes.RegisterKinds()
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err

@@ -57,7 +57,7 @@ const DefaultConfig = "config/allinx.yaml"
 // the exit code: 0 healthy (or help), 1 a hop failed or drift was found,
 // 2 bad arguments or configuration, 3 a path answered past its gateway.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	probes.RegisterStoreKinds()
+	probes.RegisterKinds()
 	code := ExitOK
 	root := newRoot(&code)
 	root.SetArgs(args)

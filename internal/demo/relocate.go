@@ -56,7 +56,7 @@ func StartCopy(src []byte, dir string, edit func(string) string) (string, *Demo,
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		return "", nil, err
 	}
-	probes.RegisterStoreKinds()
+	probes.RegisterKinds()
 	cfg, err := config.Load(path)
 	if err != nil {
 		return "", nil, err
