@@ -54,7 +54,7 @@ type labels []byte
 
 // hopState is all the exporter keeps of a hop between scrapes.
 type hopState struct {
-	name, kind  string // what identifies the hop across generations of its path
+	name, kind  string
 	node        string // the component it probes
 	role        targets.Role
 	mustNotOpen bool
@@ -88,18 +88,25 @@ type exemplar struct {
 	bucket  int // index into the classic bounds; len(bounds) is +Inf
 }
 
-// identity is what a hop is across generations of its path.
-func (h *hopState) identity() [2]string { return [2]string{h.name, h.kind} }
+// hopKey is what a hop is across changes of its path: the series it
+// exports go on while the path has a hop of the same key.
+type hopKey struct {
+	name, kind  string
+	mustNotOpen bool
+}
+
+func keyOf(h *targets.Hop) hopKey {
+	return hopKey{name: h.Name, kind: string(h.Kind), mustNotOpen: h.Target.ExpectUnreachable}
+}
 
 type phase struct {
 	name string
 	secs float64
 }
 
-// pathState is a path's identity, last walk and hops.
+// pathState is a path's last walk and hops.
 type pathState struct {
-	sig      string
-	path     *targets.Path // the running generation's path; walks of any other are stale
+	path     *targets.Path // the running version; walks of any other are stale
 	hops     []*hopState
 	walked   bool
 	ok       bool
@@ -108,71 +115,68 @@ type pathState struct {
 	walkLbl  labels // path, vantage
 }
 
-func newPathState(p *targets.Path, l layout) *pathState {
-	ps := &pathState{sig: signature(p), path: p, walkLbl: renderText(nil, walkLabelNames, []string{p.ID, p.Vantage})}
-	for i, h := range p.Hops {
-		hs := &hopState{
-			name: h.Name, kind: string(h.Kind), node: h.Node, role: h.Role,
-			mustNotOpen: h.Target.ExpectUnreachable,
-			phased:      l.phases == config.PhasesAll || (l.phases == config.PhasesEdge && h.Role == targets.RoleEdge && h.Kind != hop.KindTLS),
-			lbl:         renderText(nil, hopLabelNames, []string{h.Name, p.ID, p.Vantage}),
-			position:    fmt.Sprintf("%02d", i),
-			buckets:     make([]uint64, len(l.bounds)),
+// buildPath makes p's state in layout l around the hop states that old,
+// the path's state before a change, has under the same keys: their
+// counters and histograms go on, and a failing hop stays failing until
+// the next walk, as the alerts waiting on them expect (a pod that joins
+// or leaves a Service changes every path through it). The path's verdict
+// stays too, unless the hop that broke it is gone; then it is pending
+// until the next walk. old is nil for a new path.
+func buildPath(p *targets.Path, l layout, old *pathState) *pathState {
+	ps := &pathState{path: p, walkLbl: renderText(nil, walkLabelNames, []string{p.ID, p.Vantage})}
+	kept := map[hopKey]*hopState{}
+	if old != nil && old.path.Vantage == p.Vantage {
+		for _, h := range old.hops {
+			kept[hopKey{name: h.name, kind: h.kind, mustNotOpen: h.mustNotOpen}] = h
 		}
-		if l.native {
-			hs.native = newNativeHist()
+	}
+	for i := range p.Hops {
+		h := &p.Hops[i]
+		hs := kept[keyOf(h)]
+		delete(kept, keyOf(h))
+		if hs == nil {
+			hs = &hopState{lbl: renderText(nil, hopLabelNames, []string{h.Name, p.ID, p.Vantage})}
+			hs.resetHistogram(l)
 		}
+		hs.describe(h, i, l)
 		ps.hops = append(ps.hops, hs)
 	}
-	return ps
-}
-
-// carry keeps what the last walk said about the hops that the path still
-// has (same name and kind) when its hops change: a pod that joins or
-// leaves a Service changes every path through it, and the other hops'
-// series go on (counters keep counting, a failing hop stays failing until
-// the next walk says otherwise) instead of restarting and resetting the
-// alerts that wait on them. The path's verdict is kept too, unless the
-// hop that broke it is gone; then it is pending until the next walk.
-func (ps *pathState) carry(old *pathState, sameBuckets bool) {
-	idx := make(map[[2]string]int, len(ps.hops))
-	for i, h := range ps.hops {
-		idx[h.identity()] = i
-	}
-	for _, o := range old.hops {
-		i, ok := idx[o.identity()]
-		if !ok || ps.hops[i].mustNotOpen != o.mustNotOpen {
-			continue
-		}
-		h := ps.hops[i]
-		h.walked, h.skipped, h.ok, h.first, h.probed = o.walked, o.skipped, o.ok, o.first, o.probed
-		h.counts, h.recovered, h.certExpiry = o.counts, o.recovered, o.certExpiry
-		if h.phased {
-			h.phases = slices.Clone(o.phases)
-		}
-		// A histogram goes on only in the same buckets; otherwise it
-		// starts again.
-		if sameBuckets {
-			h.count, h.sumNanos, h.buckets, h.native = o.count, o.sumNanos, slices.Clone(o.buckets), o.native.clone()
-			h.exemplar = o.exemplar
-		}
-	}
-	if !old.walked {
-		return
+	if old == nil || !old.walked {
+		return ps
 	}
 	first := -1
 	if old.first >= 0 {
-		o := old.hops[old.first]
-		i, ok := idx[o.identity()]
-		if !ok {
+		if first = slices.Index(ps.hops, old.hops[old.first]); first < 0 {
 			for _, h := range ps.hops {
 				h.first = false
 			}
-			return
+			return ps
 		}
-		first = i
 	}
 	ps.walked, ps.ok, ps.first, ps.duration = true, old.ok, first, old.duration
+	return ps
+}
+
+// describe sets what the hop's info series and phases say of it: what
+// it probes, its position, whether it exports its phases in layout l.
+func (hs *hopState) describe(h *targets.Hop, i int, l layout) {
+	hs.name, hs.kind, hs.node, hs.role, hs.mustNotOpen = h.Name, string(h.Kind), h.Node, h.Role, h.Target.ExpectUnreachable
+	hs.position = fmt.Sprintf("%02d", i)
+	hs.phased = l.phases == config.PhasesAll || (l.phases == config.PhasesEdge && h.Role == targets.RoleEdge && h.Kind != hop.KindTLS)
+	if !hs.phased {
+		hs.phases = nil
+	}
+}
+
+// resetHistogram starts the duration histogram again in layout l's
+// buckets: a histogram cannot go on in others.
+func (hs *hopState) resetHistogram(l layout) {
+	hs.count, hs.sumNanos, hs.exemplar = 0, 0, exemplar{}
+	hs.buckets = make([]uint64, len(l.bounds))
+	hs.native = nil
+	if l.native {
+		hs.native = newNativeHist()
+	}
 }
 
 func (ps *pathState) observe(r scheduler.PathResult, bounds []float64) {

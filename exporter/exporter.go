@@ -7,7 +7,6 @@ package exporter
 import (
 	"bytes"
 	_ "embed"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -101,7 +100,7 @@ func New(paths []*targets.Path) *Exporter {
 	}
 	bi := buildinfo.Get()
 	e.abandoned = prometheus.NewCounter(prometheus.CounterOpts{Name: "hopprobe_walk_generations_abandoned_total",
-		Help: "Reloads and shutdowns that stopped waiting for walks in flight after the longest hop timeout and a second (a probe that ignored its cancellation)."})
+		Help: "Shutdowns that stopped waiting for walks in flight after the longest hop timeout and a second (a probe that ignored its cancellation). A reload never waits: it cancels only the walks of the paths it removes or changes."})
 	e.reg.MustRegister(e.walkLag, e.reloads, e.reloadOK, e.reloadTime, e.abandoned,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hopprobe_build_info",
 			Help:        "Always 1: the running build, as probe --version prints it (version, VCS revision, Go version).",
@@ -131,20 +130,12 @@ func (e *Exporter) CountPanics(kinds []hop.Kind, count func(hop.Kind) uint64) {
 	}
 }
 
-// signature is what identifies a path's exported series: its hops in order.
-func signature(p *targets.Path) string {
-	var b strings.Builder
-	b.WriteString(p.Vantage + "|" + p.Namespace + "|" + p.Service)
-	for _, h := range p.Hops {
-		fmt.Fprintf(&b, "|%s:%s:%s:%t", h.Name, h.Kind, h.Node, h.Target.ExpectUnreachable)
-	}
-	return b.String()
-}
-
-// SetPaths makes paths the exported set. Paths that are new start as
-// pending; paths that are gone lose their series; unchanged paths keep
-// their series and last status untouched; paths whose hops changed keep
-// the series of the hops they still have (pathState.carry).
+// SetPaths makes paths the exported set, by key, as the change is
+// applied: a path that is the same *targets.Path as before keeps its
+// state untouched; a path of a known ID that changed is rebuilt around
+// the hops it still has (buildPath), whose series go on; a new path and
+// a new hop start as pending; a path or hop that is gone loses its
+// series.
 func (e *Exporter) SetPaths(paths []*targets.Path) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -152,17 +143,12 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 	order := make([]string, 0, len(paths))
 	for _, p := range paths {
 		order = append(order, p.ID)
-		old, ok := e.paths[p.ID]
-		if ok && old.sig == signature(p) {
-			old.path = p // same series, walked by the new generation
+		old := e.paths[p.ID]
+		if old != nil && old.path == p {
 			next[p.ID] = old
 			continue
 		}
-		ps := newPathState(p, e.layout)
-		if ok {
-			ps.carry(old, true)
-		}
-		next[p.ID] = ps
+		next[p.ID] = buildPath(p, e.layout, old)
 	}
 	for id := range e.walks {
 		if _, keep := next[id]; !keep {
@@ -175,10 +161,8 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 }
 
 // SetMetrics sets what is exported per hop (the topology's metrics
-// block). A changed layout rebuilds every hop's series: a histogram
-// cannot go on in other buckets, and the old series end. Call it before
-// SetPaths on a reload, so that the paths are built once in the new
-// layout.
+// block). Other buckets, or native histograms turned on or off, start
+// every hop's histogram again (the old series end); the counters go on.
 func (e *Exporter) SetMetrics(m config.Metrics) {
 	l := layoutOf(m)
 	e.mu.Lock()
@@ -188,10 +172,13 @@ func (e *Exporter) SetMetrics(m config.Metrics) {
 	}
 	same := slices.Equal(l.bounds, e.layout.bounds) && l.native == e.layout.native
 	e.layout = l
-	for id, ps := range e.paths {
-		next := newPathState(ps.path, l)
-		next.carry(ps, same)
-		e.paths[id] = next
+	for _, ps := range e.paths {
+		for i, hs := range ps.hops {
+			hs.describe(&ps.path.Hops[i], i, l)
+			if !same {
+				hs.resetHistogram(l)
+			}
+		}
 	}
 }
 
@@ -391,8 +378,8 @@ func (e *Exporter) Observe(r scheduler.PathResult, w status.Walk) {
 	e.walkLag.WithLabelValues(r.Path.Vantage).Observe(max(r.Lag.Seconds(), 0))
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	// Identity, not a signature rebuilt on every walk: SetPaths hands an
-	// unchanged path's state to the new generation's *Path.
+	// By identity: an unchanged path keeps its *targets.Path across
+	// changes (targets.Reuse).
 	ps := e.paths[r.Path.ID]
 	if ps == nil || ps.path != r.Path {
 		return // a walk of a path the last reload removed or changed

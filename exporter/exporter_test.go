@@ -127,7 +127,7 @@ hopprobe_hop_probes_total{hop="node-a:31603",path="nodeport/landry/landry-trans-
 	if n, _ := testutil.GatherAndCount(e.Gatherer(), "hopprobe_path_success"); n != 0 {
 		t.Fatalf("the path's verdict named a hop that is gone, yet %d path series remain", n)
 	}
-	observe(e, r) // the old generation's walk, in flight at the change
+	observe(e, r) // a walk of the path before the change, in flight at it
 	if n, _ := testutil.GatherAndCount(e.Gatherer(), "hopprobe_hop_probes_total"); n != 1 {
 		t.Fatalf("a stale walk of the old hops was recorded: %d series", n)
 	}

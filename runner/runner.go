@@ -39,8 +39,7 @@ type Options struct {
 	Log   *slog.Logger
 	// Tracer, when set, traces every walk (--otlp-endpoint).
 	Tracer trace.Tracer
-	// Phase is this replica's place in every interval (nil: phase 0);
-	// every generation walks at it.
+	// Phase is this replica's place in every interval (nil: phase 0).
 	Phase *scheduler.Phase
 	// ShardIndex of Shards (--shard i/n): walk only that share of the
 	// paths (targets.Shard); Shards of 0 or 1 walks them all.
@@ -61,7 +60,11 @@ type Runner struct {
 	inv   *live.KubeInventory // discovery's last inventory, nil before its first list
 	seen  *targets.Live       // what inv says of the documented Services
 	paths []*targets.Path
-	gen   *generation
+	// sched walks the paths from Start to Stop; a reload or a discovery
+	// change updates its paths in place.
+	sched *scheduler.Scheduler
+	stop  func()
+	done  sync.WaitGroup
 
 	states *pathStates
 
@@ -78,8 +81,8 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 	}
 	r := &Runner{opts: opts, log: opts.Log, cfg: cfg,
 		states: &pathStates{log: opts.Log, last: map[string]string{}},
-		// One walker for every generation of the topology: its
-		// concurrency cap and shared-hop cache outlive reloads.
+		// One walker for every version of the topology: its concurrency
+		// cap and shared-hop cache outlive reloads.
 		walker: scheduler.NewWalker(cfg.Defaults.Concurrency, probes.Run)}
 	r.walker.SetTracer(opts.Tracer)
 	paths, err := r.expand(cfg, nil)
@@ -133,26 +136,71 @@ func (r *Runner) expand(cfg *config.Config, seen *targets.Live) ([]*targets.Path
 
 // Start walks every path until ctx ends or Stop.
 func (r *Runner) Start(ctx context.Context) {
-	r.gen = r.startGeneration(ctx, r.paths)
+	ctx, cancel := context.WithCancel(ctx)
+	r.sched = &scheduler.Scheduler{Walker: r.walker, Paths: r.paths, Phase: r.opts.Phase, OnResult: r.record}
+	r.done.Go(func() { r.sched.Run(ctx) })
+	r.stop = cancel
 }
 
-// Stop ends the walks in flight and waits for drift checks.
+// Stop ends the walks in flight and waits for them, at most the longest
+// hop timeout and a second (graceStop): every probe ends within 100 ms
+// of cancellation, and one that does not (a library computing what a
+// peer asked for) is abandoned, counted and logged rather than wedge
+// shutdown. Then it waits for drift checks.
 func (r *Runner) Stop() {
-	if r.gen != nil {
-		r.gen.stop()
+	if r.stop != nil {
+		r.stop()
+		if !waitAtMost(&r.done, longestTimeout(r.paths)+graceStop) {
+			r.log.Warn("walks in flight did not end after cancellation; abandoned them so that shutdown goes on", "waited", longestTimeout(r.paths)+graceStop)
+			r.exp.WalksAbandoned()
+		}
 	}
 	r.checks.Wait()
 }
 
-// swap replaces the walked paths. The old generation's walks in flight
-// are cancelled and dropped before the exported set changes, so that no
-// stale result lands after it.
-func (r *Runner) swap(ctx context.Context, next []*targets.Path) {
-	r.gen.stop()
-	r.exp.SetPaths(next)
+// graceStop is the second past the longest hop timeout that Stop waits
+// for walks in flight.
+const graceStop = time.Second
+
+func longestTimeout(paths []*targets.Path) time.Duration {
+	longest := time.Duration(0)
+	for _, p := range paths {
+		for _, h := range p.Hops {
+			longest = max(longest, h.Timeout)
+		}
+	}
+	return longest
+}
+
+// waitAtMost waits for wg, at most d; false when it gave up.
+func waitAtMost(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// swap makes next the walked paths, in place: a path alike in every
+// field to a running one stays that one (targets.Reuse), and keeps its
+// schedule, its walk in flight, its status and its series. The board
+// and the exporter take the change first, so that a removed hop leaves
+// the status and /metrics, and a new one shows as pending, at once; the
+// scheduler then cancels the walks of what left or changed, whose late
+// results the board and the exporter refuse in any case.
+func (r *Runner) swap(next []*targets.Path) {
+	next = targets.Reuse(r.paths, next)
 	r.board.SetPaths(next)
+	r.exp.SetPaths(next)
 	r.paths = next
-	r.gen = r.startGeneration(ctx, next)
+	if r.sched != nil {
+		r.sched.Update(next)
+	}
 }
 
 // Reload reads the topology file again. A file that does not load is
@@ -175,10 +223,9 @@ func (r *Runner) Reload(ctx context.Context, why string) {
 	}
 	r.cfg, r.seen = next, seen
 	r.walker.Resize(next.Defaults.Concurrency)
-	r.gen.stop()
 	r.exp.SetMetrics(next.Metrics)
 	r.board.SetHistory(next.Defaults.History)
-	r.swap(ctx, paths)
+	r.swap(paths)
 	r.log.Info("topology reloaded", "trigger", why, "paths", len(paths))
 	for _, p := range next.Problems {
 		r.log.Warn("a store's hops will fail", "problem", p.Error())
@@ -201,7 +248,7 @@ func (r *Runner) Discovered(ctx context.Context, inv *live.KubeInventory) {
 			return
 		}
 		r.seen = seen
-		r.swap(ctx, next)
+		r.swap(next)
 		r.log.Info("discovery changed the paths", "sees", seen.String(), "paths", len(next))
 	}
 	nodes, ready, notReady, omitted := seen.Counts()
@@ -233,37 +280,6 @@ func (r *Runner) CheckDrift(ctx context.Context) {
 	})
 }
 
-// generation is one scheduler run over one version of the paths.
-type generation struct {
-	cancel context.CancelFunc
-	done   sync.WaitGroup
-	// grace bounds how long stop waits for walks in flight: the longest
-	// hop timeout and a second. Every probe ends within 100 ms of
-	// cancellation; one that does not (a library computing what a peer
-	// asked for) is abandoned rather than wedge a reload or shutdown.
-	grace     time.Duration
-	log       *slog.Logger
-	abandoned func()
-}
-
-// graceGeneration is the second past the longest hop timeout that stop
-// waits for.
-const graceGeneration = time.Second
-
-func (r *Runner) startGeneration(ctx context.Context, paths []*targets.Path) *generation {
-	ctx, cancel := context.WithCancel(ctx)
-	longest := time.Duration(0)
-	for _, p := range paths {
-		for _, h := range p.Hops {
-			longest = max(longest, h.Timeout)
-		}
-	}
-	g := &generation{cancel: cancel, grace: longest + graceGeneration, log: r.log, abandoned: r.exp.WalksAbandoned}
-	s := &scheduler.Scheduler{Walker: r.walker, Paths: paths, Phase: r.opts.Phase, OnResult: r.record}
-	g.done.Go(func() { s.Run(ctx) })
-	return g
-}
-
 // pathStates logs a path's changes of state (broken at a hop, another
 // first failing hop, healthy again), not every walk of a broken path.
 type pathStates struct {
@@ -286,22 +302,5 @@ func (p *pathStates) observe(res scheduler.PathResult) {
 		p.log.Warn("path broken", "path", res.Path.ID, "first_failing_hop", hop, "error", res.Hops[res.FirstFailing].Error)
 	case hop == "" && was != "" && seen:
 		p.log.Info("path recovered", "path", res.Path.ID, "was_failing_at", was)
-	}
-}
-
-// stop cancels the generation and waits for its walks, at most its
-// grace: a walk still running then is abandoned, counted and logged (it
-// can report nothing: its context is cancelled).
-func (g *generation) stop() {
-	g.cancel()
-	done := make(chan struct{})
-	go func() { g.done.Wait(); close(done) }()
-	t := time.NewTimer(g.grace)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		g.log.Warn("walks in flight did not end after cancellation; abandoned them so that the reload or shutdown goes on", "waited", g.grace)
-		g.abandoned()
 	}
 }

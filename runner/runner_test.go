@@ -196,6 +196,37 @@ func TestDiscoveredAddsPodHops(t *testing.T) {
 	if m := metrics(t, r.Exporter()); !strings.Contains(m, "hopprobe_discovery_path_changes_total 1") {
 		t.Fatal("the same inventory twice changed the paths twice")
 	}
+
+	// A change shows when it is applied, not at the path's next walk: a
+	// pod that joins is listed as pending, and once its EndpointSlice is
+	// deleted the pods' hops leave the status and /metrics.
+	joined := inv.EndpointSlices[0].DeepCopy()
+	joined.Endpoints = append(joined.Endpoints, discoveryv1.Endpoint{Addresses: []string{"127.0.0.2"},
+		Conditions: discoveryv1.EndpointConditions{Ready: &ready}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "app0-pod2"}})
+	r.Discovered(ctx, &live.KubeInventory{Services: inv.Services, EndpointSlices: []discoveryv1.EndpointSlice{*joined}})
+	if v := hopVerdicts(r.Board(), "svc/ns/app0"); v["pod/app0-pod2/port-8080"] != status.VerdictPending || v["pod/app0-pod/port-8080"] != status.VerdictOK {
+		t.Errorf("right after a pod joined: %v; want it pending and the other pod still ok", v)
+	}
+	r.Discovered(ctx, &live.KubeInventory{Services: inv.Services})
+	if v := hopVerdicts(r.Board(), "svc/ns/app0"); v["pod/app0-pod/port-8080"] != "" || v["pod/app0-pod2/port-8080"] != "" || v["port-8080"] != status.VerdictOK {
+		t.Errorf("right after the EndpointSlice was deleted the pods' hops are still listed: %v", v)
+	}
+	if m := metrics(t, r.Exporter()); strings.Contains(m, `hop="pod/app0-pod`) {
+		t.Errorf("right after the EndpointSlice was deleted the pods' series are still exported:\n%s", grep(m, `hop="pod/`))
+	}
+}
+
+// hopVerdicts is each hop's verdict on path id.
+func hopVerdicts(b *status.Board, id string) map[string]string {
+	out := map[string]string{}
+	for _, st := range b.Statuses() {
+		if st.ID == id {
+			for _, h := range st.Hops {
+				out[h.Name] = h.Verdict
+			}
+		}
+	}
+	return out
 }
 
 // A broken path is logged when it breaks and when it recovers, not on
@@ -236,4 +267,77 @@ func TestLogsSayWhenAPathChangesState(t *testing.T) {
 	if n := strings.Count(out, "path recovered"); n != 1 {
 		t.Errorf("%d 'path recovered' lines for one recovery:\n%s", n, out)
 	}
+}
+
+// Paths are updated in place by key. A reload that changes one path and
+// removes another leaves an unchanged path alone: its walk in flight is
+// not cancelled and lands, and its series go on counting. The change
+// shows when it is applied: the removed path has left the status and
+// /metrics when Reload returns, before any walk.
+func TestReloadUpdatesPathsInPlace(t *testing.T) {
+	entered, release := make(chan struct{}, 16), make(chan struct{})
+	var cancelled atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-req.Context().Done():
+			cancelled.Add(1)
+			return
+		case <-time.After(400 * time.Millisecond): // within the 500ms hop timeout
+		}
+		w.Write([]byte("ok"))
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	held := strings.TrimPrefix(slow.URL, "http://")
+	r, path, ctx := start(t, runner.Options{}, held, healthy(t), healthy(t))
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow path was not walked within 10s")
+	}
+	reloaded := time.Now()
+	topology(t, path, held, healthy(t)) // app1 moves, app2 leaves, app0 stays
+	r.Reload(ctx, "test")
+	for _, st := range r.Board().Statuses() {
+		if st.ID == "svc/ns/app2" {
+			t.Error("the removed path is still on the board after the reload")
+		}
+	}
+	if m := metrics(t, r.Exporter()); strings.Contains(m, `path="svc/ns/app2"`) {
+		t.Error("the removed path's series are still exported after the reload")
+	}
+	close(release)
+	waitFor(t, "result of the walk in flight at the reload", func() bool {
+		for _, st := range r.Board().Statuses() {
+			if st.ID == "svc/ns/app0" && st.Verdict == status.VerdictOK && st.LastWalk != nil && st.LastWalk.Before(reloaded) {
+				return true
+			}
+		}
+		return false
+	})
+	if n := cancelled.Load(); n != 0 {
+		t.Errorf("the reload cancelled %d walks of the unchanged path", n)
+	}
+	if m := metrics(t, r.Exporter()); !strings.Contains(m, `hopprobe_hop_probes_total{hop="port-8080",path="svc/ns/app0",vantage="cluster",result="success"} 1`) {
+		t.Errorf("the unchanged path's walk across the reload was not counted once:\n%s", grep(m, `path="svc/ns/app0"`))
+	}
+}
+
+// grep keeps the lines of s that contain sub.
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

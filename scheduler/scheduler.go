@@ -458,7 +458,9 @@ func (c systemClock) Elapsed() time.Duration { return time.Since(c.start) }
 
 // Scheduler walks every path at its interval until its context ends.
 type Scheduler struct {
-	Walker   *Walker
+	Walker *Walker
+	// Paths are the paths walked from the start; Update changes them
+	// while Run runs.
 	Paths    []*targets.Path
 	OnResult func(PathResult)
 	// Clock is the system clock when nil.
@@ -466,6 +468,50 @@ type Scheduler struct {
 	// Phase places this replica in every path's interval; nil is phase 0,
 	// the grid every replica shares.
 	Phase *Phase
+
+	mu      sync.Mutex
+	next    []*targets.Path // the latest Update, not yet taken by Run
+	updated chan struct{}   // a token when next waits
+}
+
+// Update makes paths the walked set, in place and by key, without
+// waiting for anything: a path that is the same *targets.Path as one
+// walked keeps its place in the schedule and its walk in flight (hand
+// unchanged paths over as the same pointers: targets.Reuse); a path that
+// is gone, or replaced by another of its ID, has its walk in flight
+// cancelled, and that walk reports nothing; a new path, or the new
+// version of a changed one, takes its place on its grid. Before Run it
+// sets the paths Run starts with.
+func (s *Scheduler) Update(paths []*targets.Path) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next = paths
+	if s.updated == nil {
+		s.updated = make(chan struct{}, 1)
+	}
+	select {
+	case s.updated <- struct{}{}:
+	default:
+	}
+}
+
+// updates is the channel Update signals on.
+func (s *Scheduler) updates() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.updated == nil {
+		s.updated = make(chan struct{}, 1)
+	}
+	return s.updated
+}
+
+// taken returns the paths of the latest Update, nil when none waits.
+func (s *Scheduler) taken() []*targets.Path {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.next
+	s.next = nil
+	return next
 }
 
 // Run blocks until ctx is done and every walk in flight has returned.
@@ -485,23 +531,70 @@ func (s *Scheduler) Run(ctx context.Context) {
 	// next tick of its grid; once a walk passes, the grid takes over
 	// again, so a healthy path is walked no more often than before.
 	broken := make(chan *slot, 64)
-	q := make(startQueue, 0, len(s.Paths))
+	updated := s.updates()
+	paths := s.Paths
+	if next := s.taken(); next != nil {
+		paths = next
+	}
+	q := make(startQueue, 0, len(paths))
 	frac, rephased := s.Phase.get()
-	wall, now := clock.Wall(), clock.Elapsed()
-	for _, p := range s.Paths {
+	// place puts a path on its grid, with a context of its own that a
+	// later update cancels.
+	place := func(p *targets.Path) {
+		wall, now := clock.Wall(), clock.Elapsed()
+		at := now + firstDelay(wall, p.Interval, offset(p, frac))
+		sctx, cancel := context.WithCancel(ctx)
+		heap.Push(&q, &slot{path: p, at: at, grid: at, ctx: sctx, cancel: cancel})
+	}
+	for _, p := range paths {
 		if p.Interval > 0 {
-			at := now + firstDelay(wall, p.Interval, offset(p, frac))
-			q = append(q, &slot{path: p, at: at, grid: at, index: len(q)})
+			place(p)
 		}
 	}
-	heap.Init(&q)
+	defer func() {
+		for _, sl := range q {
+			sl.cancel()
+		}
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for q.Len() > 0 {
-		timer.Reset(q[0].at - clock.Elapsed())
+	for {
+		wait := time.Duration(math.MaxInt64)
+		if q.Len() > 0 {
+			wait = q[0].at - clock.Elapsed()
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
+		case <-updated:
+			next := s.taken()
+			if next == nil {
+				continue
+			}
+			// By key: the same *Path keeps its slot; every other slot
+			// leaves, its walk in flight cancelled.
+			want := make(map[*targets.Path]bool, len(next))
+			for _, p := range next {
+				want[p] = true
+			}
+			kept := make(map[*targets.Path]bool, len(q))
+			for i := 0; i < q.Len(); {
+				if sl := q[i]; want[sl.path] {
+					kept[sl.path] = true
+					i++
+				} else {
+					sl.cancel()
+					heap.Remove(&q, i)
+					sl.index = -1
+				}
+			}
+			for _, p := range next {
+				if !kept[p] && p.Interval > 0 {
+					place(p)
+				}
+			}
+			continue
 		case <-rephased:
 			// Another replica came or went: every path moves to its new
 			// place on the grid. A start already due sooner keeps its
@@ -516,6 +609,9 @@ func (s *Scheduler) Run(ctx context.Context) {
 			heap.Init(&q)
 			continue
 		case sl := <-broken:
+			if sl.index < 0 {
+				continue // an update removed the path
+			}
 			if soon := clock.Elapsed() + sl.path.BrokenInterval; soon < sl.at {
 				sl.at = soon
 				heap.Fix(&q, sl.index)
@@ -533,16 +629,16 @@ func (s *Scheduler) Run(ctx context.Context) {
 				wg.Go(func() {
 					defer sl.running.Store(false)
 					lag := clock.Elapsed() - planned
-					res := s.Walker.Walk(ctx, sl.path)
+					res := s.Walker.Walk(sl.ctx, sl.path)
 					res.Lag = lag
-					if ctx.Err() != nil {
-						return
+					if sl.ctx.Err() != nil {
+						return // stopped, or an update removed or replaced the path
 					}
 					s.OnResult(res)
 					if !res.Success && sl.path.BrokenInterval > 0 {
 						select {
 						case broken <- sl:
-						case <-ctx.Done():
+						case <-sl.ctx.Done():
 						}
 					}
 				})
@@ -557,7 +653,6 @@ func (s *Scheduler) Run(ctx context.Context) {
 			heap.Fix(&q, 0)
 		}
 	}
-	<-ctx.Done()
 }
 
 // slot is a path's place in the start queue.
@@ -565,8 +660,12 @@ type slot struct {
 	path    *targets.Path
 	at      time.Duration // the next start, on the clock's Elapsed scale
 	grid    time.Duration // the next start on the path's own grid (interval and offset)
-	index   int           // in the start queue
+	index   int           // in the start queue; -1 once an update removed it
 	running atomic.Bool
+	// ctx is the path's walks' own: cancelled when an update removes or
+	// replaces the path.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // startQueue is a min-heap of slots by next start time.
@@ -578,7 +677,11 @@ func (q startQueue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
 	q[i].index, q[j].index = i, j
 }
-func (q *startQueue) Push(x any) { *q = append(*q, x.(*slot)) }
+func (q *startQueue) Push(x any) {
+	sl := x.(*slot)
+	sl.index = len(*q)
+	*q = append(*q, sl)
+}
 func (q *startQueue) Pop() any {
 	old := *q
 	x := old[len(old)-1]

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -513,6 +514,26 @@ func (p *Path) Edges() [][2]string {
 		}
 		addEdge(prev, h.Node)
 		prev, owner = h.Node, h.Node
+	}
+	return out
+}
+
+// Reuse returns next with each path that is the same as one in old (its
+// ID and every field alike) replaced by old's pointer, so that whatever
+// keys on the path (the scheduler's slot and walk in flight, the board's
+// last walk, the exporter's series) sees it unchanged across a reload or
+// a discovery change, and a walk begun before it still lands.
+func Reuse(old, next []*Path) []*Path {
+	byID := make(map[string]*Path, len(old))
+	for _, p := range old {
+		byID[p.ID] = p
+	}
+	out := make([]*Path, len(next))
+	for i, p := range next {
+		out[i] = p
+		if o := byID[p.ID]; o != nil && reflect.DeepEqual(o, p) {
+			out[i] = o
+		}
 	}
 	return out
 }
