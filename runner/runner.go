@@ -150,6 +150,7 @@ func (r *Runner) Start(ctx context.Context) {
 func (r *Runner) Stop() {
 	if r.stop != nil {
 		r.stop()
+		r.stop = nil // a second Stop waits for nothing
 		if !waitAtMost(&r.done, longestTimeout(r.paths)+graceStop) {
 			r.log.Warn("walks in flight did not end after cancellation; abandoned them so that shutdown goes on", "waited", longestTimeout(r.paths)+graceStop)
 			r.exp.WalksAbandoned()

@@ -524,35 +524,21 @@ func (s *Scheduler) Run(ctx context.Context) {
 	if clock == nil {
 		clock = systemClock{start: time.Now()}
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	// A walk that found its path broken asks, through broken, for the
-	// path's next start to come at its broken interval instead of the
-	// next tick of its grid; once a walk passes, the grid takes over
-	// again, so a healthy path is walked no more often than before.
-	broken := make(chan *slot, 64)
-	updated := s.updates()
+	l := &loop{s: s, ctx: ctx, clock: clock, broken: make(chan *slot, 64)}
+	defer l.wg.Wait()
 	paths := s.Paths
 	if next := s.taken(); next != nil {
 		paths = next
 	}
-	q := make(startQueue, 0, len(paths))
-	frac, rephased := s.Phase.get()
-	// place puts a path on its grid, with a context of its own that a
-	// later update cancels.
-	place := func(p *targets.Path) {
-		wall, now := clock.Wall(), clock.Elapsed()
-		at := now + firstDelay(wall, p.Interval, offset(p, frac))
-		sctx, cancel := context.WithCancel(ctx)
-		heap.Push(&q, &slot{path: p, at: at, grid: at, ctx: sctx, cancel: cancel})
-	}
+	updated := s.updates()
+	var rephased <-chan struct{}
+	l.frac, rephased = s.Phase.get()
+	l.q = make(startQueue, 0, len(paths))
 	for _, p := range paths {
-		if p.Interval > 0 {
-			place(p)
-		}
+		l.place(p)
 	}
 	defer func() {
-		for _, sl := range q {
+		for _, sl := range l.q {
 			sl.cancel()
 		}
 	}()
@@ -560,97 +546,141 @@ func (s *Scheduler) Run(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		wait := time.Duration(math.MaxInt64)
-		if q.Len() > 0 {
-			wait = q[0].at - clock.Elapsed()
+		if l.q.Len() > 0 {
+			wait = l.q[0].at - clock.Elapsed()
 		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-updated:
-			next := s.taken()
-			if next == nil {
-				continue
+			if next := s.taken(); next != nil {
+				l.update(next)
 			}
-			// By key: the same *Path keeps its slot; every other slot
-			// leaves, its walk in flight cancelled.
-			want := make(map[*targets.Path]bool, len(next))
-			for _, p := range next {
-				want[p] = true
-			}
-			kept := make(map[*targets.Path]bool, len(q))
-			for i := 0; i < q.Len(); {
-				if sl := q[i]; want[sl.path] {
-					kept[sl.path] = true
-					i++
-				} else {
-					sl.cancel()
-					heap.Remove(&q, i)
-					sl.index = -1
-				}
-			}
-			for _, p := range next {
-				if !kept[p] && p.Interval > 0 {
-					place(p)
-				}
-			}
-			continue
 		case <-rephased:
-			// Another replica came or went: every path moves to its new
-			// place on the grid. A start already due sooner keeps its
-			// time, so a change never delays a walk by more than it
-			// already was.
-			frac, rephased = s.Phase.get()
-			wall, now := clock.Wall(), clock.Elapsed()
-			for _, sl := range q {
-				sl.grid = now + firstDelay(wall, sl.path.Interval, offset(sl.path, frac))
-				sl.at = min(sl.at, sl.grid)
-			}
-			heap.Init(&q)
-			continue
-		case sl := <-broken:
-			if sl.index < 0 {
-				continue // an update removed the path
-			}
-			if soon := clock.Elapsed() + sl.path.BrokenInterval; soon < sl.at {
-				sl.at = soon
-				heap.Fix(&q, sl.index)
-			}
-			continue // the loop resets the timer (which drops a tick not yet read)
+			l.frac, rephased = s.Phase.get()
+			l.rephase()
+		case sl := <-l.broken:
+			l.soon(sl)
 		case <-timer.C:
+			l.startDue()
 		}
-		now := clock.Elapsed()
-		for q.Len() > 0 && q[0].at <= now {
-			sl := q[0]
-			// A walk still running at its next tick skips that tick rather
-			// than overlapping itself or bursting to catch up later.
-			if sl.running.CompareAndSwap(false, true) {
-				planned := sl.at
-				wg.Go(func() {
-					defer sl.running.Store(false)
-					lag := clock.Elapsed() - planned
-					res := s.Walker.Walk(sl.ctx, sl.path)
-					res.Lag = lag
-					if sl.ctx.Err() != nil {
-						return // stopped, or an update removed or replaced the path
-					}
-					s.OnResult(res)
-					if !res.Success && sl.path.BrokenInterval > 0 {
-						select {
-						case broken <- sl:
-						case <-sl.ctx.Done():
-						}
-					}
-				})
-			}
-			// The next tick on the grid after now, in one step however
-			// long the process was away. A start pulled forward for a
-			// broken path leaves the grid where it was.
-			if iv := sl.path.Interval; sl.grid <= now {
-				sl.grid += (now-sl.grid)/iv*iv + iv
-			}
-			sl.at = sl.grid
-			heap.Fix(&q, 0)
+		// The loop resets the timer (which drops a tick not yet read).
+	}
+}
+
+// loop is one Run: the start queue and what runs it.
+type loop struct {
+	s     *Scheduler
+	ctx   context.Context
+	clock Clock
+	q     startQueue
+	frac  float64 // this replica's phase
+	wg    sync.WaitGroup
+	// A walk that found its path broken asks, through broken, for the
+	// path's next start to come at its broken interval instead of the
+	// next tick of its grid; once a walk passes, the grid takes over
+	// again, so a healthy path is walked no more often than before.
+	broken chan *slot
+}
+
+// place puts a path on its grid, with a context of its own that a later
+// update cancels; a path without an interval is never walked.
+func (l *loop) place(p *targets.Path) {
+	if p.Interval <= 0 {
+		return
+	}
+	wall, now := l.clock.Wall(), l.clock.Elapsed()
+	at := now + firstDelay(wall, p.Interval, offset(p, l.frac))
+	sctx, cancel := context.WithCancel(l.ctx)
+	heap.Push(&l.q, &slot{path: p, at: at, grid: at, ctx: sctx, cancel: cancel})
+}
+
+// update makes next the walked paths, by key: the same *Path keeps its
+// slot; every other slot leaves, its walk in flight cancelled.
+func (l *loop) update(next []*targets.Path) {
+	want := make(map[*targets.Path]bool, len(next))
+	for _, p := range next {
+		want[p] = true
+	}
+	kept := make(map[*targets.Path]bool, len(l.q))
+	for i := 0; i < l.q.Len(); {
+		if sl := l.q[i]; want[sl.path] {
+			kept[sl.path] = true
+			i++
+		} else {
+			sl.cancel()
+			heap.Remove(&l.q, i)
+			sl.index = -1
+		}
+	}
+	for _, p := range next {
+		if !kept[p] {
+			l.place(p)
+		}
+	}
+}
+
+// rephase moves every path to its place on the grid at the new phase
+// (another replica came or went). A start already due sooner keeps its
+// time, so a change never delays a walk by more than it already was.
+func (l *loop) rephase() {
+	wall, now := l.clock.Wall(), l.clock.Elapsed()
+	for _, sl := range l.q {
+		sl.grid = now + firstDelay(wall, sl.path.Interval, offset(sl.path, l.frac))
+		sl.at = min(sl.at, sl.grid)
+	}
+	heap.Init(&l.q)
+}
+
+// soon brings a broken path's next start to its broken interval.
+func (l *loop) soon(sl *slot) {
+	if sl.index < 0 {
+		return // an update removed the path
+	}
+	if at := l.clock.Elapsed() + sl.path.BrokenInterval; at < sl.at {
+		sl.at = at
+		heap.Fix(&l.q, sl.index)
+	}
+}
+
+// startDue starts the walk of every path that is due. A walk still
+// running at its next tick skips that tick rather than overlapping
+// itself or bursting to catch up later.
+func (l *loop) startDue() {
+	now := l.clock.Elapsed()
+	for l.q.Len() > 0 && l.q[0].at <= now {
+		sl := l.q[0]
+		if sl.running.CompareAndSwap(false, true) {
+			planned := sl.at
+			l.wg.Go(func() { l.walk(sl, planned) })
+		}
+		// The next tick on the grid after now, in one step however long
+		// the process was away. A start pulled forward for a broken path
+		// leaves the grid where it was.
+		if iv := sl.path.Interval; sl.grid <= now {
+			sl.grid += (now-sl.grid)/iv*iv + iv
+		}
+		sl.at = sl.grid
+		heap.Fix(&l.q, 0)
+	}
+}
+
+// walk walks one path and reports it, unless the walk was stopped or an
+// update removed or replaced the path meanwhile.
+func (l *loop) walk(sl *slot, planned time.Duration) {
+	defer sl.running.Store(false)
+	lag := l.clock.Elapsed() - planned
+	res := l.s.Walker.Walk(sl.ctx, sl.path)
+	res.Lag = lag
+	if sl.ctx.Err() != nil {
+		return
+	}
+	l.s.OnResult(res)
+	if !res.Success && sl.path.BrokenInterval > 0 {
+		select {
+		case l.broken <- sl:
+		case <-sl.ctx.Done():
 		}
 	}
 }

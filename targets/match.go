@@ -52,7 +52,7 @@ func ResolveLive(cfg *config.Config, vantage, query string, live *Live) ([]*Path
 	}
 	var out []*Path
 	for _, e := range r.Entries {
-		out = append(out, routePath(cfg, vantage, r, matchedHost, e, reqPath, live))
+		out = append(out, routePath(routeSpec{cfg: cfg, vantage: vantage, r: r, host: matchedHost, entry: e, reqPath: reqPath, live: live}))
 	}
 	return out, nil
 }

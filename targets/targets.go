@@ -140,7 +140,7 @@ func expand(cfg *config.Config, vantage string, live *Live) ([]*Path, error) {
 		routed[r.Target.Key()] = true
 		for _, h := range r.Hosts {
 			for _, e := range r.Entries {
-				paths = append(paths, routePath(cfg, vantage, r, h, e, "", live))
+				paths = append(paths, routePath(routeSpec{cfg: cfg, vantage: vantage, r: r, host: h, entry: e, live: live}))
 			}
 		}
 	}
@@ -165,45 +165,93 @@ func RouteID(r *config.Route, host, entry string) string {
 	return id
 }
 
-// routePath builds the hop chain of route r for host through entry. A
-// non-empty reqPath replaces the route's probe path (the CLI passes the
-// path the operator typed).
-func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry, reqPath string, live *Live) *Path {
-	port := r.Target.Port
-	svc := cfg.FindService(r.Target.Key())
-	p := newPath(cfg, RouteID(r, host, entry), PathRoute, vantage, svc)
+// routeSpec is one route path to build: route r for host through entry,
+// as seen from vantage. A non-empty reqPath replaces the route's probe
+// path (the CLI passes the path the operator typed); live, when set,
+// adds a hop per pod.
+type routeSpec struct {
+	cfg         *config.Config
+	vantage     string
+	r           *config.Route
+	host, entry string
+	reqPath     string
+	live        *Live
+}
+
+// routeBuild is a route path in the making.
+type routeBuild struct {
+	routeSpec
+	p         *Path
+	svc       *config.Service
+	e         *config.Entry
+	probeHost string // the name asked for: the host, or probe.host under a wildcard
+	kind      hop.Kind
+	// custom are the headers the topology's own fingerprints read,
+	// besides the built-in evidence headers.
+	custom []string
+	// prevRequest is the last request hop, which the next one depends
+	// on; twins pair a dual-stack hop's first family with its other.
+	prevRequest int
+	twins       [][2]int
+}
+
+// routePath builds the hop chain of a route: DNS, the entry's hops from
+// the edge in (each a hop per address family on a dual-stack route),
+// the Service, its pods and its data stores.
+func routePath(rs routeSpec) *Path {
+	b := &routeBuild{routeSpec: rs, svc: rs.cfg.FindService(rs.r.Target.Key()), e: rs.cfg.FindEntry(rs.entry),
+		kind: hop.Kind(rs.r.Protocol), probeHost: rs.host, prevRequest: -1}
+	r := rs.r
+	b.p = newPath(rs.cfg, RouteID(r, rs.host, rs.entry), PathRoute, rs.vantage, b.svc)
 	if r.Probe.Interval > 0 {
-		p.Interval = r.Probe.Interval
+		b.p.Interval = r.Probe.Interval
 	}
 	if r.Probe.Timeout > 0 {
-		p.Timeout = r.Probe.Timeout
+		b.p.Timeout = r.Probe.Timeout
 	}
-	probeHost := host
-	if strings.HasPrefix(host, "*.") {
-		probeHost = r.Probe.Host
+	if strings.HasPrefix(rs.host, "*.") {
+		b.probeHost = r.Probe.Host
 	}
-	if reqPath == "" {
-		reqPath = r.Probe.Path
+	b.reqPath = cmp.Or(rs.reqPath, r.Probe.Path, strings.TrimSuffix(r.Path, "*"))
+	b.addDNS()
+	b.addChain()
+	for layer := range b.e.Hops {
+		b.addEntryHop(layer, &b.e.Hops[layer])
 	}
-	if reqPath == "" {
-		reqPath = strings.TrimSuffix(r.Path, "*")
+	i := b.addService()
+	for _, tw := range b.twins {
+		b.p.Hops[tw[1]].DependsOn = slices.Clone(b.p.Hops[tw[0]].DependsOn)
 	}
-	kind := hop.Kind(r.Protocol)
-	noHost := fmt.Sprintf("route host %s is a wildcard; set probe.host to a concrete name to probe it", host)
+	pods := b.p.addEndpoints(rs.live, rs.vantage, b.svc, r.Target.Port, i, func(pod string) string { return "pod/" + pod })
+	b.p.addStores(rs.cfg, rs.vantage, b.svc, append([]int{i}, pods...))
+	return b.p
+}
 
-	dnsHop := Hop{Name: "dns", Node: "dns", Role: RoleDNS, Kind: hop.KindDNS, Target: hop.Target{Host: probeHost, Resolver: cfg.Vantages[vantage].Resolver, DualStack: r.Probe.DualStack}}
-	if probeHost == "" {
-		dnsHop.Skip = noHost
-	}
-	p.add(dnsHop)
+// noHost is why hops that need a concrete name are skipped.
+func (b *routeBuild) noHost() string {
+	return fmt.Sprintf("route host %s is a wildcard; set probe.host to a concrete name to probe it", b.host)
+}
 
-	e := cfg.FindEntry(entry)
-	p.ExpectChain = r.Probe.Chain
+func (b *routeBuild) addDNS() {
+	h := Hop{Name: "dns", Node: "dns", Role: RoleDNS, Kind: hop.KindDNS,
+		Target: hop.Target{Host: b.probeHost, Resolver: b.cfg.Vantages[b.vantage].Resolver, DualStack: b.r.Probe.DualStack}}
+	if b.probeHost == "" {
+		h.Skip = b.noHost()
+	}
+	b.p.add(h)
+}
+
+// addChain records the documented way in, as the chain attestation
+// sees it, and the route's other entries that begin at the same
+// component.
+func (b *routeBuild) addChain() {
+	p, e := b.p, b.e
+	p.ExpectChain = b.r.Probe.Chain
 	for k := range e.Hops {
 		p.Entry = append(p.Entry, e.Hops[k].ChainComponent())
 	}
-	for _, other := range r.Entries {
-		if o := cfg.FindEntry(other); other != entry && o != nil && len(o.Hops) > 0 && o.Hops[0].Name == e.Hops[0].Name {
+	for _, other := range b.r.Entries {
+		if o := b.cfg.FindEntry(other); other != b.entry && o != nil && len(o.Hops) > 0 && o.Hops[0].Name == e.Hops[0].Name {
 			alt := chain.Alternative{Entry: other}
 			for k := range o.Hops {
 				alt.Components = append(alt.Components, o.Hops[k].ChainComponent())
@@ -211,118 +259,109 @@ func routePath(cfg *config.Config, vantage string, r *config.Route, host, entry,
 			p.Alternatives = append(p.Alternatives, alt)
 		}
 	}
-	// Headers the topology's own fingerprints read, besides the built-in
-	// evidence headers.
-	var custom []string
 	for _, c := range p.Entry {
 		if len(c.Fingerprints) > 0 {
-			custom = append(custom, chain.Headers([]chain.Component{c})...)
+			b.custom = append(b.custom, chain.Headers([]chain.Component{c})...)
 		}
 	}
-	prevRequest := -1
-	var twins [][2]int // a dual-stack hop's first family and its other
-	link := func(i int) {
-		if prevRequest >= 0 {
-			p.Hops[prevRequest].DependsOn = append(p.Hops[prevRequest].DependsOn, i)
-		}
-		prevRequest = i
+}
+
+// link makes request hop i depend on the one before it.
+func (b *routeBuild) link(i int) {
+	if b.prevRequest >= 0 {
+		b.p.Hops[b.prevRequest].DependsOn = append(b.p.Hops[b.prevRequest].DependsOn, i)
 	}
-	for layer, eh := range e.Hops {
-		addr := eh.Addresses[vantage]
-		if addr == "" {
-			addr = eh.Address
-		}
-		scheme := eh.Scheme
-		if scheme == "" {
-			scheme = "http"
-		}
-		skip := ""
-		switch {
-		case !config.Reaches(eh.From, vantage) && eh.Addresses[vantage] == "":
-			skip = fmt.Sprintf("%s is not reachable from the %s vantage", eh.Name, vantage)
-		case addr == "":
-			skip = fmt.Sprintf("no address for %s from the %s vantage; set it under entries[%s]", eh.Name, vantage, e.Name)
-		case strings.Contains(addr, "{host}") && probeHost == "":
-			skip = noHost
-		}
-		addr = strings.ReplaceAll(addr, "{host}", probeHost)
-		// The HTTP versions asked of this hop: its own, and for the first
-		// hop (the edge users reach) the route's. A WebSocket upgrade is
-		// HTTP/1.1 whatever the entry lists.
-		var protocols []string
-		if kind == hop.KindHTTP {
-			protocols = slices.Clone(eh.Protocols)
-			if layer == 0 {
-				for _, pr := range r.Probe.Protocols {
-					if !slices.Contains(protocols, pr) {
-						protocols = append(protocols, pr)
-					}
+	b.prevRequest = i
+}
+
+// addEntryHop adds the hops of the entry's hop at layer: its TLS
+// handshake when it speaks HTTPS, and the route's request through it,
+// over each address family on a dual-stack route's edge.
+func (b *routeBuild) addEntryHop(layer int, eh *config.EntryHop) {
+	vantage := b.vantage
+	addr := cmp.Or(eh.Addresses[vantage], eh.Address)
+	scheme := cmp.Or(eh.Scheme, "http")
+	skip := ""
+	switch {
+	case !config.Reaches(eh.From, vantage) && eh.Addresses[vantage] == "":
+		skip = fmt.Sprintf("%s is not reachable from the %s vantage", eh.Name, vantage)
+	case addr == "":
+		skip = fmt.Sprintf("no address for %s from the %s vantage; set it under entries[%s]", eh.Name, vantage, b.e.Name)
+	case strings.Contains(addr, "{host}") && b.probeHost == "":
+		skip = b.noHost()
+	}
+	addr = strings.ReplaceAll(addr, "{host}", b.probeHost)
+	// The HTTP versions asked of this hop: its own, and for the first hop
+	// (the edge users reach) the route's. A WebSocket upgrade is HTTP/1.1
+	// whatever the entry lists.
+	var protocols []string
+	altSvc := ""
+	if b.kind == hop.KindHTTP {
+		protocols = slices.Clone(eh.Protocols)
+		if layer == 0 {
+			for _, pr := range b.r.Probe.Protocols {
+				if !slices.Contains(protocols, pr) {
+					protocols = append(protocols, pr)
 				}
 			}
 		}
-		// A dual-stack route's edge, reached by name, is probed over each
-		// address family as a hop of its own ("cloudfront-ipv4",
-		// "cloudfront-ipv6"), so that "IPv6 broken, IPv4 fine" is a
-		// failing hop of its own; a hop limited to one family (family:)
-		// is probed over that one.
-		family := cmp.Or(eh.Family, e.Family)
-		families := []string{family}
-		if h, _, err := net.SplitHostPort(addr); r.Probe.DualStack && family == "" && err == nil && net.ParseIP(h) == nil {
-			families = []string{"ipv4", "ipv6"}
+		altSvc = eh.AltSvc
+	}
+	// A dual-stack route's edge, reached by name, is probed over each
+	// address family as a hop of its own ("cloudfront-ipv4",
+	// "cloudfront-ipv6"), so that "IPv6 broken, IPv4 fine" is a failing
+	// hop of its own; a hop limited to one family (family:) is probed
+	// over that one.
+	family := cmp.Or(eh.Family, b.e.Family)
+	families := []string{family}
+	if h, _, err := net.SplitHostPort(addr); b.r.Probe.DualStack && family == "" && err == nil && net.ParseIP(h) == nil {
+		families = []string{"ipv4", "ipv6"}
+	}
+	first := -1
+	for _, fam := range families {
+		name := eh.Name
+		if len(families) > 1 {
+			name += "-" + fam
 		}
-		altSvc := ""
-		if kind == hop.KindHTTP {
-			altSvc = eh.AltSvc
+		resolver := ""
+		if fam != "" {
+			resolver = b.cfg.Vantages[vantage].Resolver
 		}
-		first := -1
-		for _, fam := range families {
-			name := eh.Name
-			if len(families) > 1 {
-				name += "-" + fam
-			}
-			resolver := ""
-			if fam != "" {
-				resolver = cfg.Vantages[vantage].Resolver
-			}
-			if scheme == "https" {
-				p.add(Hop{Name: name + "-tls", Node: eh.Name, Role: RoleEdge, Kind: hop.KindTLS, Skip: skip,
-					Target: hop.Target{Address: addr, Host: probeHost, TLS: eh.TLS, Family: fam, Resolver: resolver}})
-			}
-			i := p.add(Hop{Name: name, Node: eh.Name, Role: RoleEdge, Kind: kind, Skip: skip, Layer: layer + 1, Target: hop.Target{
-				Address: addr, Host: probeHost, Scheme: scheme, Path: reqPath, TLS: eh.TLS,
-				Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes, EvidenceHeaders: custom, Protocols: protocols,
-				Family: fam, Resolver: resolver, AltSvc: altSvc,
-			}})
-			switch {
-			case skip != "":
-			case first < 0:
-				first = i
-				link(i)
-			default:
-				// The other family's twin: above it what is above the
-				// first (nothing: the edge is the top), below it what
-				// comes below the first.
-				twins = append(twins, [2]int{first, i})
-			}
+		if scheme == "https" {
+			b.p.add(Hop{Name: name + "-tls", Node: eh.Name, Role: RoleEdge, Kind: hop.KindTLS, Skip: skip,
+				Target: hop.Target{Address: addr, Host: b.probeHost, TLS: eh.TLS, Family: fam, Resolver: resolver}})
+		}
+		i := b.p.add(Hop{Name: name, Node: eh.Name, Role: RoleEdge, Kind: b.kind, Skip: skip, Layer: layer + 1, Target: hop.Target{
+			Address: addr, Host: b.probeHost, Scheme: scheme, Path: b.reqPath, TLS: eh.TLS,
+			Expect: b.r.Probe.Expect, MaxBodyBytes: b.cfg.Defaults.MaxBodyBytes, EvidenceHeaders: b.custom, Protocols: protocols,
+			Family: fam, Resolver: resolver, AltSvc: altSvc,
+		}})
+		switch {
+		case skip != "":
+		case first < 0:
+			first = i
+			b.link(i)
+		default:
+			// The other family's twin: above it what is above the first
+			// (nothing: the edge is the top), below it what comes below
+			// the first.
+			b.twins = append(b.twins, [2]int{first, i})
 		}
 	}
-	svcHost := probeHost
-	if svcHost == "" {
-		svcHost = serviceHost(svc)
-	}
-	i := p.add(Hop{Name: "service", Node: svc.Key(), Role: RoleService, Kind: kind, Skip: serviceSkip(vantage, svc), Target: hop.Target{
-		Address: ServiceAddr(svc, port), Host: svcHost, Scheme: "http", Path: reqPath,
-		Expect: r.Probe.Expect, MaxBodyBytes: cfg.Defaults.MaxBodyBytes,
+}
+
+// addService adds the hop to the Service behind the route and returns
+// its index.
+func (b *routeBuild) addService() int {
+	svcHost := cmp.Or(b.probeHost, serviceHost(b.svc))
+	i := b.p.add(Hop{Name: "service", Node: b.svc.Key(), Role: RoleService, Kind: b.kind, Skip: serviceSkip(b.vantage, b.svc), Target: hop.Target{
+		Address: ServiceAddr(b.svc, b.r.Target.Port), Host: svcHost, Scheme: "http", Path: b.reqPath,
+		Expect: b.r.Probe.Expect, MaxBodyBytes: b.cfg.Defaults.MaxBodyBytes,
 	}})
-	if p.Hops[i].Skip == "" {
-		link(i)
+	if b.p.Hops[i].Skip == "" {
+		b.link(i)
 	}
-	for _, tw := range twins {
-		p.Hops[tw[1]].DependsOn = slices.Clone(p.Hops[tw[0]].DependsOn)
-	}
-	pods := p.addEndpoints(live, vantage, svc, port, i, func(pod string) string { return "pod/" + pod })
-	p.addStores(cfg, vantage, svc, append([]int{i}, pods...))
-	return p
+	return i
 }
 
 func newPath(cfg *config.Config, id, kind, vantage string, svc *config.Service) *Path {

@@ -83,16 +83,50 @@ func (g *Graph) relaid(columns int) Graph {
 }
 
 // layoutColumns is layout on a grid at most maxCols columns wide (the
-// entry tiers and the stores widen it where they need to).
+// entry tiers and the stores widen it where they need to): services
+// first, by namespace then name, since the columns they take set the
+// grid's width; then the stores under their services; then the entry
+// tiers, bottom up, above theirs; then pixels, and the edges' routes.
 func (g *Graph) layoutColumns(maxCols int) {
 	if len(g.Nodes) == 0 {
 		return
 	}
-	idx := make(map[string]int, len(g.Nodes))
+	gr := newGrid(g, maxCols)
+	gr.placeServices()
+	gr.placeStores()
+	gr.placeEntries()
+	rowTop, gapH, colX := gr.pixels()
+	g.route(gr.cells, gr.idx, rowTop, gapH, colX, gr.nodeW)
+}
+
+// grid is a layout in the making: every node's tier and cell, and the
+// rows each tier takes.
+type grid struct {
+	g       *Graph
+	maxCols int
+	idx     map[string]int // node id → index
+	nodeW   float64
+	// Tiers: the entry components by their rank among themselves
+	// (edgeRanks), then services, then stores.
+	edgeRanks          []int
+	tierOf             []int
+	svcTier, storeTier int
+	parents, children  [][]int
+	cells              []cell
+	placed             []bool
+	groups             []groupSpan
+	rowBase, columns   int
+	tierRows           map[int][2]int // tier → first row, row count
+}
+
+func newGrid(g *Graph, maxCols int) *grid {
+	gr := &grid{g: g, maxCols: maxCols, idx: make(map[string]int, len(g.Nodes)), tierOf: make([]int, len(g.Nodes)),
+		parents: make([][]int, len(g.Nodes)), children: make([][]int, len(g.Nodes)),
+		cells: make([]cell, len(g.Nodes)), placed: make([]bool, len(g.Nodes)), tierRows: map[int][2]int{}}
 	longest := 0
 	for i := range g.Nodes {
 		n := &g.Nodes[i]
-		idx[n.ID] = i
+		gr.idx[n.ID] = i
 		n.Label = n.ID
 		if n.Kind == "service" {
 			if ns, name, ok := strings.Cut(n.ID, "/"); ok {
@@ -101,153 +135,163 @@ func (g *Graph) layoutColumns(maxCols int) {
 		}
 		longest = max(longest, len([]rune(n.Label)))
 	}
-	nodeW := math.Ceil(min(maxNodeW, max(minNodeW, float64(longest)*charWidth+20)))
-
-	// Tiers: the entry components by their rank among themselves, then
-	// services, then stores.
-	var edgeRanks []int
-	tierOf := make([]int, len(g.Nodes))
+	gr.nodeW = math.Ceil(min(maxNodeW, max(minNodeW, float64(longest)*charWidth+20)))
 	for _, n := range g.Nodes {
-		if n.Kind != "service" && n.Kind != "store" && !slices.Contains(edgeRanks, n.Rank) {
-			edgeRanks = append(edgeRanks, n.Rank)
+		if n.Kind != "service" && n.Kind != "store" && !slices.Contains(gr.edgeRanks, n.Rank) {
+			gr.edgeRanks = append(gr.edgeRanks, n.Rank)
 		}
 	}
-	slices.Sort(edgeRanks)
-	svcTier, storeTier := len(edgeRanks), len(edgeRanks)+1
+	slices.Sort(gr.edgeRanks)
+	gr.svcTier, gr.storeTier = len(gr.edgeRanks), len(gr.edgeRanks)+1
 	for i, n := range g.Nodes {
 		switch n.Kind {
 		case "service":
-			tierOf[i] = svcTier
+			gr.tierOf[i] = gr.svcTier
 		case "store":
-			tierOf[i] = storeTier
+			gr.tierOf[i] = gr.storeTier
 		default:
-			tierOf[i] = slices.Index(edgeRanks, n.Rank)
+			gr.tierOf[i] = slices.Index(gr.edgeRanks, n.Rank)
 		}
 	}
-	parents := make([][]int, len(g.Nodes))
-	children := make([][]int, len(g.Nodes))
 	for _, e := range g.Edges {
-		s, okS := idx[e.Source]
-		t, okT := idx[e.Target]
+		s, okS := gr.idx[e.Source]
+		t, okT := gr.idx[e.Target]
 		if okS && okT {
-			children[s] = append(children[s], t)
-			parents[t] = append(parents[t], s)
+			gr.children[s] = append(gr.children[s], t)
+			gr.parents[t] = append(gr.parents[t], s)
 		}
 	}
+	return gr
+}
 
-	// Services first, by namespace then name; the columns they take set
-	// the grid's width. Then stores under their services, then the entry
-	// tiers, bottom up, above theirs.
-	cells := make([]cell, len(g.Nodes))
-	placed := make([]bool, len(g.Nodes))
-	var groups []groupSpan
-	rowBase := 0
-	tierRows := map[int][2]int{} // tier → first row, row count
-	members := func(tier int) []int {
-		var out []int
-		for i := range g.Nodes {
-			if tierOf[i] == tier {
-				out = append(out, i)
-			}
+// members are the nodes of tier.
+func (gr *grid) members(tier int) []int {
+	var out []int
+	for i := range gr.g.Nodes {
+		if gr.tierOf[i] == tier {
+			out = append(out, i)
 		}
-		return out
 	}
-	bary := func(i int, near []int) float64 {
-		sum, n := 0.0, 0
-		for _, j := range near {
-			if placed[j] {
-				sum += float64(cells[j].col)
-				n++
-			}
-		}
-		if n == 0 {
-			return math.Inf(1)
-		}
-		return sum / float64(n)
-	}
+	return out
+}
 
-	svc := members(svcTier)
-	svcBlocks := blocksBy(svc, func(i int) string { return g.Nodes[i].Group })
+// bary is the mean column of the nodes of near already placed; +Inf
+// when none is.
+func (gr *grid) bary(near []int) float64 {
+	sum, n := 0.0, 0
+	for _, j := range near {
+		if gr.placed[j] {
+			sum += float64(gr.cells[j].col)
+			n++
+		}
+	}
+	if n == 0 {
+		return math.Inf(1)
+	}
+	return sum / float64(n)
+}
+
+// placeServices packs the services in blocks by namespace, and counts
+// the rows of the entry tiers, which are laid out later but come first.
+func (gr *grid) placeServices() {
+	g := gr.g
+	svcBlocks := blocksBy(gr.members(gr.svcTier), func(i int) string { return g.Nodes[i].Group })
 	for _, b := range svcBlocks {
 		slices.SortFunc(b.nodes, func(x, y int) int { return strings.Compare(g.Nodes[x].Label, g.Nodes[y].Label) })
 	}
-	columns, svcRows := packBlocks(svcBlocks, maxCols)
-	// The entry tiers are laid out after the services, but their rows
-	// come first: count them now.
-	entryRows := make([]int, len(edgeRanks))
-	for t := range edgeRanks {
-		n := len(members(t))
-		columns = max(columns, min(n, maxCols))
-		entryRows[t] = (n + maxCols - 1) / maxCols
+	columns, svcRows := packBlocks(svcBlocks, gr.maxCols)
+	entryRows := make([]int, len(gr.edgeRanks))
+	for t := range gr.edgeRanks {
+		n := len(gr.members(t))
+		columns = max(columns, min(n, gr.maxCols))
+		entryRows[t] = (n + gr.maxCols - 1) / gr.maxCols
 	}
-	for t := range edgeRanks {
-		tierRows[t] = [2]int{rowBase, entryRows[t]}
-		rowBase += entryRows[t]
+	for t := range gr.edgeRanks {
+		gr.tierRows[t] = [2]int{gr.rowBase, entryRows[t]}
+		gr.rowBase += entryRows[t]
 	}
-	tierRows[svcTier] = [2]int{rowBase, svcRows}
-	groups = append(groups, placeBlocks(svcBlocks, svcRows, rowBase, 0, cells, placed)...)
-	rowBase += svcRows
+	gr.tierRows[gr.svcTier] = [2]int{gr.rowBase, svcRows}
+	gr.groups = append(gr.groups, placeBlocks(svcBlocks, svcRows, gr.rowBase, 0, gr.cells, gr.placed)...)
+	gr.rowBase += svcRows
+	gr.columns = columns
+}
 
-	stores := members(storeTier)
+// placeStores packs the stores in blocks by kind, each block under the
+// services that use it.
+func (gr *grid) placeStores() {
+	g := gr.g
+	stores := gr.members(gr.storeTier)
 	for _, i := range stores {
 		g.Nodes[i].Group = g.Nodes[i].storeKind
 	}
 	storeBlocks := blocksBy(stores, func(i int) string { return g.Nodes[i].Group })
 	for _, b := range storeBlocks {
-		slices.SortStableFunc(b.nodes, func(x, y int) int { return cmp.Compare(bary(x, parents[x]), bary(y, parents[y])) })
-		b.bary = bary(b.nodes[0], parents[b.nodes[0]])
+		slices.SortStableFunc(b.nodes, func(x, y int) int { return cmp.Compare(gr.bary(gr.parents[x]), gr.bary(gr.parents[y])) })
+		b.bary = gr.bary(gr.parents[b.nodes[0]])
 	}
 	slices.SortStableFunc(storeBlocks, func(a, b *block) int { return cmp.Compare(a.bary, b.bary) })
-	storeCols, storeRows := packBlocks(storeBlocks, max(columns, maxCols))
-	columns = max(columns, storeCols)
-	tierRows[storeTier] = [2]int{rowBase, storeRows}
-	groups = append(groups, placeBlocks(storeBlocks, storeRows, rowBase, (columns-storeCols)/2, cells, placed)...)
-	rowBase += storeRows
+	storeCols, storeRows := packBlocks(storeBlocks, max(gr.columns, gr.maxCols))
+	gr.columns = max(gr.columns, storeCols)
+	gr.tierRows[gr.storeTier] = [2]int{gr.rowBase, storeRows}
+	gr.groups = append(gr.groups, placeBlocks(storeBlocks, storeRows, gr.rowBase, (gr.columns-storeCols)/2, gr.cells, gr.placed)...)
+	gr.rowBase += storeRows
+}
 
-	for t := len(edgeRanks) - 1; t >= 0; t-- {
-		m := members(t)
+// placeEntries lays the entry tiers out bottom up, each component as
+// near its children as its row allows.
+func (gr *grid) placeEntries() {
+	columns := gr.columns
+	for t := len(gr.edgeRanks) - 1; t >= 0; t-- {
+		m := gr.members(t)
 		want := make(map[int]float64, len(m))
 		for _, i := range m {
-			want[i] = bary(i, children[i])
+			want[i] = gr.bary(gr.children[i])
 			if math.IsInf(want[i], 1) {
 				want[i] = float64(columns-1) / 2
 			}
 		}
 		slices.SortStableFunc(m, func(x, y int) int { return cmp.Compare(want[x], want[y]) })
-		first := tierRows[t][0]
+		first := gr.tierRows[t][0]
 		for r := 0; r*columns < len(m); r++ {
 			row := m[r*columns : min(len(m), (r+1)*columns)]
-			// Each as near its children as the row allows: greedy left to
-			// right, then pushed back inside the grid from the right.
-			cols := make([]int, len(row))
-			for k, i := range row {
-				c := max(0, int(math.Round(want[i])))
-				if k > 0 {
-					c = max(c, cols[k-1]+1)
-				}
-				cols[k] = c
-			}
-			for k := len(row) - 1; k >= 0; k-- {
-				limit := columns - (len(row) - k)
-				if cols[k] > limit {
-					cols[k] = limit
-				}
-				if k+1 < len(row) && cols[k] >= cols[k+1] {
-					cols[k] = cols[k+1] - 1
-				}
-			}
-			for k, i := range row {
-				cells[i], placed[i] = cell{row: first + r, col: cols[k]}, true
+			for k, c := range rowColumns(row, want, columns) {
+				gr.cells[row[k]], gr.placed[row[k]] = cell{row: first + r, col: c}, true
 			}
 		}
 	}
+}
 
-	// Pixels. Row r's top is after r gaps; a gap is a tier gap where a
-	// tier starts.
-	rows := rowBase
-	gapH := make([]float64, rows+1) // gapH[r] is the gap above row r
+// rowColumns places one row's nodes each as near its wanted column as
+// the row allows: greedy left to right, then pushed back inside the grid
+// from the right.
+func rowColumns(row []int, want map[int]float64, columns int) []int {
+	cols := make([]int, len(row))
+	for k, i := range row {
+		c := max(0, int(math.Round(want[i])))
+		if k > 0 {
+			c = max(c, cols[k-1]+1)
+		}
+		cols[k] = c
+	}
+	for k := len(row) - 1; k >= 0; k-- {
+		limit := columns - (len(row) - k)
+		if cols[k] > limit {
+			cols[k] = limit
+		}
+		if k+1 < len(row) && cols[k] >= cols[k+1] {
+			cols[k] = cols[k+1] - 1
+		}
+	}
+	return cols
+}
+
+// pixels turns cells into boxes and frames: row r's top is after r gaps,
+// and a gap is a tier gap where a tier starts.
+func (gr *grid) pixels() (rowTop, gapH []float64, colX func(int) float64) {
+	g, rows, nodeW := gr.g, gr.rowBase, gr.nodeW
+	gapH = make([]float64, rows+1) // gapH[r] is the gap above row r
 	tierStart := map[int]bool{}
-	for _, tr := range tierRows {
+	for _, tr := range gr.tierRows {
 		tierStart[tr[0]] = true
 	}
 	for r := range gapH {
@@ -260,7 +304,7 @@ func (g *Graph) layoutColumns(maxCols int) {
 			gapH[r] = rowGap
 		}
 	}
-	rowTop := make([]float64, rows)
+	rowTop = make([]float64, rows)
 	y := float64(margin)
 	for r := range rows {
 		y += gapH[r]
@@ -268,13 +312,13 @@ func (g *Graph) layoutColumns(maxCols int) {
 		y += nodeHeight
 	}
 	g.Height = y + gapH[rows] + margin
-	colX := func(c int) float64 { return margin + gutter + float64(c)*(nodeW+gutter) }
-	g.Width = colX(columns) + margin
+	colX = func(c int) float64 { return margin + gutter + float64(c)*(nodeW+gutter) }
+	g.Width = colX(gr.columns) + margin
 	for i := range g.Nodes {
-		c := cells[i]
+		c := gr.cells[i]
 		g.Nodes[i].Box = Box{X: colX(c.col), Y: rowTop[c.row], W: nodeW, H: nodeHeight}
 	}
-	for _, s := range groups {
+	for _, s := range gr.groups {
 		top := rowTop[s.row0] - groupPad - groupTitleH
 		g.Groups = append(g.Groups, GraphGroup{Name: s.name, Box: Box{
 			X: colX(s.col0) - groupPad, Y: top,
@@ -282,8 +326,7 @@ func (g *Graph) layoutColumns(maxCols int) {
 			H: rowTop[s.row0+s.rows-1] + nodeHeight + groupPad - top,
 		}})
 	}
-
-	g.route(cells, idx, rowTop, gapH, colX, nodeW)
+	return rowTop, gapH, colX
 }
 
 // route draws each edge as a polyline through the gaps and gutters. Runs

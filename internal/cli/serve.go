@@ -59,28 +59,12 @@ type serveOpts struct {
 func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Writer) int {
 	log := promslog.New(&promslog.Config{Level: o.logLevel, Format: o.logFormat, Writer: stderr})
 	slog.SetDefault(log)
-	opts := runner.Options{Vantage: o.vantage, Log: log, Phase: &scheduler.Phase{}, ShardIndex: o.shardIndex, Shards: o.shards}
-	if o.otlp != "" {
-		vantage := cmp.Or(o.vantage, cfg.Vantage)
-		tp, err := tracing.Start(o.otlp, version(), vantage)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return ExitBadArgs
-		}
-		defer func() {
-			// Send what is queued; a receiver that is gone costs at most
-			// this long at shutdown.
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := tp.Shutdown(sctx); err != nil {
-				log.Warn("sending the last traces failed", "error", err)
-			}
-		}()
-		opts.Tracer = tp.Tracer()
-		log.Info("tracing walks", "otlp_endpoint", o.otlp)
-	}
-	if o.live.enabled() {
-		opts.Drift = o.live.check
+	sv := &serving{o: o, cfg: cfg, log: log, stderr: stderr}
+	// Every return undoes what was started, in reverse.
+	defer sv.undo()
+	opts, ok := sv.runnerOptions()
+	if !ok {
+		return ExitBadArgs
 	}
 	r, err := runner.New(cfg, opts)
 	if err != nil {
@@ -88,60 +72,134 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 		return ExitBadArgs
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// Replicas walk at offset phases, not in lockstep; see package
-	// replicas for how one finds its place.
-	var phasing sync.WaitGroup
-	defer phasing.Wait()
-	phaseCtx, stopPhasing := context.WithCancel(ctx)
-	defer stopPhasing()
-	if o.replicasDNS != "" {
-		phasing.Go(func() {
-			replicas.Watch(phaseCtx, net.DefaultResolver, o.replicasDNS, o.podIP, 30*time.Second, opts.Phase, log)
-		})
-	} else if host, err := os.Hostname(); err == nil {
-		opts.Phase.Set(replicas.FromName(host))
-	}
+	sv.later(stop)
+	sv.phase(ctx, opts.Phase)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	// Discovery runs beside the loop; every return ends it (cancel runs
-	// before Wait) and waits for it.
-	var watching sync.WaitGroup
-	defer watching.Wait()
+	sv.later(func() { signal.Stop(hup) })
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The watch hands over the latest inventory; one not yet taken is
-	// replaced, never queued.
-	discovered := make(chan *live.KubeInventory, 1)
-	if o.live.discover {
-		cs, err := kubeClient()
-		if err != nil {
-			fmt.Fprintf(stderr, "--discover: %v\n", err)
-			return ExitBadArgs
-		}
-		r.Exporter().EnableDiscovery()
-		// client-go logs through klog; its retries belong in our log.
-		klog.SetSlogLogger(log.With("component", "client-go"))
-		w := &live.KubeWatch{Settle: o.live.settle, Log: log, Synced: r.Exporter().SetDiscoverySynced}
-		watching.Go(func() {
-			w.Run(ctx, cs, func(next *live.KubeInventory) {
-				select {
-				case <-discovered:
-				default:
-				}
-				discovered <- next
-			})
-		})
+	discovered, ok := sv.discover(ctx, r, cancel)
+	if !ok {
+		return ExitBadArgs
 	}
 	// Parsing a large topology leaves scratch memory behind; hand it back
 	// before the long run so that RSS reflects the steady state.
 	debug.FreeOSMemory()
+	if !sv.listen(r) {
+		return ExitBadArgs
+	}
+	r.Start(ctx)
+	sv.later(r.Stop)
+	return sv.loop(ctx, r, hup, discovered)
+}
+
+// serving is `probe serve` while it starts and runs: what it started is
+// undone in reverse when it returns.
+type serving struct {
+	o      serveOpts
+	cfg    *config.Config
+	log    *slog.Logger
+	stderr io.Writer
+	undos  []func()
+}
+
+// later runs f when serve returns, before whatever was started earlier.
+func (sv *serving) later(f func()) { sv.undos = append(sv.undos, f) }
+
+func (sv *serving) undo() {
+	for i := len(sv.undos) - 1; i >= 0; i-- {
+		sv.undos[i]()
+	}
+}
+
+// runnerOptions are the runner's options from the flags, with tracing
+// started when --otlp-endpoint asks for it.
+func (sv *serving) runnerOptions() (runner.Options, bool) {
+	o := sv.o
+	opts := runner.Options{Vantage: o.vantage, Log: sv.log, Phase: &scheduler.Phase{}, ShardIndex: o.shardIndex, Shards: o.shards}
+	if o.live.enabled() {
+		opts.Drift = o.live.check
+	}
+	if o.otlp == "" {
+		return opts, true
+	}
+	tp, err := tracing.Start(o.otlp, version(), cmp.Or(o.vantage, sv.cfg.Vantage))
+	if err != nil {
+		fmt.Fprintln(sv.stderr, err)
+		return opts, false
+	}
+	sv.later(func() {
+		// Send what is queued; a receiver that is gone costs at most this
+		// long at shutdown.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			sv.log.Warn("sending the last traces failed", "error", err)
+		}
+	})
+	opts.Tracer = tp.Tracer()
+	sv.log.Info("tracing walks", "otlp_endpoint", o.otlp)
+	return opts, true
+}
+
+// phase places this replica among the others, so that replicas walk at
+// offset phases, not in lockstep; see package replicas for how one
+// finds its place.
+func (sv *serving) phase(ctx context.Context, phase *scheduler.Phase) {
+	var phasing sync.WaitGroup
+	sv.later(phasing.Wait)
+	ctx, stop := context.WithCancel(ctx)
+	sv.later(stop)
+	if sv.o.replicasDNS != "" {
+		phasing.Go(func() {
+			replicas.Watch(ctx, net.DefaultResolver, sv.o.replicasDNS, sv.o.podIP, 30*time.Second, phase, sv.log)
+		})
+	} else if host, err := os.Hostname(); err == nil {
+		phase.Set(replicas.FromName(host))
+	}
+}
+
+// discover starts the watch of the cluster when --discover asks for it:
+// it runs beside the loop and hands over the latest inventory, one not
+// yet taken replaced, never queued. cancel ends it at return, before it
+// is waited for.
+func (sv *serving) discover(ctx context.Context, r *runner.Runner, cancel context.CancelFunc) (<-chan *live.KubeInventory, bool) {
+	var watching sync.WaitGroup
+	sv.later(watching.Wait)
+	sv.later(cancel)
+	discovered := make(chan *live.KubeInventory, 1)
+	if !sv.o.live.discover {
+		return discovered, true
+	}
+	cs, err := kubeClient()
+	if err != nil {
+		fmt.Fprintf(sv.stderr, "--discover: %v\n", err)
+		return nil, false
+	}
+	r.Exporter().EnableDiscovery()
+	// client-go logs through klog; its retries belong in our log.
+	klog.SetSlogLogger(sv.log.With("component", "client-go"))
+	w := &live.KubeWatch{Settle: sv.o.live.settle, Log: sv.log, Synced: r.Exporter().SetDiscoverySynced}
+	watching.Go(func() {
+		w.Run(ctx, cs, func(next *live.KubeInventory) {
+			select {
+			case <-discovered:
+			default:
+			}
+			discovered <- next
+		})
+	})
+	return discovered, true
+}
+
+// listen serves the pages, the JSON API and /metrics on --listen, and
+// the health answers alone on --web.probe-listen.
+func (sv *serving) listen(r *runner.Runner) bool {
+	o := sv.o
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "cannot listen on %s: %v\n", o.listen, err)
-		return ExitBadArgs
+		fmt.Fprintf(sv.stderr, "cannot listen on %s: %v\n", o.listen, err)
+		return false
 	}
 	r.Board().SetStallIntervals(o.stalls)
 	handler := web.Handler(r.Board(), r.Exporter().MetricsHandler())
@@ -153,19 +211,19 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 	// certificates, response headers and internal addresses) and the pages.
 	webFlags := &toolkitweb.FlagConfig{WebListenAddresses: &[]string{o.listen}, WebConfigFile: &o.webConfig}
 	go func() {
-		if err := toolkitweb.Serve(ln, srv, webFlags, log); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server stopped", "error", err)
+		if err := toolkitweb.Serve(ln, srv, webFlags, sv.log); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			sv.log.Error("http server stopped", "error", err)
 		}
 	}()
-	defer shutdown(srv)
+	sv.later(func() { shutdown(srv) })
 	// The kubelet cannot send credentials; with a web configuration that
 	// asks for them, its probes go to a listener of their own that serves
 	// the two health answers and nothing else.
 	if o.probeListen != "" {
 		pln, err := net.Listen("tcp", o.probeListen)
 		if err != nil {
-			fmt.Fprintf(stderr, "cannot listen on %s (--web.probe-listen): %v\n", o.probeListen, err)
-			return ExitBadArgs
+			fmt.Fprintf(sv.stderr, "cannot listen on %s (--web.probe-listen): %v\n", o.probeListen, err)
+			return false
 		}
 		health := http.NewServeMux()
 		health.Handle("GET /healthz", handler)
@@ -173,16 +231,21 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 		psrv := newHTTPServer(health)
 		go func() {
 			if err := psrv.Serve(pln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("health server stopped", "error", err)
+				sv.log.Error("health server stopped", "error", err)
 			}
 		}()
-		defer shutdown(psrv)
+		sv.later(func() { shutdown(psrv) })
 	}
-	log.Info("serving", "config", cfg.File, "vantage", r.Vantage(), "paths", r.Paths(),
+	sv.log.Info("serving", "config", sv.cfg.File, "vantage", r.Vantage(), "paths", r.Paths(),
 		"metrics", "http://"+ln.Addr().String()+"/metrics", "status", "http://"+ln.Addr().String()+"/api/v1/paths")
+	return true
+}
 
-	r.Start(ctx)
-	defer r.Stop()
+// loop takes the running prober's events until ctx ends: drift checks on
+// their timer, discovery's inventories, SIGHUP, and a changed topology
+// file.
+func (sv *serving) loop(ctx context.Context, r *runner.Runner, hup <-chan os.Signal, discovered <-chan *live.KubeInventory) int {
+	o, file := sv.o, sv.cfg.File
 	// With discovery the first drift check waits for its first list
 	// rather than listing the cluster a second time.
 	if !o.live.discover {
@@ -194,7 +257,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 		defer t.Stop()
 		driftTick = t.C
 	}
-	sum := fileSum(cfg.File)
+	sum := fileSum(file)
 	var tick <-chan time.Time
 	if o.reloadEvery > 0 {
 		t := time.NewTicker(o.reloadEvery)
@@ -205,17 +268,17 @@ func serve(ctx context.Context, cfg *config.Config, o serveOpts, stderr io.Write
 		select {
 		case <-ctx.Done():
 			r.Stop()
-			log.Info("stopped")
+			sv.log.Info("stopped")
 			return ExitOK
 		case <-driftTick:
 			r.CheckDrift(ctx)
 		case inv := <-discovered:
 			r.Discovered(ctx, inv)
 		case <-hup:
-			sum = fileSum(cfg.File)
+			sum = fileSum(file)
 			r.Reload(ctx, "SIGHUP")
 		case <-tick:
-			if s := fileSum(cfg.File); s != nil && !bytes.Equal(s, sum) {
+			if s := fileSum(file); s != nil && !bytes.Equal(s, sum) {
 				sum = s
 				r.Reload(ctx, "file changed")
 			}

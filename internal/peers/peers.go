@@ -359,14 +359,47 @@ func postgresServer(addr, username, password string, pki *PKI) (*Server, error) 
 		return nil, err
 	}
 	cleanup := func() { os.RemoveAll(dir) }
-	pwfile := filepath.Join(dir, "pw")
-	data := filepath.Join(dir, "data")
-	if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o600); err != nil {
+	pg, err := initPostgres(dir, initdb, username, password, pki)
+	if err == nil {
+		addr, err = orFree(addr)
+	}
+	if err != nil {
 		cleanup()
 		return nil, err
 	}
+	cmd := pg.command(postgres, append([]string{"-D", pg.data, "-p", port(addr), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"}, pg.sslArgs...)...)
+	srv, err := start(cmd, addr, cleanup)
+	if err != nil {
+		return nil, err
+	}
+	if err := awaitSession(pg.dsn+" port="+port(addr), username, password); err != nil {
+		srv.Stop()
+		return nil, fmt.Errorf("postgres on %s never accepted a session: %w", addr, err)
+	}
+	return srv, nil
+}
+
+// pgCluster is a data directory initdb made, and how to run a server on
+// it.
+type pgCluster struct {
+	data    string
+	sslArgs []string
+	// command runs a PostgreSQL program as the user that owns the
+	// cluster: the postgres user when the tests run as root.
+	command func(bin string, args ...string) *exec.Cmd
+	dsn     string // how a client connects, without the port
+}
+
+// initPostgres makes a cluster in dir whose user authenticates with
+// SCRAM, and with pki, TLS with client certificates.
+func initPostgres(dir, initdb, username, password string, pki *PKI) (*pgCluster, error) {
+	pg := &pgCluster{data: filepath.Join(dir, "data"), dsn: "host=127.0.0.1 dbname=postgres sslmode=disable",
+		command: func(bin string, args ...string) *exec.Cmd { return exec.Command(bin, args...) }}
+	pwfile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	owned := []string{dir, pwfile}
-	var sslArgs []string
 	if pki != nil {
 		// The server insists on owning a private key nobody else can read.
 		for _, f := range [][2]string{{pki.ServerCert, "server.pem"}, {pki.ServerKey, "server-key.pem"}, {pki.CA, "ca.pem"}} {
@@ -376,20 +409,17 @@ func postgresServer(addr, username, password string, pki *PKI) (*Server, error) 
 				err = os.WriteFile(dst, b, 0o600)
 			}
 			if err != nil {
-				cleanup()
 				return nil, err
 			}
 			owned = append(owned, dst)
 		}
-		sslArgs = []string{"-c", "ssl=on", "-c", "ssl_cert_file=" + filepath.Join(dir, "server.pem"),
+		pg.sslArgs = []string{"-c", "ssl=on", "-c", "ssl_cert_file=" + filepath.Join(dir, "server.pem"),
 			"-c", "ssl_key_file=" + filepath.Join(dir, "server-key.pem"), "-c", "ssl_ca_file=" + filepath.Join(dir, "ca.pem")}
 	}
-	wrap := func(bin string, args ...string) *exec.Cmd { return exec.Command(bin, args...) }
 	chown := func(string) error { return nil }
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			cleanup()
 			return nil, fmt.Errorf("running as root needs a postgres user: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
@@ -397,50 +427,40 @@ func postgresServer(addr, username, password string, pki *PKI) (*Server, error) 
 		chown = func(p string) error { return os.Chown(p, uid, gid) }
 		for _, p := range owned {
 			if err := chown(p); err != nil {
-				cleanup()
 				return nil, err
 			}
 		}
-		wrap = func(bin string, args ...string) *exec.Cmd {
+		pg.command = func(bin string, args ...string) *exec.Cmd {
 			c := exec.Command(bin, args...)
 			c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 			return c
 		}
 	}
-	init := wrap(initdb, "-D", data, "-U", username, "--pwfile", pwfile, "-A", "scram-sha-256", "--no-sync", "-E", "UTF8")
+	init := pg.command(initdb, "-D", pg.data, "-U", username, "--pwfile", pwfile, "-A", "scram-sha-256", "--no-sync", "-E", "UTF8")
 	if out, err := init.CombinedOutput(); err != nil {
-		cleanup()
 		return nil, fmt.Errorf("initdb failed: %v\n%s", err, out)
 	}
-	dsn := "host=127.0.0.1 dbname=postgres sslmode=disable"
 	if pki != nil {
-		hba := filepath.Join(data, "pg_hba.conf")
+		hba := filepath.Join(pg.data, "pg_hba.conf")
 		rules := "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n"
 		err := os.WriteFile(hba, []byte(rules), 0o600)
 		if err == nil {
 			err = chown(hba)
 		}
 		if err != nil {
-			cleanup()
 			return nil, fmt.Errorf("writing pg_hba.conf: %w", err)
 		}
-		dsn = fmt.Sprintf("host=127.0.0.1 dbname=postgres sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s", pki.CA, pki.ClientCert, pki.ClientKey)
+		pg.dsn = fmt.Sprintf("host=127.0.0.1 dbname=postgres sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s", pki.CA, pki.ClientCert, pki.ClientKey)
 	}
-	if addr, err = orFree(addr); err != nil {
-		cleanup()
-		return nil, err
-	}
-	cmd := wrap(postgres, append([]string{"-D", data, "-p", port(addr), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"}, sslArgs...)...)
-	srv, err := start(cmd, addr, cleanup)
+	return pg, nil
+}
+
+// awaitSession waits until a session opens: the port opens before
+// recovery ends ("the database system is starting up").
+func awaitSession(dsn, username, password string) error {
+	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, err
-	}
-	// The port opens before recovery ends ("the database system is
-	// starting up"): wait for a real session.
-	cc, err := pgx.ParseConfig(dsn + " port=" + port(addr))
-	if err != nil {
-		srv.Stop()
-		return nil, err
+		return err
 	}
 	cc.User, cc.Password = username, password
 	deadline := time.Now().Add(30 * time.Second)
@@ -450,12 +470,11 @@ func postgresServer(addr, username, password string, pki *PKI) (*Server, error) 
 		if err == nil {
 			_ = conn.Close(ctx)
 			cancel()
-			return srv, nil
+			return nil
 		}
 		cancel()
 		if time.Now().After(deadline) {
-			srv.Stop()
-			return nil, fmt.Errorf("postgres on %s never accepted a session: %w", addr, err)
+			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
