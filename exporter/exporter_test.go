@@ -79,9 +79,7 @@ hopprobe_hop_exposed{hop="node-b:31603",path="nodeport/landry/landry-trans-web",
 // late walk of a removed or changed path is not recorded.
 func TestSetPathsKeepsUnchangedAndDropsRemoved(t *testing.T) {
 	p, r := testkit.NodePortWalk()
-	other := &targets.Path{ID: "svc/landry/landry-ces-matchengine", Vantage: "cluster", Namespace: "landry", Service: "landry-ces-matchengine",
-		Hops: []targets.Hop{{Name: "port-7316", Kind: hop.KindTCP, Node: "landry/landry-ces-matchengine"}}}
-	otherWalk := scheduler.PathResult{Path: other, Success: true, FirstFailing: -1, Hops: []scheduler.HopResult{{Result: hop.Result{Success: true}}}}
+	other, otherWalk := testkit.ServiceWalk()
 	e := exporter.New([]*targets.Path{p, other})
 	observe(e, r)
 	observe(e, otherWalk)

@@ -58,9 +58,7 @@ func TestStatusNamesTheTargetAReloadMovedTo(t *testing.T) {
 // there; readiness does not flap.
 func TestBoardShowsAChangeWhenItIsApplied(t *testing.T) {
 	p, r := testkit.NodePortWalk()
-	other := &targets.Path{ID: "svc/landry/landry-ces-matchengine", Vantage: "cluster", Namespace: "landry", Service: "landry-ces-matchengine",
-		Hops: []targets.Hop{{Name: "port-7316", Kind: hop.KindTCP, Node: "landry/landry-ces-matchengine"}}}
-	otherWalk := scheduler.PathResult{Path: other, Success: true, FirstFailing: -1, Hops: []scheduler.HopResult{{Result: hop.Result{Success: true}}}}
+	other, otherWalk := testkit.ServiceWalk()
 	b := status.NewBoard([]*targets.Path{p, other})
 	if b.Ready() {
 		t.Fatal("ready before any walk")

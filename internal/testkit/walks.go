@@ -27,3 +27,11 @@ func NodePortWalk() (*targets.Path, scheduler.PathResult) {
 	}}
 	return p, r
 }
+
+// ServiceWalk is a one-hop TCP path to a Service and a walk of it that
+// passed.
+func ServiceWalk() (*targets.Path, scheduler.PathResult) {
+	p := &targets.Path{ID: "svc/landry/landry-ces-matchengine", Vantage: "cluster", Namespace: "landry", Service: "landry-ces-matchengine",
+		Hops: []targets.Hop{{Name: "port-7316", Kind: hop.KindTCP, Node: "landry/landry-ces-matchengine"}}}
+	return p, scheduler.PathResult{Path: p, Success: true, FirstFailing: -1, Hops: []scheduler.HopResult{{Result: hop.Result{Success: true}}}}
+}
