@@ -65,6 +65,8 @@ type Exporter struct {
 	// walks are the series each path's walks made: its chain and its
 	// evidence changes, by id, kept across reloads.
 	walks map[string]*walkSeries
+	// pops are the edge components' last CloudFront POPs (pop.go).
+	pops map[popKey]string
 }
 
 // MaxScrapes is how many /metrics requests are rendered at once; more
@@ -96,6 +98,7 @@ func New(paths []*targets.Path) *Exporter {
 			Help: "Differences of the last drift check beyond the hopprobe_drift_info series exported (hopprobe_drift_items counts them all)."}),
 		paths:  map[string]*pathState{},
 		walks:  map[string]*walkSeries{},
+		pops:   map[popKey]string{},
 		layout: layoutOf(config.Metrics{}),
 	}
 	bi := buildinfo.Get()
@@ -155,6 +158,7 @@ func (e *Exporter) SetPaths(paths []*targets.Path) {
 			delete(e.walks, id)
 		}
 	}
+	e.dropPops(paths)
 	// The links are sorted once here rather than on every scrape; the
 	// slice is replaced, never changed, so a scrape may keep it.
 	e.paths, e.order, e.edges = next, order, targets.Links(paths)
@@ -385,6 +389,7 @@ func (e *Exporter) Observe(r scheduler.PathResult, w status.Walk) {
 		return // a walk of a path the last reload removed or changed
 	}
 	ps.observe(r, e.layout.bounds)
+	e.notePops(r)
 	ws := e.walks[r.Path.ID]
 	if ws == nil {
 		ws = &walkSeries{}

@@ -160,3 +160,56 @@ hopprobe_path_success{namespace="landry",path="nodeport/landry/landry-trans-web"
 		t.Fatal(err)
 	}
 }
+
+// An edge component's CloudFront POP is one series per component and
+// vantage, from the last answer that named one: kept while the
+// component fails (the site's alert still says where its users enter),
+// replaced by the next POP named, and never a value of another shape
+// (the header is the peer's).
+func TestTheEdgePOPIsKeptPerComponent(t *testing.T) {
+	paths := []*targets.Path{}
+	for _, id := range []string{"api.example.test/*", "www.example.test/*"} {
+		paths = append(paths, &targets.Path{ID: id, Vantage: "external", Hops: []targets.Hop{
+			{Name: "cloudfront", Node: "cloudfront", Kind: hop.KindHTTP, Role: targets.RoleEdge},
+			{Name: "service", Node: "ns/app", Kind: hop.KindHTTP, Role: targets.RoleService}}})
+	}
+	e := exporter.New(paths)
+	walk := func(p *targets.Path, ok bool, pop string) {
+		r := scheduler.PathResult{Path: p, Success: ok, FirstFailing: -1, Hops: make([]scheduler.HopResult, 2)}
+		r.Hops[0].Success, r.Hops[1].Success = ok, ok
+		if pop != "" {
+			r.Hops[0].Details = map[string]string{"header.x-amz-cf-pop": pop}
+		}
+		if !ok {
+			r.FirstFailing = 0
+		}
+		observe(e, r)
+	}
+	want := func(pop string) {
+		t.Helper()
+		exp := ""
+		if pop != "" {
+			exp = `
+# HELP hopprobe_edge_pop_info Always 1: the CloudFront point of presence (X-Amz-Cf-Pop) of an edge component's last answer that named one, from this vantage: where this site's users enter. Kept while the component fails.
+# TYPE hopprobe_edge_pop_info gauge
+hopprobe_edge_pop_info{node="cloudfront",pop="` + pop + `",vantage="external"} 1
+`
+		}
+		if err := testutil.GatherAndCompare(e.Gatherer(), strings.NewReader(exp), "hopprobe_edge_pop_info"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("")
+	walk(paths[0], true, "NRT57-P3")
+	walk(paths[1], true, "NRT57-P3")
+	want("NRT57-P3")
+	walk(paths[0], false, "")
+	want("NRT57-P3")
+	walk(paths[1], true, `NRT57-P3",evil="1`)
+	walk(paths[1], true, strings.Repeat("A", 300))
+	want("NRT57-P3")
+	walk(paths[0], true, "SIN2-P1")
+	want("SIN2-P1")
+	e.SetPaths(nil)
+	want("")
+}

@@ -193,6 +193,11 @@ func (e *Exporter) writeHopMetrics(s sink, withNative bool) error {
 		s.sample(scratch, "", "", 1)
 	}
 	s.end()
+	s.begin("hopprobe_edge_pop_info", "Always 1: the CloudFront point of presence (X-Amz-Cf-Pop) of an edge component's last answer that named one, from this vantage: where this site's users enter. Kept while the component fails.", typeGauge)
+	for _, l := range sn.pops {
+		s.sample(l, "", "", 1)
+	}
+	s.end()
 	s.begin("hopprobe_path_chain_info", "Always 1: the chain of components the last answer of a route path showed (observed) against the documented one (expected), and the verdict: matched, alternative (a documented alternative way in answered), mismatch, or unknown.", typeGauge)
 	for _, c := range sn.chains {
 		s.sample(c.lbl, "", "", 1)
@@ -213,6 +218,7 @@ func (e *Exporter) writeHopMetrics(s sink, withNative bool) error {
 
 // snap holds a scrape's copy of the hop state, reused by the next scrape.
 type snap struct {
+	pops    [][]byte
 	chains  []chainSample
 	changes []changeCount
 	states  []pathState
@@ -291,6 +297,7 @@ func (e *Exporter) snapshot(sn *snap, withNative bool) ([]*pathState, [][3]strin
 		out[i] = ps
 	}
 	sn.buckets = buckets
+	sn.pops = e.popSamples(sn.pops[:0])
 	sn.chains, sn.changes = sn.chains[:0], sn.changes[:0]
 	for _, id := range e.order {
 		ws := e.walks[id]
