@@ -78,9 +78,10 @@ func decodeAll(t *testing.T, text string) []*unstructured.Unstructured {
 // server-side with strict field validation into a namespace that
 // enforces Pod Security restricted, and their pods are admitted.
 func testHelm(t *testing.T, c *cluster) {
-	discovery := chart + "/ci/discovery-values.yaml"
+	discovery, sharded := chart+"/ci/discovery-values.yaml", chart+"/ci/sharded-values.yaml"
 	helm(t, "lint", "--strict", chart)
 	helm(t, "lint", "--strict", chart, "--values", discovery)
+	helm(t, "lint", "--strict", chart, "--values", sharded)
 
 	t.Run("same objects as kustomize", func(t *testing.T) {
 		fromHelm := decodeAll(t, helm(t, "template", "hopprobe", chart, "--namespace", "hopprobe"))
@@ -122,7 +123,7 @@ func testHelm(t *testing.T, c *cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, values := range []string{"", discovery} {
+	for _, values := range []string{"", discovery, sharded} {
 		args := []string{"template", "probe-helm", chart, "--namespace", ns}
 		if values != "" {
 			args = append(args, "--values", values)
@@ -139,7 +140,7 @@ func testHelm(t *testing.T, c *cluster) {
 			kinds = append(kinds, obj.GetKind()+"/"+obj.GetName())
 		}
 		slices.Sort(kinds)
-		if values != "" {
+		if values == discovery {
 			// Discovery on: the read-only role with watch, bound to the
 			// release's ServiceAccount, and the dashboards.
 			for _, want := range []string{"ClusterRole/probe-helm-hopprobe-drift", "ClusterRoleBinding/probe-helm-hopprobe-drift", "ConfigMap/probe-helm-hopprobe-dashboards"} {
@@ -151,6 +152,23 @@ func testHelm(t *testing.T, c *cluster) {
 			if err == nil && (len(role.Rules) != 2 || !slices.Equal(role.Rules[0].Verbs, []string{"list", "watch"})) {
 				t.Errorf("the chart's discovery role is %+v, want list and watch on two rules", role.Rules)
 			}
+		}
+		if values == sharded {
+			// Three shards of two replicas: one StatefulSet of six pods,
+			// each taking its shard from its ordinal.
+			ss, err := c.cs.AppsV1().StatefulSets(ns).Get(ctx, "probe-helm-hopprobe", metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("the sharded chart renders no StatefulSet: %v (%v)", err, kinds)
+			}
+			if *ss.Spec.Replicas != 6 || !slices.Contains(ss.Spec.Template.Spec.Containers[0].Args, "--shard=ordinal/3") ||
+				ss.Spec.ServiceName != "probe-helm-hopprobe-replicas" {
+				t.Errorf("the sharded StatefulSet: %d replicas, args %q, service %q", *ss.Spec.Replicas, ss.Spec.Template.Spec.Containers[0].Args, ss.Spec.ServiceName)
+			}
+			if slices.Contains(kinds, "Deployment/probe-helm-hopprobe") {
+				t.Error("the sharded chart renders the Deployment too")
+			}
+			checkTemplateAdmitted(t, c, "helm sharded", ns, "StatefulSet probe-helm-hopprobe", ss.Spec.Template)
+			continue
 		}
 		checkPodAdmitted(t, c, "helm "+cmp.Or(values, "defaults"), ns, "probe-helm-hopprobe")
 	}

@@ -94,18 +94,26 @@ func checkPodAdmitted(t *testing.T, c *cluster, overlay, ns, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-", Namespace: ns,
-		Labels: d.Spec.Template.Labels, Annotations: d.Spec.Template.Annotations}, Spec: d.Spec.Template.Spec}
+	checkTemplateAdmitted(t, c, overlay, ns, "Deployment "+name, d.Spec.Template)
+}
+
+// checkTemplateAdmitted creates a pod from tmpl (dry run) in ns, which
+// enforces Pod Security restricted: it is admitted, and the same pod
+// allowed to escalate privileges is refused.
+func checkTemplateAdmitted(t *testing.T, c *cluster, overlay, ns, owner string, tmpl corev1.PodTemplateSpec) {
+	t.Helper()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: ns,
+		Labels: tmpl.Labels, Annotations: tmpl.Annotations}, Spec: tmpl.Spec}
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 	if _, err := c.cs.CoreV1().Pods(ns).Create(t.Context(), pod, dry); err != nil {
-		t.Errorf("overlay %s: the pod of Deployment %s is refused: %v", overlay, name, err)
+		t.Errorf("overlay %s: the pod of %s is refused: %v", overlay, owner, err)
 	}
 	bad := pod.DeepCopy()
 	if bad.Spec.Containers[0].SecurityContext == nil {
 		bad.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{}
 	}
 	bad.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = new(true)
-	_, err = c.cs.CoreV1().Pods(ns).Create(t.Context(), bad, dry)
+	_, err := c.cs.CoreV1().Pods(ns).Create(t.Context(), bad, dry)
 	if err == nil || !strings.Contains(err.Error(), "violates PodSecurity") {
 		t.Errorf("overlay %s: a pod that may escalate privileges is not refused by Pod Security admission: %v", overlay, err)
 	}

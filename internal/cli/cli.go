@@ -395,7 +395,8 @@ not load is logged and the running topology stays.`,
 					return fmt.Errorf("--replicas-dns needs this pod's IP in --pod-ip (or $POD_IP, from the downward API's status.podIP): %q is not an IP address", podIP)
 				}
 			}
-			shardIndex, shards, err := parseShard(shard)
+			host, _ := os.Hostname()
+			shardIndex, shards, err := parseShard(shard, host)
 			if err != nil {
 				return err
 			}
@@ -424,7 +425,7 @@ not load is logged and the running topology stays.`,
 	f.Var(flagValue{logFormat, "FORMAT"}, "log.format", "log as logfmt or json")
 	f.StringVar(&webConfig, "web.config.file", "", "TLS and basic auth for every page of --listen, from `FILE` in the exporter-toolkit's web configuration format (see docs/web-config.md)")
 	f.StringVar(&replicasDNS, "replicas-dns", "", "walk at this replica's phase among the ready replicas that the DNS `NAME` of their headless Service lists (sorted IPs, own index of n: phase index/n), so that n replicas walk n times an interval, evenly spaced; without it the phase comes from the host name")
-	f.StringVar(&shard, "shard", "", "walk only shard `I/N` of the paths (0/2 and 1/2: two probers, each its own Deployment, share a topology too large for one; every path walked by exactly one)")
+	f.StringVar(&shard, "shard", "", "walk only shard `I/N` of the paths (0/2 and 1/2: two probers share a topology too large for one; every path walked by exactly one); ordinal/N takes I from the StatefulSet pod's ordinal modulo N")
 	f.StringVar(&podIP, "pod-ip", os.Getenv("POD_IP"), "this replica's `IP` among --replicas-dns's answers (default $POD_IP)")
 	f.StringVar(&probeListen, "web.probe-listen", "", "also serve /healthz and /readyz, and nothing else, without TLS or credentials on `ADDR`, for the kubelet's probes when --web.config.file asks for credentials")
 	return cmd
@@ -923,16 +924,38 @@ func versionCmd() *cobra.Command {
 	}
 }
 
-// parseShard reads --shard "I/N"; "" is the whole topology.
-func parseShard(s string) (index, n int, err error) {
+// parseShard reads --shard "I/N"; "" is the whole topology. I may be
+// "ordinal": the number at the end of hostname (a StatefulSet's pod
+// hopprobe-4 is 4) modulo N, so that a StatefulSet of N×R pods runs R
+// replicas of each of N shards.
+func parseShard(s, hostname string) (index, n int, err error) {
 	if s == "" {
 		return 0, 0, nil
 	}
 	is, ns, ok := strings.Cut(s, "/")
-	index, err1 := strconv.Atoi(is)
 	n, err2 := strconv.Atoi(ns)
-	if !ok || err1 != nil || err2 != nil || n < 1 || n > 1000 || index < 0 || index >= n {
-		return 0, 0, fmt.Errorf("--shard %q: want I/N with 0 ≤ I < N ≤ 1000, e.g. 0/2", s)
+	if !ok || err2 != nil || n < 1 || n > 1000 {
+		return 0, 0, fmt.Errorf("--shard %q: want I/N with 0 ≤ I < N ≤ 1000, e.g. 0/2, or ordinal/N in a StatefulSet", s)
+	}
+	if is == "ordinal" {
+		_, digits, found := cutLast(hostname, "-")
+		ord, err := strconv.Atoi(digits)
+		if !found || err != nil || ord < 0 {
+			return 0, 0, fmt.Errorf("--shard %q: the host name %q does not end in a StatefulSet ordinal (-0, -1, …)", s, hostname)
+		}
+		return ord % n, n, nil
+	}
+	index, err1 := strconv.Atoi(is)
+	if err1 != nil || index < 0 || index >= n {
+		return 0, 0, fmt.Errorf("--shard %q: want I/N with 0 ≤ I < N ≤ 1000, e.g. 0/2, or ordinal/N in a StatefulSet", s)
 	}
 	return index, n, nil
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
 }

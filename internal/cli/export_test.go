@@ -14,3 +14,6 @@ func UseKubeClient(cs kubernetes.Interface) (restore func()) {
 	kubeClient = func() (*live.KubeAPI, error) { return kubetest.API(cs), nil }
 	return func() { kubeClient = old }
 }
+
+// ParseShard is parseShard for the tests.
+var ParseShard = parseShard

@@ -94,3 +94,19 @@ func TestShardsOfServeWalkDisjointHalves(t *testing.T) {
 		}
 	}
 }
+
+// --shard ordinal/N takes the shard from a StatefulSet pod's ordinal,
+// modulo N: six pods of three shards are two replicas of each.
+func TestShardFromTheStatefulSetOrdinal(t *testing.T) {
+	for host, want := range map[string]int{"hopprobe-0": 0, "hopprobe-2": 2, "hopprobe-3": 0, "probe-helm-hopprobe-5": 2} {
+		i, n, err := cli.ParseShard("ordinal/3", host)
+		if err != nil || i != want || n != 3 {
+			t.Errorf("%s: shard %d/%d (%v), want %d/3", host, i, n, err, want)
+		}
+	}
+	for _, bad := range [][2]string{{"ordinal/3", "laptop"}, {"ordinal/3", "hopprobe-x"}, {"ordinal/0", "hopprobe-1"}, {"3/3", ""}, {"-1/2", ""}} {
+		if _, _, err := cli.ParseShard(bad[0], bad[1]); err == nil || !strings.Contains(err.Error(), "--shard") {
+			t.Errorf("--shard %s on host %q: %v, want an error naming the flag", bad[0], bad[1], err)
+		}
+	}
+}
