@@ -232,7 +232,7 @@ func (s *scope) dial(ctx context.Context, network, addr string) (net.Conn, error
 			return nil, err
 		}
 	}
-	var d net.Dialer
+	d := net.Dialer{LocalAddr: localAddr(network, addr)}
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err

@@ -40,7 +40,11 @@ func exchangeH3(ctx context.Context, t *hop.Target, req *http.Request, tc *tls.C
 		return failed(err)
 	}
 	since(rep, "dns", start)
-	udp, err := net.ListenUDP("udp", nil)
+	var local *net.UDPAddr
+	if a, ok := localAddr("udp", peer.String()).(*net.UDPAddr); ok {
+		local = a
+	}
+	udp, err := net.ListenUDP("udp", local)
 	if err != nil {
 		return failed(err)
 	}
@@ -84,7 +88,7 @@ func resolveUDP(ctx context.Context, addr string) (*net.UDPAddr, error) {
 	}
 	ap, err := netip.ParseAddrPort(net.JoinHostPort(host, port))
 	if err != nil {
-		ips, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		ips, lerr := systemResolver().LookupNetIP(ctx, "ip", host)
 		if lerr != nil {
 			return nil, lerr
 		}

@@ -91,13 +91,13 @@ func dialOne(ctx context.Context, addr string, left int) (net.Conn, error) {
 	// A probe's connection lives for one exchange, so TCP keep-alive
 	// (net.Dialer's default, four setsockopt calls per connection)
 	// would never fire.
-	d := net.Dialer{KeepAlive: -1}
+	d := net.Dialer{KeepAlive: -1, LocalAddr: localAddr("tcp", addr)}
 	return d.DialContext(ctx, "tcp", addr)
 }
 
 // lookupFamily resolves host to the addresses of one family ("" both).
 func lookupFamily(ctx context.Context, host, family, resolver string) ([]string, error) {
-	r := net.DefaultResolver
+	r := systemResolver()
 	if resolver != "" {
 		r = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return scopeOf(ctx).dial(ctx, network, resolver)

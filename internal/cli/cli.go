@@ -93,11 +93,21 @@ func unknownCommand(cmd *cobra.Command, args []string) error {
 // globals are the flags every command takes, before or after its name.
 type globals struct {
 	config, vantage string
+	source          string // --source-address
 }
 
 // load reads the topology; a file that does not load is exit 2 with its
 // file:line reasons.
 func (g *globals) load(cmd *cobra.Command, code *int) (*config.Config, string, bool) {
+	if g.source != "" {
+		src, err := netip.ParseAddr(g.source)
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "--source-address %q is not an IP address\n", g.source)
+			*code = ExitBadArgs
+			return nil, "", false
+		}
+		probes.SetSourceAddress(src)
+	}
 	cfg, err := config.Load(g.config)
 	if err != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "invalid topology:\n%v\n", err)
@@ -180,6 +190,7 @@ catch-all route while another route of the host is a near miss
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.config, "config", defaultConfig(), "topology `FILE`; $HOPPROBE_CONFIG when set, a relative path from the current directory")
 	pf.StringVar(&g.vantage, "vantage", "", "vantage point: external, internal or cluster (default: the topology's vantage)")
+	pf.StringVar(&g.source, "source-address", "", "every probe leaves from this local `IP` (connections of its address family): several vantages on one host, or a host with several addresses, each seen as its own")
 	f := root.Flags()
 	f.StringVar(&path, "path", "", "walk this path once: `HOST/PATH`, or a path ID that probe list prints")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
