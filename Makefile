@@ -9,7 +9,7 @@ DEMO_EDGE   ?= documented
 # DEMO_BREAK: an HTTP version the demo's CloudFront stops speaking: none, h2 or h3.
 DEMO_BREAK  ?= none
 
-.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady bench-detect clean image deploy-sync fuzz dashboards e2e kube-apiserver helm prometheus e2e-tools
+.PHONY: all build test unit lint fmt-check tidy-check vet demo bench bench-steady bench-detect bench-sites clean image deploy-sync fuzz dashboards e2e kube-apiserver helm prometheus e2e-tools
 
 all: build
 
@@ -105,6 +105,16 @@ DETECT_OUTAGES ?= 5
 DETECT_LOSS    ?= 15m
 bench-detect: build
 	$(GO) run ./cmd/detectbench -outages $(DETECT_OUTAGES) -loss $(DETECT_LOSS)
+
+## bench-sites: probe sites end to end: three probers, each leaving from its own loopback
+## address beside a Prometheus agent (deploy/external/agent.yml) with its own site label, and a
+## fourth on 1,000 hops, pushing to a receiving Prometheus with the shipped rules and Alertmanager
+## route: one site cut from the edge (a ticket, no page), a store every site sees stopped (one
+## page), the receiver away for SITES_OUTAGE (no gap; memory), a receiver that answers 500, 429,
+## then hangs. In network namespaces of its own; needs root. About 35 minutes; docs/performance.md.
+SITES_OUTAGE ?= 10m
+bench-sites: build
+	$(GO) run ./cmd/sitebench -outage $(SITES_OUTAGE)
 
 clean:
 	rm -rf bin config/.demo

@@ -26,18 +26,14 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -47,13 +43,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/allinx/hopprobe/deploy/alertmanager"
+	"github.com/allinx/hopprobe/internal/benchkit"
 	"github.com/allinx/hopprobe/internal/demo"
 	"github.com/allinx/hopprobe/internal/peers"
 )
@@ -83,8 +79,8 @@ func main() {
 	flag.DurationVar(&o.cost, "cost", 3*time.Minute, "how long the healthy cost comparison runs (0: skip)")
 	flag.DurationVar(&o.evalEvery, "evaluation-interval", 30*time.Second, "Prometheus' rule evaluation interval (the user's; kube-prometheus' default)")
 	flag.Parse()
-	if os.Getenv(insideEnv) == "" {
-		os.Exit(reexec())
+	if !benchkit.Inside(insideEnv) {
+		os.Exit(benchkit.InNamespace(insideEnv, "detectbench"))
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "detectbench:", err)
@@ -92,42 +88,10 @@ func main() {
 	}
 }
 
-// reexec runs this program again in new network and mount namespaces.
-func reexec() int {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "detectbench needs root: it runs in network and mount namespaces of its own (unshare) and sets an nftables drop rule there")
-		return 2
-	}
-	self, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	cmd := exec.Command("unshare", append([]string{"--net", "--mount", "--", self}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), insideEnv+"=1")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
-}
-
-func sh(name string, args ...string) error {
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
 func run(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := sh("ip", "link", "set", "lo", "up"); err != nil {
+	if err := benchkit.Sh("ip", "link", "set", "lo", "up"); err != nil {
 		return err
 	}
 	prom, err := exec.LookPath("prometheus")
@@ -174,21 +138,21 @@ func run(o options) error {
 	text, _ := os.ReadFile(topo)
 	ports := standInPorts(string(text))
 
-	var procs []*proc
+	var procs []*benchkit.Proc
 	defer func() {
 		for _, p := range procs {
-			p.stop()
+			p.Stop()
 		}
 	}()
-	start := func(name string, env []string, args ...string) (*proc, error) {
-		p, err := startProc(ctx, dir, name, env, args...)
+	start := func(name string, env []string, args ...string) (*benchkit.Proc, error) {
+		p, err := benchkit.StartProc(ctx, dir, name, env, args...)
 		if err == nil {
 			procs = append(procs, p)
 		}
 		return p, err
 	}
 	var replicaListen []string
-	var replicas []*proc
+	var replicas []*benchkit.Proc
 	for i, podIP := range []string{"127.0.0.2", "127.0.0.3"} {
 		listen, _ := peers.FreePort()
 		p, err := start(fmt.Sprintf("replica-%d", i), []string{"POD_IP=" + podIP}, probe, "serve", "--config", topo, "--listen", listen,
@@ -199,7 +163,7 @@ func run(o options) error {
 		replicaListen, replicas = append(replicaListen, listen), append(replicas, p)
 	}
 
-	hook := &receiver{}
+	hook := &benchkit.Receiver{}
 	hookSrv := &http.Server{Handler: hook}
 	hookLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -241,16 +205,16 @@ scrape_configs:
 		"--web.listen-address", promListen); err != nil {
 		return err
 	}
-	q := &promAPI{base: "http://" + promListen}
+	q := &benchkit.PromAPI{Base: "http://" + promListen}
 	fmt.Printf("detectbench: shipped defaults %q, scrape every %s, evaluate every %s, store %s, %d outages, %s at %d%% loss\n",
 		strings.TrimSpace(shippedDefaults), scrapeEvery, o.evalEvery, o.store, o.outages, o.loss, o.lossPercent)
 
 	// Healthy first: both replicas scraped, the store's paths passing.
 	storeOK := fmt.Sprintf(`count(hopprobe_hop_success{hop=%q} == 1)`, o.store)
-	if err := waitUntil(ctx, 3*time.Minute, func() bool { return q.value(`count(up{job="hopprobe"} == 1)`) == 2 && q.value(storeOK) > 0 }); err != nil {
+	if err := benchkit.WaitUntil(ctx, 3*time.Minute, func() bool { return q.Value(`count(up{job="hopprobe"} == 1)`) == 2 && q.Value(storeOK) > 0 }); err != nil {
 		return fmt.Errorf("the replicas never came up healthy: %w", err)
 	}
-	fmt.Printf("healthy: %v paths through %s pass\n", q.value(storeOK), o.store)
+	fmt.Printf("healthy: %v paths through %s pass\n", q.Value(storeOK), o.store)
 
 	var report []string
 	if o.cost > 0 {
@@ -261,12 +225,12 @@ scrape_configs:
 		report = append(report, line)
 	}
 
-	falsePages := hook.pagesSince(time.Time{})
+	falsePages := hook.PagesSince(time.Time{})
 	var toPage, toGone, toResolved []time.Duration
 	var outageProblems []string
 	for i := range o.outages {
 		// A random phase against the walks, scrapes and evaluations.
-		if err := sleep(ctx, 60*time.Second+rand.N(60*time.Second)); err != nil {
+		if err := benchkit.Sleep(ctx, 60*time.Second+rand.N(60*time.Second)); err != nil {
 			return err
 		}
 		stopped := time.Now()
@@ -274,12 +238,12 @@ scrape_configs:
 			return err
 		}
 		var paged time.Time
-		if err := waitUntil(ctx, 5*time.Minute, func() bool { paged = hook.firstPage(stopped, o.store); return !paged.IsZero() }); err != nil {
+		if err := benchkit.WaitUntil(ctx, 5*time.Minute, func() bool { paged = hook.FirstPage(stopped, o.store); return !paged.IsZero() }); err != nil {
 			return fmt.Errorf("outage %d: no page for %s: %w", i+1, o.store, err)
 		}
 		// Hold the outage a while (every path through the store breaks,
 		// and none may page again), and restart at a random phase too.
-		if err := sleep(ctx, 30*time.Second+rand.N(30*time.Second)); err != nil {
+		if err := benchkit.Sleep(ctx, 30*time.Second+rand.N(30*time.Second)); err != nil {
 			return err
 		}
 		restarted := time.Now()
@@ -288,25 +252,25 @@ scrape_configs:
 		}
 		firing := fmt.Sprintf(`count(ALERTS{alertname="HopprobeFirstFailingHop",alertstate="firing",hop=%q})`, o.store)
 		var gone, resolved time.Time
-		if err := waitUntil(ctx, 5*time.Minute, func() bool {
-			if gone.IsZero() && q.value(firing) == 0 {
+		if err := benchkit.WaitUntil(ctx, 5*time.Minute, func() bool {
+			if gone.IsZero() && q.Value(firing) == 0 {
 				gone = time.Now()
 			}
 			if resolved.IsZero() {
-				resolved = hook.resolved(restarted, o.store)
+				resolved = hook.Resolved(restarted, o.store)
 			}
 			return !gone.IsZero() && !resolved.IsZero()
 		}); err != nil {
 			return fmt.Errorf("outage %d: the alert did not clear after the restart (gone %v, resolved %v): %w", i+1, !gone.IsZero(), !resolved.IsZero(), err)
 		}
-		during := hook.pagesSince(stopped)
+		during := hook.PagesSince(stopped)
 		pages := len(during)
 		if pages != 1 {
 			outageProblems = append(outageProblems, fmt.Sprintf("outage %d paged %d times: %v", i+1, pages, during))
 		}
 		for _, p := range during {
-			if p.hop != o.store {
-				outageProblems = append(outageProblems, fmt.Sprintf("outage %d paged for %s, not the first failing hop %s", i+1, p.hop, o.store))
+			if p.Hop != o.store {
+				outageProblems = append(outageProblems, fmt.Sprintf("outage %d paged for %s, not the first failing hop %s", i+1, p.Hop, o.store))
 			}
 		}
 		toPage = append(toPage, paged.Sub(stopped))
@@ -317,9 +281,9 @@ scrape_configs:
 	}
 	if o.outages > 0 {
 		report = append(report,
-			fmt.Sprintf("time to page over %d outages of %s: median %s, worst %s (target: median ≤ 60 s, worst ≤ 90 s)", o.outages, o.store, median(toPage), worst(toPage)),
-			fmt.Sprintf("alert gone from Prometheus after recovery: median %s, worst %s (target ≤ 90 s)", median(toGone), worst(toGone)),
-			fmt.Sprintf("resolution at the receiver after recovery: median %s, worst %s (target ≤ 2 min)", median(toResolved), worst(toResolved)),
+			fmt.Sprintf("time to page over %d outages of %s: median %s, worst %s (target: median ≤ 60 s, worst ≤ 90 s)", o.outages, o.store, benchkit.Median(toPage), benchkit.Worst(toPage)),
+			fmt.Sprintf("alert gone from Prometheus after recovery: median %s, worst %s (target ≤ 90 s)", benchkit.Median(toGone), benchkit.Worst(toGone)),
+			fmt.Sprintf("resolution at the receiver after recovery: median %s, worst %s (target ≤ 2 min)", benchkit.Median(toResolved), benchkit.Worst(toResolved)),
 			fmt.Sprintf("pages per outage: %s; pages before the first outage: %d", cmpOK(outageProblems), len(falsePages)))
 	}
 
@@ -347,7 +311,7 @@ func cmpOK(problems []string) string {
 // compareCost runs a prober with confirmation and faster walks off
 // ("before") beside a replica at the shipped settings ("after") on the
 // same healthy stand-ins, and compares their probes and CPU.
-func compareCost(ctx context.Context, o options, dir, topo, probe string, after *proc, afterListen string, start func(string, []string, ...string) (*proc, error)) (string, error) {
+func compareCost(ctx context.Context, o options, dir, topo, probe string, after *benchkit.Proc, afterListen string, start func(string, []string, ...string) (*benchkit.Proc, error)) (string, error) {
 	text, err := os.ReadFile(topo)
 	if err != nil {
 		return "", err
@@ -362,17 +326,17 @@ func compareCost(ctx context.Context, o options, dir, topo, probe string, after 
 	if err != nil {
 		return "", err
 	}
-	defer before.stop()
-	if err := sleep(ctx, 45*time.Second); err != nil { // both settled
+	defer before.Stop()
+	if err := benchkit.Sleep(ctx, 45*time.Second); err != nil { // both settled
 		return "", err
 	}
-	p0b, p0a := probesTotal(listen), probesTotal(afterListen)
-	c0b, c0a := before.cpu(), after.cpu()
-	if err := sleep(ctx, o.cost); err != nil {
+	p0b, p0a := benchkit.ProbesTotal(listen), benchkit.ProbesTotal(afterListen)
+	c0b, c0a := before.CPU(), after.CPU()
+	if err := benchkit.Sleep(ctx, o.cost); err != nil {
 		return "", err
 	}
-	pb, pa := probesTotal(listen)-p0b, probesTotal(afterListen)-p0a
-	cb, ca := before.cpu()-c0b, after.cpu()-c0a
+	pb, pa := benchkit.ProbesTotal(listen)-p0b, benchkit.ProbesTotal(afterListen)-p0a
+	cb, ca := before.CPU()-c0b, after.CPU()-c0a
 	mins := o.cost.Minutes()
 	return fmt.Sprintf("healthy cost over %s, one prober each, same stand-ins: before (confirmation and faster walks off) %.0f probe results/min, %.2f%% of a core; after (shipped) %.0f/min, %.2f%% of a core; ratio after/before: probes %.2f, CPU %.2f",
 		o.cost, pb/mins, 100*cb.Seconds()/o.cost.Seconds(), pa/mins, 100*ca.Seconds()/o.cost.Seconds(), pa/pb, ca.Seconds()/cb.Seconds()), nil
@@ -380,7 +344,7 @@ func compareCost(ctx context.Context, o options, dir, topo, probe string, after 
 
 // lossWindow drops lossPercent of the packets to and from every
 // stand-in's port for o.loss and counts the pages.
-func lossWindow(ctx context.Context, o options, ports []int, hook *receiver, q *promAPI) (string, error) {
+func lossWindow(ctx context.Context, o options, ports []int, hook *benchkit.Receiver, q *benchkit.PromAPI) (string, error) {
 	var set []string
 	for _, p := range ports {
 		set = append(set, strconv.Itoa(p))
@@ -400,24 +364,24 @@ func lossWindow(ctx context.Context, o options, ports []int, hook *receiver, q *
 		return "", err
 	}
 	defer os.Remove(f)
-	if err := sh("nft", "-f", f); err != nil {
+	if err := benchkit.Sh("nft", "-f", f); err != nil {
 		return "", err
 	}
-	defer sh("nft", "delete", "table", "inet", "detectbench")
+	defer benchkit.Sh("nft", "delete", "table", "inet", "detectbench")
 	from := time.Now()
-	pagesBefore := len(hook.pagesSince(time.Time{}))
+	pagesBefore := len(hook.PagesSince(time.Time{}))
 	fmt.Printf("loss: %d%% of the packets on %d stand-in ports dropped for %s\n", o.lossPercent, len(ports), o.loss)
-	if err := sleep(ctx, o.loss); err != nil {
+	if err := benchkit.Sleep(ctx, o.loss); err != nil {
 		return "", err
 	}
 	out, _ := exec.Command("nft", "list", "table", "inet", "detectbench").CombinedOutput()
 	dropped := regexp.MustCompile(`counter packets (\d+)`).FindSubmatch(out)
 	window := fmt.Sprintf("%ds", int(o.loss.Seconds()))
-	recovered := q.value(`sum(increase(hopprobe_hop_recovered_total[` + window + `]))`)
-	failedSamples := q.value(`sum(count_over_time((hopprobe_path_success == 0)[` + window + `:]))`)
-	samples := q.value(`sum(count_over_time(hopprobe_path_success[` + window + `:]))`)
-	pages := hook.pagesSince(from)
-	n := len(hook.pagesSince(time.Time{})) - pagesBefore
+	recovered := q.Value(`sum(increase(hopprobe_hop_recovered_total[` + window + `]))`)
+	failedSamples := q.Value(`sum(count_over_time((hopprobe_path_success == 0)[` + window + `:]))`)
+	samples := q.Value(`sum(count_over_time(hopprobe_path_success[` + window + `:]))`)
+	pages := hook.PagesSince(from)
+	n := len(hook.PagesSince(time.Time{})) - pagesBefore
 	droppedN := "?"
 	if dropped != nil {
 		droppedN = string(dropped[1])
@@ -429,7 +393,7 @@ func lossWindow(ctx context.Context, o options, ports []int, hook *receiver, q *
 // replicasDNS serves replicasName from 127.0.0.53:53 and points this
 // mount namespace's /etc/resolv.conf at it.
 func replicasDNS(dir string) error {
-	if err := sh("mount", "--make-rprivate", "/"); err != nil {
+	if err := benchkit.Sh("mount", "--make-rprivate", "/"); err != nil {
 		return err
 	}
 	srv := &dns.Server{Addr: "127.0.0.53:53", Net: "udp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
@@ -457,7 +421,7 @@ func replicasDNS(dir string) error {
 	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.53\n"), 0o644); err != nil {
 		return err
 	}
-	return sh("mount", "--bind", conf, "/etc/resolv.conf")
+	return benchkit.Sh("mount", "--bind", conf, "/etc/resolv.conf")
 }
 
 // shippedSettings reads the shipped topology's defaults block and the
@@ -497,198 +461,3 @@ func standInPorts(topo string) []int {
 	sort.Ints(ports)
 	return ports
 }
-
-// proc is a server process of the bench.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-}
-
-func startProc(ctx context.Context, dir, name string, env []string, args ...string) (*proc, error) {
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	go func() { cmd.Wait(); f.Close() }()
-	return &proc{name: name, cmd: cmd, log: logPath}, nil
-}
-
-func (p *proc) stop() {
-	if p.cmd.Process != nil {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-}
-
-// cpu is the process's user and system CPU time so far.
-func (p *proc) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) start at ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
-}
-
-// probesTotal sums hopprobe_hop_probes_total on a prober's /metrics.
-func probesTotal(listen string) float64 {
-	resp, err := http.Get("http://" + listen + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "hopprobe_hop_probes_total{") {
-			if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
-				sum += v
-			}
-		}
-	}
-	return sum
-}
-
-// promAPI asks Prometheus instant queries.
-type promAPI struct{ base string }
-
-// value is the first sample's value, 0 when there is none.
-func (p *promAPI) value(q string) float64 {
-	resp, err := http.Get(p.base + "/api/v1/query?query=" + url.QueryEscape(q))
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&r) != nil || len(r.Data.Result) == 0 {
-		return 0
-	}
-	s, _ := r.Data.Result[0].Value[1].(string)
-	v, _ := strconv.ParseFloat(s, 64)
-	return v
-}
-
-// receiver is the webhook Alertmanager notifies.
-type receiver struct {
-	mu    sync.Mutex
-	all   []note
-	state map[string]string // group key → status of its last notification
-}
-
-type note struct {
-	at       time.Time
-	receiver string
-	status   string
-	hop      string
-	page     bool // a pager notification for a group that was not firing
-}
-
-func (n note) String() string { return n.at.Format("15:04:05") + " " + n.status + " " + n.hop }
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	var n struct {
-		Receiver     string            `json:"receiver"`
-		Status       string            `json:"status"`
-		GroupKey     string            `json:"groupKey"`
-		CommonLabels map[string]string `json:"commonLabels"`
-	}
-	if err := json.NewDecoder(io.LimitReader(req.Body, 1<<20)).Decode(&n); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.state == nil {
-		r.state = map[string]string{}
-	}
-	// A notification that updates a group already firing (another path
-	// through the same hop joined it) is the same page to a pager, which
-	// deduplicates on the group key; a group that was not firing pages.
-	page := n.Receiver == "pager" && n.Status == "firing" && r.state[n.GroupKey] != "firing"
-	r.state[n.GroupKey] = n.Status
-	r.all = append(r.all, note{at: time.Now(), receiver: n.Receiver, status: n.Status, hop: n.CommonLabels["hop"], page: page})
-}
-
-func (r *receiver) pagesSince(t time.Time) []note {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []note
-	for _, n := range r.all {
-		if n.page && !n.at.Before(t) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// firstPage is when the first page for hop after t came (zero: none).
-func (r *receiver) firstPage(t time.Time, hop string) time.Time {
-	for _, n := range r.pagesSince(t) {
-		if n.hop == hop {
-			return n.at
-		}
-	}
-	return time.Time{}
-}
-
-// resolved is when the pager was first told that hop's page resolved
-// after t (zero: not yet).
-func (r *receiver) resolved(t time.Time, hop string) time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, n := range r.all {
-		if n.receiver == "pager" && n.status == "resolved" && n.hop == hop && !n.at.Before(t) {
-			return n.at
-		}
-	}
-	return time.Time{}
-}
-
-func waitUntil(ctx context.Context, limit time.Duration, ok func() bool) error {
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %s", limit)
-		}
-		if err := sleep(ctx, 500*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2].Round(time.Second)
-}
-
-func worst(ds []time.Duration) time.Duration { return slices.Max(ds).Round(time.Second) }

@@ -440,17 +440,21 @@ func initPostgres(dir, initdb, username, password string, pki *PKI) (*pgCluster,
 	if out, err := init.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb failed: %v\n%s", err, out)
 	}
+	// Any loopback source may connect (initdb's own rules name
+	// 127.0.0.1 alone): probers that leave from their own loopback
+	// address (--source-address) stand for sites of their own.
+	rules := "local all all scram-sha-256\nhost all all 127.0.0.0/8 scram-sha-256\n"
 	if pki != nil {
-		hba := filepath.Join(pg.data, "pg_hba.conf")
-		rules := "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n"
-		err := os.WriteFile(hba, []byte(rules), 0o600)
-		if err == nil {
-			err = chown(hba)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("writing pg_hba.conf: %w", err)
-		}
+		rules = "local all all scram-sha-256\nhostssl all all 127.0.0.0/8 scram-sha-256 clientcert=verify-full\n"
 		pg.dsn = fmt.Sprintf("host=127.0.0.1 dbname=postgres sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s", pki.CA, pki.ClientCert, pki.ClientKey)
+	}
+	hba := filepath.Join(pg.data, "pg_hba.conf")
+	err := os.WriteFile(hba, []byte(rules), 0o600)
+	if err == nil {
+		err = chown(hba)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing pg_hba.conf: %w", err)
 	}
 	return pg, nil
 }
