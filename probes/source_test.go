@@ -30,21 +30,10 @@ func TestProbesLeaveFromTheSourceAddress(t *testing.T) {
 		defer mu.Unlock()
 		seen[kind] = host
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			note("tcp", c.RemoteAddr().String())
-			c.Close()
-		}
-	}()
+	tcp := serveLoopback(t, func(c net.Conn) {
+		note("tcp", c.RemoteAddr().String())
+		c.Close()
+	}).Addr().String()
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { note("http", r.RemoteAddr) }))
 	defer web.Close()
 	h3, tc := h3Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { note("h3", r.RemoteAddr) }))
@@ -55,7 +44,7 @@ func TestProbesLeaveFromTheSourceAddress(t *testing.T) {
 		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.IPv4(127, 0, 0, 9)})
 		w.WriteMsg(m)
 	})
-	wantOK(t, run(t, hop.KindTCP, hop.Target{Address: ln.Addr().String()}, 5*time.Second))
+	wantOK(t, run(t, hop.KindTCP, hop.Target{Address: tcp}, 5*time.Second))
 	wantOK(t, run(t, hop.KindHTTP, hop.Target{Address: addr(web), Host: "svc.test", Scheme: "http", Path: "/", MaxBodyBytes: 1 << 10}, 5*time.Second))
 	wantOK(t, run(t, hop.KindHTTP, hop.Target{Address: h3, Host: "edge.example.test", Scheme: "https", Path: "/", TLS: tc, MaxBodyBytes: 1 << 10,
 		Protocols: []string{"h3"}}, 5*time.Second))

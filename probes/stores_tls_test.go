@@ -82,35 +82,21 @@ func TestRedisClusterAndSentinel(t *testing.T) {
 func TestASentinelCannotRedirectTheCredentials(t *testing.T) {
 	const sentinelPW = "sentinel-auth-pass-0123"
 	var sawPassword atomic.Bool
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
+	master := serveLoopback(t, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 4096)
 		for {
-			c, err := ln.Accept()
+			n, err := c.Read(b)
+			if strings.Contains(string(b[:n]), storePW) {
+				sawPassword.Store(true)
+			}
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				b := make([]byte, 4096)
-				for {
-					n, err := c.Read(b)
-					if strings.Contains(string(b[:n]), storePW) {
-						sawPassword.Store(true)
-					}
-					if err != nil {
-						return
-					}
-					c.Write([]byte("-ERR not a master\r\n"))
-				}
-			}()
+			c.Write([]byte("-ERR not a master\r\n"))
 		}
-	}()
-	master := ln.Addr().String()
+	}).Addr().String()
 	sen := need(t, func() (*peers.Server, error) { return peers.RedisSentinel(master, "futures", sentinelPW) })
 	st := config.Store{Name: "futuresnewredis", Kind: "redis", Addresses: []string{sen.Addr},
 		Redis: &config.RedisOpts{Mode: "sentinel", MasterName: "futures"}}

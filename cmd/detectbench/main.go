@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -48,7 +47,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/allinx/hopprobe/deploy/alertmanager"
 	"github.com/allinx/hopprobe/internal/benchkit"
 	"github.com/allinx/hopprobe/internal/demo"
 	"github.com/allinx/hopprobe/internal/peers"
@@ -91,26 +89,12 @@ func main() {
 func run(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := benchkit.Sh("ip", "link", "set", "lo", "up"); err != nil {
-		return err
-	}
-	prom, err := exec.LookPath("prometheus")
-	if err != nil {
-		return errors.New("prometheus not installed (apt-get install prometheus)")
-	}
-	am, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		return errors.New("prometheus-alertmanager not installed (apt-get install prometheus-alertmanager)")
-	}
-	probe, err := filepath.Abs(o.probe)
+	tools, done, err := benchkit.Prepare("detectbench", o.probe)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "detectbench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer done()
+	dir, prom, probe := tools.Dir, tools.Prometheus, tools.Probe
 
 	// The replicas' DNS: this namespace's resolv.conf names a server
 	// that answers the headless Service's name with two pod IPs.
@@ -164,22 +148,12 @@ func run(o options) error {
 	}
 
 	hook := &benchkit.Receiver{}
-	hookSrv := &http.Server{Handler: hook}
-	hookLn, err := net.Listen("tcp", "127.0.0.1:0")
+	amListen, stopHook, err := benchkit.Alerting(tools, hook, start)
 	if err != nil {
 		return err
 	}
-	go hookSrv.Serve(hookLn)
-	defer hookSrv.Close()
-	amCfg, err := alertmanager.Config("http://"+hookLn.Addr().String()+"/", nil)
-	if err != nil {
-		return err
-	}
-	amListen, _ := peers.FreePort()
+	defer stopHook()
 	promListen, _ := peers.FreePort()
-	if err := os.WriteFile(filepath.Join(dir, "am.yaml"), amCfg, 0o644); err != nil {
-		return err
-	}
 	rules, err := filepath.Abs("deploy/prometheus/rules.yaml")
 	if err != nil {
 		return err
@@ -195,10 +169,6 @@ scrape_configs:
     static_configs: [{targets: %s}]
 `, scrapeEvery, o.evalEvery, rules, amListen, targets)
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yaml"), []byte(promCfg), 0o644); err != nil {
-		return err
-	}
-	if _, err := start("alertmanager", nil, am, "--config.file", filepath.Join(dir, "am.yaml"), "--storage.path", filepath.Join(dir, "am"),
-		"--web.listen-address", amListen, "--cluster.listen-address="); err != nil {
 		return err
 	}
 	if _, err := start("prometheus", nil, prom, "--config.file", filepath.Join(dir, "prometheus.yaml"), "--storage.tsdb.path", filepath.Join(dir, "tsdb"),

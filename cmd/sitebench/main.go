@@ -36,7 +36,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -47,7 +46,6 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/config"
-	"github.com/allinx/hopprobe/deploy/alertmanager"
 	"github.com/allinx/hopprobe/internal/benchkit"
 	"github.com/allinx/hopprobe/internal/demo"
 	"github.com/allinx/hopprobe/internal/peers"
@@ -122,26 +120,12 @@ func (b *bench) start(name string, env []string, args ...string) (*benchkit.Proc
 func run(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := benchkit.Sh("ip", "link", "set", "lo", "up"); err != nil {
-		return err
-	}
-	prom, err := exec.LookPath("prometheus")
-	if err != nil {
-		return errors.New("prometheus not installed (apt-get install prometheus)")
-	}
-	am, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		return errors.New("prometheus-alertmanager not installed (apt-get install prometheus-alertmanager)")
-	}
-	probe, err := filepath.Abs(o.probe)
+	tools, done, err := benchkit.Prepare("sitebench", o.probe)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "sitebench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer done()
+	dir, prom, probe := tools.Dir, tools.Prometheus, tools.Probe
 	b := &bench{ctx: ctx, dir: dir, prom: prom, hook: &benchkit.Receiver{}, probers: map[string]*benchkit.Proc{}, listens: map[string]string{},
 		agents: map[string]*benchkit.Proc{}, agentAt: map[string]string{}}
 	defer func() {
@@ -170,25 +154,11 @@ func run(o options) error {
 	}
 	defer closeScale()
 
-	hookLn, err := net.Listen("tcp", "127.0.0.1:0")
+	amListen, stopHook, err := benchkit.Alerting(tools, b.hook, b.start)
 	if err != nil {
 		return err
 	}
-	hookSrv := &http.Server{Handler: b.hook}
-	go hookSrv.Serve(hookLn)
-	defer hookSrv.Close()
-	amCfg, err := alertmanager.Config("http://"+hookLn.Addr().String()+"/", nil)
-	if err != nil {
-		return err
-	}
-	amListen, _ := peers.FreePort()
-	if err := os.WriteFile(filepath.Join(dir, "am.yaml"), amCfg, 0o644); err != nil {
-		return err
-	}
-	if _, err := b.start("alertmanager", nil, am, "--config.file", filepath.Join(dir, "am.yaml"), "--storage.path", filepath.Join(dir, "am"),
-		"--web.listen-address", amListen, "--cluster.listen-address="); err != nil {
-		return err
-	}
+	defer stopHook()
 	if err := b.startReceiver(amListen); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +24,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/allinx/hopprobe/deploy/alertmanager"
+	"github.com/allinx/hopprobe/internal/peers"
 )
 
 // reexec runs this program again in new network and mount namespaces.
@@ -292,4 +296,58 @@ func (p *Proc) RSS() int64 {
 		}
 	}
 	return 0
+}
+
+// Tools are what a bench runs: Debian's Prometheus and Alertmanager,
+// the probe binary, and a scratch directory of its own.
+type Tools struct{ Prometheus, Alertmanager, Probe, Dir string }
+
+// Prepare brings the namespace's loopback up and finds the tools; done
+// removes Dir.
+func Prepare(name, probe string) (t *Tools, done func(), err error) {
+	if err := Sh("ip", "link", "set", "lo", "up"); err != nil {
+		return nil, nil, err
+	}
+	t = &Tools{}
+	if t.Prometheus, err = exec.LookPath("prometheus"); err != nil {
+		return nil, nil, errors.New("prometheus not installed (apt-get install prometheus)")
+	}
+	if t.Alertmanager, err = exec.LookPath("prometheus-alertmanager"); err != nil {
+		return nil, nil, errors.New("prometheus-alertmanager not installed (apt-get install prometheus-alertmanager)")
+	}
+	if t.Probe, err = filepath.Abs(probe); err != nil {
+		return nil, nil, err
+	}
+	if t.Dir, err = os.MkdirTemp("", name+"-"); err != nil {
+		return nil, nil, err
+	}
+	return t, func() { os.RemoveAll(t.Dir) }, nil
+}
+
+// Alerting starts Alertmanager with the shipped route and inhibition
+// (deploy/alertmanager), its pager and ticket receivers both the webhook
+// hook, which this process serves. It returns Alertmanager's address
+// and what stops the webhook.
+func Alerting(t *Tools, hook *Receiver, start func(name string, env []string, args ...string) (*Proc, error)) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: hook, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	stop := func() { srv.Close() }
+	cfg, err := alertmanager.Config("http://"+ln.Addr().String()+"/", nil)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(t.Dir, "am.yaml"), cfg, 0o644)
+	}
+	listen, _ := peers.FreePort()
+	if err == nil {
+		_, err = start("alertmanager", nil, t.Alertmanager, "--config.file", filepath.Join(t.Dir, "am.yaml"), "--storage.path", filepath.Join(t.Dir, "am"),
+			"--web.listen-address", listen, "--cluster.listen-address=")
+	}
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	return listen, stop, nil
 }
