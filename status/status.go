@@ -1,3 +1,10 @@
+// Package status says what a walk meant: each hop's verdict and the
+// path's, the chain of components the answer showed (attested once per
+// walk), the kept walks with the evidence changes between them, and the
+// board of every path's last walk that the pages, the JSON API, the
+// health endpoints and the CLI read. It links no driver and no
+// exporter: the runner feeds it, then hands what it made of a walk to
+// the exporter.
 package status
 
 import (
