@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -18,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/allinx/hopprobe/internal/benchkit"
 	"github.com/allinx/hopprobe/internal/peers"
 )
 
@@ -182,7 +182,7 @@ func TestARefusingReceiverIsCountedAndTheProberGoesOn(t *testing.T) {
 	write(t, ca, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: receiver.Certificate().Raw})))
 	listen := serveOneService(t, dir, "cluster")
 	out, agent := runAgent(t, prom, dir, listen, receiver.URL+"/api/v1/write", ca, "pw")
-	probes := func() float64 { return metricSum("http://"+listen+"/metrics", "hopprobe_hop_probes_total") }
+	probes := func() float64 { return benchkit.MetricSum("http://"+listen+"/metrics", "hopprobe_hop_probes_total") }
 	for deadline := time.Now().Add(60 * time.Second); calls.Load() < 3; time.Sleep(250 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the agent sent %d requests in 60 s, want a 429, a 503 and a hang", calls.Load())
@@ -194,35 +194,14 @@ func TestARefusingReceiverIsCountedAndTheProberGoesOn(t *testing.T) {
 		t.Errorf("the prober stopped probing while the receiver refused: %v probes, then %v", before, after)
 	}
 	agentMetrics := "http://" + agent + "/metrics"
-	if retried := metricSum(agentMetrics, "prometheus_remote_storage_samples_retried_total"); retried == 0 {
+	if retried := benchkit.MetricSum(agentMetrics, "prometheus_remote_storage_samples_retried_total"); retried == 0 {
 		t.Error("the agent counted no retried samples after 429s and 503s")
 	}
 	// The shipped queue holds at most capacity × max_shards in memory.
-	if pending := metricSum(agentMetrics, "prometheus_remote_storage_samples_pending"); pending > 2500*10 {
+	if pending := benchkit.MetricSum(agentMetrics, "prometheus_remote_storage_samples_pending"); pending > 2500*10 {
 		t.Errorf("%v samples pending in memory, more than the shipped queue allows", pending)
 	}
 	if log := out.tail(); !strings.Contains(log, "429") && !strings.Contains(log, "503") {
 		t.Errorf("the agent logged neither the 429 nor the 503:\n%s", log)
 	}
-}
-
-// metricSum adds up every sample of a metric on a /metrics page.
-func metricSum(url, name string) float64 {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
-			if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
-				sum += v
-			}
-		}
-	}
-	return sum
 }

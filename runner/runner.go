@@ -151,8 +151,8 @@ func (r *Runner) Stop() {
 	if r.stop != nil {
 		r.stop()
 		r.stop = nil // a second Stop waits for nothing
-		if !waitAtMost(&r.done, longestTimeout(r.paths)+graceStop) {
-			r.log.Warn("walks in flight did not end after cancellation; abandoned them so that shutdown goes on", "waited", longestTimeout(r.paths)+graceStop)
+		if grace := longestTimeout(r.paths) + graceStop; !waitAtMost(&r.done, grace) {
+			r.log.Warn("walks in flight did not end after cancellation; abandoned them so that shutdown goes on", "waited", grace)
 			r.exp.WalksAbandoned()
 		}
 	}

@@ -486,11 +486,8 @@ func (s *Scheduler) Update(paths []*targets.Path) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next = paths
-	if s.updated == nil {
-		s.updated = make(chan struct{}, 1)
-	}
 	select {
-	case s.updated <- struct{}{}:
+	case s.updatedLocked() <- struct{}{}:
 	default:
 	}
 }
@@ -499,6 +496,11 @@ func (s *Scheduler) Update(paths []*targets.Path) {
 func (s *Scheduler) updates() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.updatedLocked()
+}
+
+// updatedLocked is the update channel, made on first use; s.mu is held.
+func (s *Scheduler) updatedLocked() chan struct{} {
 	if s.updated == nil {
 		s.updated = make(chan struct{}, 1)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/chain"
+	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/scheduler"
 	"github.com/allinx/hopprobe/targets"
 )
@@ -53,7 +54,7 @@ const DefaultStallIntervals = 5
 // NewBoard lists paths as pending.
 func NewBoard(paths []*targets.Path) *Board {
 	b := &Board{paths: map[string]*entry{}, walked: map[string]bool{}, history: map[string]*pathHistory{},
-		keep: DefaultHistory, stalls: DefaultStallIntervals}
+		keep: config.DefaultHistory, stalls: DefaultStallIntervals}
 	b.progress.Store(time.Now().UnixNano())
 	b.SetPaths(paths)
 	return b
@@ -62,7 +63,8 @@ func NewBoard(paths []*targets.Path) *Board {
 // SetPaths makes paths the listed set, as soon as it changes: a path
 // that is new, or whose hops changed, is pending until its next walk (an
 // unchanged hop keeps its last verdict); a path that is gone leaves the
-// board and its history with it; an unchanged path keeps its last walk.
+// board and its history with it; an unchanged path (the same
+// *targets.Path, targets.Reuse) keeps its entry untouched.
 func (b *Board) SetPaths(paths []*targets.Path) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -70,6 +72,10 @@ func (b *Board) SetPaths(paths []*targets.Path) {
 	order := make([]string, 0, len(paths))
 	for _, p := range paths {
 		order = append(order, p.ID)
+		if old, ok := b.paths[p.ID]; ok && old.path == p {
+			next[p.ID] = old // unchanged: its last walk stands as it is
+			continue
+		}
 		described := describe(p)
 		e := &entry{path: p, described: described, status: pendingWith(p, described)}
 		if old, ok := b.paths[p.ID]; ok && b.walked[p.ID] {

@@ -5,13 +5,8 @@ import (
 	"time"
 
 	"github.com/allinx/hopprobe/chain"
-	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/hop"
 )
-
-// DefaultHistory is how many walks of each path are kept until the
-// runner sets the topology's defaults.history.
-const DefaultHistory = config.DefaultHistory
 
 // maxEvents is how many evidence changes of each path are kept.
 const maxEvents = 50
@@ -26,9 +21,9 @@ type Event struct {
 	To     string    `json:"to"`
 }
 
-// ChangeChain is the change kind of a chain that showed other
+// changeChain is the change kind of a chain that showed other
 // components than the walk before.
-const ChangeChain = "chain"
+const changeChain = "chain"
 
 // pathHistory is what is kept of a path across walks and reloads: its
 // last walks and the evidence changes between them. It is keyed by path
@@ -156,7 +151,7 @@ func (h *pathHistory) record(st PathStatus, keep int) []Event {
 	if prev != nil {
 		if a, b := prev.chain, st.Chain; a != nil && b != nil && a.Verdict != chain.Unknown && b.Verdict != chain.Unknown &&
 			chain.String(a.Observed) != chain.String(b.Observed) {
-			changed = append(changed, Event{Time: when, Hop: b.Hop, Change: ChangeChain, From: chain.String(a.Observed), To: chain.String(b.Observed)})
+			changed = append(changed, Event{Time: when, Hop: b.Hop, Change: changeChain, From: chain.String(a.Observed), To: chain.String(b.Observed)})
 		}
 	}
 	h.push(w, keep)

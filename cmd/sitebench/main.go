@@ -433,8 +433,8 @@ func (b *bench) hostileReceiver(o options, _ int) (string, error) {
 	}
 	failed, retried := 0.0, 0.0
 	for _, at := range b.agentAt {
-		failed += metricSum("http://"+at+"/metrics", "prometheus_remote_storage_samples_failed_total")
-		retried += metricSum("http://"+at+"/metrics", "prometheus_remote_storage_samples_retried_total")
+		failed += benchkit.MetricSum("http://"+at+"/metrics", "prometheus_remote_storage_samples_failed_total")
+		retried += benchkit.MetricSum("http://"+at+"/metrics", "prometheus_remote_storage_samples_retried_total")
 	}
 	return fmt.Sprintf("(d) hostile receiver: %s; agents counted %.0f samples failed and %.0f retried; largest agent %.0f MiB (want every prober probing, memory bounded)",
 		strings.Join(parts, "; "), failed, retried, float64(peakAgent)/(1<<20)), nil
@@ -591,26 +591,6 @@ func get(u string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// metricSum sums the samples of name on a /metrics page.
-func metricSum(u, name string) float64 {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(u)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	sum := 0.0
-	for _, l := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
-			if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
-				sum += v
-			}
-		}
-	}
-	return sum
 }
 
 func dirSize(dir string) int64 {

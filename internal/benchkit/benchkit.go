@@ -117,15 +117,24 @@ func (p *Proc) CPU() time.Duration {
 
 // ProbesTotal sums hopprobe_hop_probes_total on a prober's /metrics.
 func ProbesTotal(listen string) float64 {
-	resp, err := http.Get("http://" + listen + "/metrics")
+	return MetricSum("http://"+listen+"/metrics", "hopprobe_hop_probes_total")
+}
+
+// MetricSum adds up every sample of the metric name on the /metrics
+// page at url; 0 when it cannot be read.
+func MetricSum(url, name string) float64 {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
 	if err != nil {
 		return 0
 	}
 	defer resp.Body.Close()
 	sum := 0.0
 	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "hopprobe_hop_probes_total{") {
+		l := sc.Text()
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
 			if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
 				sum += v
 			}
