@@ -42,7 +42,8 @@ func (etcdProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) err
 		// one-key read need a few hundred bytes.
 		MaxCallRecvMsgSize: int(sc.limit),
 		DialOptions: []grpc.DialOption{grpc.WithContextDialer(w.dial),
-			grpc.WithMaxHeaderListSize(maxHeaderBytes)},
+			grpc.WithMaxHeaderListSize(maxHeaderBytes),
+			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newCountedCodec()))},
 	})
 	if err != nil {
 		return fmt.Errorf("cannot create a client for %s: %w", st.Name, err)

@@ -29,9 +29,15 @@ type respFrames struct {
 	line    []byte
 	inLine  bool
 	overlen bool
-	// pending is how many elements announced aggregates still owe: each
-	// needs at least minRESPElem bytes, so the budget bounds them.
+	// open holds, per aggregate the reply is inside, how many elements
+	// it still owes; its length is the nesting depth. go-redis reads a
+	// nested reply by recursion and builds every element it announces,
+	// so both are bounded before the library sees the bytes.
+	open []int64
+	// pending is the sum of open: elements announced and not yet read.
 	pending int64
+	// announced counts the elements of the current top-level reply.
+	announced int64
 	// rest is how much of the current chunk follows the line being
 	// checked: already counted against the budget, still to be parsed.
 	rest int64
@@ -39,6 +45,19 @@ type respFrames struct {
 }
 
 const minRESPElem = 3 // "_\r\n"
+
+// What one Redis reply may announce. A probe's replies are a PONG, a
+// HELLO map of seven entries, a two-element master address and bulk
+// strings (INFO, CLUSTER INFO); nothing it asks for nests past three
+// levels or holds a thousand elements. An element go-redis builds costs
+// it 16 to 64 bytes (an interface, a string header, a slice), so a
+// budget's worth of three-byte elements would cost ten to twenty times
+// the budget: these bounds keep an element-dense reply to a few hundred
+// KiB whatever the budget.
+const (
+	maxRESPDepth    = 16
+	maxRESPElements = 4096
+)
 
 func (f *respFrames) Read(p []byte) (int, error) {
 	if f.err != nil {
@@ -62,9 +81,7 @@ func (f *respFrames) scan(b []byte) error {
 		}
 		if !f.inLine {
 			f.inLine, f.line, f.overlen = true, f.line[:0], false
-			if f.pending > 0 {
-				f.pending--
-			}
+			f.element()
 		}
 		c := b[0]
 		b = b[1:]
@@ -83,6 +100,20 @@ func (f *respFrames) scan(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// element accounts for a value starting: it fills a slot of the
+// innermost open aggregate, and closes those it completes.
+func (f *respFrames) element() {
+	for len(f.open) > 0 && f.open[len(f.open)-1] == 0 {
+		f.open = f.open[:len(f.open)-1]
+	}
+	if len(f.open) > 0 {
+		f.open[len(f.open)-1]--
+		f.pending--
+	} else {
+		f.announced = 0 // a new reply
+	}
 }
 
 // header checks one complete type line (without its '\n').
@@ -122,7 +153,20 @@ func (f *respFrames) header() error {
 	if n > left/minRESPElem/per || (f.pending+n*per) > left/minRESPElem {
 		return f.s.tooLarge("%d Redis elements announced, more than the %s budget (max_response_bytes) can hold", n, byteSize(f.s.limit))
 	}
+	if n == 0 {
+		return nil
+	}
+	// An aggregate with nothing left to read is still open here: this
+	// one is its last element.
+	if len(f.open) >= maxRESPDepth {
+		return f.s.tooLarge("a Redis reply nested more than %d levels deep", maxRESPDepth)
+	}
+	if f.announced+n*per > maxRESPElements {
+		return f.s.tooLarge("a Redis reply of %d elements, more than the %d a probe reads", f.announced+n*per, maxRESPElements)
+	}
+	f.open = append(f.open, n*per)
 	f.pending += n * per
+	f.announced += n * per
 	return nil
 }
 

@@ -48,6 +48,8 @@ func FuzzRESPFrames(f *testing.F) {
 	f.Add([]byte("+PONG\r\n$5\r\nhello\r\n*1\r\n:1\r\n"), 5)
 	f.Add([]byte("%2\r\n+a\r\n:1\r\n+b\r\n_\r\n"), 1)
 	f.Add([]byte("$-1\r\n*-1\r\n$0\r\n\r\n"), 0)
+	f.Add([]byte(strings.Repeat("*1\r\n", 40)+":1\r\n"), 7)
+	f.Add([]byte("*3\r\n*2\r\n:1\r\n:2\r\n*1\r\n:3\r\n:4\r\n+OK\r\n"), 9)
 	f.Fuzz(func(t *testing.T, stream []byte, cut int) {
 		s := &scope{limit: 4096, abort: func(error) {}}
 		fr := &respFrames{s: s}
@@ -63,6 +65,9 @@ func FuzzRESPFrames(f *testing.F) {
 		}
 		if fr.skip > s.limit+2 || fr.pending*minRESPElem > s.limit*2 {
 			t.Fatalf("let through skip %d, pending %d on a budget of %d", fr.skip, fr.pending, s.limit)
+		}
+		if len(fr.open) > maxRESPDepth || fr.announced > maxRESPElements {
+			t.Fatalf("let through a reply %d deep with %d elements", len(fr.open), fr.announced)
 		}
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
-	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -18,7 +17,6 @@ import (
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	franzsasl "github.com/twmb/franz-go/pkg/sasl"
 	franzplain "github.com/twmb/franz-go/pkg/sasl/plain"
@@ -33,16 +31,15 @@ import (
 // when a canary topic is configured, produces one message to it and
 // reads it back.
 //
-// The metadata request goes through franz-go (kgo and kmsg) rather than
-// kafka-go: kafka-go's ReadPartitions asks with topic auto-creation on,
-// so on a broker with auto.create.topics.enable (Kafka's default) probing
-// a documented-but-missing topic created it and then reported success.
-// kmsg's MetadataRequest says AllowAutoTopicCreation: false, and kgo
-// bounds every response it reads (BrokerMaxReadBytes). kafka-go stays
-// for the opt-in canary round trip, which is a write by design.
+// The metadata request is encoded and decoded by franz-go's kmsg rather
+// than kafka-go: kafka-go's ReadPartitions asks with topic auto-creation
+// on, so on a broker with auto.create.topics.enable (Kafka's default)
+// probing a documented-but-missing topic created it and then reported
+// success. kmsg's MetadataRequest says AllowAutoTopicCreation: false.
+// The exchange runs on the probe's goroutine (kafkawire.go), not in
+// franz-go's client. kafka-go stays for the opt-in canary round trip,
+// which is a write by design.
 type kafkaProber struct{}
-
-const minFetch = 1 << 10
 
 func (kafkaProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error {
 	st := t.Store
@@ -55,38 +52,13 @@ func (kafkaProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) er
 	if err != nil {
 		return err
 	}
-	var connect firstDial
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(storeAddrs(st)...),
-		kgo.ClientID("hopprobe"),
-		kgo.BrokerMaxReadBytes(int32(min(sc.limit, math.MaxInt32))),
-		// The probe never fetches; kgo wants the read bound above these.
-		kgo.FetchMaxBytes(minFetch), kgo.FetchMaxPartitionBytes(minFetch),
-		// One try per broker: a probe reports what it saw.
-		kgo.RequestRetries(0),
-		kgo.Dialer(connect.wrap(kafkaDial(sc, tc))),
-	}
-	if mech != nil {
-		opts = append(opts, kgo.SASL(mech.franz))
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return fmt.Errorf("kafka client for %s: %w", st.Name, err)
-	}
-	defer cl.Close()
-	start := time.Now()
-	req := kmsg.NewPtrMetadataRequest()
-	req.AllowAutoTopicCreation = false
+	var topics []string
 	o := st.Kafka
 	if o != nil {
-		for _, name := range o.Topics {
-			rt := kmsg.NewMetadataRequestTopic()
-			rt.Topic = kmsg.StringPtr(name)
-			req.Topics = append(req.Topics, rt)
-		}
+		topics = o.Topics
 	}
-	resp, err := req.RequestWith(ctx, cl)
-	dialled := connect.report(rep)
+	start := time.Now()
+	resp, dialled, err := kafkaMetadata(ctx, sc, tc, mech, storeAddrs(st), topics, rep)
 	if err != nil {
 		if !dialled || Unreachable(err) {
 			return fmt.Errorf("no bootstrap broker of %s answered metadata: %w", st.Name, err)
@@ -99,8 +71,8 @@ func (kafkaProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) er
 	if leaders := partitionLeaders(resp); leaders != "" {
 		rep.Detail("leaders", leaders)
 	}
-	if o != nil && len(o.Topics) > 0 {
-		if err := checkTopics(o.Topics, resp); err != nil {
+	if len(topics) > 0 {
+		if err := checkTopics(topics, resp); err != nil {
 			return connected(fmt.Errorf("%s: %w", st.Name, err))
 		}
 	}
@@ -157,6 +129,35 @@ func kafkaDial(sc *scope, tc *tls.Config) func(ctx context.Context, network, add
 		}
 		return &kafkaFrames{Conn: c, s: sc}, nil
 	}
+}
+
+// kafkaMetadata asks the bootstrap brokers in turn until one answers:
+// ApiVersions, SASL when configured, then Metadata, all on this
+// goroutine (kafkawire.go). dialled says whether any broker connected.
+func kafkaMetadata(ctx context.Context, sc *scope, tc *tls.Config, mech *kafkaMech, addrs, topics []string, rep *hop.Report) (*kmsg.MetadataResponse, bool, error) {
+	dial := kafkaDial(sc, tc)
+	var err error
+	for _, addr := range addrs {
+		start := time.Now()
+		var conn net.Conn
+		if conn, err = dial(ctx, "tcp", addr); err != nil {
+			continue
+		}
+		rep.AddPhase("connect", time.Since(start))
+		defer conn.Close()
+		w := newKafkaWire(conn)
+		if err = w.negotiate(ctx); err != nil {
+			return nil, true, err
+		}
+		if mech != nil {
+			if err = w.authenticate(ctx, mech.franz, addr); err != nil {
+				return nil, true, err
+			}
+		}
+		resp, err := w.metadata(ctx, topics)
+		return resp, true, err
+	}
+	return nil, false, err
 }
 
 // canary produces a unique message to partition 0 of the canary topic and

@@ -190,7 +190,9 @@ func redisError(name string, err error) error {
 }
 
 func infoField(info, key string) string {
-	for _, line := range strings.Split(info, "\n") {
+	// Lines, not Split: a reply of a million empty lines would otherwise
+	// be built into a million strings.
+	for line := range strings.Lines(info) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+":"); ok {
 			return v
 		}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"google.golang.org/grpc"
 
 	"github.com/allinx/hopprobe/internal/peers"
 )
@@ -43,6 +44,7 @@ type Peer struct {
 
 	ln    net.Listener
 	dns   *peers.Server
+	grpc  *grpc.Server
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns map[net.Conn]bool
@@ -55,6 +57,9 @@ func (p *Peer) Stop() {
 	}
 	if p.dns != nil {
 		p.dns.Stop()
+	}
+	if p.grpc != nil {
+		p.grpc.Stop()
 	}
 	p.mu.Lock()
 	for c := range p.conns {
@@ -81,6 +86,12 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 		io.WriteString(c, "*2\r\n$9\r\n10.66.6.6\r\n$4\r\n6379\r\n")
 		hold(c)
 	},
+	// A reply nested 100,000 arrays deep in 400 KB: go-redis reads a
+	// nested reply by recursion.
+	"redis-deep-nesting": answer(strings.Repeat("*1\r\n", 100000)+":1\r\n", hold),
+	// 600,000 empty strings in 3.6 MB, under the budget: go-redis would
+	// build an interface and a string header for each (30 bytes from 6).
+	"redis-element-flood": answer("*600000\r\n"+strings.Repeat("$0\r\n\r\n", 600000), hold),
 	// A 1 GiB bulk string, of which Cap bytes are sent.
 	"redis-huge-bulk": answer("$1073741824\r\n", floodWith('x')),
 	// An error reply with terminal escapes and 1 MiB of text.
@@ -163,6 +174,8 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 	},
 	// A broker that asks for a billion SCRAM iterations.
 	"kafka-scram-work-bomb": kafkaSCRAMWorkBomb,
+	// Metadata of 300,000 brokers in 3.3 MB.
+	"kafka-metadata-confetti": kafkaMetadataConfetti,
 	// A Kafka response that claims 2 GiB.
 	"kafka-huge-response": func(_ *Peer, c net.Conn) {
 		readSome(c)
@@ -309,6 +322,9 @@ func Names() []string {
 	for n := range dnsBehaviours {
 		out = append(out, n)
 	}
+	for n := range grpcBehaviours {
+		out = append(out, n)
+	}
 	return out
 }
 
@@ -316,6 +332,9 @@ func Names() []string {
 func Start(name string) (*Peer, error) {
 	if h, ok := dnsBehaviours[name]; ok {
 		return startDNS(name, h)
+	}
+	if h, ok := grpcBehaviours[name]; ok {
+		return startGRPC(name, h)
 	}
 	b, ok := behaviours[name]
 	if !ok {

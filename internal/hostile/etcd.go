@@ -1,0 +1,77 @@
+package hostile
+
+import (
+	"bytes"
+	"net"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+)
+
+// grpcBehaviours are etcd peers that speak gRPC correctly and answer a
+// method with protobuf bytes written by hand: what they send is valid
+// protobuf that a client would build into far more than its size.
+var grpcBehaviours = map[string]func(method string) []byte{
+	// Range answers 1,500,000 empty key-values in 3 MB: protobuf-go
+	// would build a struct of about a hundred bytes for each.
+	"etcd-kv-flood": etcdAnswer(bytes.Repeat([]byte{0x12, 0}, 1500000)),
+	// Range answers a group (field 15) nested 100,000 deep in 200 KB.
+	"etcd-nested-groups": etcdAnswer(append(bytes.Repeat([]byte{0x7b}, 100000), bytes.Repeat([]byte{0x7c}, 100000)...)),
+}
+
+// etcdStatus is a healthy member's status: member 1, leader 1.
+var etcdStatus = []byte{0x0a, 0x02, 0x10, 0x01, 0x20, 0x01}
+
+func etcdAnswer(rangeReply []byte) func(string) []byte {
+	return func(method string) []byte {
+		switch method {
+		case "/etcdserverpb.Maintenance/Status":
+			return etcdStatus
+		case "/etcdserverpb.KV/Range":
+			return rangeReply
+		}
+		return nil
+	}
+}
+
+// rawMsg is a message as its bytes, for rawCodec.
+type rawMsg []byte
+
+// rawCodec passes protobuf bytes through as they are.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*v.(*rawMsg))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*rawMsg) = data.Materialize()
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+func startGRPC(name string, answer func(string) []byte) (*Peer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}),
+		grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+			method, _ := grpc.MethodFromServerStream(stream)
+			var in rawMsg
+			if err := stream.RecvMsg(&in); err != nil {
+				return err
+			}
+			out := rawMsg(answer(method))
+			if out == nil {
+				return status.Errorf(codes.Unimplemented, "%s", method)
+			}
+			return stream.SendMsg(&out)
+		}))
+	p := &Peer{Name: name, Addr: ln.Addr().String(), grpc: srv}
+	p.wg.Go(func() { _ = srv.Serve(ln) })
+	return p, nil
+}

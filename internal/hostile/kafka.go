@@ -1,0 +1,146 @@
+package hostile
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// kafkaSCRAMWorkBomb is a Kafka broker that offers SCRAM-SHA-256 and,
+// to the client's first message, answers with a salt and one billion
+// iterations: a client that computes them spends minutes of CPU on what
+// the peer chose (a real broker allows 4,096 to 16,384).
+var kafkaSCRAMWorkBomb = kafkaBroker(func(req kmsg.Request) any {
+	switch r := req.(type) {
+	case *kmsg.ApiVersionsRequest:
+		return kafkaVersions(18, 3, 17, 1, 36, 2, 3, 9)
+	case *kmsg.SASLHandshakeRequest:
+		h := kmsg.NewPtrSASLHandshakeResponse()
+		h.SupportedMechanisms = []string{"SCRAM-SHA-256"}
+		return h
+	case *kmsg.SASLAuthenticateRequest:
+		nonce := ""
+		for _, kv := range strings.Split(string(r.SASLAuthBytes), ",") {
+			if v, ok := strings.CutPrefix(kv, "r="); ok {
+				nonce = v
+			}
+		}
+		a := kmsg.NewPtrSASLAuthenticateResponse()
+		a.SASLAuthBytes = []byte("r=" + nonce + "hostile,s=c2FsdHNhbHRzYWx0,i=1000000000")
+		return a
+	}
+	return nil
+})
+
+// kafkaMetadataConfetti answers metadata with 300,000 brokers of empty
+// names in 3.3 MB, under the byte budget: decoded, each is a struct of
+// about 80 bytes from 11 on the wire. The body is written by hand (v12),
+// as building it with kmsg would cost the test what it guards against.
+var kafkaMetadataConfetti = kafkaBroker(func(req kmsg.Request) any {
+	switch req.(type) {
+	case *kmsg.ApiVersionsRequest:
+		return kafkaVersions(18, 3, 3, 12)
+	case *kmsg.MetadataRequest:
+		if req.GetVersion() != 12 {
+			return nil
+		}
+		const n = 300000
+		body := binary.BigEndian.AppendUint32(nil, 0) // throttle
+		body = binary.AppendUvarint(body, n+1)
+		broker := []byte{0, 0, 0, 1, 1, 0, 0, 0x23, 0x84, 0, 0} // id 1, "", 9092, no rack, no tags
+		for range n {
+			body = append(body, broker...)
+		}
+		body = append(body, 0)          // no cluster id
+		body = append(body, 0, 0, 0, 1) // controller
+		body = append(body, 1, 0)       // no topics, no tags
+		return body
+	}
+	return nil
+})
+
+// kafkaVersions is an ApiVersions answer: key, max version pairs.
+func kafkaVersions(pairs ...int16) *kmsg.ApiVersionsResponse {
+	a := kmsg.NewPtrApiVersionsResponse()
+	for i := 0; i+1 < len(pairs); i += 2 {
+		ak := kmsg.NewApiVersionsResponseApiKey()
+		ak.ApiKey, ak.MinVersion, ak.MaxVersion = pairs[i], 0, pairs[i+1]
+		a.ApiKeys = append(a.ApiKeys, ak)
+	}
+	return a
+}
+
+// kafkaBroker answers each request with what respond returns: a
+// response, the raw body of one ([]byte), or nil to hang up.
+func kafkaBroker(respond func(kmsg.Request) any) func(*Peer, net.Conn) {
+	return func(_ *Peer, c net.Conn) {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		br := bufio.NewReader(c)
+		for {
+			req, corr, err := readKafkaRequest(br)
+			if err != nil {
+				return
+			}
+			out := binary.BigEndian.AppendUint32(nil, uint32(corr))
+			// ApiVersions answers with a v0 header whatever its version.
+			if req.IsFlexible() && req.Key() != 18 {
+				out = append(out, 0) // no tagged fields
+			}
+			switch r := respond(req).(type) {
+			case kmsg.Response:
+				r.SetVersion(req.GetVersion())
+				out = r.AppendTo(out)
+			case []byte:
+				out = append(out, r...)
+			default:
+				return
+			}
+			frame := binary.BigEndian.AppendUint32(nil, uint32(len(out)))
+			if _, err := c.Write(append(frame, out...)); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// readKafkaRequest reads and decodes one request frame, and returns it
+// with its correlation id.
+func readKafkaRequest(br *bufio.Reader) (kmsg.Request, int32, error) {
+	var l [4]byte
+	if _, err := io.ReadFull(br, l[:]); err != nil {
+		return nil, 0, err
+	}
+	n := binary.BigEndian.Uint32(l[:])
+	if n < 10 || n > 1<<20 {
+		return nil, 0, fmt.Errorf("a request of %d bytes", n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(br, b); err != nil {
+		return nil, 0, err
+	}
+	req := kmsg.RequestForKey(int16(binary.BigEndian.Uint16(b)))
+	if req == nil {
+		return nil, 0, fmt.Errorf("an unknown request key %d", binary.BigEndian.Uint16(b))
+	}
+	req.SetVersion(int16(binary.BigEndian.Uint16(b[2:])))
+	corr := int32(binary.BigEndian.Uint32(b[4:]))
+	// The client id: a nullable string.
+	rest := b[8:]
+	if idLen := int(int16(binary.BigEndian.Uint16(rest))); idLen > 0 && idLen <= len(rest)-2 {
+		rest = rest[2+idLen:]
+	} else {
+		rest = rest[2:]
+	}
+	if req.IsFlexible() {
+		// Tagged fields of the header: the client sends none.
+		_, m := binary.Uvarint(rest)
+		rest = rest[m:]
+	}
+	return req, corr, req.ReadFrom(rest)
+}
