@@ -106,9 +106,30 @@ type etcdConns struct {
 	tls   bool
 	fail  context.CancelCauseFunc
 	scope *scope
+
+	mu    sync.Mutex
+	dials map[string]int
 }
 
+// maxEtcdDials is how many connections a probe opens to one endpoint.
+// gRPC reconnects after every protocol error until the deadline; a peer
+// that breaks each connection would otherwise have the probe build and
+// tear down a transport some hundred times in its timeout.
+const maxEtcdDials = 3
+
 func (w *etcdConns) dial(ctx context.Context, addr string) (net.Conn, error) {
+	w.mu.Lock()
+	if w.dials == nil {
+		w.dials = map[string]int{}
+	}
+	w.dials[addr]++
+	n := w.dials[addr]
+	w.mu.Unlock()
+	if n > maxEtcdDials {
+		err := fmt.Errorf("%s broke %d connections in a row (gRPC reconnects; the probe stops at %d)", addr, maxEtcdDials, maxEtcdDials)
+		w.fail(err)
+		return nil, err
+	}
 	c, err := w.scope.dial(ctx, "tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {

@@ -41,13 +41,21 @@ func hostileTarget(name, addr string) (hop.Kind, hop.Target) {
 			if strings.Contains(name, "scram") {
 				st.Kafka.SASL = &config.SASL{Mechanism: "scram-sha-256", Username: "hopprobe", Password: &config.SecretRef{Env: "HOPPROBE_TEST_HOSTILE_PW"}}
 			}
+			if strings.HasSuffix(name, "-elsewhere") {
+				st.Kafka.SASL = &config.SASL{Mechanism: "plain", Username: "hopprobe", Password: &config.SecretRef{Env: "HOPPROBE_TEST_HOSTILE_PW"}}
+				st.Kafka.CanaryTopic = "hopprobe-canary"
+			}
 		}
 		return hop.Kind(kind), hop.Target{Address: addr, Host: "127.0.0.1", Store: st}
 	case "websocket":
 		return hop.KindWebSocket, hop.Target{Address: addr, Host: "ws.example.test", Scheme: "http", Path: "/ws",
 			Expect: config.Expect{Send: "ping", Reply: "pong"}, MaxBodyBytes: 1 << 20}
 	case "http":
-		return hop.KindHTTP, hop.Target{Address: addr, Host: "api.example.test", Scheme: "http", Path: "/health", MaxBodyBytes: 1 << 20}
+		tg := hop.Target{Address: addr, Host: "api.example.test", Scheme: "http", Path: "/health", MaxBodyBytes: 1 << 20}
+		if strings.Contains(name, "gzip") || strings.Contains(name, "json") {
+			tg.Expect.JSON = map[string]string{"status": "ok"}
+		}
+		return hop.KindHTTP, tg
 	case "dns":
 		return hop.KindDNS, hop.Target{Host: "api.example.test", Resolver: addr}
 	case "tls":
@@ -147,6 +155,9 @@ func TestHostilePeersFailHopsWithShortCleanReasons(t *testing.T) {
 			if p.Passwords.Load() != 0 {
 				t.Errorf("the peer received the password %d times", p.Passwords.Load())
 			}
+			if p.Redirected.Load() != 0 {
+				t.Errorf("the probe followed the peer to %s, which the topology does not name, %d times", p.Elsewhere, p.Redirected.Load())
+			}
 			t.Logf("%s after %s: %s", name, took.Round(time.Millisecond), r.Error)
 		})
 	}
@@ -166,6 +177,17 @@ func TestHostileReasonsNameTheLimit(t *testing.T) {
 		"http-giant-header":        "header",
 		"http-informational-flood": "more than 5 informational",
 		"dns-escapes":              `CNAME loop`,
+		"dns-cname-chain":          "longer than 8 aliases",
+		"redis-deep-nesting":       "nested more than 16 levels",
+		"redis-element-flood":      "more than the 4096 a probe reads",
+		"redis-sentinel-elsewhere": "credentials withheld",
+		"kafka-metadata-confetti":  "more than the 384 KiB a probe reads",
+		"kafka-brokers-elsewhere":  "credentials withheld",
+		"etcd-kv-flood":            "more than 1024 fields",
+		"etcd-nested-groups":       "protobuf group",
+		"etcd-garbage-frames":      "broke 3 connections",
+		"postgres-option-confetti": "before the session was ready (at most 65536)",
+		"http-json-nesting":        "exceeded max depth",
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := startHostile(t, name)

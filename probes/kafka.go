@@ -6,13 +6,16 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/compress"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -163,6 +166,7 @@ func kafkaMetadata(ctx context.Context, sc *scope, tc *tls.Config, mech *kafkaMe
 // canary produces a unique message to partition 0 of the canary topic and
 // reads from the offset it was written at until it comes back.
 func canary(ctx context.Context, d *kafka.Dialer, addr, topic string) error {
+	boundKafkaGoInflation()
 	conn, err := d.DialLeader(ctx, "tcp", addr, topic, 0)
 	if err != nil {
 		return fmt.Errorf("cannot reach the partition leader: %w", err)
@@ -295,4 +299,56 @@ func partitionLeaders(resp *kmsg.MetadataResponse) string {
 		out = append(out[:32], "…")
 	}
 	return strings.Join(out, ",")
+}
+
+// maxCanaryInflated is the most a compressed batch on the canary topic
+// may inflate to. The canary produces one small uncompressed message,
+// and a broker that recompresses (the topic's compression.type) makes a
+// batch of about the same size; kafka-go inflates a compressed batch
+// whole, into memory, whatever its codec says, before it reads a record.
+const maxCanaryInflated = 1 << 20
+
+var boundInflation sync.Once
+
+// boundKafkaGoInflation puts a limit on every decompressor of kafka-go's
+// codec table (the one table its readers consult): past
+// maxCanaryInflated a batch fails instead of growing. kafka-go is used
+// for nothing but the canary in this process.
+func boundKafkaGoInflation() {
+	boundInflation.Do(func() {
+		for i, c := range compress.Codecs {
+			if c != nil {
+				compress.Codecs[i] = boundedCodec{c}
+			}
+		}
+	})
+}
+
+type boundedCodec struct{ compress.Codec }
+
+func (c boundedCodec) NewReader(r io.Reader) io.ReadCloser {
+	return &boundedInflate{ReadCloser: c.Codec.NewReader(r), name: c.Name(), left: maxCanaryInflated}
+}
+
+type boundedInflate struct {
+	io.ReadCloser
+	name string
+	left int64
+}
+
+func (b *boundedInflate) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// Exactly at the limit is fine if the stream ends there.
+		var one [1]byte
+		if n, err := b.ReadCloser.Read(one[:]); n == 0 && err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: a %s batch on the canary topic inflates past %s", ErrResponseTooLarge, b.name, byteSize(maxCanaryInflated))
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }

@@ -25,9 +25,9 @@ type pgAuthGuard struct {
 	err     error
 }
 
-// maxAuthMessage bounds one message of the authentication phase that is
-// read whole; a longer one that is not an authentication request (a
-// notice) is passed on as it comes.
+// maxAuthMessage bounds one message of the authentication phase; a
+// longer notice or error is passed on as it comes, anything else longer
+// is refused.
 const maxAuthMessage = 64 << 10
 
 func guardPGAuth(limit int64) func(context.Context, *pgconn.Config, net.Conn) (net.Conn, error) {
@@ -73,6 +73,11 @@ func (g *pgAuthGuard) next() error {
 		return fmt.Errorf("the server announced a %d-byte message, more than the probe may read (max_response_bytes)", n+4)
 	case n > maxAuthMessage && hdr[0] == 'R':
 		return fmt.Errorf("the server sent a %d-byte authentication request (at most %d)", n+4, maxAuthMessage)
+	case n > maxAuthMessage && hdr[0] != 'N' && hdr[0] != 'E':
+		// pgx builds a list from some of these (a NegotiateProtocolVersion
+		// names options: a string per byte); a notice or an error decodes
+		// into fixed fields, so only those may be long.
+		return fmt.Errorf("the server sent a %d-byte %q message before the session was ready (at most %d)", n+4, hdr[0], maxAuthMessage)
 	case n > maxAuthMessage:
 		g.pending, g.stream = hdr[:], n
 		return nil

@@ -3,11 +3,13 @@ package hostile
 import (
 	"bytes"
 	"net"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // grpcBehaviours are etcd peers that speak gRPC correctly and answer a
@@ -17,6 +19,11 @@ var grpcBehaviours = map[string]func(method string) []byte{
 	// Range answers 1,500,000 empty key-values in 3 MB: protobuf-go
 	// would build a struct of about a hundred bytes for each.
 	"etcd-kv-flood": etcdAnswer(bytes.Repeat([]byte{0x12, 0}, 1500000)),
+	// Range answers one key whose value is 16 MiB of zeros, sent
+	// gzip-compressed (about 16 KiB) although the client offered no
+	// compression.
+	"etcd-gzip-unoffered": etcdAnswer(protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType),
+		protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), make([]byte, 16<<20)))),
 	// Range answers a group (field 15) nested 100,000 deep in 200 KB.
 	"etcd-nested-groups": etcdAnswer(append(bytes.Repeat([]byte{0x7b}, 100000), bytes.Repeat([]byte{0x7c}, 100000)...)),
 }
@@ -58,7 +65,12 @@ func startGRPC(name string, answer func(string) []byte) (*Peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}),
+	opts := []grpc.ServerOption{grpc.ForceServerCodecV2(rawCodec{})}
+	if strings.Contains(name, "gzip") {
+		// The old API compresses whatever the client accepts.
+		opts = append(opts, grpc.RPCCompressor(grpc.NewGZIPCompressor()))
+	}
+	srv := grpc.NewServer(append(opts,
 		grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
 			method, _ := grpc.MethodFromServerStream(stream)
 			var in rawMsg
@@ -70,7 +82,7 @@ func startGRPC(name string, answer func(string) []byte) (*Peer, error) {
 				return status.Errorf(codes.Unimplemented, "%s", method)
 			}
 			return stream.SendMsg(&out)
-		}))
+		}))...)
 	p := &Peer{Name: name, Addr: ln.Addr().String(), grpc: srv}
 	p.wg.Go(func() { _ = srv.Serve(ln) })
 	return p, nil

@@ -11,10 +11,12 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
+	"compress/gzip"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -41,6 +43,13 @@ type Peer struct {
 	Addr string
 	// Passwords counts password messages a PostgreSQL peer received.
 	Passwords atomic.Int64
+	// Elsewhere is, for a peer that sends the probe on (a sentinel, a
+	// broker's metadata), the loopback address it names: a listener
+	// the topology does not document, which counts in Redirected every
+	// connection it is sent and closes it.
+	Elsewhere  string
+	Redirected atomic.Int64
+	elsewhere  net.Listener
 
 	ln    net.Listener
 	dns   *peers.Server
@@ -55,6 +64,9 @@ func (p *Peer) Stop() {
 	if p.ln != nil {
 		p.ln.Close()
 	}
+	if p.elsewhere != nil {
+		p.elsewhere.Close()
+	}
 	if p.dns != nil {
 		p.dns.Stop()
 	}
@@ -68,6 +80,9 @@ func (p *Peer) Stop() {
 	p.mu.Unlock()
 	p.wg.Wait()
 }
+
+// escapesReply is a Redis error with terminal escapes and 1 MiB of text.
+var escapesReply = []byte("-ERR " + Escapes + strings.Repeat("E", 1<<20) + "\r\n")
 
 // behaviours maps a peer's name to what it does with one connection.
 var behaviours = map[string]func(p *Peer, c net.Conn){
@@ -92,13 +107,20 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 	// 600,000 empty strings in 3.6 MB, under the budget: go-redis would
 	// build an interface and a string header for each (30 bytes from 6).
 	"redis-element-flood": answer("*600000\r\n"+strings.Repeat("$0\r\n\r\n", 600000), hold),
+	// A sentinel that names as the master an address the topology does
+	// not document (a loopback listener that counts connections).
+	"redis-sentinel-elsewhere": func(p *Peer, c net.Conn) {
+		host, port, _ := net.SplitHostPort(p.Elsewhere)
+		for readSome(c) == nil {
+			io.WriteString(c, fmt.Sprintf("*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(host), host, len(port), port))
+		}
+	},
 	// A 1 GiB bulk string, of which Cap bytes are sent.
 	"redis-huge-bulk": answer("$1073741824\r\n", floodWith('x')),
 	// An error reply with terminal escapes and 1 MiB of text.
 	"redis-escapes": func(_ *Peer, c net.Conn) {
-		reply := "-ERR " + Escapes + strings.Repeat("E", 1<<20) + "\r\n"
-		for sent := 0; sent < Cap && readSome(c) == nil; sent += len(reply) {
-			if _, err := io.WriteString(c, reply); err != nil {
+		for sent := 0; sent < Cap && readSome(c) == nil; sent += len(escapesReply) {
+			if _, err := c.Write(escapesReply); err != nil {
 				return
 			}
 		}
@@ -176,6 +198,8 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 	"kafka-scram-work-bomb": kafkaSCRAMWorkBomb,
 	// Metadata of 300,000 brokers in 3.3 MB.
 	"kafka-metadata-confetti": kafkaMetadataConfetti,
+	// Metadata that puts every partition's leader elsewhere.
+	"kafka-brokers-elsewhere": kafkaBrokersElsewhere,
 	// A Kafka response that claims 2 GiB.
 	"kafka-huge-response": func(_ *Peer, c net.Conn) {
 		readSome(c)
@@ -251,6 +275,14 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 		hold(c)
 	},
 	// A healthy-looking answer with an endless body.
+	// A JSON answer gzip-compressed although the probe offered no
+	// encoding: 64 KiB that inflate to 64 MiB.
+	"http-gzip-unoffered": func(_ *Peer, c net.Conn) {
+		readSome(c)
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n", len(gzipBomb))
+		c.Write(gzipBomb)
+		hold(c)
+	},
 	"http-endless-body": answer("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", floodWith('b')),
 	// A small 502 whose Server and Via carry terminal escapes, and an
 	// endless body.
@@ -345,6 +377,12 @@ func Start(name string) (*Peer, error) {
 		return nil, err
 	}
 	p := &Peer{Name: name, Addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]bool{}}
+	if strings.HasSuffix(name, "-elsewhere") {
+		if err := p.listenElsewhere(); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
 	p.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -367,6 +405,39 @@ func Start(name string) (*Peer, error) {
 	})
 	return p, nil
 }
+
+// listenElsewhere starts the undocumented listener a redirecting peer
+// names.
+func (p *Peer) listenElsewhere() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	p.elsewhere, p.Elsewhere = ln, ln.Addr().String()
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.Redirected.Add(1)
+			c.Close()
+		}
+	})
+	return nil
+}
+
+// gzipBomb is 64 MiB of zeros, gzip-compressed to about 64 KiB.
+var gzipBomb = func() []byte {
+	var b bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for range 64 {
+		w.Write(zeros)
+	}
+	w.Close()
+	return b.Bytes()
+}()
 
 func startDNS(name string, h dns.HandlerFunc) (*Peer, error) {
 	srv, err := peers.DNS(h)

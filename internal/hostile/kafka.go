@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,20 +51,61 @@ var kafkaMetadataConfetti = kafkaBroker(func(req kmsg.Request) any {
 		if req.GetVersion() != 12 {
 			return nil
 		}
-		const n = 300000
-		body := binary.BigEndian.AppendUint32(nil, 0) // throttle
-		body = binary.AppendUvarint(body, n+1)
-		broker := []byte{0, 0, 0, 1, 1, 0, 0, 0x23, 0x84, 0, 0} // id 1, "", 9092, no rack, no tags
-		for range n {
-			body = append(body, broker...)
-		}
-		body = append(body, 0)          // no cluster id
-		body = append(body, 0, 0, 0, 1) // controller
-		body = append(body, 1, 0)       // no topics, no tags
-		return body
+		return metadataConfetti
 	}
 	return nil
 })
+
+// kafkaBrokersElsewhere is a SASL PLAIN broker whose metadata puts every
+// partition's leader at its Elsewhere address, which the topology does
+// not name: a client that follows it would authenticate there.
+func kafkaBrokersElsewhere(p *Peer, c net.Conn) {
+	host, port, _ := net.SplitHostPort(p.Elsewhere)
+	portN, _ := strconv.Atoi(port)
+	kafkaBroker(func(req kmsg.Request) any {
+		switch r := req.(type) {
+		case *kmsg.ApiVersionsRequest:
+			return kafkaVersions(18, 3, 17, 1, 36, 2, 3, 12)
+		case *kmsg.SASLHandshakeRequest:
+			h := kmsg.NewPtrSASLHandshakeResponse()
+			h.SupportedMechanisms = []string{"PLAIN"}
+			return h
+		case *kmsg.SASLAuthenticateRequest:
+			return kmsg.NewPtrSASLAuthenticateResponse()
+		case *kmsg.MetadataRequest:
+			m := kmsg.NewPtrMetadataResponse()
+			b := kmsg.NewMetadataResponseBroker()
+			b.NodeID, b.Host, b.Port = 2, host, int32(portN)
+			m.Brokers = append(m.Brokers, b)
+			m.ControllerID = 2
+			for _, rt := range r.Topics {
+				t := kmsg.NewMetadataResponseTopic()
+				t.Topic = rt.Topic
+				pt := kmsg.NewMetadataResponseTopicPartition()
+				pt.Leader, pt.Replicas, pt.ISR = 2, []int32{2}, []int32{2}
+				t.Partitions = append(t.Partitions, pt)
+				m.Topics = append(m.Topics, t)
+			}
+			return m
+		}
+		return nil
+	})(p, c)
+}
+
+// metadataConfetti is the body of a v12 Metadata response naming
+// 300,000 brokers.
+var metadataConfetti = func() []byte {
+	const n = 300000
+	body := binary.BigEndian.AppendUint32(nil, 0) // throttle
+	body = binary.AppendUvarint(body, n+1)
+	broker := []byte{0, 0, 0, 1, 1, 0, 0, 0x23, 0x84, 0, 0} // id 1, "", 9092, no rack, no tags
+	for range n {
+		body = append(body, broker...)
+	}
+	body = append(body, 0)          // no cluster id
+	body = append(body, 0, 0, 0, 1) // controller
+	return append(body, 1, 0)       // no topics, no tags
+}()
 
 // kafkaVersions is an ApiVersions answer: key, max version pairs.
 func kafkaVersions(pairs ...int16) *kmsg.ApiVersionsResponse {
