@@ -1,0 +1,103 @@
+package probes
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// These fuzz targets run the real client libraries, behind the same
+// guard a probe puts them behind, against a peer that answers with the
+// fuzzer's bytes: none may panic, and what they allocate may grow by at
+// most maxAllocPerByte for each byte of the answer, over what an empty
+// answer costs.
+const maxAllocPerByte = 16
+
+// replyWith runs client against a peer on a pipe that reads a request
+// and answers with reply, under a scope of budget bytes, and returns
+// what the exchange allocated.
+func replyWith(reply []byte, budget int64, client func(context.Context, *scope, net.Conn)) uint64 {
+	peer, conn := net.Pipe()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer peer.Close()
+		buf := make([]byte, 4096)
+		_ = peer.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := peer.Read(buf); err == nil {
+			_, _ = peer.Write(reply)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	ctx, sc := withScope(ctx, budget)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	client(ctx, sc, sc.guard(conn))
+	runtime.ReadMemStats(&after)
+	sc.end()
+	wg.Wait()
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// checkAllocs fails when reply cost more than maxAllocPerByte per byte
+// over the empty answer's cost (measured once per target, in this run).
+func checkAllocs(t *testing.T, reply []byte, cost, empty uint64) {
+	if cost > empty && cost-empty > maxAllocPerByte*uint64(len(reply))+16<<10 {
+		t.Fatalf("a %d-byte answer cost %d bytes of allocations over an empty answer's %d (more than %d per byte)", len(reply), cost-empty, empty, maxAllocPerByte)
+	}
+}
+
+func redisPing(ctx context.Context, sc *scope, conn net.Conn) {
+	c := redis.NewClient(&redis.Options{Addr: "fuzz:6379", PoolSize: 1, MaxRetries: -1, DisableIdentity: true, Protocol: 2,
+		Dialer: func(context.Context, string, string) (net.Conn, error) { return &respFrames{Conn: conn, s: sc}, nil }})
+	defer c.Close()
+	_, _ = c.Ping(ctx).Result()
+	_, _ = c.Info(ctx, "replication").Result()
+}
+
+func FuzzGoRedisBehindTheGuard(f *testing.F) {
+	f.Add([]byte("+PONG\r\n"))
+	f.Add([]byte("*3\r\n$1\r\na\r\n*2\r\n:1\r\n:2\r\n%1\r\n+k\r\n+v\r\n"))
+	f.Add([]byte("*4096\r\n" + string(make([]byte, 0)) + "$0\r\n\r\n"))
+	f.Add([]byte("-ERR \x1b[31m\r\n"))
+	var once sync.Once
+	var empty uint64
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		once.Do(func() { empty = replyWith(nil, 64<<10, redisPing) })
+		checkAllocs(t, reply, replyWith(reply, 64<<10, redisPing), empty)
+	})
+}
+
+func kafkaMetadataAsk(ctx context.Context, sc *scope, conn net.Conn) {
+	w := newKafkaWire(&kafkaFrames{Conn: conn, s: sc})
+	w.versions = map[int16]int16{keyMetadata: 12}
+	_, _ = w.metadata(ctx, []string{"orders"})
+}
+
+// kafkaFrame is a response frame for correlation id 1 around body.
+func kafkaFrame(body []byte) []byte {
+	out := binary.BigEndian.AppendUint32(nil, uint32(4+len(body)))
+	out = binary.BigEndian.AppendUint32(out, 1)
+	return append(out, body...)
+}
+
+func FuzzKmsgMetadataBehindTheGuard(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0})
+	f.Add([]byte{0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{0, 0, 0, 0, 0, 5, 0, 0, 0, 1, 1, 0, 0, 0x23, 0x84, 0, 0})
+	var once sync.Once
+	var empty uint64
+	f.Fuzz(func(t *testing.T, body []byte) {
+		once.Do(func() { empty = replyWith(kafkaFrame(nil), 64<<10, kafkaMetadataAsk) })
+		reply := kafkaFrame(body)
+		checkAllocs(t, reply, replyWith(reply, 64<<10, kafkaMetadataAsk), empty)
+	})
+}
+
