@@ -100,4 +100,3 @@ func FuzzKmsgMetadataBehindTheGuard(f *testing.F) {
 		checkAllocs(t, reply, replyWith(reply, 64<<10, kafkaMetadataAsk), empty)
 	})
 }
-
