@@ -35,6 +35,9 @@ var serveHostiles = []string{
 	"redis-length-bomb", "redis-array-bomb", "redis-huge-bulk", "redis-escapes",
 	"postgres-huge-message", "postgres-cleartext", "kafka-huge-response", "etcd-garbage-frames",
 	"websocket-header-flood", "http-giant-header", "http-escapes", "http-endless-body",
+	// Replies within the budget that a client would build into far more.
+	"redis-element-flood", "redis-deep-nesting", "kafka-metadata-confetti", "etcd-kv-flood",
+	"etcd-nested-groups", "postgres-option-confetti", "http-header-confetti", "websocket-deflate-unoffered",
 }
 
 // probeBinary builds cmd/probe once per test binary, with the test's own
