@@ -38,7 +38,7 @@ func hostileTarget(name, addr string) (hop.Kind, hop.Target) {
 		}
 		if kind == "kafka" {
 			st.Kafka = &config.KafkaOpts{Topics: []string{"orders"}}
-			if strings.Contains(name, "scram") {
+			if strings.Contains(name, "scram") || strings.Contains(name, "sasl") {
 				st.Kafka.SASL = &config.SASL{Mechanism: "scram-sha-256", Username: "hopprobe", Password: &config.SecretRef{Env: "HOPPROBE_TEST_HOSTILE_PW"}}
 			}
 			if strings.HasSuffix(name, "-elsewhere") {
@@ -323,6 +323,50 @@ func TestAPeerChosenSCRAMWorkFactorIsCapped(t *testing.T) {
 			wantFail(t, r, "1000000000 SCRAM iterations")
 			if el := time.Since(start); el > 3*time.Second {
 				t.Errorf("the refusal took %s", el)
+			}
+		})
+	}
+}
+
+// Cancellation ends a probe inside authentication as promptly as
+// anywhere else: a peer that starts SCRAM and then says nothing, the
+// probe cancelled while it waits, returns within 100 ms over the cost
+// of a probe against a refusing port, measured in the same run.
+func TestAProbeCancelledInsideAuthenticationReturnsPromptly(t *testing.T) {
+	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
+	closed := acceptAndClose(t).Addr().String()
+	for _, name := range []string{"postgres-sasl-stall", "kafka-sasl-stall"} {
+		t.Run(name, func(t *testing.T) {
+			p := startHostile(t, name)
+			kind, tg := hostileTarget(name, p.Addr)
+			_, base := hostileTarget(name, closed)
+			b0 := time.Now()
+			probes.Run(context.Background(), kind, &base, 10*time.Second)
+			baseline := time.Since(b0)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan hop.Result)
+			go func() { done <- probes.Run(ctx, kind, &tg, 30*time.Second) }()
+			for deadline := time.Now().Add(5 * time.Second); p.Stalled.Load() == 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					cancel()
+					t.Fatalf("the probe never reached authentication: %s", (<-done).Error)
+				}
+			}
+			cancelled := time.Now()
+			cancel()
+			select {
+			case r := <-done:
+				late := time.Since(cancelled)
+				if r.Success {
+					t.Fatal("a cancelled probe succeeded")
+				}
+				if late > 100*time.Millisecond+baseline {
+					t.Errorf("returned %s after cancel inside authentication (baseline %s): %s", late, baseline, r.Error)
+				}
+				t.Logf("returned %s after cancel inside authentication (baseline %s)", late.Round(time.Millisecond), baseline.Round(time.Millisecond))
+			case <-time.After(10 * time.Second):
+				t.Fatal("the probe ignored its cancellation inside authentication")
 			}
 		})
 	}

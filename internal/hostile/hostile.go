@@ -49,7 +49,9 @@ type Peer struct {
 	// connection it is sent and closes it.
 	Elsewhere  string
 	Redirected atomic.Int64
-	elsewhere  net.Listener
+	// Stalled counts connections a stalling peer holds mid-exchange.
+	Stalled   atomic.Int64
+	elsewhere net.Listener
 
 	ln    net.Listener
 	dns   *peers.Server
@@ -161,41 +163,29 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 	// A server that offers SCRAM-SHA-256 and asks for a billion
 	// iterations in its first challenge.
 	"postgres-scram-work-bomb": func(_ *Peer, c net.Conn) {
-		br := bufio.NewReader(c)
-		if !readStartup(br, c) {
+		nonce, ok := pgSCRAMStart(c)
+		if !ok {
 			return
-		}
-		// AuthenticationSASL (10): SCRAM-SHA-256.
-		mech := append([]byte("SCRAM-SHA-256\x00"), 0)
-		msg := binary.BigEndian.AppendUint32([]byte{'R'}, uint32(8+len(mech)))
-		msg = binary.BigEndian.AppendUint32(msg, 10)
-		c.Write(append(msg, mech...))
-		// SASLInitialResponse: 'p', length, mechanism, length, client-first.
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if typ, err := br.ReadByte(); err != nil || typ != 'p' {
-			return
-		}
-		var l [4]byte
-		if _, err := io.ReadFull(br, l[:]); err != nil {
-			return
-		}
-		body := make([]byte, max(int(binary.BigEndian.Uint32(l[:]))-4, 0)%(1<<16))
-		if _, err := io.ReadFull(br, body); err != nil {
-			return
-		}
-		nonce := ""
-		if i := bytes.Index(body, []byte("r=")); i >= 0 {
-			nonce = string(body[i+2:])
 		}
 		// AuthenticationSASLContinue (11) with the server-first message.
 		first := []byte("r=" + nonce + "hostile,s=c2FsdHNhbHRzYWx0,i=1000000000")
-		msg = binary.BigEndian.AppendUint32([]byte{'R'}, uint32(8+len(first)))
+		msg := binary.BigEndian.AppendUint32([]byte{'R'}, uint32(8+len(first)))
 		msg = binary.BigEndian.AppendUint32(msg, 11)
 		c.Write(append(msg, first...))
 		hold(c)
 	},
+	// A server that starts SCRAM and then never answers the client's
+	// first message: the probe waits inside authentication.
+	"postgres-sasl-stall": func(p *Peer, c net.Conn) {
+		if _, ok := pgSCRAMStart(c); ok {
+			p.Stalled.Add(1)
+			hold(c)
+		}
+	},
 	// A broker that asks for a billion SCRAM iterations.
 	"kafka-scram-work-bomb": kafkaSCRAMWorkBomb,
+	// A broker that starts SCRAM and then says nothing.
+	"kafka-sasl-stall": kafkaSASLStall,
 	// Metadata of 300,000 brokers in 3.3 MB.
 	"kafka-metadata-confetti": kafkaMetadataConfetti,
 	// Metadata that puts every partition's leader elsewhere.
@@ -467,6 +457,39 @@ func readSome(c net.Conn) error {
 	b := make([]byte, 4096)
 	_, err := c.Read(b)
 	return err
+}
+
+// pgSCRAMStart reads the startup message, asks for SCRAM-SHA-256 and
+// reads the client-first message, returning its nonce.
+func pgSCRAMStart(c net.Conn) (string, bool) {
+	br := bufio.NewReader(c)
+	if !readStartup(br, c) {
+		return "", false
+	}
+	// AuthenticationSASL (10): SCRAM-SHA-256.
+	mech := append([]byte("SCRAM-SHA-256\x00"), 0)
+	msg := binary.BigEndian.AppendUint32([]byte{'R'}, uint32(8+len(mech)))
+	msg = binary.BigEndian.AppendUint32(msg, 10)
+	c.Write(append(msg, mech...))
+	// SASLInitialResponse: 'p', length, mechanism, length, client-first.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	if typ, err := br.ReadByte(); err != nil || typ != 'p' {
+		return "", false
+	}
+	var l [4]byte
+	if _, err := io.ReadFull(br, l[:]); err != nil {
+		return "", false
+	}
+	body := make([]byte, max(int(binary.BigEndian.Uint32(l[:]))-4, 0)%(1<<16))
+	if _, err := io.ReadFull(br, body); err != nil {
+		return "", false
+	}
+	nonce := ""
+	if i := bytes.Index(body, []byte("r=")); i >= 0 {
+		nonce = string(body[i+2:])
+	}
+	return nonce, true
 }
 
 // readStartup reads a PostgreSQL startup message, refusing TLS first if

@@ -39,6 +39,28 @@ var kafkaSCRAMWorkBomb = kafkaBroker(func(req kmsg.Request) any {
 	return nil
 })
 
+// kafkaSASLStall starts SCRAM and never answers the client's first
+// message: the probe waits inside authentication.
+func kafkaSASLStall(p *Peer, c net.Conn) {
+	kafkaBroker(func(req kmsg.Request) any {
+		switch req.(type) {
+		case *kmsg.ApiVersionsRequest:
+			return kafkaVersions(18, 3, 17, 1, 36, 2, 3, 12)
+		case *kmsg.SASLHandshakeRequest:
+			h := kmsg.NewPtrSASLHandshakeResponse()
+			h.SupportedMechanisms = []string{"SCRAM-SHA-256"}
+			return h
+		case *kmsg.SASLAuthenticateRequest:
+			p.Stalled.Add(1)
+			return stall{}
+		}
+		return nil
+	})(p, c)
+}
+
+// stall, as an answer, holds the connection without a reply.
+type stall struct{}
+
 // kafkaMetadataConfetti answers metadata with 300,000 brokers of empty
 // names in 3.3 MB, under the byte budget: decoded, each is a struct of
 // about 80 bytes from 11 on the wire. The body is written by hand (v12),
@@ -140,6 +162,9 @@ func kafkaBroker(respond func(kmsg.Request) any) func(*Peer, net.Conn) {
 				out = r.AppendTo(out)
 			case []byte:
 				out = append(out, r...)
+			case stall:
+				hold(c)
+				return
 			default:
 				return
 			}
