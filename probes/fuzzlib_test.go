@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // These fuzz targets run the real client libraries, behind the same
@@ -75,8 +76,9 @@ func checkAllocs(t *testing.T, reply []byte, cost, empty uint64) {
 }
 
 func redisPing(ctx context.Context, sc *scope, conn net.Conn) {
-	c := redis.NewClient(&redis.Options{Addr: "fuzz:6379", PoolSize: 1, MaxRetries: -1, DisableIdentity: true, Protocol: 2,
-		Dialer: func(context.Context, string, string) (net.Conn, error) { return &respFrames{Conn: conn, s: sc}, nil }})
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", PoolSize: 1, MaxRetries: -1, DisableIdentity: true, Protocol: 2,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+		Dialer:                   func(context.Context, string, string) (net.Conn, error) { return &respFrames{Conn: conn, s: sc}, nil }})
 	defer c.Close()
 	_, _ = c.Ping(ctx).Result()
 	_, _ = c.Info(ctx, "replication").Result()

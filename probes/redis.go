@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/hop"
@@ -70,6 +71,11 @@ func (redisProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) er
 	// here instead, command by command.
 	o := st.Redis
 	simple := opts.Simple()
+	// Maintenance notifications would look the store's host name up
+	// through the default resolver, outside the probe's dial (its budget,
+	// its source address, its cancellation), and ask the server for a
+	// push subscription: a probe wants neither.
+	simple.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	switch {
 	case o != nil && o.Mode == "sentinel":
 		master, err := sentinelMaster(ctx, st.Name, simple, storeAddrs(st), o.MasterName)
