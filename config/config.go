@@ -259,8 +259,11 @@ type Store struct {
 	// store's own peers may send the probe to with its credentials: the
 	// master a sentinel names, the nodes of a Redis Cluster, the brokers
 	// Kafka's metadata advertises, etcd's members. Each is host:port, or
-	// an IP prefix (10.20.0.0/16) for any port. A store with credentials
-	// sends them nowhere else: the hop fails and names the address.
+	// an IP prefix (10.20.0.0/16) for any port. With TLS verification on,
+	// an address none of these covers passes when its certificate proves
+	// it is one of the host names in address, addresses or allow. A store
+	// with credentials sends them nowhere else: the hop fails and names
+	// the address.
 	Allow []string `yaml:"allow"`
 	// MaxResponseBytes overrides defaults.max_response_bytes for this store.
 	MaxResponseBytes int64         `yaml:"max_response_bytes"`

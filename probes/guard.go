@@ -3,10 +3,12 @@ package probes
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +47,9 @@ type scope struct {
 	// gate refuses a dial to an address the store's credentials must
 	// not go to (nil: every address): see credentialGate.
 	gate func(addr string) error
+	// names are the host names the topology gives the store; a peer
+	// whose verified certificate is for one of them passes the gate.
+	names []string
 
 	mu     sync.Mutex
 	conns  []net.Conn
@@ -201,8 +206,14 @@ func byteSize(n int64) string {
 // dialTLS is dial with a TLS handshake on top when tc is set (the server
 // name defaults to addr's host). Libraries whose framing is checked
 // (framing.go) dial TLS here, so that the check sees their frames and
-// not TLS records.
+// not TLS records. An address the credential gate does not cover may
+// still be reached when tc verifies certificates: see dialVerifiedName.
 func (s *scope) dialTLS(ctx context.Context, network, addr string, tc *tls.Config) (net.Conn, error) {
+	if s.gate != nil && tc != nil && !tc.InsecureSkipVerify && len(s.names) > 0 {
+		if refused := s.gate(addr); refused != nil {
+			return s.dialVerifiedName(ctx, network, addr, tc, refused)
+		}
+	}
 	c, err := s.dial(ctx, network, addr)
 	if err != nil || tc == nil {
 		return c, err
@@ -224,14 +235,71 @@ func (s *scope) dialTLS(ctx context.Context, network, addr string, tc *tls.Confi
 func (s *scope) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	if s.gate != nil {
 		if err := s.gate(addr); err != nil {
-			// Kept like a limit: libraries wrap or drop their dial
-			// errors, and the operator needs this one.
-			if s.over.CompareAndSwap(nil, &err) {
-				s.abort(err)
-			}
-			return nil, err
+			return nil, s.withhold(err)
 		}
 	}
+	return s.dialUngated(ctx, network, addr)
+}
+
+// withhold records a refusal like a limit: libraries wrap or drop their
+// dial errors, and the operator needs this one.
+func (s *scope) withhold(err error) error {
+	if s.over.CompareAndSwap(nil, &err) {
+		s.abort(err)
+	}
+	return err
+}
+
+// dialVerifiedName reaches an address the topology does not name for the
+// store (refused says so) only if the peer there proves, by a
+// certificate that verifies against tc's roots, to be one of the host
+// names the topology does give the store. The handshake comes first, so
+// the credentials the library sends afterwards go to that name or
+// nowhere.
+func (s *scope) dialVerifiedName(ctx context.Context, network, addr string, tc *tls.Config, refused error) (net.Conn, error) {
+	c, err := s.dialUngated(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := tc.Clone()
+	cfg.ServerName = s.names[0]
+	// Verified below, against every documented name rather than one.
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		return verifiedAs(cs, tc.RootCAs, s.names)
+	}
+	tconn := tls.Client(c, cfg)
+	if err := tconn.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, s.withhold(fmt.Errorf("%w, and its certificate does not prove it is %s: %w", refused, strings.Join(s.names, " or "), err))
+	}
+	return tconn, nil
+}
+
+// verifiedAs checks a peer's chain against roots (the system's when nil)
+// and that its leaf is valid for one of names.
+func verifiedAs(cs tls.ConnectionState, roots *x509.CertPool, names []string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	leaf := cs.PeerCertificates[0]
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if leaf.VerifyHostname(n) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("its certificate is valid for %s only", hop.Clean(strings.Join(append(leaf.DNSNames, leaf.Subject.CommonName), ", "), 128))
+}
+
+// dialUngated dials addr and guards the connection.
+func (s *scope) dialUngated(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := net.Dialer{LocalAddr: localAddr(network, addr)}
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
@@ -275,8 +343,28 @@ func credentialGate(st *config.Store) func(addr string) error {
 				}
 			}
 		}
-		return fmt.Errorf("%w: its peers sent the probe to %s, which the topology does not name for it (list it under the store's allow: host:port or an IP prefix)", ErrCredentialsWithheld, hop.Clean(addr, 128))
+		return fmt.Errorf("%w: its peers sent the probe to %s, which the topology does not name for it (list it under the store's allow: host:port or an IP prefix; with TLS verified, a host name its certificate is for)", ErrCredentialsWithheld, hop.Clean(addr, 128))
 	}
+}
+
+// documentedNames are the host names (not IPs) in a store's address,
+// addresses and allow list, in that order.
+func documentedNames(st *config.Store) []string {
+	if st == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range append(append([]string{st.Address}, st.Addresses...), st.Allow...) {
+		host := a
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			host = h
+		}
+		if _, err := netip.ParsePrefix(a); err == nil || host == "" || net.ParseIP(host) != nil || slices.Contains(out, host) {
+			continue
+		}
+		out = append(out, strings.ToLower(host))
+	}
+	return out
 }
 
 // ErrCredentialsWithheld is the reason of a store hop whose peer named

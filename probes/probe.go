@@ -60,6 +60,9 @@ func Run(ctx context.Context, kind hop.Kind, t *hop.Target, timeout time.Duratio
 	ctx, sc := withScope(ctx, t.MaxResponseBytes)
 	defer sc.end()
 	sc.gate = credentialGate(t.Store)
+	if sc.gate != nil {
+		sc.names = documentedNames(t.Store)
+	}
 	err := protect(ctx, e.prober, kind, t, &res.Report)
 	res.Duration = time.Since(res.Start)
 	switch over := sc.overLimit(); {
