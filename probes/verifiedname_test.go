@@ -102,4 +102,3 @@ func TestAVerifiedNameOpensTheGateForUnlistedAddresses(t *testing.T) {
 		})
 	}
 }
-
