@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"math"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc/mem"
 )
 
 // These fuzz targets run the real client libraries, behind the same
@@ -120,5 +123,31 @@ func FuzzKmsgMetadataBehindTheGuard(f *testing.F) {
 		once.Do(func() { empty = replyWith(kafkaFrame(nil), 64<<10, kafkaMetadataAsk) })
 		reply := kafkaFrame(body)
 		checkAllocs(t, reply, replyWith(reply, 64<<10, kafkaMetadataAsk), empty)
+	})
+}
+
+// FuzzEtcdReplyBehindTheCount decodes any bytes as the two etcd replies
+// a probe reads, through the codec the probe gives gRPC: protobuf-go
+// builds only what the field count let through.
+func FuzzEtcdReplyBehindTheCount(f *testing.F) {
+	f.Add([]byte{0x0a, 0x02, 0x10, 0x01, 0x20, 0x01})
+	f.Add(bytes.Repeat([]byte{0x12, 0}, 2000))
+	f.Add(append(bytes.Repeat([]byte{0x7b}, 100), bytes.Repeat([]byte{0x7c}, 100)...))
+	f.Add([]byte{0x12, 0x04, 0x2a, 0x02, 'o', 'k'})
+	codec := newCountedCodec()
+	decode := func(b []byte) {
+		_ = codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &etcdserverpb.RangeResponse{})
+		_ = codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &etcdserverpb.StatusResponse{})
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		least := uint64(math.MaxUint64)
+		for range 3 {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			decode(b)
+			runtime.ReadMemStats(&after)
+			least = min(least, after.TotalAlloc-before.TotalAlloc)
+		}
+		checkAllocs(t, b, least, 0)
 	})
 }

@@ -2,6 +2,7 @@ package probes_test
 
 import (
 	"context"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -242,12 +243,14 @@ func TestRedirectedCredentialsFollowOnlyTheAllowList(t *testing.T) {
 // byte allocated counts, freed or not, so the probe's peak is below
 // this. The peers build their replies once, before the measurement,
 // but run in this process: what they allocate per connection counts
-// too.
-const maxAllocMultiple = 4
+// too. Under -race (make test) allocations run higher: the largest, an
+// HTTP/2 SETTINGS flood whose every 9-byte frame net/http's reader
+// decodes and acknowledges, measured 4.1× there and 1.6× without.
+const maxAllocMultiple = 6
 
 func TestAmplifyingPeersCostLittle(t *testing.T) {
 	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
-	closed := acceptAndClose(t).Addr().String()
+	closed := refusingPort(t)
 	const budget = config.DefaultMaxResponseBytes
 	for _, name := range hostile.Names() {
 		t.Run(name, func(t *testing.T) {
@@ -266,6 +269,17 @@ func TestAmplifyingPeersCostLittle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refusingPort is a loopback address where nothing listens.
+func refusingPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 // allocated is what f allocated, in bytes, process-wide.
