@@ -134,9 +134,11 @@ func kafkaDial(sc *scope, tc *tls.Config) func(ctx context.Context, network, add
 	}
 }
 
-// kafkaMetadata asks the bootstrap brokers in turn until one answers:
-// ApiVersions, SASL when configured, then Metadata, all on this
-// goroutine (kafkawire.go). dialled says whether any broker connected.
+// kafkaMetadata dials the bootstrap brokers in turn until one connects,
+// and asks that one: ApiVersions, SASL when configured, then Metadata,
+// all on this goroutine (kafkawire.go). A broker that connects and then
+// fails is the answer; a probe reports what it saw. dialled says whether
+// any broker connected.
 func kafkaMetadata(ctx context.Context, sc *scope, tc *tls.Config, mech *kafkaMech, addrs, topics []string, rep *hop.Report) (*kmsg.MetadataResponse, bool, error) {
 	dial := kafkaDial(sc, tc)
 	var err error
