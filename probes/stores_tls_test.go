@@ -1,6 +1,8 @@
 package probes_test
 
 import (
+	"crypto/tls"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -111,6 +113,52 @@ func TestASentinelCannotRedirectTheCredentials(t *testing.T) {
 	if r.Success || strings.Contains(r.Error, "withheld") || !sawPassword.Load() {
 		t.Errorf("with the master allowed: %+v (password seen: %v)", r.Error, sawPassword.Load())
 	}
+}
+
+// With TLS verified, a sentinel may send the probe to a master the
+// topology lists by name only: the real redis-server the sentinel names
+// listens on 127.0.0.2, which no entry covers and its certificate does
+// not name, and it is probed because its certificate proves it is
+// redis-master.example.test, listed under allow. Listed under another
+// name, the hop fails before the password is sent.
+func TestAVerifiedMasterNameLetsASentinelRedirect(t *testing.T) {
+	pki, err := peers.NewPKI(t.TempDir(), []string{"redis-master.example.test"}, "hopprobe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, err := peers.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(free)
+	master := need(t, func() (*peers.Server, error) {
+		return peers.RedisTLSOn(net.JoinHostPort("127.0.0.2", port), storePW, pki)
+	})
+	// The sentinel is a stand-in over TLS (a real one would have to
+	// replicate over TLS with a client certificate of its own): it
+	// answers the one question the probe asks it.
+	srv, err := pki.ServerTLS(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentinel := serveLoopback(t, func(raw net.Conn) {
+		c := tls.Server(raw, srv)
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 4096)
+		for {
+			if _, err := c.Read(b); err != nil {
+				return
+			}
+			fmt.Fprintf(c, "*2\r\n$9\r\n127.0.0.2\r\n$%d\r\n%s\r\n", len(port), port)
+		}
+	})
+	st := config.Store{Name: "futuresnewredis", Kind: "redis", Addresses: []string{sentinel.Addr().String()},
+		Allow: []string{"redis-master.example.test:6379"}, TLS: clientTLS(pki),
+		Redis: &config.RedisOpts{Mode: "sentinel", MasterName: "futures", Role: "master"}}
+	wantOK(t, run(t, hop.KindRedis, storeTarget(t, st), 5*time.Second))
+	st.Allow = []string{"other.example.test:6379"}
+	wantFail(t, run(t, hop.KindRedis, storeTarget(t, st), 5*time.Second), "credentials withheld: its peers sent the probe to "+master.Addr)
 }
 
 func TestPostgresOverTLSWithClientCertificate(t *testing.T) {

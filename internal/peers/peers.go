@@ -194,7 +194,13 @@ func Redis(addr, password, replicaOf string) (*Server, error) {
 // RedisTLS starts redis-server that speaks only TLS with the PKI's server
 // certificate and demands a client certificate signed by its CA.
 func RedisTLS(password string, pki *PKI) (*Server, error) {
-	return redisServer("", true, "--requirepass", password,
+	return RedisTLSOn("", password, pki)
+}
+
+// RedisTLSOn is RedisTLS on addr ("" = a free port on 127.0.0.1), which
+// may be any loopback address.
+func RedisTLSOn(addr, password string, pki *PKI) (*Server, error) {
+	return redisServer(addr, true, "--requirepass", password,
 		"--tls-cert-file", pki.ServerCert, "--tls-key-file", pki.ServerKey,
 		"--tls-ca-cert-file", pki.CA, "--tls-auth-clients", "yes")
 }
@@ -283,7 +289,8 @@ func redisServer(addr string, useTLS bool, args ...string) (*Server, error) {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "--") {
 		conf, args = args[:1], args[1:]
 	}
-	all := append(append(append(conf, listen...), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"), args...)
+	host, _, _ := net.SplitHostPort(addr)
+	all := append(append(append(conf, listen...), "--bind", host, "--save", "", "--appendonly", "no", "--loglevel", "warning"), args...)
 	return start(exec.Command(bin, all...), addr, func() {})
 }
 
