@@ -157,6 +157,14 @@ func TestPeerBytesAreReadOnTheProbesGoroutine(t *testing.T) {
 			continue
 		}
 		t.Run(string(k), func(t *testing.T) {
+			// A reader left by an earlier probe (a library goroutine
+			// that has not yet seen its closed connection) would be
+			// taken for this one's.
+			for deadline := time.Now().Add(3 * time.Second); len(peerReaders()) > 0; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("a reader of an earlier probe's peer is still running:\n%s", peerReaders()[0])
+				}
+			}
 			addr := silentPeer(t, k == hop.KindDNS)
 			kind, tg := hostileTarget(string(k)+"-silent", addr)
 			ctx, cancel := context.WithCancel(context.Background())
