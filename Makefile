@@ -76,7 +76,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzMatchRoute -fuzztime $(FUZZTIME) ./targets
 	$(GO) test -run '^$$' -fuzz FuzzReadKubeList -fuzztime $(FUZZTIME) ./live
 	$(GO) test -run '^$$' -fuzz FuzzReadAPISIXExport -fuzztime $(FUZZTIME) ./live
-	for f in FuzzCheckJSON FuzzRedisInfo FuzzRESPFrames FuzzDNSAnswer FuzzRedact FuzzGoRedisBehindTheGuard FuzzKmsgMetadataBehindTheGuard FuzzEtcdReplyBehindTheCount; do \
+	for f in FuzzCheckJSON FuzzRedisInfo FuzzRESPFrames FuzzDNSAnswer FuzzRedact FuzzGoRedisBehindTheGuard FuzzKmsgMetadataBehindTheGuard FuzzEtcdReplyBehindTheCount FuzzPgxBehindTheGuard; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./probes || exit 1; done
 	$(GO) test -run '^$$' -fuzz FuzzTextWriter -fuzztime $(FUZZTIME) ./exporter
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -149,5 +150,36 @@ func FuzzEtcdReplyBehindTheCount(f *testing.F) {
 			least = min(least, after.TotalAlloc-before.TotalAlloc)
 		}
 		checkAllocs(t, b, least, 0)
+	})
+}
+
+func pgxConnect(ctx context.Context, sc *scope, conn net.Conn) {
+	cc, err := pgx.ParseConfig("host=127.0.0.1 port=5432 user=hopprobe dbname=postgres sslmode=disable")
+	if err != nil {
+		panic(err)
+	}
+	cc.Password = "Fuzz-Password-1"
+	cc.RequireAuth = "scram-sha-256"
+	cc.DialFunc = func(context.Context, string, string) (net.Conn, error) { return conn, nil }
+	cc.AfterNetConnect = guardPGAuth(sc.limit)
+	cc.MaxProtocolMessageBodyLen = int(sc.limit)
+	if c, err := pgx.ConnectConfig(ctx, cc); err == nil {
+		_ = c.Close(ctx)
+	}
+}
+
+// FuzzPgxBehindTheGuard answers pgx's startup message with the fuzzer's
+// bytes, through the authentication guard.
+func FuzzPgxBehindTheGuard(f *testing.F) {
+	sasl := []byte("R\x00\x00\x00\x17\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00")
+	f.Add(sasl)
+	f.Add([]byte("R\x00\x00\x00\x08\x00\x00\x00\x00S\x00\x00\x00\x0aa\x00b\x00Z\x00\x00\x00\x05I"))
+	f.Add([]byte("v\x00\x00\x00\x14\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00"))
+	f.Add([]byte("E\x00\x00\x00\x0bSFATAL\x00\x00"))
+	var once sync.Once
+	var empty uint64
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		once.Do(func() { empty = replyWith(nil, 64<<10, pgxConnect) })
+		checkAllocs(t, reply, replyWith(reply, 64<<10, pgxConnect), empty)
 	})
 }
