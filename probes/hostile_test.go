@@ -268,25 +268,7 @@ func TestEveryProbeReturnsPromptlyOnCancel(t *testing.T) {
 			probes.Run(bctx, kind, &base, 10*time.Second)
 			baseline := time.Since(b0)
 
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan hop.Result)
-			go func() { done <- probes.Run(ctx, kind, &tg, 30*time.Second) }()
-			time.Sleep(300 * time.Millisecond)
-			cancelled := time.Now()
-			cancel()
-			select {
-			case r := <-done:
-				late := time.Since(cancelled)
-				if r.Success {
-					t.Fatal("a cancelled probe succeeded")
-				}
-				if late > 100*time.Millisecond+baseline {
-					t.Errorf("returned %s after cancel (baseline %s): %s", late, baseline, r.Error)
-				}
-				t.Logf("returned %s after cancel (baseline %s): %s", late.Round(time.Millisecond), baseline.Round(time.Millisecond), r.Error)
-			case <-time.After(10 * time.Second):
-				t.Fatal("the probe ignored its cancellation")
-			}
+			cancelWithin(t, kind, &tg, baseline, nil, "")
 		})
 	}
 }
@@ -344,30 +326,41 @@ func TestAProbeCancelledInsideAuthenticationReturnsPromptly(t *testing.T) {
 			probes.Run(context.Background(), kind, &base, 10*time.Second)
 			baseline := time.Since(b0)
 
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan hop.Result)
-			go func() { done <- probes.Run(ctx, kind, &tg, 30*time.Second) }()
-			for deadline := time.Now().Add(5 * time.Second); p.Stalled.Load() == 0; time.Sleep(5 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					cancel()
-					t.Fatalf("the probe never reached authentication: %s", (<-done).Error)
-				}
-			}
-			cancelled := time.Now()
-			cancel()
-			select {
-			case r := <-done:
-				late := time.Since(cancelled)
-				if r.Success {
-					t.Fatal("a cancelled probe succeeded")
-				}
-				if late > 100*time.Millisecond+baseline {
-					t.Errorf("returned %s after cancel inside authentication (baseline %s): %s", late, baseline, r.Error)
-				}
-				t.Logf("returned %s after cancel inside authentication (baseline %s)", late.Round(time.Millisecond), baseline.Round(time.Millisecond))
-			case <-time.After(10 * time.Second):
-				t.Fatal("the probe ignored its cancellation inside authentication")
-			}
+			cancelWithin(t, kind, &tg, baseline, func() bool { return p.Stalled.Load() > 0 }, " inside authentication")
 		})
+	}
+}
+
+// cancelWithin runs a probe of kind on tg, cancels it once reached says
+// it waits where the test wants it (nil: after 300 ms), and wants it
+// back, failed, within 100 ms over baseline.
+func cancelWithin(t *testing.T, kind hop.Kind, tg *hop.Target, baseline time.Duration, reached func() bool, where string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan hop.Result)
+	go func() { done <- probes.Run(ctx, kind, tg, 30*time.Second) }()
+	if reached == nil {
+		time.Sleep(300 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(5 * time.Second); reached != nil && !reached(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the probe never got%s: %s", where, (<-done).Error)
+		}
+	}
+	cancelled := time.Now()
+	cancel()
+	select {
+	case r := <-done:
+		late := time.Since(cancelled)
+		if r.Success {
+			t.Fatal("a cancelled probe succeeded")
+		}
+		if late > 100*time.Millisecond+baseline {
+			t.Errorf("returned %s after cancel%s (baseline %s): %s", late, where, baseline, r.Error)
+		}
+		t.Logf("returned %s after cancel%s (baseline %s): %s", late.Round(time.Millisecond), where, baseline.Round(time.Millisecond), r.Error)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the probe ignored its cancellation%s", where)
 	}
 }
