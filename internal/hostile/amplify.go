@@ -50,30 +50,15 @@ func init() {
 
 	// An answer truncated over UDP, and over TCP 4,000 address records
 	// of another name (64 KiB): each is a struct once unpacked.
-	dnsBehaviours["dns-record-flood"] = func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-			m.Truncated = true
-			w.WriteMsg(m)
-			return
-		}
+	dnsBehaviours["dns-record-flood"] = overTCP(func(m, _ *dns.Msg) {
 		m.Compress = true
 		for i := range 4000 {
 			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: "elsewhere.example.", Rrtype: dns.TypeA, Class: dns.ClassINET},
 				A: net.IPv4(127, 0, byte(i>>8), byte(i))})
 		}
-		w.WriteMsg(m)
-	}
+	})
 	// A CNAME chain of 500 aliases in one answer.
-	dnsBehaviours["dns-cname-chain"] = func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-			m.Truncated = true
-			w.WriteMsg(m)
-			return
-		}
+	dnsBehaviours["dns-cname-chain"] = overTCP(func(m, q *dns.Msg) {
 		m.Compress = true
 		from := q.Question[0].Name
 		for i := range 500 {
@@ -81,8 +66,7 @@ func init() {
 			m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: from, Rrtype: dns.TypeCNAME, Class: dns.ClassINET}, Target: to})
 			from = to
 		}
-		w.WriteMsg(m)
-	}
+	})
 }
 
 // optionConfetti is a NegotiateProtocolVersion of 1,000,000 empty names.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -18,26 +19,34 @@ import (
 var grpcBehaviours = map[string]func(method string) []byte{
 	// Range answers 1,500,000 empty key-values in 3 MB: protobuf-go
 	// would build a struct of about a hundred bytes for each.
-	"etcd-kv-flood": etcdAnswer(bytes.Repeat([]byte{0x12, 0}, 1500000)),
+	"etcd-kv-flood": etcdAnswer(func() []byte { return bytes.Repeat([]byte{0x12, 0}, 1500000) }),
 	// Range answers one key whose value is 16 MiB of zeros, sent
 	// gzip-compressed (about 16 KiB) although the client offered no
 	// compression.
-	"etcd-gzip-unoffered": etcdAnswer(protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType),
-		protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), make([]byte, 16<<20)))),
+	"etcd-gzip-unoffered": etcdAnswer(func() []byte {
+		value := protowire.AppendBytes(protowire.AppendTag(nil, 5, protowire.BytesType), make([]byte, 16<<20))
+		return protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), value)
+	}),
 	// Range answers a group (field 15) nested 100,000 deep in 200 KB.
-	"etcd-nested-groups": etcdAnswer(append(bytes.Repeat([]byte{0x7b}, 100000), bytes.Repeat([]byte{0x7c}, 100000)...)),
+	"etcd-nested-groups": etcdAnswer(func() []byte {
+		return append(bytes.Repeat([]byte{0x7b}, 100000), bytes.Repeat([]byte{0x7c}, 100000)...)
+	}),
 }
 
 // etcdStatus is a healthy member's status: member 1, leader 1.
 var etcdStatus = []byte{0x0a, 0x02, 0x10, 0x01, 0x20, 0x01}
 
-func etcdAnswer(rangeReply []byte) func(string) []byte {
+// etcdAnswer answers Status healthily and Range with what rangeReply
+// makes, made once on first use: a test binary linking this package
+// should not build 16 MiB at start-up for a peer it may never run.
+func etcdAnswer(rangeReply func() []byte) func(string) []byte {
+	reply := sync.OnceValue(rangeReply)
 	return func(method string) []byte {
 		switch method {
 		case "/etcdserverpb.Maintenance/Status":
 			return etcdStatus
 		case "/etcdserverpb.KV/Range":
-			return rangeReply
+			return reply()
 		}
 		return nil
 	}

@@ -259,11 +259,12 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 	},
 	// A healthy-looking answer with an endless body.
 	// A JSON answer gzip-compressed although the probe offered no
-	// encoding: 64 KiB that inflate to 64 MiB.
+	// encoding: 80 KiB that inflate to 64 MiB.
 	"http-gzip-unoffered": func(_ *Peer, c net.Conn) {
 		readSome(c)
-		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n", len(gzipBomb))
-		c.Write(gzipBomb)
+		bomb := gzipBomb()
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n", len(bomb))
+		c.Write(bomb)
 		hold(c)
 	},
 	"http-endless-body": answer("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", floodWith('b')),
@@ -298,21 +299,13 @@ var behaviours = map[string]func(p *Peer, c net.Conn){
 // DNS behaviours answer on UDP and TCP at one address.
 var dnsBehaviours = map[string]dns.HandlerFunc{
 	// Every answer truncated, with names full of escapes on TCP.
-	"dns-escapes": func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-			m.Truncated = true
-			w.WriteMsg(m)
-			return
-		}
+	"dns-escapes": overTCP(func(m, q *dns.Msg) {
 		// A CNAME chain through names full of escapes that loops back.
 		x, y := "x\x1b[31m.example.", "y\x1b]0;pwned\x07.example."
 		for _, hop := range [][2]string{{q.Question[0].Name, x}, {x, y}, {y, x}} {
 			m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: hop[0], Rrtype: dns.TypeCNAME, Class: dns.ClassINET}, Target: hop[1]})
 		}
-		w.WriteMsg(m)
-	},
+	}),
 	// Garbage bytes instead of a DNS message.
 	"dns-garbage": func(w dns.ResponseWriter, q *dns.Msg) {
 		b := make([]byte, 512)
@@ -411,30 +404,48 @@ func (p *Peer) listenElsewhere() error {
 }
 
 // deflateBomb is 64 MiB of zeros as one raw-deflate message of about 80
-// KiB, made once, at the fastest level (the best takes ten seconds under
-// the race detector, for 64 KiB).
+// KiB. Bombs are made on first use, at the fastest level: the best takes
+// ten seconds under the race detector, for 64 KiB, and every test binary
+// that links this package would pay it at start-up.
 var deflateBomb = sync.OnceValue(func() []byte {
 	var buf bytes.Buffer
 	zw, _ := flate.NewWriter(&buf, flate.BestSpeed)
-	zeros := make([]byte, 1<<20)
-	for range 64 {
-		zw.Write(zeros)
-	}
+	writeZeros(zw, 64<<20)
 	zw.Flush()
 	return bytes.TrimSuffix(buf.Bytes(), []byte{0, 0, 0xff, 0xff})
 })
 
-// gzipBomb is 64 MiB of zeros, gzip-compressed to about 64 KiB.
-var gzipBomb = func() []byte {
+// gzipBomb is 64 MiB of zeros, gzip-compressed to about 80 KiB.
+var gzipBomb = sync.OnceValue(func() []byte {
 	var b bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-	zeros := make([]byte, 1<<20)
-	for range 64 {
-		w.Write(zeros)
-	}
+	w, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+	writeZeros(w, 64<<20)
 	w.Close()
 	return b.Bytes()
-}()
+})
+
+// writeZeros writes n zero bytes to w, a MiB at a time.
+func writeZeros(w io.Writer, n int) {
+	zeros := make([]byte, 1<<20)
+	for ; n > 0; n -= len(zeros) {
+		w.Write(zeros[:min(n, len(zeros))])
+	}
+}
+
+// overTCP is a DNS peer that truncates every answer over UDP, so that
+// what fill puts in the reply to q goes over TCP, where it may be 64 KiB.
+func overTCP(fill func(m, q *dns.Msg)) dns.HandlerFunc {
+	return func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+			m.Truncated = true
+		} else {
+			fill(m, q)
+		}
+		w.WriteMsg(m)
+	}
+}
 
 func startDNS(name string, h dns.HandlerFunc) (*Peer, error) {
 	srv, err := peers.DNS(h)
