@@ -30,11 +30,26 @@ const maxAllocPerByte = 16
 // process-wide and another goroutine (a test's leftover, the race
 // detector's) can add to any one of them.
 func replyWith(reply []byte, budget int64, client func(context.Context, *scope, net.Conn)) uint64 {
+	return leastOfThree(func() uint64 { return answerOnce(reply, budget, client) })
+}
+
+// leastOfThree is the least of three measurements.
+func leastOfThree(measure func() uint64) uint64 {
 	least := uint64(math.MaxUint64)
 	for range 3 {
-		least = min(least, answerOnce(reply, budget, client))
+		least = min(least, measure())
 	}
 	return least
+}
+
+// allocatedBy is what f allocated, process-wide.
+func allocatedBy(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }
 
 // answerOnce runs client against a peer on a pipe that reads a request
@@ -54,14 +69,10 @@ func answerOnce(reply []byte, budget int64, client func(context.Context, *scope,
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	ctx, sc := withScope(ctx, budget)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	client(ctx, sc, sc.guard(conn))
-	runtime.ReadMemStats(&after)
+	n := allocatedBy(func() { client(ctx, sc, sc.guard(conn)) })
 	sc.end()
 	wg.Wait()
-	return after.TotalAlloc - before.TotalAlloc
+	return n
 }
 
 // presized is what a library may allocate for counts a reply announces
@@ -74,6 +85,7 @@ const presized = 256 << 10
 // and presized over the empty answer's cost (measured once per target,
 // in this run).
 func checkAllocs(t *testing.T, reply []byte, cost, empty uint64) {
+	t.Helper()
 	if cost > empty && cost-empty > maxAllocPerByte*uint64(len(reply))+presized {
 		t.Fatalf("a %d-byte answer cost %d bytes of allocations over an empty answer's %d (more than %d per byte)", len(reply), cost-empty, empty, maxAllocPerByte)
 	}
@@ -91,13 +103,22 @@ func redisPing(ctx context.Context, sc *scope, conn net.Conn) {
 func FuzzGoRedisBehindTheGuard(f *testing.F) {
 	f.Add([]byte("+PONG\r\n"))
 	f.Add([]byte("*3\r\n$1\r\na\r\n*2\r\n:1\r\n:2\r\n%1\r\n+k\r\n+v\r\n"))
-	f.Add([]byte("*4096\r\n" + string(make([]byte, 0)) + "$0\r\n\r\n"))
+	f.Add([]byte("*4096\r\n$0\r\n\r\n"))
 	f.Add([]byte("-ERR \x1b[31m\r\n"))
-	var once sync.Once
-	var empty uint64
-	f.Fuzz(func(t *testing.T, reply []byte) {
-		once.Do(func() { empty = replyWith(nil, 64<<10, redisPing) })
-		checkAllocs(t, reply, replyWith(reply, 64<<10, redisPing), empty)
+	fuzzAnswers(f, nil, redisPing)
+}
+
+// fuzzAnswers has a peer answer client with the fuzzer's bytes, in the
+// frame frame makes of them (nil: as they are), and checks what each
+// answer costs against an empty one's cost, measured once.
+func fuzzAnswers(f *testing.F, frame func([]byte) []byte, client func(context.Context, *scope, net.Conn)) {
+	if frame == nil {
+		frame = func(b []byte) []byte { return b }
+	}
+	empty := sync.OnceValue(func() uint64 { return replyWith(frame(nil), 64<<10, client) })
+	f.Fuzz(func(t *testing.T, b []byte) {
+		reply := frame(b)
+		checkAllocs(t, reply, replyWith(reply, 64<<10, client), empty())
 	})
 }
 
@@ -118,13 +139,7 @@ func FuzzKmsgMetadataBehindTheGuard(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 0})
 	f.Add([]byte{0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0, 0, 0, 0, 0, 5, 0, 0, 0, 1, 1, 0, 0, 0x23, 0x84, 0, 0})
-	var once sync.Once
-	var empty uint64
-	f.Fuzz(func(t *testing.T, body []byte) {
-		once.Do(func() { empty = replyWith(kafkaFrame(nil), 64<<10, kafkaMetadataAsk) })
-		reply := kafkaFrame(body)
-		checkAllocs(t, reply, replyWith(reply, 64<<10, kafkaMetadataAsk), empty)
-	})
+	fuzzAnswers(f, kafkaFrame, kafkaMetadataAsk)
 }
 
 // FuzzEtcdReplyBehindTheCount decodes any bytes as the two etcd replies
@@ -141,15 +156,7 @@ func FuzzEtcdReplyBehindTheCount(f *testing.F) {
 		_ = codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &etcdserverpb.StatusResponse{})
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		least := uint64(math.MaxUint64)
-		for range 3 {
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			decode(b)
-			runtime.ReadMemStats(&after)
-			least = min(least, after.TotalAlloc-before.TotalAlloc)
-		}
-		checkAllocs(t, b, least, 0)
+		checkAllocs(t, b, leastOfThree(func() uint64 { return allocatedBy(func() { decode(b) }) }), 0)
 	})
 }
 
@@ -171,15 +178,9 @@ func pgxConnect(ctx context.Context, sc *scope, conn net.Conn) {
 // FuzzPgxBehindTheGuard answers pgx's startup message with the fuzzer's
 // bytes, through the authentication guard.
 func FuzzPgxBehindTheGuard(f *testing.F) {
-	sasl := []byte("R\x00\x00\x00\x17\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00")
-	f.Add(sasl)
+	f.Add([]byte("R\x00\x00\x00\x17\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00"))
 	f.Add([]byte("R\x00\x00\x00\x08\x00\x00\x00\x00S\x00\x00\x00\x0aa\x00b\x00Z\x00\x00\x00\x05I"))
 	f.Add([]byte("v\x00\x00\x00\x14\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00"))
 	f.Add([]byte("E\x00\x00\x00\x0bSFATAL\x00\x00"))
-	var once sync.Once
-	var empty uint64
-	f.Fuzz(func(t *testing.T, reply []byte) {
-		once.Do(func() { empty = replyWith(nil, 64<<10, pgxConnect) })
-		checkAllocs(t, reply, replyWith(reply, 64<<10, pgxConnect), empty)
-	})
+	fuzzAnswers(f, nil, pgxConnect)
 }
