@@ -268,8 +268,8 @@ func TestAmplifyingPeersCostLittle(t *testing.T) {
 			if kind == hop.KindDNS {
 				base.Resolver = closed
 			}
-			baseline := allocated(func() { probes.Run(context.Background(), kind, &base, 5*time.Second) })
-			cost := allocated(func() { probes.Run(context.Background(), kind, &tg, 5*time.Second) })
+			baseline := probes.AllocatedBy(func() { probes.Run(context.Background(), kind, &base, 5*time.Second) })
+			cost := probes.AllocatedBy(func() { probes.Run(context.Background(), kind, &tg, 5*time.Second) })
 			extra := int64(cost) - int64(baseline)
 			t.Logf("%s: %.2f× the %d MiB budget (%d KiB over the baseline's %d KiB)", name, float64(extra)/budget, budget>>20, extra>>10, baseline>>10)
 			if extra > maxAllocMultiple*budget {
@@ -288,14 +288,4 @@ func refusingPort(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
-}
-
-// allocated is what f allocated, in bytes, process-wide.
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
 }

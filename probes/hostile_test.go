@@ -3,7 +3,6 @@ package probes_test
 import (
 	"context"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -280,13 +279,10 @@ func TestEveryProbeReturnsPromptlyOnCancel(t *testing.T) {
 func TestAnUnofferedWebSocketExtensionIsRefused(t *testing.T) {
 	p := startHostile(t, "websocket-deflate-unoffered")
 	kind, tg := hostileTarget("websocket-deflate-unoffered", p.Addr)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	r := probes.Run(context.Background(), kind, &tg, 5*time.Second)
-	runtime.ReadMemStats(&after)
+	var r hop.Result
+	grew := probes.AllocatedBy(func() { r = probes.Run(context.Background(), kind, &tg, 5*time.Second) })
 	wantFail(t, r, "did not offer")
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+	if grew > 16<<20 {
 		t.Errorf("the probe allocated %d MiB for a frame of about 64 KiB", grew>>20)
 	}
 }
