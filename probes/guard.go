@@ -209,12 +209,15 @@ func byteSize(n int64) string {
 // not TLS records. An address the credential gate does not cover may
 // still be reached when tc verifies certificates: see dialVerifiedName.
 func (s *scope) dialTLS(ctx context.Context, network, addr string, tc *tls.Config) (net.Conn, error) {
-	if s.gate != nil && tc != nil && !tc.InsecureSkipVerify && len(s.names) > 0 {
+	if s.gate != nil {
 		if refused := s.gate(addr); refused != nil {
-			return s.dialVerifiedName(ctx, network, addr, tc, refused)
+			if tc != nil && !tc.InsecureSkipVerify && len(s.names) > 0 {
+				return s.dialVerifiedName(ctx, network, addr, tc, refused)
+			}
+			return nil, s.withhold(refused)
 		}
 	}
-	c, err := s.dial(ctx, network, addr)
+	c, err := s.dialUngated(ctx, network, addr)
 	if err != nil || tc == nil {
 		return c, err
 	}
