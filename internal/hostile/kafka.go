@@ -22,9 +22,7 @@ var kafkaSCRAMWorkBomb = kafkaBroker(func(req kmsg.Request) any {
 	case *kmsg.ApiVersionsRequest:
 		return kafkaVersions(18, 3, 17, 1, 36, 2, 3, 9)
 	case *kmsg.SASLHandshakeRequest:
-		h := kmsg.NewPtrSASLHandshakeResponse()
-		h.SupportedMechanisms = []string{"SCRAM-SHA-256"}
-		return h
+		return kafkaMechanism("SCRAM-SHA-256")
 	case *kmsg.SASLAuthenticateRequest:
 		nonce := ""
 		for _, kv := range strings.Split(string(r.SASLAuthBytes), ",") {
@@ -47,9 +45,7 @@ func kafkaSASLStall(p *Peer, c net.Conn) {
 		case *kmsg.ApiVersionsRequest:
 			return kafkaVersions(18, 3, 17, 1, 36, 2, 3, 12)
 		case *kmsg.SASLHandshakeRequest:
-			h := kmsg.NewPtrSASLHandshakeResponse()
-			h.SupportedMechanisms = []string{"SCRAM-SHA-256"}
-			return h
+			return kafkaMechanism("SCRAM-SHA-256")
 		case *kmsg.SASLAuthenticateRequest:
 			p.Stalled.Add(1)
 			return stall{}
@@ -89,9 +85,7 @@ func kafkaBrokersElsewhere(p *Peer, c net.Conn) {
 		case *kmsg.ApiVersionsRequest:
 			return kafkaVersions(18, 3, 17, 1, 36, 2, 3, 12)
 		case *kmsg.SASLHandshakeRequest:
-			h := kmsg.NewPtrSASLHandshakeResponse()
-			h.SupportedMechanisms = []string{"PLAIN"}
-			return h
+			return kafkaMechanism("PLAIN")
 		case *kmsg.SASLAuthenticateRequest:
 			return kmsg.NewPtrSASLAuthenticateResponse()
 		case *kmsg.MetadataRequest:
@@ -128,6 +122,13 @@ var metadataConfetti = func() []byte {
 	body = append(body, 0, 0, 0, 1) // controller
 	return append(body, 1, 0)       // no topics, no tags
 }()
+
+// kafkaMechanism is a SASL handshake answer offering mechanism.
+func kafkaMechanism(mechanism string) *kmsg.SASLHandshakeResponse {
+	h := kmsg.NewPtrSASLHandshakeResponse()
+	h.SupportedMechanisms = []string{mechanism}
+	return h
+}
 
 // kafkaVersions is an ApiVersions answer: key, max version pairs.
 func kafkaVersions(pairs ...int16) *kmsg.ApiVersionsResponse {
