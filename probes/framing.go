@@ -34,8 +34,6 @@ type respFrames struct {
 	// nested reply by recursion and builds every element it announces,
 	// so both are bounded before the library sees the bytes.
 	open []int64
-	// pending is the sum of open: elements announced and not yet read.
-	pending int64
 	// announced counts the elements of the current top-level reply.
 	announced int64
 	// rest is how much of the current chunk follows the line being
@@ -110,10 +108,19 @@ func (f *respFrames) element() {
 	}
 	if len(f.open) > 0 {
 		f.open[len(f.open)-1]--
-		f.pending--
 	} else {
 		f.announced = 0 // a new reply
 	}
+}
+
+// owed is how many elements the open aggregates still owe: each needs
+// at least minRESPElem bytes, so the budget bounds them.
+func (f *respFrames) owed() int64 {
+	var n int64
+	for _, k := range f.open {
+		n += k
+	}
+	return n
 }
 
 // header checks one complete type line (without its '\n').
@@ -150,7 +157,7 @@ func (f *respFrames) header() error {
 		f.skip = n + 2
 		return nil
 	}
-	if n > left/minRESPElem/per || (f.pending+n*per) > left/minRESPElem {
+	if n > left/minRESPElem/per || (f.owed()+n*per) > left/minRESPElem {
 		return f.s.tooLarge("%d Redis elements announced, more than the %s budget (max_response_bytes) can hold", n, byteSize(f.s.limit))
 	}
 	if n == 0 {
@@ -165,7 +172,6 @@ func (f *respFrames) header() error {
 		return f.s.tooLarge("a Redis reply of %d elements, more than the %d a probe reads", f.announced+n*per, maxRESPElements)
 	}
 	f.open = append(f.open, n*per)
-	f.pending += n * per
 	f.announced += n * per
 	return nil
 }

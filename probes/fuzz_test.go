@@ -63,8 +63,8 @@ func FuzzRESPFrames(f *testing.F) {
 				return
 			}
 		}
-		if fr.skip > s.limit+2 || fr.pending*minRESPElem > s.limit*2 {
-			t.Fatalf("let through skip %d, pending %d on a budget of %d", fr.skip, fr.pending, s.limit)
+		if fr.skip > s.limit+2 || fr.owed()*minRESPElem > s.limit*2 {
+			t.Fatalf("let through skip %d, %d elements owed on a budget of %d", fr.skip, fr.owed(), s.limit)
 		}
 		if len(fr.open) > maxRESPDepth || fr.announced > maxRESPElements {
 			t.Fatalf("let through a reply %d deep with %d elements", len(fr.open), fr.announced)
