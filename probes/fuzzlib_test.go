@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc/mem"
 )
@@ -124,7 +125,7 @@ func fuzzAnswers(f *testing.F, frame func([]byte) []byte, client func(context.Co
 
 func kafkaMetadataAsk(ctx context.Context, sc *scope, conn net.Conn) {
 	w := newKafkaWire(&kafkaFrames{Conn: conn, s: sc})
-	w.versions = map[int16]int16{keyMetadata: 12}
+	w.versions = map[kmsg.Key]int16{kmsg.Metadata: 12}
 	_, _ = w.metadata(ctx, []string{"orders"})
 }
 

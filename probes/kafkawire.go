@@ -25,18 +25,12 @@ type kafkaWire struct {
 	conn     net.Conn
 	corr     int32
 	format   *kmsg.RequestFormatter
-	versions map[int16]int16 // the broker's highest version per API key
+	versions map[kmsg.Key]int16 // the broker's highest version per API key
 }
 
-const (
-	keyAPIVersions      = 18
-	keySASLHandshake    = 17
-	keySASLAuthenticate = 36
-	keyMetadata         = 3
-	// Metadata v4 is the first to carry AllowAutoTopicCreation; asked
-	// with an older version, a broker creates a missing topic.
-	minSafeMetadata = 4
-)
+// Metadata v4 is the first to carry AllowAutoTopicCreation; asked with
+// an older version, a broker creates a missing topic.
+const minSafeMetadata = 4
 
 func newKafkaWire(conn net.Conn) *kafkaWire {
 	return &kafkaWire{conn: conn, format: kmsg.NewRequestFormatter(kmsg.FormatterClientID("hopprobe"))}
@@ -82,7 +76,7 @@ func (w *kafkaWire) roundTrip(ctx context.Context, req kmsg.Request, limit int64
 	}
 	// Flexible responses carry tagged header fields, except ApiVersions'
 	// (its header stays v0 so that any client can read it).
-	if req.IsFlexible() && req.Key() != keyAPIVersions {
+	if req.IsFlexible() && kmsg.Key(req.Key()) != kmsg.ApiVersions {
 		var err error
 		if body, err = skipTags(body); err != nil {
 			return nil, err
@@ -133,15 +127,15 @@ func (w *kafkaWire) negotiate(ctx context.Context) error {
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 		return fmt.Errorf("ApiVersions: %w", err)
 	}
-	w.versions = make(map[int16]int16, len(resp.ApiKeys))
+	w.versions = make(map[kmsg.Key]int16, len(resp.ApiKeys))
 	for _, k := range resp.ApiKeys {
-		w.versions[k.ApiKey] = k.MaxVersion
+		w.versions[kmsg.Key(k.ApiKey)] = k.MaxVersion
 	}
 	return nil
 }
 
 // version is the highest version of key both sides speak, or -1.
-func (w *kafkaWire) version(key int16, ours int16) int16 {
+func (w *kafkaWire) version(key kmsg.Key, ours int16) int16 {
 	theirs, ok := w.versions[key]
 	if !ok {
 		return -1
@@ -153,7 +147,7 @@ func (w *kafkaWire) version(key int16, ours int16) int16 {
 // with mech, whose SCRAM work is capped (scramcap.go).
 func (w *kafkaWire) authenticate(ctx context.Context, mech franzsasl.Mechanism, addr string) error {
 	hs := kmsg.NewPtrSASLHandshakeRequest()
-	if hs.Version = w.version(keySASLHandshake, 1); hs.Version < 1 {
+	if hs.Version = w.version(kmsg.SASLHandshake, 1); hs.Version < 1 {
 		return errors.New("the broker offers no SASL handshake v1 (Kafka before 1.0), which the probe needs to authenticate")
 	}
 	hs.Mechanism = mech.Name()
@@ -168,7 +162,7 @@ func (w *kafkaWire) authenticate(ctx context.Context, mech franzsasl.Mechanism, 
 	if err != nil {
 		return err
 	}
-	av := w.version(keySASLAuthenticate, kmsg.NewPtrSASLAuthenticateRequest().MaxVersion())
+	av := w.version(kmsg.SASLAuthenticate, kmsg.NewPtrSASLAuthenticateRequest().MaxVersion())
 	// A mechanism needs a handful of rounds (SCRAM: two); a peer that
 	// keeps challenging is cut off.
 	for round, done := 0, false; !done || len(out) > 0; round++ {
@@ -202,7 +196,7 @@ func (w *kafkaWire) authenticate(ctx context.Context, mech franzsasl.Mechanism, 
 // metadata asks for the topics' metadata, never creating one.
 func (w *kafkaWire) metadata(ctx context.Context, topics []string) (*kmsg.MetadataResponse, error) {
 	req := kmsg.NewPtrMetadataRequest()
-	if req.Version = w.version(keyMetadata, req.MaxVersion()); req.Version < minSafeMetadata {
+	if req.Version = w.version(kmsg.Metadata, req.MaxVersion()); req.Version < minSafeMetadata {
 		return nil, fmt.Errorf("the broker speaks Metadata up to v%d only, which cannot ask without creating missing topics (v%d can)", req.Version, minSafeMetadata)
 	}
 	req.AllowAutoTopicCreation = false

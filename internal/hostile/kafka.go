@@ -154,7 +154,7 @@ func kafkaBroker(respond func(kmsg.Request) any) func(*Peer, net.Conn) {
 			}
 			out := binary.BigEndian.AppendUint32(nil, uint32(corr))
 			// ApiVersions answers with a v0 header whatever its version.
-			if req.IsFlexible() && req.Key() != 18 {
+			if req.IsFlexible() && kmsg.Key(req.Key()) != kmsg.ApiVersions {
 				out = append(out, 0) // no tagged fields
 			}
 			switch r := respond(req).(type) {
