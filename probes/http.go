@@ -318,7 +318,7 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("body %w of %d bytes", errTooLarge, limit)
+		return nil, fmt.Errorf("body %w of %d bytes (max_body_bytes)", errTooLarge, limit)
 	}
 	return b, nil
 }
@@ -342,6 +342,12 @@ func checkHTTP(t *hop.Target, resp *http.Response, body []byte) error {
 			msg += " (" + by + ")"
 		}
 		return errors.New(msg)
+	}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") && (e.BodyContains != "" || len(e.JSON) > 0) {
+		// The probe asks for no encoding and inflates none, so that a
+		// small compressed body cannot become a large one; a server that
+		// encodes anyway sent bytes the body checks cannot read.
+		return fmt.Errorf("%s answered with Content-Encoding %q, which the probe did not ask for; the body checks read the body as sent, and the probe inflates nothing", t.Address, hop.Clean(ce, 32))
 	}
 	if e.BodyContains != "" && !strings.Contains(string(body), e.BodyContains) {
 		return fmt.Errorf("body from %s does not contain %q", t.Address, e.BodyContains)

@@ -3,6 +3,7 @@ package probes
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -106,6 +107,9 @@ func (wsProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error
 		_, msg, err := c.ReadMessage()
 		if err != nil {
 			since(rep, "reply", start)
+			if errors.Is(err, websocket.ErrReadLimit) {
+				return connected(fmt.Errorf("no reply containing %q from %s: a message longer than %d bytes (max_body_bytes): %w", t.Expect.Reply, t.Address, limit, err))
+			}
 			return connected(fmt.Errorf("no reply containing %q from %s: %w", t.Expect.Reply, t.Address, err))
 		}
 		if strings.Contains(string(msg), t.Expect.Reply) {
