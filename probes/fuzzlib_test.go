@@ -130,9 +130,12 @@ func kafkaMetadataAsk(ctx context.Context, sc *scope, conn net.Conn) {
 }
 
 // kafkaFrame is a response frame for correlation id 1 around body.
-func kafkaFrame(body []byte) []byte {
+func kafkaFrame(body []byte) []byte { return kafkaFrameFor(1, body) }
+
+// kafkaFrameFor is a response frame for correlation id corr around body.
+func kafkaFrameFor(corr uint32, body []byte) []byte {
 	out := binary.BigEndian.AppendUint32(nil, uint32(4+len(body)))
-	out = binary.BigEndian.AppendUint32(out, 1)
+	out = binary.BigEndian.AppendUint32(out, corr)
 	return append(out, body...)
 }
 

@@ -64,7 +64,10 @@ func (w *kafkaWire) roundTrip(ctx context.Context, req kmsg.Request, limit int64
 		return nil, err
 	}
 	size := int32(binary.BigEndian.Uint32(head[:4]))
-	if corr := int32(binary.BigEndian.Uint32(head[4:])); corr != w.corr || size < 4 {
+	if size < 4 {
+		return nil, fmt.Errorf("the broker answered %s with a %d-byte frame, too short to hold a response", kmsg.NameForKey(req.Key()), size)
+	}
+	if corr := int32(binary.BigEndian.Uint32(head[4:])); corr != w.corr {
 		return nil, fmt.Errorf("the broker answered request %d with a frame for request %d", w.corr, corr)
 	}
 	if int64(size) > limit {
@@ -196,7 +199,9 @@ func (w *kafkaWire) authenticate(ctx context.Context, mech franzsasl.Mechanism, 
 // metadata asks for the topics' metadata, never creating one.
 func (w *kafkaWire) metadata(ctx context.Context, topics []string) (*kmsg.MetadataResponse, error) {
 	req := kmsg.NewPtrMetadataRequest()
-	if req.Version = w.version(kmsg.Metadata, req.MaxVersion()); req.Version < minSafeMetadata {
+	if req.Version = w.version(kmsg.Metadata, req.MaxVersion()); req.Version < 0 {
+		return nil, errors.New("the broker lists no Metadata API in its ApiVersions answer")
+	} else if req.Version < minSafeMetadata {
 		return nil, fmt.Errorf("the broker speaks Metadata up to v%d only, which cannot ask without creating missing topics (v%d can)", req.Version, minSafeMetadata)
 	}
 	req.AllowAutoTopicCreation = false
