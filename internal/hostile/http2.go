@@ -92,8 +92,8 @@ func init() {
 }
 
 // h2 accepts TLS with ALPN h2, reads the client's preface, sends its own
-// SETTINGS, and then does attack, reading (and dropping) whatever the
-// client sends meanwhile.
+// SETTINGS, waits for the request's HEADERS, and then does attack,
+// reading (and dropping) whatever the client sends meanwhile.
 func h2(attack func(*http2.Framer)) func(*Peer, net.Conn) {
 	return func(_ *Peer, c net.Conn) {
 		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{h2Cert()}, NextProtos: []string{"h2"}})
@@ -105,11 +105,24 @@ func h2(attack func(*http2.Framer)) func(*Peer, net.Conn) {
 		if _, err := io.ReadFull(tc, preface); err != nil {
 			return
 		}
-		go io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
-		fr := http2.NewFramer(tc, nil)
+		fr := http2.NewFramer(tc, tc)
 		if fr.WriteSettings() != nil {
 			return
 		}
+		// The attack answers the request, as a server would: a frame on
+		// stream 1 before the client opened it is a different attack
+		// (the client drops the connection as unsolicited), and which
+		// one a run tried would depend on scheduling.
+		for range 16 {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if _, ok := f.(*http2.HeadersFrame); ok {
+				break
+			}
+		}
+		go io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
 		attack(fr)
 	}
 }
