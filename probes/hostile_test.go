@@ -176,7 +176,8 @@ var hostileReasons = map[string]string{
 // escaping.
 func TestHostilePeersFailHopsWithShortCleanReasons(t *testing.T) {
 	t.Setenv("HOPPROBE_TEST_HOSTILE_PW", hostilePW)
-	for _, name := range hostile.Names() {
+	names := hostile.Names()
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			want, ok := hostileReasons[name]
 			if !ok {
@@ -221,7 +222,7 @@ func TestHostilePeersFailHopsWithShortCleanReasons(t *testing.T) {
 		})
 	}
 	for name := range hostileReasons {
-		if !slices.Contains(hostile.Names(), name) {
+		if !slices.Contains(names, name) {
 			t.Errorf("hostileReasons names %s, which is no hostile peer", name)
 		}
 	}

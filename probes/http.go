@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/buildinfo"
 )
@@ -311,7 +312,7 @@ const maxHeaderBytes = 64 << 10
 
 func readLimited(r io.Reader, limit int64) ([]byte, error) {
 	if limit <= 0 {
-		limit = 1 << 20
+		limit = config.DefaultMaxBodyBytes
 	}
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {

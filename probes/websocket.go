@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/allinx/hopprobe/config"
 	"github.com/allinx/hopprobe/hop"
 	"github.com/allinx/hopprobe/internal/buildinfo"
 )
@@ -92,7 +93,7 @@ func (wsProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error
 	}
 	limit := t.MaxBodyBytes
 	if limit <= 0 {
-		limit = 1 << 20
+		limit = config.DefaultMaxBodyBytes
 	}
 	c.SetReadLimit(limit)
 	if dl, ok := ctx.Deadline(); ok {
@@ -108,7 +109,7 @@ func (wsProber) Probe(ctx context.Context, t *hop.Target, rep *hop.Report) error
 		if err != nil {
 			since(rep, "reply", start)
 			if errors.Is(err, websocket.ErrReadLimit) {
-				return connected(fmt.Errorf("no reply containing %q from %s: a message longer than %d bytes (max_body_bytes): %w", t.Expect.Reply, t.Address, limit, err))
+				err = fmt.Errorf("a message longer than %d bytes (max_body_bytes): %w", limit, err)
 			}
 			return connected(fmt.Errorf("no reply containing %q from %s: %w", t.Expect.Reply, t.Address, err))
 		}
