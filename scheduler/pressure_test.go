@@ -79,6 +79,7 @@ func TestAHangingPeerTakesOnlyItsShareOfSlots(t *testing.T) {
 	}
 	var mu sync.Mutex
 	healthy, unhealthy, notProbed, stuckFailed := 0, 0, 0, 0
+	var badWalk string // the last bad walk of a healthy path, for the failure message
 	s := &scheduler.Scheduler{Walker: scheduler.NewWalker(8, probes.Run), Paths: paths, OnResult: func(r scheduler.PathResult) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -88,6 +89,7 @@ func TestAHangingPeerTakesOnlyItsShareOfSlots(t *testing.T) {
 			healthy++
 		case len(r.Path.ID) == 1:
 			unhealthy++
+			badWalk = fmt.Sprintf("path %s: not probed %v, attempts %d, error %q", r.Path.ID, h.NotProbed, h.Attempts, h.Error)
 		case h.NotProbed:
 			notProbed++
 			if r.FirstFailing >= 0 {
@@ -101,7 +103,7 @@ func TestAHangingPeerTakesOnlyItsShareOfSlots(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if unhealthy > 0 || healthy < 3*5 {
-		t.Errorf("healthy paths: %d good walks, %d bad in 2s beside a hanging peer", healthy, unhealthy)
+		t.Errorf("healthy paths: %d good walks, %d bad in 2s beside a hanging peer (last bad: %s)", healthy, unhealthy, badWalk)
 	}
 	if notProbed == 0 || stuckFailed == 0 {
 		t.Errorf("hanging peer: %d hops not probed, %d failed; want both (2 slots of 8 for 12 paths)", notProbed, stuckFailed)
