@@ -675,7 +675,7 @@ func (l *loop) walk(sl *slot, planned time.Duration) {
 	lag := l.clock.Elapsed() - planned
 	res := l.s.Walker.Walk(sl.ctx, sl.path)
 	res.Lag = lag
-	if sl.ctx.Err() != nil {
+	if ended(sl.ctx) {
 		return
 	}
 	l.s.OnResult(res)
@@ -685,6 +685,18 @@ func (l *loop) walk(sl *slot, planned time.Duration) {
 		case <-sl.ctx.Done():
 		}
 	}
+}
+
+// ended reports whether ctx is done or past its deadline: socket
+// deadlines set from ctx fire a hair before ctx's own timer, so a walk
+// cut by the deadline can return before ctx.Err says so, and its
+// timeouts would read as the path's failure.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // slot is a path's place in the start queue.
